@@ -1,0 +1,76 @@
+// Graph IR: SSA nodes and values. Nodes are stored in the order they were
+// built, which is a topological order (a node only consumes values that exist).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ops/op.h"
+
+namespace cf {
+
+enum class ValueKind : uint8_t { kInput, kParameter, kConstant, kIntermediate };
+const char* ValueKindName(ValueKind k);
+
+struct ValueInfo {
+  int id = -1;
+  TensorType type;
+  ValueKind kind = ValueKind::kIntermediate;
+  int producer = -1;      // node id, -1 for inputs, parameters, constants
+  int output_index = 0;   // which output of the producer
+  std::string scope;      // module scope it was built in, e.g. "unet.mid_block.attentions.0"
+  std::string name;       // inputs / parameters / constants: the binding name
+  bool is_output = false;
+  std::string output_name;  // when is_output
+  bool frozen = false;    // parameters: no gradient is built for them
+  Tensor data;            // constants, and parameters given with values (may be undefined)
+};
+
+struct Node {
+  int id = -1;
+  const OpDef* op = nullptr;
+  std::vector<int> inputs;
+  std::vector<int> outputs;
+  Attrs attrs;
+  std::string scope;
+  Cost cost;
+};
+
+class Graph {
+ public:
+  const std::vector<ValueInfo>& values() const { return values_; }
+  const std::vector<Node>& nodes() const { return nodes_; }
+  const ValueInfo& value(int id) const { return values_[id]; }
+  ValueInfo& mutable_value(int id) { return values_[id]; }
+  const Node& node(int id) const { return nodes_[id]; }
+  int num_values() const { return static_cast<int>(values_.size()); }
+  int num_nodes() const { return static_cast<int>(nodes_.size()); }
+
+  int AddValue(ValueInfo v);
+  int AddNode(Node n);  // sets producer of its outputs
+
+  // Ids of values by kind / flag, in creation order.
+  std::vector<int> Inputs() const;
+  std::vector<int> Parameters() const;
+  std::vector<int> Outputs() const;
+  // -1 when absent.
+  int FindInput(absl::string_view name) const;
+  int FindParameter(absl::string_view name) const;
+  int FindOutput(absl::string_view name) const;
+
+  // Consumers of each value (node ids), computed on demand.
+  std::vector<std::vector<int>> Consumers() const;
+
+  // Checks structure: ids in range, each intermediate produced exactly once
+  // and before use (no cycles), outputs exist, names unique.
+  Status Verify() const;
+
+  std::string ToText() const;  // one line per node: "%5 = conv2d(%3, %4) {..} f32[..]  # scope"
+  std::string ToDot() const;   // Graphviz
+
+ private:
+  std::vector<ValueInfo> values_;
+  std::vector<Node> nodes_;
+};
+
+}  // namespace cf

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The GPU check: on a machine with an NVIDIA H100/H200, the CUDA toolkit, CMake,
+# ninja and Python with PyTorch (no Debian -dev packages, no network), builds
+# the project against .deps/prefix (made by scripts/bundle_gpu_deps.sh and
+# carried along), runs every `gpu`-labelled test and the CUDA microbenchmarks,
+# times the same shapes in PyTorch, and writes logs plus summary.json into the
+# results folder (argument 1, else $OUT, else ./results). Prints a table last.
+# The results folder gets at most 8 files (the device tool brings back 8):
+# gpu.txt, build.log, gpu_tests.log, bench.json, bench.log, torch_baseline.json,
+# summary.json, summary.txt.
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+results="${1:-${OUT:-$root/results}}"
+mkdir -p "$results"
+t0=$(date +%s)
+log() { echo "[gpu_check $(( $(date +%s) - t0 ))s] $*"; }
+
+export PATH="/usr/local/cuda/bin:$PATH"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv >"$results/gpu.txt" 2>&1
+cat "$results/gpu.txt"
+
+# cuDNN: the toolkit's, else the one in PyTorch's wheel.
+cudnn_root=""
+if [ ! -f /usr/local/cuda/include/cudnn.h ]; then
+  cudnn_root=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__) if nvidia.cudnn.__file__ else list(nvidia.cudnn.__path__)[0])' 2>/dev/null || true)
+  log "cuDNN from $cudnn_root"
+  export LD_LIBRARY_PATH="$cudnn_root/lib:${LD_LIBRARY_PATH:-}"
+fi
+prefix="$root/.deps/prefix"
+if [ ! -d "$prefix" ]; then
+  echo "gpu_check: $prefix is missing: run scripts/bundle_gpu_deps.sh on the build machine and carry .deps" >&2
+  exit 2
+fi
+export LD_LIBRARY_PATH="$prefix/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+
+build="$root/build-gpu"
+log "configure"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCF_CUDA=ON \
+  -DCMAKE_PREFIX_PATH="$prefix" ${cudnn_root:+-DCUDNN_ROOT="$cudnn_root"} >"$results/build.log" 2>&1 \
+  || { tail -30 "$results/build.log"; exit 3; }
+log "build"
+cmake --build "$build" -j "$(nproc)" >>"$results/build.log" 2>&1 || { grep -E "error|FAILED" "$results/build.log" | head -40; exit 4; }
+
+log "gpu tests"
+ctest --test-dir "$build" -L gpu --output-on-failure -j 4 >"$results/gpu_tests.log" 2>&1
+test_rc=$?
+tail -5 "$results/gpu_tests.log"
+
+log "benchmarks"
+work="$build/gpu_check_work"
+rm -rf "$work" && mkdir -p "$work"
+: >"$results/bench.log"
+for b in "$build"/bench/*_bench; do
+  [ -x "$b" ] || continue
+  name=$(basename "$b")
+  echo "=== $name" >>"$results/bench.log"
+  timeout 120 "$b" --benchmark_filter='Cuda' --benchmark_min_time=0.1 \
+    --benchmark_out="$work/$name.json" --benchmark_out_format=json >>"$results/bench.log" 2>&1 \
+    || log "$name exited $?"
+done
+
+log "pytorch baseline"
+timeout 120 python3 scripts/torch_baseline.py "$results/torch_baseline.json" >>"$results/bench.log" 2>&1 \
+  || log "torch baseline failed (see bench.log)"
+
+log "summary"
+python3 scripts/gpu_summary.py "$results" "$work" | tee "$results/summary.txt"
+log "done (gpu tests rc=$test_rc)"
+exit $test_rc

@@ -1,0 +1,268 @@
+#include "tests/support/op_harness.h"
+
+#include <cmath>
+#include <random>
+
+#include "graph/autodiff.h"
+#include "ops/cpu_util.h"
+
+namespace cf::testing {
+
+static double ReadAt(const Tensor& t, int64_t i) {
+  switch (t.dtype()) {
+    case DType::f32: return t.data<float>()[i];
+    case DType::f64: return t.data<double>()[i];
+    case DType::f16: return F16BitsToF32(t.data<f16_t>()[i].bits);
+    case DType::bf16: return BF16BitsToF32(t.data<bf16_t>()[i].bits);
+    case DType::i32: return t.data<int32_t>()[i];
+    case DType::i64: return static_cast<double>(t.data<int64_t>()[i]);
+    case DType::u8: return t.data<uint8_t>()[i];
+    case DType::boolean: return t.data<bool>()[i] ? 1.0 : 0.0;
+  }
+  return 0;
+}
+
+static void WriteAt(Tensor& t, int64_t i, double v) {
+  switch (t.dtype()) {
+    case DType::f32: t.data<float>()[i] = static_cast<float>(v); break;
+    case DType::f64: t.data<double>()[i] = v; break;
+    case DType::f16: t.data<f16_t>()[i].bits = F32ToF16Bits(static_cast<float>(v)); break;
+    case DType::bf16: t.data<bf16_t>()[i].bits = F32ToBF16Bits(static_cast<float>(v)); break;
+    case DType::i32: t.data<int32_t>()[i] = static_cast<int32_t>(v); break;
+    case DType::i64: t.data<int64_t>()[i] = static_cast<int64_t>(v); break;
+    case DType::u8: t.data<uint8_t>()[i] = static_cast<uint8_t>(v); break;
+    case DType::boolean: t.data<bool>()[i] = v != 0; break;
+  }
+}
+
+Tensor FromDoubles(const std::vector<double>& values, const Shape& shape, DType dtype) {
+  Tensor t = Tensor::Empty(shape, dtype).value();
+  for (int64_t i = 0; i < t.numel(); ++i) WriteAt(t, i, values[i]);
+  return t;
+}
+
+std::vector<double> ToDoubles(const Tensor& t) {
+  Tensor c = t.device().is_cpu() ? t : t.To(Device::CPU()).value();
+  std::vector<double> v(c.numel());
+  for (int64_t i = 0; i < c.numel(); ++i) v[i] = ReadAt(c, i);
+  return v;
+}
+
+Tensor CastTo(const Tensor& t, DType dtype) { return FromDoubles(ToDoubles(t), t.shape(), dtype); }
+
+Tensor RandomTensor(const Shape& shape, DType dtype, uint64_t seed, double lo, double hi) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> dist(lo, hi);
+  std::vector<double> v(shape.numel());
+  for (double& x : v) x = dist(rng);
+  return FromDoubles(v, shape, dtype);
+}
+
+Tensor RandomIndices(const Shape& shape, DType dtype, uint64_t seed, int64_t bound) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int64_t> dist(0, bound - 1);
+  std::vector<double> v(shape.numel());
+  for (double& x : v) x = static_cast<double>(dist(rng));
+  return FromDoubles(v, shape, dtype);
+}
+
+StatusOr<std::vector<Tensor>> RunOp(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs,
+                                    Device device) {
+  Graph g;
+  Builder b(&g);
+  std::vector<Value> ins;
+  std::map<std::string, Tensor> bind;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    std::string name = absl::StrCat("x", i);
+    ins.push_back(b.Input(name, inputs[i].shape(), inputs[i].dtype()));
+    bind[name] = inputs[i];
+  }
+  std::vector<Value> outs = b.Op(op, ins, attrs);
+  for (size_t k = 0; k < outs.size(); ++k) b.MarkOutput(outs[k], absl::StrCat("y", k));
+  CF_RETURN_IF_ERROR(b.status());
+  ExecutorOptions opts;
+  opts.device = device;
+  opts.poison = true;
+  CF_ASSIGN_OR_RETURN(auto exec, Executor::Create(g, opts));
+  return exec->Run(bind);
+}
+
+StatusOr<Tensor> RunOp1(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs, Device device) {
+  CF_ASSIGN_OR_RETURN(std::vector<Tensor> outs, RunOp(op, inputs, attrs, device));
+  if (outs.size() != 1) return absl::InternalError(absl::StrCat(op, " has ", outs.size(), " outputs"));
+  return outs[0];
+}
+
+Status BuildStatus(absl::string_view op, const std::vector<TensorType>& inputs, const Attrs& attrs) {
+  Graph g;
+  Builder b(&g);
+  std::vector<Value> ins;
+  for (size_t i = 0; i < inputs.size(); ++i) ins.push_back(b.Input(absl::StrCat("x", i), inputs[i].shape, inputs[i].dtype));
+  b.Op(op, ins, attrs);
+  return b.status();
+}
+
+::testing::AssertionResult AllClose(const std::vector<double>& actual, const std::vector<double>& expected,
+                                    double rtol, double atol) {
+  if (actual.size() != expected.size())
+    return ::testing::AssertionFailure() << "size " << actual.size() << " vs expected " << expected.size();
+  int64_t worst = -1, failures = 0;
+  double worst_excess = 0;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    double a = actual[i], e = expected[i];
+    double err = std::fabs(a - e), allowed = atol + rtol * std::fabs(e);
+    bool bad = std::isnan(a) || std::isnan(e) || !(err <= allowed);
+    if (std::isinf(e) && a == e) bad = false;
+    if (!bad) continue;
+    ++failures;
+    double excess = std::isnan(err) ? INFINITY : err - allowed;
+    if (worst < 0 || excess > worst_excess) {
+      worst = static_cast<int64_t>(i);
+      worst_excess = excess;
+    }
+  }
+  if (failures == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << failures << " of " << actual.size() << " elements differ; worst at "
+                                       << worst << ": got " << actual[worst] << ", expected " << expected[worst]
+                                       << " (rtol " << rtol << ", atol " << atol << ")";
+}
+
+::testing::AssertionResult CheckVjp(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs,
+                                    std::vector<int> check, double tol, int max_points) {
+  if (check.empty()) {
+    for (size_t i = 0; i < inputs.size(); ++i)
+      if (IsFloating(inputs[i].dtype())) check.push_back(static_cast<int>(i));
+  }
+  // Forward once to learn the outputs; random cotangents r_k.
+  auto fwd = RunOp(op, inputs, attrs);
+  if (!fwd.ok()) return ::testing::AssertionFailure() << "forward: " << fwd.status().message();
+  std::vector<Tensor> r;
+  for (size_t k = 0; k < fwd->size(); ++k)
+    r.push_back(RandomTensor((*fwd)[k].shape(), DType::f64, 1000 + k));
+  auto loss = [&](const std::vector<Tensor>& xs) -> StatusOr<double> {
+    CF_ASSIGN_OR_RETURN(std::vector<Tensor> ys, RunOp(op, xs, attrs));
+    double l = 0;
+    for (size_t k = 0; k < ys.size(); ++k) {
+      if (!IsFloating(ys[k].dtype())) continue;
+      std::vector<double> y = ToDoubles(ys[k]), rk = ToDoubles(r[k]);
+      for (size_t i = 0; i < y.size(); ++i) l += y[i] * rk[i];
+    }
+    return l;
+  };
+
+  // The autodiff graph.
+  Graph g;
+  Builder b(&g);
+  std::vector<Value> xs, seeds;
+  std::map<std::string, Tensor> bind;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    std::string name = absl::StrCat("x", i);
+    xs.push_back(b.Input(name, inputs[i].shape(), inputs[i].dtype()));
+    bind[name] = inputs[i];
+  }
+  std::vector<Value> ys = b.Op(op, xs, attrs);
+  std::vector<Value> used_ys;
+  for (size_t k = 0; k < ys.size(); ++k) {
+    if (!IsFloating(ys[k].dtype())) continue;
+    std::string name = absl::StrCat("r", k);
+    seeds.push_back(b.Input(name, r[k].shape(), r[k].dtype()));
+    used_ys.push_back(ys[k]);
+    bind[name] = r[k];
+  }
+  std::vector<Value> wrt;
+  for (int i : check) wrt.push_back(xs[i]);
+  auto grads = Gradients(b, used_ys, seeds, wrt);
+  if (!grads.ok()) return ::testing::AssertionFailure() << "gradients: " << grads.status().message();
+  for (size_t j = 0; j < grads->size(); ++j) {
+    if ((*grads)[j].valid()) {
+      b.MarkOutput((*grads)[j], absl::StrCat("g", j));
+    } else {
+      return ::testing::AssertionFailure() << "no gradient built for input " << check[j];
+    }
+  }
+  if (!b.ok()) return ::testing::AssertionFailure() << "building: " << b.status().message();
+  auto exec = Executor::Create(g, {Device::CPU(), {}, true, false});
+  if (!exec.ok()) return ::testing::AssertionFailure() << "executor: " << exec.status().message();
+  auto got = (*exec)->RunNamed(bind);
+  if (!got.ok()) return ::testing::AssertionFailure() << "backward run: " << got.status().message();
+
+  std::mt19937_64 rng(7);
+  for (size_t j = 0; j < check.size(); ++j) {
+    const int i = check[j];
+    std::vector<double> analytic = ToDoubles(got->at(absl::StrCat("g", j)));
+    const int64_t n = inputs[i].numel();
+    std::vector<int64_t> points;
+    if (n <= max_points) {
+      for (int64_t p = 0; p < n; ++p) points.push_back(p);
+    } else {
+      std::uniform_int_distribution<int64_t> dist(0, n - 1);
+      for (int p = 0; p < max_points; ++p) points.push_back(dist(rng));
+    }
+    for (int64_t p : points) {
+      std::vector<Tensor> plus = inputs, minus = inputs;
+      plus[i] = CastTo(inputs[i], inputs[i].dtype());
+      minus[i] = CastTo(inputs[i], inputs[i].dtype());
+      const double x = plus[i].data<double>()[p];
+      const double h = 1e-6 * std::max(1.0, std::fabs(x));
+      plus[i].data<double>()[p] = x + h;
+      minus[i].data<double>()[p] = x - h;
+      auto lp = loss(plus), lm = loss(minus);
+      if (!lp.ok() || !lm.ok()) return ::testing::AssertionFailure() << "finite difference run failed";
+      const double numeric = (*lp - *lm) / (2 * h);
+      const double a = analytic[p];
+      if (std::isnan(a) || std::fabs(a - numeric) > tol * std::max(1.0, std::fabs(numeric))) {
+        return ::testing::AssertionFailure() << op << ": d/d input " << i << " at element " << p << ": autodiff "
+                                             << a << ", finite difference " << numeric;
+      }
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+double DefaultRtol(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return 1e-5;
+    case DType::f16: return 5e-3;
+    case DType::bf16: return 2e-2;
+    default: return 1e-12;
+  }
+}
+double DefaultAtol(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return 1e-5;
+    case DType::f16: return 5e-3;
+    case DType::bf16: return 2e-2;
+    default: return 1e-12;
+  }
+}
+
+Status GpuAvailable() { return CheckDeviceAvailable(Device::CUDA(0)); }
+
+::testing::AssertionResult CudaMatchesCpu(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs,
+                                          DType dtype, double rtol, double atol) {
+  if (rtol < 0) rtol = DefaultRtol(dtype);
+  if (atol < 0) atol = DefaultAtol(dtype);
+  std::vector<Tensor> cpu_in, gpu_in;
+  for (const Tensor& t : inputs) {
+    if (IsFloating(t.dtype())) {
+      Tensor rounded = CastTo(t, dtype);  // both sides see the same values
+      cpu_in.push_back(CastTo(rounded, DType::f32));
+      gpu_in.push_back(rounded.To(Device::CUDA(0)).value());
+    } else {
+      cpu_in.push_back(t);
+      gpu_in.push_back(t.To(Device::CUDA(0)).value());
+    }
+  }
+  auto want = RunOp(op, cpu_in, attrs, Device::CPU());
+  if (!want.ok()) return ::testing::AssertionFailure() << "cpu: " << want.status().message();
+  auto got = RunOp(op, gpu_in, attrs, Device::CUDA(0));
+  if (!got.ok()) return ::testing::AssertionFailure() << "cuda: " << got.status().message();
+  if (want->size() != got->size()) return ::testing::AssertionFailure() << "output count differs";
+  for (size_t k = 0; k < want->size(); ++k) {
+    auto r = AllClose(ToDoubles((*got)[k]), ToDoubles((*want)[k]), rtol, atol);
+    if (!r) return ::testing::AssertionFailure() << op << " output " << k << " (" << DTypeName(dtype) << "): " << r.message();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace cf::testing

@@ -1,0 +1,88 @@
+// Test harness shared by the op tests (in the spirit of ggml's
+// test-backend-ops): random inputs, running one op through the real graph
+// executor, float64 comparisons, VJP against finite differences, and CUDA
+// against CPU with poisoned outputs.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "graph/builder.h"
+#include "graph/executor.h"
+
+namespace cf::testing {
+
+// Uniform random tensor on the CPU, values in [lo, hi) rounded to `dtype`.
+Tensor RandomTensor(const Shape& shape, DType dtype, uint64_t seed, double lo = -1.0, double hi = 1.0);
+// Integer tensor with values in [0, bound).
+Tensor RandomIndices(const Shape& shape, DType dtype, uint64_t seed, int64_t bound);
+// Elements as doubles (copied to the CPU first when needed).
+std::vector<double> ToDoubles(const Tensor& t);
+// A CPU tensor of `dtype` holding `values` (rounded to the dtype).
+Tensor FromDoubles(const std::vector<double>& values, const Shape& shape, DType dtype);
+// `t` converted to `dtype` on the CPU.
+Tensor CastTo(const Tensor& t, DType dtype);
+
+// Runs `op` on `device` as a one-node graph through the executor, with the
+// arena and outputs poisoned (NaN) first. Inputs may live on any device.
+StatusOr<std::vector<Tensor>> RunOp(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs = {},
+                                    Device device = Device::CPU());
+// The same for a single-output op.
+StatusOr<Tensor> RunOp1(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs = {},
+                        Device device = Device::CPU());
+// Shape/dtype inference only; the Status of building the one-node graph.
+Status BuildStatus(absl::string_view op, const std::vector<TensorType>& inputs, const Attrs& attrs = {});
+
+// |actual - expected| <= atol + rtol * |expected| elementwise; NaN or a size
+// mismatch fails. The message names the worst element.
+::testing::AssertionResult AllClose(const std::vector<double>& actual, const std::vector<double>& expected,
+                                    double rtol, double atol);
+
+// Checks the VJP of `op` against central finite differences, everything in
+// float64 on the CPU. `inputs` are f64 tensors (integer inputs are passed as
+// they are and not differentiated). The loss is sum_k <y_k, r_k> with random
+// r_k; `check` lists the inputs to differentiate (empty: all floating ones).
+// At most `max_points` elements per input are perturbed (chosen at random).
+::testing::AssertionResult CheckVjp(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs = {},
+                                    std::vector<int> check = {}, double tol = 1e-6, int max_points = 40);
+
+// Tolerance of a CUDA kernel against the CPU one (DESIGN.md).
+double DefaultRtol(DType dtype);
+double DefaultAtol(DType dtype);
+
+// Runs `op` on the CPU in f32 and on CUDA in `dtype` (inputs of floating type
+// are cast to `dtype` for CUDA and kept f32 for the CPU, after both are
+// rounded to `dtype`), outputs poisoned first, and compares.
+::testing::AssertionResult CudaMatchesCpu(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs,
+                                          DType dtype, double rtol = -1, double atol = -1);
+
+// OK when a CUDA device is usable; otherwise the reason.
+Status GpuAvailable();
+
+}  // namespace cf::testing
+
+// In a gpu test: skips (with the reason) where there is no usable device.
+#define CF_SKIP_WITHOUT_GPU()                                              \
+  do {                                                                     \
+    ::absl::Status cf_gpu_ = ::cf::testing::GpuAvailable();                \
+    if (!cf_gpu_.ok()) GTEST_SKIP() << "no GPU: " << cf_gpu_.message();    \
+  } while (0)
+
+#define CF_ASSERT_OK(expr)                                   \
+  do {                                                       \
+    ::absl::Status cf_s_ = (expr);                           \
+    ASSERT_TRUE(cf_s_.ok()) << cf_s_.message();              \
+  } while (0)
+#define CF_EXPECT_OK(expr)                                   \
+  do {                                                       \
+    ::absl::Status cf_s_ = (expr);                           \
+    EXPECT_TRUE(cf_s_.ok()) << cf_s_.message();              \
+  } while (0)
+#define CF_ASSERT_OK_AND_ASSIGN(lhs, expr) \
+  CF_ASSERT_OK_AND_ASSIGN_IMPL(CF_CONCAT(cf_sor_, __LINE__), lhs, expr)
+#define CF_ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, expr)  \
+  auto tmp = (expr);                                  \
+  ASSERT_TRUE(tmp.ok()) << tmp.status().message();    \
+  lhs = std::move(tmp).value()
