@@ -55,7 +55,7 @@ for b in "$build"/bench/*_bench; do
   [ -x "$b" ] || continue
   name=$(basename "$b")
   echo "=== $name" >>"$results/bench.log"
-  timeout 120 "$b" --benchmark_filter='Cuda' --benchmark_min_time=0.1 \
+  timeout 120 "$b" --benchmark_filter='[Cc][Uu][Dd][Aa]|[Gg][Pp][Uu]' --benchmark_min_time=0.1 \
     --benchmark_out="$work/$name.json" --benchmark_out_format=json >>"$results/bench.log" 2>&1 \
     || log "$name exited $?"
 done

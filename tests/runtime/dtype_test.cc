@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -84,7 +85,7 @@ TEST(DTypeTest, NamesRoundTrip) {
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     EXPECT_EQ(*parsed, t);
   }
-  EXPECT_EQ(DTypeName(DType::boolean), "bool");
+  EXPECT_EQ(std::string(DTypeName(DType::boolean)), "bool");
   auto bad = ParseDType("float17");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("float17"), std::string_view::npos);

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Summarises a gpu_check run: test counts, our CUDA microbenchmarks (time,
+TFLOP/s, GB/s) and the PyTorch baseline of the same run. Writes summary.json
+into the results folder and prints a short table.
+Usage: gpu_summary.py RESULTS_DIR WORK_DIR"""
+import glob
+import json
+import os
+import re
+import sys
+
+
+def main():
+    results, work = sys.argv[1], sys.argv[2]
+    summary = {"tests": {}, "bench": [], "torch": {}}
+    log = os.path.join(results, "gpu_tests.log")
+    if os.path.exists(log):
+        text = open(log).read()
+        m = re.search(r"(\d+)% tests passed, (\d+) tests failed out of (\d+)", text)
+        if m:
+            total, failed = int(m.group(3)), int(m.group(2))
+            skipped = len(re.findall(r"\*\*\*Skipped|Not Run", text))
+            summary["tests"] = {"total": total, "failed": failed, "skipped": skipped}
+        summary["tests"]["failures"] = re.findall(r"\d+ - (\S+) \(Failed\)", text)
+    merged = []
+    for path in sorted(glob.glob(os.path.join(work, "*.json"))):
+        try:
+            data = json.load(open(path))
+        except (OSError, json.JSONDecodeError):
+            continue
+        for b in data.get("benchmarks", []):
+            if b.get("error_occurred"):
+                continue
+            unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}.get(b.get("time_unit", "ns"), 1e-6)
+            merged.append({"name": b["name"], "ms": b["real_time"] * unit,
+                           "tflops": b.get("FLOP/s", b.get("flops", 0.0)) / 1e12,
+                           "gbps": b.get("bytes/s", b.get("bytes_per_second", 0.0)) / 1e9})
+    summary["bench"] = merged
+    with open(os.path.join(results, "bench.json") + ".tmp", "w") as f:
+        json.dump(merged, f, indent=1)
+    os.replace(os.path.join(results, "bench.json") + ".tmp", os.path.join(results, "bench.json"))
+    tb = os.path.join(results, "torch_baseline.json")
+    if os.path.exists(tb):
+        summary["torch"] = json.load(open(tb))
+    with open(os.path.join(results, "summary.json") + ".tmp", "w") as f:
+        json.dump(summary, f, indent=1)
+    os.replace(os.path.join(results, "summary.json") + ".tmp", os.path.join(results, "summary.json"))
+
+    t = summary["tests"]
+    print(f"gpu tests: {t.get('total', '?')} run, {t.get('failed', '?')} failed, {t.get('skipped', 0)} skipped")
+    for name in t.get("failures", []):
+        print(f"  FAILED {name}")
+    print(f"\n{'our CUDA benchmark':60s} {'ms':>9s} {'TFLOP/s':>8s} {'GB/s':>8s}")
+    for b in merged:
+        print(f"{b['name'][:60]:60s} {b['ms']:9.4f} {b['tflops']:8.2f} {b['gbps']:8.1f}")
+    cases = summary["torch"].get("cases", {})
+    if cases:
+        print(f"\n{'PyTorch ' + summary['torch'].get('torch', ''):60s} {'ms':>9s} {'TFLOP/s':>8s} {'GB/s':>8s}")
+        for name, c in cases.items():
+            print(f"{name[:60]:60s} {c['ms']:9.4f} {c['tflops']:8.2f} {c['gbps']:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
