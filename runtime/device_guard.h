@@ -13,13 +13,10 @@ namespace cf {
 
 class CudaDeviceGuard {
  public:
-  explicit CudaDeviceGuard(int ordinal) : ordinal_(ordinal) {
-    if (cudaGetDevice(&previous_) != cudaSuccess) {
-      (void)cudaGetLastError();
-      previous_ = -1;
-    }
-    if (previous_ != ordinal_) status_ = Set(ordinal_);
-  }
+  explicit CudaDeviceGuard(int ordinal)
+      : ordinal_(ordinal),
+        previous_(CurrentDevice()),
+        status_(previous_ == ordinal ? absl::OkStatus() : Set(ordinal)) {}
   ~CudaDeviceGuard() {
     if (previous_ >= 0 && previous_ != ordinal_) (void)cudaSetDevice(previous_);
   }
@@ -30,12 +27,21 @@ class CudaDeviceGuard {
   const Status& status() const { return status_; }
 
  private:
+  // -1 when it cannot be read (then nothing is restored).
+  static int CurrentDevice() {
+    int d = -1;
+    if (cudaGetDevice(&d) != cudaSuccess) {
+      (void)cudaGetLastError();
+      d = -1;
+    }
+    return d;
+  }
   static Status Set(int ordinal) {
     CF_CUDA_CHECK(cudaSetDevice(ordinal));
     return absl::OkStatus();
   }
   int ordinal_;
-  int previous_ = -1;
+  int previous_;
   Status status_;
 };
 

@@ -148,22 +148,34 @@ CF_HD float PhiloxLog(float x) {
   return rn::Sub(rn::Mul(kf, kLn2Hi), rn::Sub(small, f));
 }
 
-// sin and cos of 2*pi*k/2^24 for k in [0, 2^24), within about 1 ulp. The
+// sin and cos of 2*pi*k/2^24 for k in [0, 2^24), within 1.25 ulp. The
 // angle is a 24-bit fixed-point number of turns, so range reduction is exact
 // integer arithmetic: k = q * 2^22 + r with r in [-2^21, 2^21), i.e. a
 // quadrant q and t = r / 2^24 in [-1/8, 1/8) turns (|2*pi*t| <= pi/4), where
 // Taylor polynomials in t (coefficients (2*pi)^n / n!) are accurate to ~3e-9.
+// The leading term of sin, 2*pi*t, is summed in parts that are exact products
+// (t = th + tl with 10- and 11-bit halves, 2*pi = kHi + kLo with a 12-bit kHi),
+// so the rounding of 2*pi and of that product do not add up.
 CF_HD void PhiloxSinCos2Pi(uint32_t k, float* sin_out, float* cos_out) {
   k &= 0xffffffu;
   const uint32_t q = (k + (1u << 21)) >> 22;  // 0..4; 4 is a full turn, same as 0
   const int32_t r = static_cast<int32_t>(k) - static_cast<int32_t>(q << 22);
-  const float t = rn::Mul(static_cast<float>(r), 5.9604644775390625e-8f);  // r * 2^-24, exact
+  // Split toward zero, so both parts have the sign of r and never cancel.
+  const int32_t r_hi = r / 2048 * 2048, r_lo = r - r_hi;  // |r_lo| < 2^11
+  constexpr float kTurnUnit = 5.9604644775390625e-8f;      // 2^-24
+  const float t = rn::Mul(static_cast<float>(r), kTurnUnit);  // all three exact
+  const float th = rn::Mul(static_cast<float>(r_hi), kTurnUnit);
+  const float tl = rn::Mul(static_cast<float>(r_lo), kTurnUnit);
   const float t2 = rn::Mul(t, t);
-  // sin(2 pi t) = t * (S1 + t2 * (S3 + t2 * (S5 + t2 * (S7 + t2 * S9))))
+  // sin(2 pi t) = 2 pi t + t^3 * (S3 + t2 * (S5 + t2 * (S7 + t2 * S9)))
+  constexpr float kTwoPiHi = 6.283203125f;             // 3217 / 512
+  constexpr float kTwoPiLo = -1.7817820413768004e-05f;  // 2*pi - kTwoPiHi
   float ps = rn::Add(-76.7058597530613f, rn::Mul(t2, 42.0586939448976f));
   ps = rn::Add(81.6052492760750f, rn::Mul(t2, ps));
   ps = rn::Add(-41.3417022403998f, rn::Mul(t2, ps));
-  const float sn = rn::Add(rn::Mul(t, 6.28318530717959f), rn::Mul(rn::Mul(t, t2), ps));
+  float small = rn::Add(rn::Mul(t, kTwoPiLo), rn::Mul(rn::Mul(t, t2), ps));
+  small = rn::Add(rn::Mul(tl, kTwoPiHi), small);
+  const float sn = rn::Add(rn::Mul(th, kTwoPiHi), small);
   // cos(2 pi t) = 1 + t2 * (C2 + t2 * (C4 + t2 * (C6 + t2 * (C8 + t2 * C10))))
   float pc = rn::Add(60.2446413718766f, rn::Mul(t2, -26.4262567833744f));
   pc = rn::Add(-85.4568172066937f, rn::Mul(t2, pc));
