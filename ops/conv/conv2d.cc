@@ -1,0 +1,229 @@
+// "conv2d", "conv2d_backward_input", "conv2d_backward_weight": definitions,
+// shape and cost rules, the VJP and the CPU kernels (which pick the GEMM or
+// the depthwise path; conv_cpu.h). CUDA kernels: conv2d_cuda.cu.
+// See docs/ops/conv.md.
+#include "ops/conv/conv.h"
+
+#include "ops/conv/conv_cpu.h"
+#include "ops/conv/conv_params.h"
+#include "ops/cpu_util.h"
+#include "ops/elementwise/elementwise.h"
+
+namespace cf {
+namespace {
+
+Status CheckFloats(absl::Span<const TensorType> ins) {
+  for (size_t i = 0; i < ins.size(); ++i) {
+    CF_CHECK_ARG(IsFloating(ins[i].dtype), "input ", i, " has dtype ", DTypeName(ins[i].dtype),
+                 "; a floating dtype is required");
+    CF_CHECK_ARG(ins[i].dtype == ins[0].dtype, "inputs have different dtypes (", DTypeName(ins[0].dtype), " and ",
+                 DTypeName(ins[i].dtype), ")");
+  }
+  return absl::OkStatus();
+}
+
+StatusOr<Shape> ShapeAttr(const Attrs& attrs, const std::string& name) {
+  CF_ASSIGN_OR_RETURN(std::vector<int64_t> dims, attrs.RequireInts(name));
+  CF_CHECK_ARG(dims.size() == 4, "attribute '", name, "' must have 4 entries, got ", dims.size());
+  return Shape(dims);
+}
+
+// ---- the three ops' geometry -------------------------------------------------------
+
+StatusOr<ConvParams> ForwardParams(const Attrs& attrs, absl::Span<const TensorType> ins) {
+  CF_RETURN_IF_ERROR(CheckFloats(ins));
+  CF_ASSIGN_OR_RETURN(ConvParams p, ConvParamsOf(attrs, ins[0].shape, ins[1].shape));
+  if (ins.size() == 3)
+    CF_CHECK_ARG(ins[2].shape == Shape({p.cout}), "bias must be [", p.cout, "] (one per output channel), got ",
+                 ins[2].shape.ToString());
+  return p;
+}
+
+// (grad_out, weight) with attribute input_shape.
+StatusOr<ConvParams> BackwardInputParams(const Attrs& attrs, absl::Span<const TensorType> ins) {
+  CF_RETURN_IF_ERROR(CheckFloats(ins));
+  CF_ASSIGN_OR_RETURN(Shape xs, ShapeAttr(attrs, "input_shape"));
+  CF_ASSIGN_OR_RETURN(ConvParams p, ConvParamsOf(attrs, xs, ins[1].shape));
+  CF_CHECK_ARG(ins[0].shape == p.output_shape(), "grad_out is ", ins[0].shape.ToString(), " but the conv of ",
+               p.ToString(), " outputs ", p.output_shape().ToString());
+  return p;
+}
+
+// (x, grad_out) with attribute weight_shape.
+StatusOr<ConvParams> BackwardWeightParams(const Attrs& attrs, absl::Span<const TensorType> ins) {
+  CF_RETURN_IF_ERROR(CheckFloats(ins));
+  CF_ASSIGN_OR_RETURN(Shape ws, ShapeAttr(attrs, "weight_shape"));
+  CF_ASSIGN_OR_RETURN(ConvParams p, ConvParamsOf(attrs, ins[0].shape, ws));
+  CF_CHECK_ARG(ins[1].shape == p.output_shape(), "grad_out is ", ins[1].shape.ToString(), " but the conv of ",
+               p.ToString(), " outputs ", p.output_shape().ToString());
+  return p;
+}
+
+std::vector<TensorType> TypesOf(absl::Span<const Tensor> ts) {
+  std::vector<TensorType> out;
+  for (const Tensor& t : ts) out.push_back({t.shape(), t.dtype()});
+  return out;
+}
+
+// ---- conv2d ------------------------------------------------------------------------
+
+StatusOr<std::vector<TensorType>> InferConv(const OpCall& c) {
+  CF_ASSIGN_OR_RETURN(ConvParams p, ForwardParams(c.attrs, c.inputs));
+  return std::vector<TensorType>{{p.output_shape(), c.inputs[0].dtype}};
+}
+
+Cost CostConv(const OpCall& c, absl::Span<const TensorType> outs) {
+  // mac_flops = 2·N·Ho·Wo·Cout·kh·kw·Cin/groups; bias_flops = N·Ho·Wo·Cout.
+  Cost cost = IoBytes(c.inputs, outs);
+  auto p = ForwardParams(c.attrs, c.inputs);
+  if (!p.ok()) return cost;
+  cost.mac_flops = 2 * p->macs();
+  if (c.inputs.size() == 3) cost.bias_flops = p->n * p->ho * p->wo * p->cout;
+  return cost;
+}
+
+StatusOr<std::vector<Value>> ConvVjp(VjpContext& ctx) {
+  std::vector<Value> grads(ctx.inputs.size());
+  Value g = ctx.grad_outputs[0];
+  if (!g.valid()) return grads;
+  Value x = ctx.inputs[0], w = ctx.inputs[1];
+  const Attrs attrs = ConvAttrsOnly(ctx.attrs);
+  if (ctx.needs_grad[0]) grads[0] = Conv2dBackwardInput(g, w, x.shape(), attrs);
+  if (ctx.needs_grad[1]) grads[1] = Conv2dBackwardWeight(x, g, w.shape(), attrs);
+  if (ctx.inputs.size() == 3 && ctx.needs_grad[2]) grads[2] = SumTo(g, ctx.inputs[2].shape());
+  return grads;
+}
+
+Status ConvCpu(KernelContext& ctx) {
+  CF_ASSIGN_OR_RETURN(ConvParams p, ForwardParams(ctx.attrs, TypesOf(ctx.inputs)));
+  return DispatchFloat(ctx.inputs[0].dtype(), ctx.op, [&](auto tag) -> Status {
+    using T = decltype(tag);
+    const T* bias = ctx.inputs.size() == 3 ? ctx.inputs[2].data<T>() : nullptr;
+    const T* x = ctx.inputs[0].data<T>();
+    const T* w = ctx.inputs[1].data<T>();
+    T* y = ctx.outputs[0].data<T>();
+    if (p.depthwise()) {
+      DepthwiseForwardCpu<T>(p, x, w, bias, y);
+    } else {
+      ConvForwardGemmCpu<T>(p, x, w, bias, y);
+    }
+    return absl::OkStatus();
+  });
+}
+
+// ---- conv2d_backward_input -----------------------------------------------------------
+
+StatusOr<std::vector<TensorType>> InferBackwardInput(const OpCall& c) {
+  CF_ASSIGN_OR_RETURN(ConvParams p, BackwardInputParams(c.attrs, c.inputs));
+  return std::vector<TensorType>{{p.input_shape(), c.inputs[0].dtype}};
+}
+
+// Both backward ops: mac_flops = 2·N·Ho·Wo·Cout·kh·kw·Cin/groups (the
+// forward's multiply-adds, padding taps included, as the GEMM computes them).
+Cost CostBackwardInput(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  auto p = BackwardInputParams(c.attrs, c.inputs);
+  if (p.ok()) cost.mac_flops = 2 * p->macs();
+  return cost;
+}
+
+Status BackwardInputCpu(KernelContext& ctx) {
+  CF_ASSIGN_OR_RETURN(ConvParams p, BackwardInputParams(ctx.attrs, TypesOf(ctx.inputs)));
+  return DispatchFloat(ctx.inputs[0].dtype(), ctx.op, [&](auto tag) -> Status {
+    using T = decltype(tag);
+    const T* dy = ctx.inputs[0].data<T>();
+    const T* w = ctx.inputs[1].data<T>();
+    T* dx = ctx.outputs[0].data<T>();
+    if (p.depthwise()) {
+      DepthwiseBackwardInputCpu<T>(p, dy, w, dx);
+    } else {
+      ConvBackwardInputGemmCpu<T>(p, dy, w, dx);
+    }
+    return absl::OkStatus();
+  });
+}
+
+// ---- conv2d_backward_weight -----------------------------------------------------------
+
+StatusOr<std::vector<TensorType>> InferBackwardWeight(const OpCall& c) {
+  CF_ASSIGN_OR_RETURN(ConvParams p, BackwardWeightParams(c.attrs, c.inputs));
+  return std::vector<TensorType>{{p.weight_shape(), c.inputs[0].dtype}};
+}
+
+Cost CostBackwardWeight(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  auto p = BackwardWeightParams(c.attrs, c.inputs);
+  if (p.ok()) cost.mac_flops = 2 * p->macs();
+  return cost;
+}
+
+Status BackwardWeightCpu(KernelContext& ctx) {
+  CF_ASSIGN_OR_RETURN(ConvParams p, BackwardWeightParams(ctx.attrs, TypesOf(ctx.inputs)));
+  return DispatchFloat(ctx.inputs[0].dtype(), ctx.op, [&](auto tag) -> Status {
+    using T = decltype(tag);
+    const T* x = ctx.inputs[0].data<T>();
+    const T* dy = ctx.inputs[1].data<T>();
+    T* dw = ctx.outputs[0].data<T>();
+    if (p.depthwise()) {
+      DepthwiseBackwardWeightCpu<T>(p, x, dy, dw);
+    } else {
+      ConvBackwardWeightGemmCpu<T>(p, x, dy, dw);
+    }
+    return absl::OkStatus();
+  });
+}
+
+OpDef MakeDef(const char* name, int min_in, int max_in, decltype(OpDef::infer) infer, decltype(OpDef::cost) cost,
+              VjpFn vjp, const char* doc) {
+  OpDef d;
+  d.name = name;
+  d.min_inputs = min_in;
+  d.max_inputs = max_in;
+  d.infer = std::move(infer);
+  d.cost = std::move(cost);
+  d.vjp = std::move(vjp);
+  d.doc = doc;
+  return d;
+}
+
+std::vector<int64_t> Dims(const Shape& s) { return std::vector<int64_t>(s.dims().begin(), s.dims().end()); }
+
+}  // namespace
+
+Value Conv2d(Value x, Value weight, Value bias, std::vector<int64_t> stride, std::vector<int64_t> padding,
+             std::vector<int64_t> dilation, int64_t groups) {
+  Builder* b = x.b != nullptr ? x.b : weight.b;
+  if (b == nullptr) return {};
+  std::vector<Value> ins{x, weight};
+  if (bias.valid()) ins.push_back(bias);
+  return b->Op1("conv2d", ins,
+                Attrs{{"stride", stride}, {"padding", padding}, {"dilation", dilation}, {"groups", groups}});
+}
+
+Value Conv2dBackwardInput(Value grad_out, Value weight, const Shape& input_shape, const Attrs& conv_attrs) {
+  Builder* b = grad_out.b != nullptr ? grad_out.b : weight.b;
+  if (b == nullptr) return {};
+  Attrs attrs = ConvAttrsOnly(conv_attrs);
+  attrs.Set("input_shape", Dims(input_shape));
+  return b->Op1("conv2d_backward_input", {grad_out, weight}, attrs);
+}
+
+Value Conv2dBackwardWeight(Value x, Value grad_out, const Shape& weight_shape, const Attrs& conv_attrs) {
+  Builder* b = x.b != nullptr ? x.b : grad_out.b;
+  if (b == nullptr) return {};
+  Attrs attrs = ConvAttrsOnly(conv_attrs);
+  attrs.Set("weight_shape", Dims(weight_shape));
+  return b->Op1("conv2d_backward_weight", {x, grad_out}, attrs);
+}
+
+CF_REGISTER_OP(MakeDef("conv2d", 2, 3, InferConv, CostConv, ConvVjp,
+                       "2D cross-correlation, NHWC input, [Cout, kh, kw, Cin/groups] weight, optional bias"));
+CF_REGISTER_OP(MakeDef("conv2d_backward_input", 2, 2, InferBackwardInput, CostBackwardInput, nullptr,
+                       "gradient of conv2d's input from (grad_out, weight); attribute input_shape"));
+CF_REGISTER_OP(MakeDef("conv2d_backward_weight", 2, 2, InferBackwardWeight, CostBackwardWeight, nullptr,
+                       "gradient of conv2d's weight from (x, grad_out); attribute weight_shape"));
+CF_REGISTER_KERNEL("conv2d", kCPU, ConvCpu);
+CF_REGISTER_KERNEL("conv2d_backward_input", kCPU, BackwardInputCpu);
+CF_REGISTER_KERNEL("conv2d_backward_weight", kCPU, BackwardWeightCpu);
+
+}  // namespace cf

@@ -1,0 +1,23 @@
+// CPU kernels of conv2d and its backward ops, for T in {float, double,
+// f16_t, bf16_t}. All arrays are dense, channels-last, shaped as in
+// ConvParams: x [N, H, W, Cin], w [Cout, kh, kw, Cin/groups], y / dy
+// [N, Ho, Wo, Cout], bias [Cout] or null.
+#pragma once
+
+#include "ops/conv/conv_params.h"
+
+namespace cf {
+
+// im2col + the blocked GEMM (any groups; 1x1 stride-1 convs skip im2col).
+template <typename T> void ConvForwardGemmCpu(const ConvParams& p, const T* x, const T* w, const T* bias, T* y);
+// dx = col2im(dy · W), gathered so threads never write the same pixel.
+template <typename T> void ConvBackwardInputGemmCpu(const ConvParams& p, const T* dy, const T* w, T* dx);
+// dW = dyᵀ · im2col(x), accumulated in f32 over bands of output pixels.
+template <typename T> void ConvBackwardWeightGemmCpu(const ConvParams& p, const T* x, const T* dy, T* dw);
+
+// Depthwise (groups == Cin == Cout): direct loops, vectorised over channels.
+template <typename T> void DepthwiseForwardCpu(const ConvParams& p, const T* x, const T* w, const T* bias, T* y);
+template <typename T> void DepthwiseBackwardInputCpu(const ConvParams& p, const T* dy, const T* w, T* dx);
+template <typename T> void DepthwiseBackwardWeightCpu(const ConvParams& p, const T* x, const T* dy, T* dw);
+
+}  // namespace cf

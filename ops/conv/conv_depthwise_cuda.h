@@ -1,0 +1,30 @@
+// CUDA depthwise conv2d (groups == Cin == Cout, weight [C, kh, kw, 1]),
+// channels-last, for T in {float, __half, __nv_bfloat16}; f32 arithmetic.
+// Kernels: conv_depthwise_kernels.cuh; one translation unit per dtype
+// (conv_depthwise_{f32,f16,bf16}.cu). Used by conv2d_cuda.cu; include from
+// .cu files only.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <functional>
+
+#include "ops/conv/conv_params.h"
+
+namespace cf {
+
+// y [N, Ho, Wo, C] = depthwise conv of x [N, H, W, C] (+ bias [C] or null).
+template <typename T>
+Status DepthwiseForwardCuda(const ConvParams& p, const T* x, const T* w, const T* bias, T* y, cudaStream_t stream);
+
+// dx [N, H, W, C] from dy [N, Ho, Wo, C].
+template <typename T>
+Status DepthwiseBackwardInputCuda(const ConvParams& p, const T* dy, const T* w, T* dx, cudaStream_t stream);
+
+// dw [C, kh, kw, 1] from x and dy; per-block partial sums go to f32 scratch
+// from `workspace` and are added in a fixed order (deterministic).
+template <typename T>
+Status DepthwiseBackwardWeightCuda(const ConvParams& p, const T* x, const T* dy, T* dw, cudaStream_t stream,
+                                   const std::function<StatusOr<void*>(int64_t)>& workspace);
+
+}  // namespace cf

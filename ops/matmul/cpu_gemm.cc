@@ -1,0 +1,358 @@
+// The blocked CPU GEMM (see cpu_gemm.h and docs/cpu-gemm.md for the numbers).
+//
+// Loop structure for one MC x NC tile of C (one task of ParallelFor):
+//   for pc in K by KC:              pack A[ic:ic+MC, pc:pc+KC] into MR-row panels (L2)
+//     for jr in NC by NR:           B panel KC x NR, packed once up front (stays in L1)
+//       for ir in MC by MR:         micro-kernel: MR x NR accumulators in registers,
+//                                   summed into a float tile of C (cbuf, L2)
+//   epilogue: cbuf -> C with bias, activation, dtype conversion.
+// Packing converts f16/bf16 storage to f32 once, so the micro-kernel only
+// ever sees f32 (or f64) and zero padding removes every edge case from it.
+#include "ops/matmul/cpu_gemm.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+
+#include "ops/activation/activation_math.h"
+#include "ops/cpu_util.h"
+#include "runtime/thread_pool.h"
+
+namespace cf::gemm {
+namespace {
+
+// Cache blocking (docs/cpu-gemm.md): a KC x NR panel of B is 16 KiB in f32
+// (L1), an MC x KC block of A 96 KiB and the MC x NC tile of C 96 KiB (L2).
+constexpr int64_t kMC = 96;  // a multiple of every MR below
+constexpr int64_t kKC = 256;
+constexpr int64_t kNC = 256;  // a multiple of every NR below
+
+std::atomic<bool> g_force_generic{false};
+
+// ---- micro-kernels ------------------------------------------------------------
+// Shapes: a: kc x MR packed (a[k * MR + i]), b: kc x NR packed (b[k * NR + j]),
+// c: MR x NR tile with row stride ldc. first: c = a·b, otherwise c += a·b.
+
+template <typename Acc> using MicroKernel = void (*)(int64_t kc, const Acc* a, const Acc* b, Acc* c, int64_t ldc,
+                                                     bool first);
+
+// Portable version: fixed MR x NR loops that GCC unrolls and vectorises at
+// -O3 (the j loop becomes SSE2 vectors; the accumulators stay in registers).
+template <typename Acc, int MR, int NR>
+void MicroGeneric(int64_t kc, const Acc* __restrict a, const Acc* __restrict b, Acc* __restrict c, int64_t ldc,
+                  bool first) {
+  Acc acc[MR][NR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 16
+    for (int j = 0; j < NR; ++j) acc[i][j] = 0;
+  for (int64_t k = 0; k < kc; ++k) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const Acc ai = a[i];
+#pragma GCC unroll 16
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  for (int i = 0; i < MR; ++i) {
+    Acc* ci = c + i * ldc;
+    if (first) {
+      for (int j = 0; j < NR; ++j) ci[j] = acc[i][j];
+    } else {
+      for (int j = 0; j < NR; ++j) ci[j] += acc[i][j];
+    }
+  }
+}
+
+// AVX2 + FMA version, 6 x 16: 12 ymm accumulators, 2 ymm of B and one
+// broadcast of A per row (15 of the 16 ymm registers). Compiled for AVX2 by
+// the target attribute only; called after __builtin_cpu_supports says yes.
+__attribute__((target("avx2,fma"))) void MicroAvx2_6x16(int64_t kc, const float* __restrict a,
+                                                        const float* __restrict b, float* __restrict c,
+                                                        int64_t ldc, bool first) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
+         c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
+         c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
+         c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 ai = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(ai, b0, c00);
+    c01 = _mm256_fmadd_ps(ai, b1, c01);
+    ai = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(ai, b0, c10);
+    c11 = _mm256_fmadd_ps(ai, b1, c11);
+    ai = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(ai, b0, c20);
+    c21 = _mm256_fmadd_ps(ai, b1, c21);
+    ai = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(ai, b0, c30);
+    c31 = _mm256_fmadd_ps(ai, b1, c31);
+    ai = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(ai, b0, c40);
+    c41 = _mm256_fmadd_ps(ai, b1, c41);
+    ai = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(ai, b0, c50);
+    c51 = _mm256_fmadd_ps(ai, b1, c51);
+    a += 6;
+    b += 16;
+  }
+  const __m256 rows[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int i = 0; i < 6; ++i) {
+    float* ci = c + i * ldc;
+    __m256 lo = rows[i][0], hi = rows[i][1];
+    if (!first) {
+      lo = _mm256_add_ps(lo, _mm256_loadu_ps(ci));
+      hi = _mm256_add_ps(hi, _mm256_loadu_ps(ci + 8));
+    }
+    _mm256_storeu_ps(ci, lo);
+    _mm256_storeu_ps(ci + 8, hi);
+  }
+}
+
+template <typename Acc> struct KernelInfo {
+  int mr, nr;
+  MicroKernel<Acc> fn;
+  const char* name;
+};
+
+bool HasAvx2Fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+// The kernel used for new packings of B.
+template <typename Acc> KernelInfo<Acc> ChooseKernel() {
+  if constexpr (std::is_same_v<Acc, double>) {
+    return {4, 4, &MicroGeneric<double, 4, 4>, "generic_4x4_f64"};
+  } else {
+    if (HasAvx2Fma() && !g_force_generic.load()) return {6, 16, &MicroAvx2_6x16, "avx2_fma_6x16"};
+    return {4, 8, &MicroGeneric<float, 4, 8>, "generic_4x8"};
+  }
+}
+// The kernel that matches a packing made with panel width nr.
+template <typename Acc> KernelInfo<Acc> KernelForNr(int nr) {
+  if constexpr (std::is_same_v<Acc, float>) {
+    if (nr == 16) return {6, 16, &MicroAvx2_6x16, "avx2_fma_6x16"};
+    return {4, 8, &MicroGeneric<float, 4, 8>, "generic_4x8"};
+  } else {
+    (void)nr;
+    return ChooseKernel<Acc>();
+  }
+}
+
+// ---- packing -------------------------------------------------------------------
+
+template <typename Acc, typename T> inline Acc LoadAs(const T* p, int64_t i) { return static_cast<Acc>(Load(p, i)); }
+
+// A[i0 : i0+mc, p0 : p0+kc] into ceil(mc / MR) panels of kc x MR, zero-padded rows.
+template <typename TA, typename Acc>
+void PackA(MatRef<TA> a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, Acc* dst) {
+  for (int64_t ir = 0; ir < mc; ir += mr) {
+    const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+    Acc* d = dst + ir * kc;
+    const TA* src = a.p + (i0 + ir) * a.rs + p0 * a.cs;
+    if (a.cs == 1) {  // rows contiguous: read along k
+      for (int i = 0; i < rows; ++i) {
+        const TA* s = src + i * a.rs;
+        for (int64_t k = 0; k < kc; ++k) d[k * mr + i] = LoadAs<Acc>(s, k);
+      }
+    } else {  // columns contiguous (transposed A): read along i
+      for (int64_t k = 0; k < kc; ++k) {
+        const TA* s = src + k * a.cs;
+        for (int i = 0; i < rows; ++i) d[k * mr + i] = LoadAs<Acc>(s, i * a.rs);
+      }
+    }
+    if (rows < mr) {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int i = rows; i < mr; ++i) d[k * mr + i] = 0;
+    }
+  }
+}
+
+// Per-thread scratch that grows and is kept (one per accumulation type and use).
+template <typename Acc, int kTag> Acc* Scratch(int64_t n) {
+  thread_local std::unique_ptr<Acc[]> buf;
+  thread_local int64_t cap = 0;
+  if (n > cap) {
+    buf.reset(new Acc[n]);
+    cap = n;
+  }
+  return buf.get();
+}
+
+template <typename TC, typename F, Activation kAct>
+void WriteRow(const F* src, TC* dst, int64_t n, const TC* bias) {
+  for (int64_t j = 0; j < n; ++j) {
+    F v = src[j];
+    if (bias != nullptr) v += static_cast<F>(Load(bias, j));
+    if constexpr (kAct != Activation::kNone) v = ApplyActivation(kAct, v);
+    Store(dst, j, v);
+  }
+}
+
+// cbuf (mc x nc, row stride ldcb) -> C tile at (i0, j0) through the epilogue.
+template <typename TC, typename F>
+void WriteTile(const F* cbuf, int64_t ldcb, int64_t mc, int64_t nc, TC* c, int64_t ldc, int64_t j0,
+               const Epilogue<TC>& ep) {
+  const TC* bias = ep.bias ? ep.bias + j0 : nullptr;
+  for (int64_t i = 0; i < mc; ++i) {
+    const F* src = cbuf + i * ldcb;
+    TC* dst = c + i * ldc + j0;
+    if (ep.accumulate) {
+      for (int64_t j = 0; j < nc; ++j) Store(dst, j, Load(dst, j) + src[j]);
+      continue;
+    }
+    switch (ep.act) {
+      case Activation::kNone: WriteRow<TC, F, Activation::kNone>(src, dst, nc, bias); break;
+      case Activation::kGelu: WriteRow<TC, F, Activation::kGelu>(src, dst, nc, bias); break;
+      case Activation::kGeluTanh: WriteRow<TC, F, Activation::kGeluTanh>(src, dst, nc, bias); break;
+      case Activation::kSilu: WriteRow<TC, F, Activation::kSilu>(src, dst, nc, bias); break;
+    }
+  }
+}
+
+}  // namespace
+
+// ---- public API ------------------------------------------------------------------
+
+StatusOr<Activation> ParseActivation(const std::string& name) {
+  if (name == "none" || name.empty()) return Activation::kNone;
+  if (name == "gelu") return Activation::kGelu;
+  if (name == "gelu_tanh") return Activation::kGeluTanh;
+  if (name == "silu") return Activation::kSilu;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown activation '", name, "' (expected none, gelu, gelu_tanh or silu)"));
+}
+
+const char* ActivationName(Activation a) {
+  switch (a) {
+    case Activation::kNone: return "none";
+    case Activation::kGelu: return "gelu";
+    case Activation::kGeluTanh: return "gelu_tanh";
+    case Activation::kSilu: return "silu";
+  }
+  return "?";
+}
+
+// The activation family's own formulas (ops/activation/activation_math.h),
+// so the fused epilogue computes exactly what "gelu" / "silu" compute.
+template <typename F> static F ApplyActivationT(Activation act, F x) {
+  switch (act) {
+    case Activation::kNone: return x;
+    case Activation::kGelu: return act::Forward<act::Kind::kGeluErf>(x, F(0));
+    case Activation::kGeluTanh: return act::Forward<act::Kind::kGeluTanh>(x, F(0));
+    case Activation::kSilu: return act::Forward<act::Kind::kSilu>(x, F(0));
+  }
+  return x;
+}
+float ApplyActivation(Activation act, float x) { return ApplyActivationT(act, x); }
+double ApplyActivation(Activation act, double x) { return ApplyActivationT(act, x); }
+
+const char* FloatKernelName() { return ChooseKernel<float>().name; }
+
+bool ForceGenericKernel(bool force) { return g_force_generic.exchange(force); }
+
+template <typename TB, typename Acc> PackedB<Acc> PackB(int64_t k, int64_t n, MatRef<TB> b) {
+  const int nr = ChooseKernel<Acc>().nr;
+  PackedB<Acc> p;
+  p.k_ = k;
+  p.n_ = n;
+  p.nr_ = nr;
+  p.n_pad_ = (n + nr - 1) / nr * nr;
+  const int64_t panels = p.n_pad_ / nr;
+  const int64_t kblocks = (k + kKC - 1) / kKC;
+  p.data_.reset(new Acc[std::max<int64_t>(1, k * p.n_pad_)]);
+  Acc* data = p.data_.get();
+  const int64_t n_pad = p.n_pad_;
+  // One task per (K block, panel); each writes its own kc x NR slab.
+  ParallelFor(0, kblocks * panels, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, std::min(k, kKC))),
+              [&](int64_t lo, int64_t hi) {
+                for (int64_t t = lo; t < hi; ++t) {
+                  const int64_t pc = (t / panels) * kKC, jp = t % panels;
+                  const int64_t kc = std::min(kKC, k - pc);
+                  Acc* d = data + pc * n_pad + jp * kc * nr;  // PackedB::panel()
+                  const int64_t j0 = jp * nr;
+                  const int cols = static_cast<int>(std::min<int64_t>(nr, n - j0));
+                  if (b.cs == 1) {
+                    for (int64_t kk = 0; kk < kc; ++kk) {
+                      const TB* s = b.p + (pc + kk) * b.rs + j0;
+                      for (int j = 0; j < cols; ++j) d[kk * nr + j] = LoadAs<Acc>(s, j);
+                      for (int j = cols; j < nr; ++j) d[kk * nr + j] = 0;
+                    }
+                  } else {  // B transposed in memory (a weight [N, K]): read along k
+                    for (int j = 0; j < cols; ++j) {
+                      const TB* s = b.p + pc * b.rs + (j0 + j) * b.cs;
+                      for (int64_t kk = 0; kk < kc; ++kk) d[kk * nr + j] = LoadAs<Acc>(s, kk * b.rs);
+                    }
+                    for (int64_t kk = 0; kk < kc; ++kk)
+                      for (int j = cols; j < nr; ++j) d[kk * nr + j] = 0;
+                  }
+                }
+              });
+  return p;
+}
+
+template <typename TA, typename TC>
+void GemmPacked(int64_t m, MatRef<TA> a, const PackedB<GemmAcc<TC>>& b, TC* c, int64_t ldc, const Epilogue<TC>& ep) {
+  using Acc = GemmAcc<TC>;
+  const int64_t n = b.n(), k = b.k();
+  if (m <= 0 || n <= 0) return;
+  const KernelInfo<Acc> ki = KernelForNr<Acc>(b.nr());
+  const int mr = ki.mr, nr = ki.nr;
+  const int64_t mtiles = (m + kMC - 1) / kMC, ntiles = (n + kNC - 1) / kNC;
+  ParallelFor(0, mtiles * ntiles, 1, [&](int64_t lo, int64_t hi) {
+    Acc* abuf = Scratch<Acc, 0>(kMC * kKC);
+    constexpr int64_t ldcb = kNC;
+    Acc* cbuf = Scratch<Acc, 1>(kMC * ldcb);
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t i0 = (t / ntiles) * kMC, j0 = (t % ntiles) * kNC;
+      const int64_t mc = std::min(kMC, m - i0), nc = std::min(kNC, n - j0);
+      const int64_t mc_pad = (mc + mr - 1) / mr * mr;
+      if (k == 0) std::fill_n(cbuf, kMC * ldcb, Acc(0));
+      for (int64_t pc = 0; pc < k; pc += kKC) {
+        const int64_t kc = std::min(kKC, k - pc);
+        PackA(a, i0, mc, pc, kc, mr, abuf);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const Acc* bp = b.panel(pc, kc, (j0 + jr) / nr);
+          for (int64_t ir = 0; ir < mc_pad; ir += mr) ki.fn(kc, abuf + ir * kc, bp, cbuf + ir * ldcb + jr, ldcb, pc == 0);
+        }
+      }
+      WriteTile(cbuf, ldcb, mc, nc, c + i0 * ldc, ldc, j0, ep);
+    }
+  });
+}
+
+template <typename TA, typename TB, typename TC>
+void Gemm(int64_t m, int64_t n, int64_t k, MatRef<TA> a, MatRef<TB> b, TC* c, int64_t ldc, const Epilogue<TC>& ep) {
+  if (m <= 0 || n <= 0) return;
+  PackedB<GemmAcc<TC>> pb = PackB<TB, GemmAcc<TC>>(k, n, b);
+  GemmPacked<TA, TC>(m, a, pb, c, ldc, ep);
+}
+
+// Instantiations: same storage in and out (matmul, conv forward and backward
+// input), and f32 accumulation outputs (conv backward weight sums over chunks).
+#define CF_GEMM_PACK(T) template PackedB<GemmAcc<T>> PackB<T, GemmAcc<T>>(int64_t, int64_t, MatRef<T>);
+#define CF_GEMM_INSTANTIATE(T, TC)                                                                         \
+  template void GemmPacked<T, TC>(int64_t, MatRef<T>, const PackedB<GemmAcc<TC>>&, TC*, int64_t,         \
+                                  const Epilogue<TC>&);                                                    \
+  template void Gemm<T, T, TC>(int64_t, int64_t, int64_t, MatRef<T>, MatRef<T>, TC*, int64_t, const Epilogue<TC>&);
+CF_GEMM_PACK(float)
+CF_GEMM_PACK(double)
+template PackedB<float> PackB<f16_t, float>(int64_t, int64_t, MatRef<f16_t>);
+template PackedB<float> PackB<bf16_t, float>(int64_t, int64_t, MatRef<bf16_t>);
+CF_GEMM_INSTANTIATE(float, float)
+CF_GEMM_INSTANTIATE(double, double)
+CF_GEMM_INSTANTIATE(f16_t, f16_t)
+CF_GEMM_INSTANTIATE(bf16_t, bf16_t)
+CF_GEMM_INSTANTIATE(f16_t, float)
+CF_GEMM_INSTANTIATE(bf16_t, float)
+#undef CF_GEMM_PACK
+#undef CF_GEMM_INSTANTIATE
+
+}  // namespace cf::gemm

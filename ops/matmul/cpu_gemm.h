@@ -1,0 +1,90 @@
+// The CPU GEMM of the runtime (docs/cpu-gemm.md): C = act(A·B + bias), with
+// A [M, K] and B [K, N] given as strided views (so transposes cost nothing),
+// storage f32/f16/bf16 converted to f32 while packing (f64 stays f64), and
+// f32 (f64) accumulation. Goto/BLIS structure: B is packed once into
+// NR-column panels per KC block, each thread packs MC x KC blocks of A into
+// MR-row panels, and a register-blocked MR x NR micro-kernel (AVX2+FMA when
+// the CPU has it, otherwise a portable one GCC vectorises for SSE2) runs over
+// them. Used by "matmul"/"linear" and by conv2d's im2col path.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+
+#include "runtime/status.h"
+
+namespace cf::gemm {
+
+// The fused activation applied after the bias.
+enum class Activation : uint8_t { kNone, kGelu, kGeluTanh, kSilu };
+// "none", "gelu" (erf), "gelu_tanh", "silu"; an error naming the others.
+StatusOr<Activation> ParseActivation(const std::string& name);
+const char* ActivationName(Activation a);
+
+// A read-only matrix view: element (i, j) is p[i * rs + j * cs].
+template <typename T> struct MatRef {
+  const T* p = nullptr;
+  int64_t rs = 0, cs = 0;
+};
+// Row-major [rows, cols] (transposed: the view of its transpose).
+template <typename T> MatRef<T> RowMajor(const T* p, int64_t cols) { return {p, cols, 1}; }
+template <typename T> MatRef<T> Transposed(const T* p, int64_t cols) { return {p, 1, cols}; }
+
+// How C [M, N] (row stride ldc) receives the product P = A·B:
+//   accumulate == false: C = act(P + bias[n])
+//   accumulate == true:  C = C + P        (bias and act must be unset)
+template <typename TC> struct Epilogue {
+  const TC* bias = nullptr;  // [N] or null
+  Activation act = Activation::kNone;
+  bool accumulate = false;
+};
+
+// Accumulation type: f64 for f64 outputs, f32 otherwise.
+template <typename TC> using GemmAcc = std::conditional_t<std::is_same_v<TC, double>, double, float>;
+
+// B [K, N] packed for the micro-kernel chosen at pack time; reuse it for many
+// A's (conv2d packs its weight once per call). Movable, not copyable.
+template <typename Acc> class PackedB {
+ public:
+  PackedB() = default;
+  int64_t k() const { return k_; }
+  int64_t n() const { return n_; }
+  int nr() const { return nr_; }
+  // The panel of columns [jp * NR, (jp + 1) * NR) of rows [pc, pc + kc) (pc a
+  // multiple of KC): kc x NR values, row by row, zero-padded past N.
+  const Acc* panel(int64_t pc, int64_t kc, int64_t jp) const { return data_.get() + pc * n_pad_ + jp * kc * nr_; }
+
+ private:
+  template <typename TB, typename A> friend PackedB<A> PackB(int64_t, int64_t, MatRef<TB>);
+  int64_t k_ = 0, n_ = 0, n_pad_ = 0;
+  int nr_ = 0;
+  std::unique_ptr<Acc[]> data_;
+};
+
+// Packs B [K, N] (in parallel). Acc = GemmAcc of the output type.
+template <typename TB, typename Acc> PackedB<Acc> PackB(int64_t k, int64_t n, MatRef<TB> b);
+
+// C [M, N] from A [M, K] and a packed B; multithreaded over MC x NC tiles of C
+// (runs single-threaded when called from inside another ParallelFor).
+template <typename TA, typename TC>
+void GemmPacked(int64_t m, MatRef<TA> a, const PackedB<GemmAcc<TC>>& b, TC* c, int64_t ldc,
+                const Epilogue<TC>& ep = {});
+
+// Packs B and multiplies: C [M, N] = epilogue(A [M, K] · B [K, N]).
+template <typename TA, typename TB, typename TC>
+void Gemm(int64_t m, int64_t n, int64_t k, MatRef<TA> a, MatRef<TB> b, TC* c, int64_t ldc,
+          const Epilogue<TC>& ep = {});
+
+// The activation functions of the epilogue, in the accumulation type.
+float ApplyActivation(Activation act, float x);
+double ApplyActivation(Activation act, double x);
+
+// Which micro-kernel float GEMMs use: "avx2_fma_6x16" or "generic_4x8".
+const char* FloatKernelName();
+// Forces the portable micro-kernel (for the benchmark's comparison and
+// tests); returns the previous setting. Not thread-safe against running GEMMs.
+bool ForceGenericKernel(bool force);
+
+}  // namespace cf::gemm

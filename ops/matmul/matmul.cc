@@ -1,0 +1,212 @@
+// "matmul" and "linear": definitions, shape and cost rules, VJPs and the CPU
+// kernel (the blocked GEMM of cpu_gemm.cc). The CUDA kernel (cuBLASLt) is in
+// matmul_cublaslt.cu. See docs/ops/matmul.md.
+#include "ops/matmul/matmul.h"
+
+#include "ops/cpu_util.h"
+#include "ops/elementwise/elementwise.h"
+#include "ops/matmul/matmul_dims.h"
+#include "ops/matmul/matmul_vjp_util.h"
+#include "ops/shape/shape.h"
+
+namespace cf {
+namespace {
+
+std::vector<TensorType> TypesOf(absl::Span<const Tensor> ts) {
+  std::vector<TensorType> out;
+  out.reserve(ts.size());
+  for (const Tensor& t : ts) out.push_back({t.shape(), t.dtype()});
+  return out;
+}
+
+StatusOr<std::vector<TensorType>> InferMatmul(const OpCall& c) {
+  CF_ASSIGN_OR_RETURN(MatmulDims d, MatmulDimsOf(c.op, c.attrs, c.inputs));
+  return std::vector<TensorType>{{d.out_shape, d.dtype}};
+}
+
+Cost CostMatmul(const OpCall& c, absl::Span<const TensorType> outs) {
+  auto d = MatmulDimsOf(c.op, c.attrs, c.inputs);
+  return d.ok() ? MatmulCost(*d, c.inputs, outs) : IoBytes(c.inputs, outs);
+}
+
+// Multiplications below this many multiply-adds run one per thread over the
+// batch; larger ones run one at a time with the GEMM's own threads.
+constexpr int64_t kSmallGemmMacs = int64_t{1} << 18;
+
+template <typename T>
+void MatmulCpuTyped(const MatmulDims& d, const T* a, const T* b, const T* bias, T* c) {
+  const int64_t m = d.m, n = d.n, k = d.k;
+  gemm::Epilogue<T> ep;
+  ep.bias = bias;
+  ep.act = d.act;
+  auto a_at = [&](int64_t i) {  // op(a) of matrix i of a: [M, K]
+    const T* p = a + i * m * k;
+    return d.trans_a ? gemm::Transposed(p, m) : gemm::RowMajor(p, k);
+  };
+  auto b_at = [&](int64_t i) {  // op(b) of matrix i of b: [K, N]
+    const T* p = b + i * k * n;
+    return d.trans_b ? gemm::Transposed(p, k) : gemm::RowMajor(p, n);
+  };
+  if (d.batch_count == 0) return;
+  if (d.b_batch_count() == 1 && !d.trans_a) {
+    // One GEMM: the batches of a are consecutive [M, K] blocks, i.e. one
+    // [batch·M, K] matrix (the usual linear layer over tokens).
+    gemm::Gemm(d.batch_count * m, n, k, a_at(0), b_at(0), c, n, ep);
+    return;
+  }
+  const std::vector<int64_t> ai = d.AIndices(), bi = d.BIndices();
+  if (d.b_batch_count() == 1) {
+    // One B for every batch: pack it once.
+    const auto pb = gemm::PackB<T, gemm::GemmAcc<T>>(k, n, b_at(0));
+    auto one = [&](int64_t t) { gemm::GemmPacked(m, a_at(ai[t]), pb, c + t * m * n, n, ep); };
+    if (m * n * k <= kSmallGemmMacs) {
+      ParallelFor(0, d.batch_count, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t t = lo; t < hi; ++t) one(t);
+      });
+    } else {
+      for (int64_t t = 0; t < d.batch_count; ++t) one(t);
+    }
+    return;
+  }
+  auto one = [&](int64_t t) { gemm::Gemm(m, n, k, a_at(ai[t]), b_at(bi[t]), c + t * m * n, n, ep); };
+  if (m * n * k <= kSmallGemmMacs) {
+    ParallelFor(0, d.batch_count, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) one(t);
+    });
+  } else {
+    for (int64_t t = 0; t < d.batch_count; ++t) one(t);
+  }
+}
+
+Status MatmulCpu(KernelContext& ctx) {
+  const std::vector<TensorType> types = TypesOf(ctx.inputs);
+  CF_ASSIGN_OR_RETURN(MatmulDims d, MatmulDimsOf(ctx.op, ctx.attrs, types));
+  return DispatchFloat(d.dtype, ctx.op, [&](auto tag) -> Status {
+    using T = decltype(tag);
+    const T* bias = d.has_bias ? ctx.inputs[2].data<T>() : nullptr;
+    MatmulCpuTyped<T>(d, ctx.inputs[0].data<T>(), ctx.inputs[1].data<T>(), bias, ctx.outputs[0].data<T>());
+    return absl::OkStatus();
+  });
+}
+
+// ---- VJPs ----------------------------------------------------------------------
+
+std::vector<int64_t> Dims(const Shape& s) { return std::vector<int64_t>(s.dims().begin(), s.dims().end()); }
+
+// y = act(op(a)·op(b) + bias). With G = dL/d(pre-activation), A = op(a), B = op(b):
+//   dA = G·Bᵀ, dB = Aᵀ·G, dbias = column sums of G; stored operands that are
+//   transposed get the transposed products, broadcast batches are summed away.
+StatusOr<std::vector<Value>> MatmulVjp(VjpContext& ctx) {
+  const size_t n_in = ctx.inputs.size();
+  std::vector<Value> grads(n_in);
+  Value g = ctx.grad_outputs[0];
+  if (!g.valid()) return grads;
+  Value a = ctx.inputs[0], b = ctx.inputs[1];
+  Value bias = n_in == 3 ? ctx.inputs[2] : Value{};
+  const bool ta = ctx.attrs.Bool("trans_a", false), tb = ctx.attrs.Bool("trans_b", false);
+  const std::string act = ctx.attrs.Str("activation", "none");
+  const bool tf32 = ctx.attrs.Bool("allow_tf32", false);
+  auto mm = [&](Value x, Value y, bool tx, bool ty) { return MatMulEx(x, y, tx, ty, {}, "none", tf32); };
+  if (act != "none") {
+    // Recompute the pre-activation and go through the activation's own VJP.
+    Value z = MatMulEx(a, b, ta, tb, bias, "none", tf32);
+    CF_ASSIGN_OR_RETURN(g, ActivationVjp(ctx.b, act, z, ctx.outputs[0], g));
+  }
+  const bool b_unbatched = b.rank() == 2 || b.shape().prod(0, b.rank() - 2) == 1;
+  if (ctx.needs_grad[0]) {
+    Value da = ta ? mm(b, g, tb, true)     // a stored [K, M]: (G·Bᵀ)ᵀ = B·Gᵀ
+                  : mm(g, b, false, !tb);  // G·Bᵀ
+    grads[0] = SumTo(da, a.shape());
+  }
+  if (ctx.needs_grad[1]) {
+    const int64_t k = ta ? a.dim(-2) : a.dim(-1), n = g.dim(-1);
+    Value db;
+    if (b_unbatched && !ta && a.rank() > 2) {
+      // Shared B: fold a's batch into rows, one [K, N] product instead of a
+      // product per batch that SumTo would add up.
+      Value a2 = Reshape(a, {-1, k}), g2 = Reshape(g, {-1, n});
+      db = tb ? mm(g2, a2, true, false) : mm(a2, g2, true, false);
+      db = Reshape(db, Dims(b.shape()));
+    } else {
+      db = tb ? mm(g, a, true, ta)     // b stored [N, K]: (Aᵀ·G)ᵀ = Gᵀ·A
+              : mm(a, g, !ta, false);  // Aᵀ·G
+      db = SumTo(db, b.shape());
+    }
+    grads[1] = db;
+  }
+  if (bias.valid() && ctx.needs_grad[2]) grads[2] = SumTo(g, bias.shape());
+  return grads;
+}
+
+// y = act(x·Wᵀ + bias) over rows R = prod(x.shape[:-1]): dx = G·W,
+// dW = Gᵀ·x (over all rows at once), dbias = column sums of G.
+StatusOr<std::vector<Value>> LinearVjp(VjpContext& ctx) {
+  const size_t n_in = ctx.inputs.size();
+  std::vector<Value> grads(n_in);
+  Value g = ctx.grad_outputs[0];
+  if (!g.valid()) return grads;
+  Value x = ctx.inputs[0], w = ctx.inputs[1];
+  Value bias = n_in == 3 ? ctx.inputs[2] : Value{};
+  const std::string act = ctx.attrs.Str("activation", "none");
+  const bool tf32 = ctx.attrs.Bool("allow_tf32", false);
+  if (act != "none") {
+    Value z = ctx.b.Op1("linear", bias.valid() ? std::vector<Value>{x, w, bias} : std::vector<Value>{x, w},
+                        Attrs{{"allow_tf32", tf32}});
+    CF_ASSIGN_OR_RETURN(g, ActivationVjp(ctx.b, act, z, ctx.outputs[0], g));
+  }
+  const int64_t in = w.dim(1), out = w.dim(0);
+  Value g2 = Reshape(g, {-1, out});
+  if (ctx.needs_grad[0]) grads[0] = Reshape(MatMulEx(g2, w, false, false, {}, "none", tf32), Dims(x.shape()));
+  if (ctx.needs_grad[1]) grads[1] = MatMulEx(g2, Reshape(x, {-1, in}), true, false, {}, "none", tf32);
+  if (bias.valid() && ctx.needs_grad[2]) grads[2] = SumTo(g, bias.shape());
+  return grads;
+}
+
+OpDef MatmulDef(const std::string& name) {
+  OpDef d;
+  d.name = name;
+  d.min_inputs = 2;
+  d.max_inputs = 3;
+  d.infer = InferMatmul;
+  d.cost = CostMatmul;
+  if (name == "matmul") {
+    d.vjp = MatmulVjp;
+    d.doc = "act(op(a)·op(b) + bias) with numpy-broadcast batch dims (op: optional transpose)";
+  } else {
+    d.vjp = LinearVjp;
+    d.doc = "act(x·weightᵀ + bias), weight [out, in]";
+  }
+  return d;
+}
+
+}  // namespace
+
+Value MatMulEx(Value a, Value b, bool trans_a, bool trans_b, Value bias, const std::string& activation,
+               bool allow_tf32) {
+  Builder* bld = a.b != nullptr ? a.b : b.b;
+  if (bld == nullptr) return {};
+  Attrs attrs{{"trans_a", trans_a}, {"trans_b", trans_b}, {"activation", activation}};
+  if (allow_tf32) attrs.Set("allow_tf32", true);
+  std::vector<Value> ins{a, b};
+  if (bias.valid()) ins.push_back(bias);
+  return bld->Op1("matmul", ins, attrs);
+}
+
+Value MatMul(Value a, Value b, bool trans_a, bool trans_b, Value bias, const std::string& activation) {
+  return MatMulEx(a, b, trans_a, trans_b, bias, activation, false);
+}
+
+Value Linear(Value x, Value weight, Value bias, const std::string& activation) {
+  Builder* bld = x.b != nullptr ? x.b : weight.b;
+  if (bld == nullptr) return {};
+  std::vector<Value> ins{x, weight};
+  if (bias.valid()) ins.push_back(bias);
+  return bld->Op1("linear", ins, Attrs{{"activation", activation}});
+}
+
+CF_REGISTER_OP(MatmulDef("matmul"));
+CF_REGISTER_OP(MatmulDef("linear"));
+CF_REGISTER_KERNEL("matmul", kCPU, MatmulCpu);
+CF_REGISTER_KERNEL("linear", kCPU, MatmulCpu);
+
+}  // namespace cf

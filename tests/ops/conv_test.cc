@@ -1,0 +1,290 @@
+// CPU tests of "conv2d", "conv2d_backward_input" and "conv2d_backward_weight"
+// against float64 references written here with plain loops: stride, padding,
+// dilation, groups, depthwise 3x3 / 7x7 / 13x13, 1x1, odd spatial sizes,
+// several im2col bands; all storage dtypes; the VJP by finite differences;
+// errors; cost formulas.
+#include "graph/builder.h"
+#include "ops/conv/conv.h"
+#include "tests/support/op_harness.h"
+
+namespace cf {
+namespace {
+
+using testing::AllClose;
+using testing::BuildStatus;
+using testing::CheckVjp;
+using testing::RandomTensor;
+using testing::RunOp1;
+using testing::ToDoubles;
+
+struct Geo {
+  int64_t n, h, w, cin, cout, kh, kw;
+  int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, groups = 1;
+  int64_t ho() const { return (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1; }
+  int64_t wo() const { return (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1; }
+  Shape x() const { return {n, h, w, cin}; }
+  Shape wt() const { return {cout, kh, kw, cin / groups}; }
+  Shape y() const { return {n, ho(), wo(), cout}; }
+  Attrs attrs() const {
+    return Attrs{{"stride", std::vector<int64_t>{sh, sw}},
+                 {"padding", std::vector<int64_t>{ph, pw}},
+                 {"dilation", std::vector<int64_t>{dh, dw}},
+                 {"groups", groups}};
+  }
+  std::string str() const { return absl::StrCat("x", x().ToString(), " w", wt().ToString(), " s", sh, "x", sw,
+                                                " p", ph, "x", pw, " d", dh, "x", dw, " g", groups); }
+};
+
+// Calls f(n, oy, ox, co, ky, kx, ci_in_group, iy, ix) for every tap that lands
+// inside the input: the one loop nest all three references share.
+template <typename F> void ForEachTap(const Geo& g, F&& f) {
+  const int64_t cig = g.cin / g.groups, cog = g.cout / g.groups;
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t oy = 0; oy < g.ho(); ++oy)
+      for (int64_t ox = 0; ox < g.wo(); ++ox)
+        for (int64_t co = 0; co < g.cout; ++co)
+          for (int64_t ky = 0; ky < g.kh; ++ky)
+            for (int64_t kx = 0; kx < g.kw; ++kx) {
+              const int64_t iy = oy * g.sh - g.ph + ky * g.dh, ix = ox * g.sw - g.pw + kx * g.dw;
+              if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
+              for (int64_t ci = 0; ci < cig; ++ci) {
+                const int64_t cin = (co / cog) * cig + ci;
+                const int64_t xi = ((n * g.h + iy) * g.w + ix) * g.cin + cin;
+                const int64_t wi = ((co * g.kh + ky) * g.kw + kx) * cig + ci;
+                const int64_t yi = ((n * g.ho() + oy) * g.wo() + ox) * g.cout + co;
+                f(xi, wi, yi);
+              }
+            }
+}
+
+std::vector<double> RefForward(const Geo& g, const std::vector<double>& x, const std::vector<double>& w,
+                               const std::vector<double>* bias) {
+  std::vector<double> y(g.y().numel(), 0.0);
+  if (bias)
+    for (size_t i = 0; i < y.size(); ++i) y[i] = (*bias)[i % g.cout];
+  ForEachTap(g, [&](int64_t xi, int64_t wi, int64_t yi) { y[yi] += x[xi] * w[wi]; });
+  return y;
+}
+std::vector<double> RefBackwardInput(const Geo& g, const std::vector<double>& dy, const std::vector<double>& w) {
+  std::vector<double> dx(g.x().numel(), 0.0);
+  ForEachTap(g, [&](int64_t xi, int64_t wi, int64_t yi) { dx[xi] += dy[yi] * w[wi]; });
+  return dx;
+}
+std::vector<double> RefBackwardWeight(const Geo& g, const std::vector<double>& x, const std::vector<double>& dy) {
+  std::vector<double> dw(g.wt().numel(), 0.0);
+  ForEachTap(g, [&](int64_t xi, int64_t wi, int64_t yi) { dw[wi] += dy[yi] * x[xi]; });
+  return dw;
+}
+
+double Rtol(DType t) {
+  switch (t) {
+    case DType::f64: return 1e-12;
+    case DType::f32: return 1e-5;
+    case DType::f16: return 2e-3;
+    default: return 1e-2;
+  }
+}
+double Atol(DType t, const Geo& g) {
+  if (t == DType::f64) return 1e-12;
+  return Rtol(t) * std::sqrt(static_cast<double>(g.kh * g.kw * g.cin / g.groups));
+}
+
+// Forward with and without bias, and both backward ops, against the references.
+void CheckAll(const Geo& g, DType t, uint64_t seed) {
+  SCOPED_TRACE(g.str() + " " + DTypeName(t));
+  Tensor x = RandomTensor(g.x(), t, seed), w = RandomTensor(g.wt(), t, seed + 1);
+  Tensor bias = RandomTensor(Shape{g.cout}, t, seed + 2), dy = RandomTensor(g.y(), t, seed + 3);
+  const std::vector<double> xv = ToDoubles(x), wv = ToDoubles(w), bv = ToDoubles(bias), dyv = ToDoubles(dy);
+  const double rtol = Rtol(t), atol = Atol(t, g);
+
+  CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("conv2d", {x, w, bias}, g.attrs()));
+  ASSERT_EQ(y.shape(), g.y());
+  EXPECT_TRUE(AllClose(ToDoubles(y), RefForward(g, xv, wv, &bv), rtol, atol)) << "forward with bias";
+  CF_ASSERT_OK_AND_ASSIGN(Tensor y0, RunOp1("conv2d", {x, w}, g.attrs()));
+  EXPECT_TRUE(AllClose(ToDoubles(y0), RefForward(g, xv, wv, nullptr), rtol, atol)) << "forward";
+
+  Attrs bi = g.attrs();
+  const Shape xs = g.x(), ws = g.wt();
+  bi.Set("input_shape", std::vector<int64_t>(xs.dims().begin(), xs.dims().end()));
+  CF_ASSERT_OK_AND_ASSIGN(Tensor dx, RunOp1("conv2d_backward_input", {dy, w}, bi));
+  ASSERT_EQ(dx.shape(), g.x());
+  EXPECT_TRUE(AllClose(ToDoubles(dx), RefBackwardInput(g, dyv, wv), rtol, atol * 2)) << "backward input";
+
+  Attrs bw = g.attrs();
+  bw.Set("weight_shape", std::vector<int64_t>(ws.dims().begin(), ws.dims().end()));
+  CF_ASSERT_OK_AND_ASSIGN(Tensor dw, RunOp1("conv2d_backward_weight", {x, dy}, bw));
+  ASSERT_EQ(dw.shape(), g.wt());
+  const double pixels = static_cast<double>(g.n * g.ho() * g.wo());
+  EXPECT_TRUE(AllClose(ToDoubles(dw), RefBackwardWeight(g, xv, dyv), rtol, Rtol(t) * std::sqrt(pixels) * 2))
+      << "backward weight";
+}
+
+Geo G(int64_t n, int64_t h, int64_t w, int64_t cin, int64_t cout, int64_t k) { return Geo{n, h, w, cin, cout, k, k}; }
+
+std::vector<Geo> DenseCases() {
+  std::vector<Geo> v;
+  Geo g = G(2, 7, 9, 5, 6, 3);  // 3x3, pad 1
+  g.ph = g.pw = 1;
+  v.push_back(g);
+  g = G(1, 11, 13, 4, 8, 3);  // stride 2, odd sizes
+  g.sh = g.sw = 2;
+  g.ph = g.pw = 1;
+  v.push_back(g);
+  g = G(1, 10, 9, 3, 4, 3);  // dilation 2
+  g.dh = g.dw = 2;
+  g.ph = g.pw = 2;
+  v.push_back(g);
+  g = G(2, 6, 7, 8, 6, 3);  // groups 2
+  g.groups = 2;
+  g.ph = g.pw = 1;
+  v.push_back(g);
+  g = G(1, 5, 5, 6, 6, 3);  // groups 3 with 2 channels each (not depthwise)
+  g.groups = 3;
+  v.push_back(g);
+  g = G(1, 6, 5, 4, 8, 1);  // channel multiplier 2: groups == Cin but Cout = 2·Cin
+  g.groups = 4;
+  v.push_back(g);
+  v.push_back(G(2, 5, 6, 16, 24, 1));  // 1x1 pointwise: no im2col
+  g = G(1, 9, 7, 6, 5, 1);             // 1x1 with stride 2
+  g.sh = g.sw = 2;
+  v.push_back(g);
+  g = Geo{1, 8, 11, 3, 5, 3, 5};  // 3x5 kernel, stride (2, 1), padding (0, 2)
+  g.sh = 2;
+  g.pw = 2;
+  v.push_back(g);
+  g = G(1, 5, 5, 2, 3, 7);  // kernel larger than the input, heavy padding
+  g.ph = g.pw = 4;
+  v.push_back(g);
+  return v;
+}
+
+std::vector<Geo> DepthwiseCases() {
+  std::vector<Geo> v;
+  for (int64_t k : {3, 7, 13}) {
+    Geo g = G(2, 16, 15, 12, 12, k);
+    g.groups = 12;
+    g.ph = g.pw = k / 2;
+    v.push_back(g);
+  }
+  Geo g = G(1, 13, 11, 5, 5, 3);  // stride 2, dilation 2
+  g.groups = 5;
+  g.sh = g.sw = 2;
+  g.dh = g.dw = 2;
+  g.ph = g.pw = 1;
+  v.push_back(g);
+  g = G(1, 9, 10, 7, 7, 4);  // even kernel
+  g.groups = 7;
+  g.ph = 1;
+  g.pw = 2;
+  v.push_back(g);
+  return v;
+}
+
+TEST(Conv2dCpu, DenseAllDtypes) {
+  uint64_t seed = 1;
+  for (const Geo& g : DenseCases())
+    for (DType t : {DType::f64, DType::f32, DType::f16, DType::bf16}) CheckAll(g, t, seed += 5);
+}
+
+TEST(Conv2dCpu, DepthwiseAllDtypes) {
+  uint64_t seed = 100;
+  for (const Geo& g : DepthwiseCases())
+    for (DType t : {DType::f64, DType::f32, DType::f16, DType::bf16}) CheckAll(g, t, seed += 5);
+}
+
+TEST(Conv2dCpu, SeveralIm2colBands) {
+  // 128 output rows of 64 pixels with K = 576: about 113 rows per band, so a
+  // band boundary falls inside the second image (col2im and the weight
+  // gradient must add across it).
+  Geo g = G(2, 64, 64, 64, 8, 3);
+  g.ph = g.pw = 1;
+  CheckAll(g, DType::f32, 200);
+  Geo s = G(2, 127, 64, 64, 4, 3);  // stride 2 across bands
+  s.sh = s.sw = 2;
+  s.ph = s.pw = 1;
+  CheckAll(s, DType::f32, 210);
+}
+
+TEST(Conv2dVjp, FiniteDifferences) {
+  std::vector<Geo> cases = {DenseCases()[0], DenseCases()[1], DenseCases()[2], DenseCases()[3], DenseCases()[6],
+                            DepthwiseCases()[0], DepthwiseCases()[3]};
+  uint64_t seed = 300;
+  for (Geo g : cases) {
+    g.n = 1;  // keep the finite differences quick
+    SCOPED_TRACE(g.str());
+    std::vector<Tensor> ins{RandomTensor(g.x(), DType::f64, seed++), RandomTensor(g.wt(), DType::f64, seed++),
+                            RandomTensor(Shape{g.cout}, DType::f64, seed++)};
+    EXPECT_TRUE(CheckVjp("conv2d", ins, g.attrs(), {}, 1e-6, 20));
+  }
+}
+
+// ---- errors -----------------------------------------------------------------------------
+
+void ExpectError(const char* op, const std::vector<TensorType>& ins, const Attrs& attrs,
+                 const std::vector<std::string>& needles) {
+  Status s = BuildStatus(op, ins, attrs);
+  ASSERT_FALSE(s.ok()) << op;
+  const std::string msg(s.message());
+  for (const std::string& needle : needles) EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+}
+
+TEST(Conv2dErrors, NameOpAndShapes) {
+  const DType f = DType::f32;
+  ExpectError("conv2d", {{{1, 8, 8, 4}, f}, {{6, 3, 3, 5}, f}}, {}, {"conv2d", "channel", "[1, 8, 8, 4]",
+                                                                     "[6, 3, 3, 5]"});
+  ExpectError("conv2d", {{{1, 8, 8, 6}, f}, {{6, 3, 3, 2}, f}}, Attrs{{"groups", int64_t{4}}},
+              {"conv2d", "groups", "divide"});
+  ExpectError("conv2d", {{{1, 8, 8, 4}, f}, {{6, 3, 3, 4}, f}}, Attrs{{"groups", int64_t{4}}}, {"conv2d", "groups"});
+  ExpectError("conv2d", {{{1, 2, 2, 4}, f}, {{6, 3, 3, 4}, f}}, {}, {"conv2d", "empty", "[1, 2, 2, 4]"});
+  ExpectError("conv2d", {{{8, 8, 4}, f}, {{6, 3, 3, 4}, f}}, {}, {"conv2d", "NHWC"});
+  ExpectError("conv2d", {{{1, 8, 8, 4}, f}, {{6, 3, 3, 4}, f}, {{5}, f}}, {}, {"conv2d", "bias", "[5]"});
+  ExpectError("conv2d", {{{1, 8, 8, 4}, f}, {{6, 3, 3, 4}, f}}, Attrs{{"stride", std::vector<int64_t>{0, 1}}},
+              {"conv2d", "stride"});
+  ExpectError("conv2d", {{{1, 8, 8, 4}, f}, {{6, 3, 3, 4}, DType::bf16}}, {}, {"conv2d", "dtype"});
+  ExpectError("conv2d_backward_input", {{{1, 7, 7, 6}, f}, {{6, 3, 3, 4}, f}},
+              Attrs{{"input_shape", std::vector<int64_t>{1, 8, 8, 4}}}, {"conv2d_backward_input", "grad_out"});
+  ExpectError("conv2d_backward_weight", {{{1, 8, 8, 4}, f}, {{1, 6, 6, 6}, f}}, {},
+              {"conv2d_backward_weight", "weight_shape"});
+}
+
+// ---- cost --------------------------------------------------------------------------------
+
+TEST(Conv2dCost, Formulas) {
+  Graph g;
+  Builder b(&g);
+  // SD1.5 conv 3x3 320 -> 320 on 64x64, batch 2, with bias.
+  Value x = b.Input("x", {2, 64, 64, 320}, DType::f16);
+  Value w = b.Input("w", {320, 3, 3, 320}, DType::f16);
+  Value bias = b.Input("bias", {320}, DType::f16);
+  Value y = Conv2d(x, w, bias, {1, 1}, {1, 1});
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  Cost c = g.nodes().back().cost;
+  EXPECT_EQ(c.mac_flops, 2LL * 2 * 64 * 64 * 320 * 3 * 3 * 320);
+  EXPECT_EQ(c.bias_flops, 2LL * 64 * 64 * 320);
+  EXPECT_EQ(c.elementwise_flops, 0);
+  EXPECT_EQ(c.bytes_read, (2LL * 64 * 64 * 320 + 320 * 9 * 320 + 320) * 2);
+  EXPECT_EQ(c.bytes_written, 2LL * 64 * 64 * 320 * 2);
+
+  // Depthwise 13x13 on 64x64x160, stride 2 with padding 6: Ho = Wo = 32.
+  Value xd = b.Input("xd", {1, 64, 64, 160}, DType::f32);
+  Value wd = b.Input("wd", {160, 13, 13, 1}, DType::f32);
+  Conv2d(xd, wd, {}, {2, 2}, {6, 6}, {1, 1}, 160);
+  ASSERT_TRUE(b.ok());
+  c = g.nodes().back().cost;
+  EXPECT_EQ(c.mac_flops, 2LL * 32 * 32 * 160 * 169);
+  EXPECT_EQ(c.bias_flops, 0);
+
+  // Backward ops count the forward's multiply-adds; bias grad is a SumTo.
+  Value dy = b.Input("dy", {2, 64, 64, 320}, DType::f16);
+  Conv2dBackwardInput(dy, w, x.shape(), Attrs{{"padding", std::vector<int64_t>{1, 1}}});
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(g.nodes().back().cost.mac_flops, 2LL * 2 * 64 * 64 * 320 * 9 * 320);
+  Conv2dBackwardWeight(x, dy, w.shape(), Attrs{{"padding", std::vector<int64_t>{1, 1}}});
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(g.nodes().back().cost.mac_flops, 2LL * 2 * 64 * 64 * 320 * 9 * 320);
+  EXPECT_EQ(g.nodes().back().cost.bytes_written, 320LL * 9 * 320 * 2);
+  (void)y;
+}
+
+}  // namespace
+}  // namespace cf

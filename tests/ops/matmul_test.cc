@@ -1,0 +1,334 @@
+// CPU tests of "matmul" and "linear" against float64 references written here
+// with plain loops: transposes, batch broadcasting, bias and activation
+// epilogues, odd sizes that cross every block edge of the blocked GEMM, all
+// storage dtypes and both micro-kernels; VJPs by finite differences; errors;
+// cost formulas.
+#include <cmath>
+
+#include "graph/builder.h"
+#include "ops/matmul/cpu_gemm.h"
+#include "ops/matmul/matmul.h"
+#include "tests/support/op_harness.h"
+
+namespace cf {
+namespace {
+
+using testing::AllClose;
+using testing::BuildStatus;
+using testing::CheckVjp;
+using testing::RandomTensor;
+using testing::RunOp1;
+using testing::ToDoubles;
+
+double Act(const std::string& act, double x) {
+  if (act == "gelu") return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+  if (act == "gelu_tanh") return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+  if (act == "silu") return x / (1 + std::exp(-x));
+  return x;
+}
+
+// The plain reference: out[..., i, j] = act(Σ_k A[..., i, k]·B[..., k, j] + bias[j])
+// with A = a or aᵀ, B = b or bᵀ per matrix and right-aligned batch broadcasting.
+std::vector<double> RefMatmul(const Tensor& a, const Tensor& b, bool ta, bool tb, const Tensor* bias,
+                              const std::string& act, Shape* out_shape) {
+  const std::vector<double> av = ToDoubles(a), bv = ToDoubles(b);
+  const std::vector<double> biasv = bias ? ToDoubles(*bias) : std::vector<double>{};
+  const Shape& as = a.shape();
+  const Shape& bs = b.shape();
+  const int64_t m = ta ? as.dim(-1) : as.dim(-2), k = ta ? as.dim(-2) : as.dim(-1);
+  const int64_t n = tb ? bs.dim(-2) : bs.dim(-1);
+  const int ra = as.rank() - 2, rb = bs.rank() - 2, r = std::max(ra, rb);
+  std::vector<int64_t> abat(r, 1), bbat(r, 1), obat(r);
+  for (int i = 0; i < ra; ++i) abat[r - ra + i] = as[i];
+  for (int i = 0; i < rb; ++i) bbat[r - rb + i] = bs[i];
+  int64_t count = 1;
+  for (int i = 0; i < r; ++i) {
+    obat[i] = std::max(abat[i], bbat[i]);
+    count *= obat[i];
+  }
+  Shape os;
+  for (int64_t d : obat) os.push_back(d);
+  os.push_back(m);
+  os.push_back(n);
+  *out_shape = os;
+  std::vector<double> out(count * m * n);
+  for (int64_t t = 0; t < count; ++t) {
+    // Batch coordinates of t, then the operands' matrix indices.
+    int64_t rem = t, ai = 0, bi = 0, astride = 1, bstride = 1;
+    for (int i = r - 1; i >= 0; --i) {
+      const int64_t c = rem % obat[i];
+      rem /= obat[i];
+      if (abat[i] != 1) ai += c * astride;
+      if (bbat[i] != 1) bi += c * bstride;
+      astride *= abat[i];
+      bstride *= bbat[i];
+    }
+    const double* A = av.data() + ai * m * k;
+    const double* B = bv.data() + bi * k * n;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = 0;
+        for (int64_t q = 0; q < k; ++q) s += (ta ? A[q * m + i] : A[i * k + q]) * (tb ? B[j * k + q] : B[q * n + j]);
+        if (bias) s += biasv[j];
+        out[(t * m + i) * n + j] = Act(act, s);
+      }
+  }
+  return out;
+}
+
+// Tolerance of the CPU GEMM against the float64 reference: one rounding of
+// the output to the storage dtype plus f32 accumulation over k terms.
+double Rtol(DType t) {
+  switch (t) {
+    case DType::f64: return 1e-12;
+    case DType::f32: return 1e-5;
+    case DType::f16: return 2e-3;
+    default: return 1e-2;
+  }
+}
+double Atol(DType t, int64_t k) { return t == DType::f64 ? 1e-12 : Rtol(t) * std::sqrt(static_cast<double>(k)); }
+
+struct Case {
+  Shape a, b;
+  bool ta = false, tb = false;
+  bool bias = false;
+  std::string act = "none";
+};
+
+void CheckCase(const Case& c, DType dtype, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << "a" << c.a.ToString() << (c.ta ? "ᵀ" : "") << " b" << c.b.ToString()
+                                    << (c.tb ? "ᵀ" : "") << " bias " << c.bias << " act " << c.act << " "
+                                    << DTypeName(dtype));
+  Tensor a = RandomTensor(c.a, dtype, seed), b = RandomTensor(c.b, dtype, seed + 1);
+  const int64_t n = c.tb ? c.b.dim(-2) : c.b.dim(-1), k = c.ta ? c.a.dim(-2) : c.a.dim(-1);
+  Tensor bias = RandomTensor(Shape{n}, dtype, seed + 2);
+  std::vector<Tensor> ins{a, b};
+  if (c.bias) ins.push_back(bias);
+  Attrs attrs{{"trans_a", c.ta}, {"trans_b", c.tb}, {"activation", c.act}};
+  CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("matmul", ins, attrs));
+  Shape want_shape;
+  std::vector<double> want = RefMatmul(a, b, c.ta, c.tb, c.bias ? &bias : nullptr, c.act, &want_shape);
+  EXPECT_EQ(y.shape(), want_shape);
+  EXPECT_TRUE(AllClose(ToDoubles(y), want, Rtol(dtype), Atol(dtype, k)));
+}
+
+const std::vector<Case> kShapeCases = {
+    {{1, 1}, {1, 1}},
+    {{37, 53}, {53, 29}},         // odd, below one block
+    {{130, 300}, {300, 270}},     // crosses MC = 96, KC = 256 and NC = 256
+    {{7, 600}, {600, 5}},         // K spanning three KC blocks, tiny M and N
+    {{200, 3}, {3, 17}},          // K smaller than any register tile
+    {{37, 53}, {29, 53}, false, true},
+    {{53, 37}, {53, 29}, true, false},
+    {{53, 37}, {29, 53}, true, true},
+    {{257, 131}, {259, 257}, true, true},
+};
+
+TEST(MatmulCpu, ShapesAndTransposesF32F64) {
+  uint64_t seed = 10;
+  for (const Case& c : kShapeCases)
+    for (DType t : {DType::f32, DType::f64}) CheckCase(c, t, seed += 3);
+}
+
+TEST(MatmulCpu, LowPrecisionStorage) {
+  uint64_t seed = 100;
+  for (DType t : {DType::f16, DType::bf16}) {
+    CheckCase({{37, 53}, {53, 29}}, t, seed += 3);
+    CheckCase({{53, 37}, {29, 53}, true, true, true, "gelu"}, t, seed += 3);
+    CheckCase({{2, 19, 300}, {300, 33}, false, false, true, "silu"}, t, seed += 3);
+  }
+}
+
+TEST(MatmulCpu, BatchBroadcasting) {
+  const std::vector<Case> cases = {
+      {{3, 5, 7}, {3, 7, 4}},                 // same batch
+      {{4, 5, 7}, {7, 6}},                    // shared b: folded into one GEMM
+      {{4, 7, 5}, {7, 6}, true, false},       // shared b, transposed a: b packed once
+      {{4, 7, 5}, {1, 7, 6}, true, false},    // shared b with a size-1 batch
+      {{5, 7}, {3, 7, 6}},                    // shared a
+      {{2, 1, 5, 7}, {3, 7, 4}},              // both broadcast
+      {{2, 1, 5, 7}, {1, 3, 4, 7}, false, true},
+      {{2, 3, 1, 37, 20}, {3, 4, 20, 29}, false, false, true, "gelu_tanh"},
+  };
+  uint64_t seed = 200;
+  for (const Case& c : cases)
+    for (DType t : {DType::f32, DType::f64}) CheckCase(c, t, seed += 3);
+}
+
+TEST(MatmulCpu, BiasAndActivations) {
+  uint64_t seed = 300;
+  for (const char* act : {"none", "gelu", "gelu_tanh", "silu"}) {
+    for (bool bias : {false, true}) {
+      CheckCase({{37, 53}, {53, 29}, false, false, bias, act}, DType::f32, seed += 3);
+      CheckCase({{2, 37, 53}, {29, 53}, false, true, bias, act}, DType::f64, seed += 3);
+    }
+  }
+}
+
+TEST(MatmulCpu, GenericMicroKernelMatches) {
+  // The portable 4x8 kernel (what an SSE2-only CPU runs) gives the same results.
+  const bool prev = gemm::ForceGenericKernel(true);
+  EXPECT_STREQ(gemm::FloatKernelName(), "generic_4x8");
+  uint64_t seed = 400;
+  for (const Case& c : kShapeCases) CheckCase(c, DType::f32, seed += 3);
+  CheckCase({{2, 37, 53}, {53, 29}, false, false, true, "gelu"}, DType::bf16, seed += 3);
+  gemm::ForceGenericKernel(prev);
+}
+
+TEST(MatmulCpu, ZeroInnerDimension) {
+  // K = 0: the product is 0, so the output is act(bias).
+  Tensor a = RandomTensor(Shape{3, 0}, DType::f32, 1), b = RandomTensor(Shape{0, 4}, DType::f32, 2);
+  Tensor bias = RandomTensor(Shape{4}, DType::f32, 3);
+  CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("matmul", {a, b, bias}, Attrs{{"activation", std::string("silu")}}));
+  std::vector<double> want(12), bv = ToDoubles(bias);
+  for (int i = 0; i < 12; ++i) want[i] = Act("silu", bv[i % 4]);
+  EXPECT_TRUE(AllClose(ToDoubles(y), want, 1e-6, 1e-6));
+}
+
+TEST(LinearCpu, MatchesReference) {
+  uint64_t seed = 500;
+  for (DType t : {DType::f64, DType::f32, DType::f16, DType::bf16}) {
+    for (bool with_bias : {false, true}) {
+      Tensor x = RandomTensor(Shape{2, 3, 41}, t, seed++), w = RandomTensor(Shape{19, 41}, t, seed++);
+      Tensor bias = RandomTensor(Shape{19}, t, seed++);
+      std::vector<Tensor> ins{x, w};
+      if (with_bias) ins.push_back(bias);
+      CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("linear", ins, Attrs{{"activation", std::string("gelu")}}));
+      EXPECT_EQ(y.shape(), Shape({2, 3, 19}));
+      Shape s;
+      std::vector<double> want = RefMatmul(x, w, false, true, with_bias ? &bias : nullptr, "gelu", &s);
+      EXPECT_TRUE(AllClose(ToDoubles(y), want, Rtol(t), Atol(t, 41))) << DTypeName(t);
+    }
+  }
+  // A 1-D input is one row.
+  Tensor x = RandomTensor(Shape{6}, DType::f64, 1), w = RandomTensor(Shape{4, 6}, DType::f64, 2);
+  CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("linear", {x, w}));
+  EXPECT_EQ(y.shape(), Shape({4}));
+}
+
+// ---- VJPs ---------------------------------------------------------------------------
+
+TEST(MatmulVjp, AllOperands) {
+  const std::vector<Case> cases = {
+      {{5, 7}, {7, 4}},
+      {{5, 7}, {4, 7}, false, true, true},
+      {{7, 5}, {7, 4}, true, false, true},
+      {{7, 5}, {4, 7}, true, true},
+      {{3, 5, 7}, {7, 4}, false, false, true},      // shared b: folded weight gradient
+      {{3, 5, 7}, {4, 7}, false, true},
+      {{3, 7, 5}, {7, 4}, true, false},             // shared b, transposed a: SumTo path
+      {{5, 7}, {2, 7, 4}, false, false, true},      // shared a
+      {{2, 1, 5, 7}, {3, 7, 4}, false, false},      // both broadcast
+  };
+  uint64_t seed = 600;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message() << c.a.ToString() << " x " << c.b.ToString() << " ta " << c.ta << " tb "
+                                      << c.tb);
+    const int64_t n = c.tb ? c.b.dim(-2) : c.b.dim(-1);
+    std::vector<Tensor> ins{RandomTensor(c.a, DType::f64, seed++), RandomTensor(c.b, DType::f64, seed++)};
+    if (c.bias) ins.push_back(RandomTensor(Shape{n}, DType::f64, seed++));
+    EXPECT_TRUE(CheckVjp("matmul", ins, Attrs{{"trans_a", c.ta}, {"trans_b", c.tb}}));
+  }
+}
+
+TEST(MatmulVjp, ActivationEpilogues) {
+  uint64_t seed = 700;
+  for (const char* act : {"gelu", "gelu_tanh", "silu"}) {
+    SCOPED_TRACE(act);
+    std::vector<Tensor> ins{RandomTensor(Shape{2, 5, 7}, DType::f64, seed++),
+                            RandomTensor(Shape{4, 7}, DType::f64, seed++),
+                            RandomTensor(Shape{4}, DType::f64, seed++)};
+    EXPECT_TRUE(CheckVjp("matmul", ins, Attrs{{"trans_b", true}, {"activation", std::string(act)}}));
+    EXPECT_TRUE(CheckVjp("linear", ins, Attrs{{"activation", std::string(act)}}));
+  }
+}
+
+TEST(LinearVjp, AllOperands) {
+  uint64_t seed = 800;
+  for (bool with_bias : {false, true}) {
+    std::vector<Tensor> ins{RandomTensor(Shape{2, 3, 6}, DType::f64, seed++),
+                            RandomTensor(Shape{5, 6}, DType::f64, seed++)};
+    if (with_bias) ins.push_back(RandomTensor(Shape{5}, DType::f64, seed++));
+    EXPECT_TRUE(CheckVjp("linear", ins));
+  }
+  EXPECT_TRUE(CheckVjp("linear", {RandomTensor(Shape{6}, DType::f64, 1), RandomTensor(Shape{5, 6}, DType::f64, 2)}));
+}
+
+// ---- errors ---------------------------------------------------------------------------
+
+void ExpectError(const char* op, const std::vector<TensorType>& ins, const Attrs& attrs,
+                 const std::vector<std::string>& needles) {
+  Status s = BuildStatus(op, ins, attrs);
+  ASSERT_FALSE(s.ok()) << op;
+  const std::string msg(s.message());
+  for (const std::string& needle : needles) EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+}
+
+TEST(MatmulErrors, NameOpAndShapes) {
+  const DType f = DType::f32;
+  ExpectError("matmul", {{{3, 4}, f}, {{5, 6}, f}}, {}, {"matmul", "[3, 4]", "[5, 6]"});
+  ExpectError("matmul", {{{3, 4}, f}, {{3, 6}, f}}, Attrs{{"trans_b", true}}, {"matmul", "K"});
+  ExpectError("matmul", {{{2, 3, 4}, f}, {{3, 4, 6}, f}}, {}, {"matmul", "broadcast", "[2, 3, 4]"});
+  ExpectError("matmul", {{{4}, f}, {{4, 6}, f}}, {}, {"matmul", "rank"});
+  ExpectError("matmul", {{{3, 4}, f}, {{4, 6}, f}, {{5}, f}}, {}, {"matmul", "bias", "[5]"});
+  ExpectError("matmul", {{{3, 4}, f}, {{4, 6}, DType::f16}}, {}, {"matmul", "dtype"});
+  ExpectError("matmul", {{{3, 4}, f}, {{4, 6}, f}}, Attrs{{"activation", std::string("relu6")}},
+              {"matmul", "relu6"});
+  ExpectError("linear", {{{2, 3, 8}, f}, {{5, 7}, f}}, {}, {"linear", "[2, 3, 8]", "[5, 7]"});
+  ExpectError("linear", {{{2, 8}, f}, {{5, 8, 1}, f}}, {}, {"linear", "weight"});
+  ExpectError("matmul", {{{3, 4}, DType::i32}, {{4, 6}, DType::i32}}, {}, {"matmul", "floating"});
+}
+
+// ---- cost ------------------------------------------------------------------------------
+
+Cost CostOfOne(const std::function<Value(Builder&)>& build) {
+  Graph g;
+  Builder b(&g);
+  Value y = build(b);
+  EXPECT_TRUE(b.ok()) << b.status().message();
+  EXPECT_TRUE(y.valid());
+  return g.nodes().back().cost;
+}
+
+TEST(MatmulCost, Formulas) {
+  // [2, 3, 5, 7] x [7, 4] + bias, gelu: 6 matrices of 5x4 outputs, K = 7.
+  Cost c = CostOfOne([](Builder& b) {
+    return MatMul(b.Input("a", {2, 3, 5, 7}, DType::f32), b.Input("b", {7, 4}, DType::f32), false, false,
+                  b.Input("bias", {4}, DType::f32), "gelu");
+  });
+  EXPECT_EQ(c.mac_flops, 2 * 6 * 5 * 4 * 7);
+  EXPECT_EQ(c.bias_flops, 6 * 5 * 4);
+  EXPECT_EQ(c.elementwise_flops, 4 * 6 * 5 * 4);
+  EXPECT_EQ(c.transcendentals, 6 * 5 * 4);
+  EXPECT_EQ(c.bytes_read, (2 * 3 * 5 * 7 + 7 * 4 + 4) * 4);
+  EXPECT_EQ(c.bytes_written, 6 * 5 * 4 * 4);
+
+  // SD1.5 attention projection: 4096 tokens, 320 -> 320, f16, no bias.
+  c = CostOfOne([](Builder& b) {
+    return Linear(b.Input("x", {1, 4096, 320}, DType::f16), b.Input("w", {320, 320}, DType::f16));
+  });
+  EXPECT_EQ(c.mac_flops, 2LL * 4096 * 320 * 320);
+  EXPECT_EQ(c.bias_flops, 0);
+  EXPECT_EQ(c.table1_flops(), 2LL * 4096 * 320 * 320);
+  EXPECT_EQ(c.bytes_read, (4096LL * 320 + 320 * 320) * 2);
+
+  // Broadcast batches: [2, 1, 5, 7] x [3, 7, 4] -> 6 products; silu, tanh-gelu counts.
+  c = CostOfOne([](Builder& b) {
+    return MatMul(b.Input("a", {2, 1, 5, 7}, DType::f32), b.Input("b", {3, 7, 4}, DType::f32), false, false, {},
+                  "silu");
+  });
+  EXPECT_EQ(c.mac_flops, 2 * 6 * 5 * 4 * 7);
+  EXPECT_EQ(c.elementwise_flops, 2 * 6 * 5 * 4);
+  EXPECT_EQ(c.transcendentals, 6 * 5 * 4);
+  c = CostOfOne([](Builder& b) {
+    return Linear(b.Input("x", {10, 8}, DType::f32), b.Input("w", {3, 8}, DType::f32),
+                  b.Input("bias", {3}, DType::f32), "gelu_tanh");
+  });
+  EXPECT_EQ(c.mac_flops, 2 * 10 * 3 * 8);
+  EXPECT_EQ(c.bias_flops, 30);
+  EXPECT_EQ(c.elementwise_flops, 8 * 30);
+  EXPECT_EQ(c.transcendentals, 30);
+}
+
+}  // namespace
+}  // namespace cf
