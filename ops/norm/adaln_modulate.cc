@@ -1,0 +1,199 @@
+// adaln_modulate and adaln_modulate_backward: definitions, costs, VJP and CPU
+// kernels (CUDA kernels in adaln_modulate.cu).
+//
+// adaln_modulate: x [B, T, C], shift and scale of one shape, [B, C] or
+// [B, 1, C]: y = x * (1 + scale) + shift, broadcast over T (DiT's modulate,
+// PixArt's t2i_modulate).
+// adaln_modulate_backward: inputs x, scale, dy; outputs
+//   dx = dy * (1 + scale), dshift = sum_T dy, dscale = sum_T dy * x
+// (dshift and dscale have scale's shape).
+#include "ops/cpu_util.h"
+#include "ops/norm/norm.h"
+
+namespace cf {
+namespace {
+
+// Checks x [B, T, C] and a modulation `p` ([B, C] or [B, 1, C]).
+Status CheckModulation(const TensorType& x, const TensorType& p, const char* what) {
+  const int64_t b = x.shape.dim(0), c = x.shape.dim(2);
+  CF_CHECK_ARG(p.shape == Shape({b, c}) || p.shape == Shape({b, 1, c}), what, " must be [", b, ", ", c, "] or [", b,
+               ", 1, ", c, "] for x ", x.shape.ToString(), ", got ", p.shape.ToString());
+  CF_CHECK_ARG(p.dtype == x.dtype, what, " dtype ", DTypeName(p.dtype), " differs from x dtype ", DTypeName(x.dtype));
+  return absl::OkStatus();
+}
+
+Status CheckX(const TensorType& x) {
+  CF_CHECK_ARG(x.shape.rank() == 3, "x must be [B, T, C], got ", x.shape.ToString());
+  CF_CHECK_ARG(IsFloating(x.dtype), "x must be floating, got ", DTypeName(x.dtype));
+  return absl::OkStatus();
+}
+
+StatusOr<std::vector<TensorType>> InferAdaLn(const OpCall& c) {
+  const TensorType &x = c.inputs[0], &shift = c.inputs[1], &scale = c.inputs[2];
+  CF_RETURN_IF_ERROR(CheckX(x));
+  CF_RETURN_IF_ERROR(CheckModulation(x, shift, "shift"));
+  CF_RETURN_IF_ERROR(CheckModulation(x, scale, "scale"));
+  CF_CHECK_ARG(shift.shape == scale.shape, "shift ", shift.shape.ToString(), " and scale ", scale.shape.ToString(),
+               " must have the same shape");
+  return std::vector<TensorType>{x};
+}
+
+// E = numel(x) = B*T*C: 1 + scale per (b, c), then a multiply and an add per
+// element. elementwise = 2E + BC.
+Cost AdaLnCost(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  const Shape& x = c.inputs[0].shape;
+  cost.elementwise_flops = 2 * x.numel() + x.dim(0) * x.dim(2);
+  return cost;
+}
+
+StatusOr<std::vector<TensorType>> InferAdaLnBackward(const OpCall& c) {
+  const TensorType &x = c.inputs[0], &scale = c.inputs[1], &dy = c.inputs[2];
+  CF_RETURN_IF_ERROR(CheckX(x));
+  CF_RETURN_IF_ERROR(CheckModulation(x, scale, "scale"));
+  CF_CHECK_ARG(dy == x, "dy ", dy.ToString(), " must have x's type ", x.ToString());
+  return std::vector<TensorType>{x, scale, scale};
+}
+
+// dx = dy * (1 + scale): E + BC; dshift = sum_T dy: E - BC;
+// dscale = sum_T dy * x: 2E - BC. elementwise = 4E - BC.
+Cost AdaLnBackwardCost(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  const Shape& x = c.inputs[0].shape;
+  cost.elementwise_flops = 4 * x.numel() - x.dim(0) * x.dim(2);
+  return cost;
+}
+
+StatusOr<std::vector<Value>> AdaLnVjp(VjpContext& ctx) {
+  std::vector<Value> g =
+      ctx.b.Op("adaln_modulate_backward", {ctx.inputs[0], ctx.inputs[2], ctx.grad_outputs[0]});
+  if (g.empty()) return ctx.b.status();
+  // g = {dx, dshift, dscale}; inputs are {x, shift, scale}.
+  std::vector<Value> result(3);
+  for (int i = 0; i < 3; ++i)
+    if (ctx.needs_grad[i]) result[i] = g[i];
+  return result;
+}
+
+// ---- CPU kernels -----------------------------------------------------------------
+
+// x, y: [B, T, C]; shift, scale: [B, C] (or [B, 1, C], the same memory).
+template <typename T>
+Status AdaLnCpuT(KernelContext& ctx) {
+  using A = Acc<T>;
+  const Shape& s = ctx.inputs[0].shape();
+  const int64_t bn = s[0], t = s[1], c = s[2];
+  const T* x = ctx.inputs[0].data<T>();
+  const T* shift = ctx.inputs[1].data<T>();
+  const T* scale = ctx.inputs[2].data<T>();
+  T* y = ctx.outputs[0].data<T>();
+  std::vector<A> sh(bn * c), s1(bn * c);
+  for (int64_t i = 0; i < bn * c; ++i) {
+    sh[i] = Load(shift, i);
+    s1[i] = A(1) + Load(scale, i);
+  }
+  ParallelFor(0, bn * t, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(c, 1)),
+              [&](int64_t begin, int64_t end) {
+                for (int64_t row = begin; row < end; ++row) {
+                  const A* a = s1.data() + (row / t) * c;
+                  const A* b = sh.data() + (row / t) * c;
+                  const T* xr = x + row * c;
+                  T* yr = y + row * c;
+                  for (int64_t i = 0; i < c; ++i) Store(yr, i, Load(xr, i) * a[i] + b[i]);
+                }
+              });
+  return absl::OkStatus();
+}
+
+// x, dy, dx: [B, T, C]; scale, dshift, dscale: [B, C] (or [B, 1, C]).
+template <typename T>
+Status AdaLnBackwardCpuT(KernelContext& ctx) {
+  using A = Acc<T>;
+  const Shape& s = ctx.inputs[0].shape();
+  const int64_t bn = s[0], t = s[1], c = s[2];
+  const T* x = ctx.inputs[0].data<T>();
+  const T* scale = ctx.inputs[1].data<T>();
+  const T* dy = ctx.inputs[2].data<T>();
+  T* dx = ctx.outputs[0].data<T>();
+  std::vector<A> s1(bn * c);
+  for (int64_t i = 0; i < bn * c; ++i) s1[i] = A(1) + Load(scale, i);
+  // Tasks over (b, chunk of T), each with partial sums [C].
+  const int64_t rows_per_chunk = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(c, 1));
+  const int64_t chunks = (t + rows_per_chunk - 1) / rows_per_chunk;
+  std::vector<A> p_shift(bn * chunks * c, A(0)), p_scale(bn * chunks * c, A(0));
+  ParallelFor(0, bn * chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / chunks, k = task % chunks;
+      const A* a = s1.data() + b * c;
+      A* ps = p_shift.data() + task * c;
+      A* pc = p_scale.data() + task * c;
+      for (int64_t r = k * rows_per_chunk; r < std::min(t, (k + 1) * rows_per_chunk); ++r) {
+        const int64_t off = (b * t + r) * c;
+        for (int64_t i = 0; i < c; ++i) {
+          const A g = Load(dy + off, i);
+          Store(dx + off, i, g * a[i]);
+          ps[i] += g;
+          pc[i] += g * Load(x + off, i);
+        }
+      }
+    }
+  });
+  T* dshift = ctx.outputs[1].data<T>();
+  T* dscale = ctx.outputs[2].data<T>();
+  for (int64_t b = 0; b < bn; ++b) {
+    for (int64_t i = 0; i < c; ++i) {
+      A ss = 0, sc = 0;
+      for (int64_t k = 0; k < chunks; ++k) {
+        ss += p_shift[(b * chunks + k) * c + i];
+        sc += p_scale[(b * chunks + k) * c + i];
+      }
+      Store(dshift, b * c + i, ss);
+      Store(dscale, b * c + i, sc);
+    }
+  }
+  return absl::OkStatus();
+}
+
+Status AdaLnCpu(KernelContext& ctx) {
+  return DispatchFloat(ctx.inputs[0].dtype(), "adaln_modulate", [&](auto tag) { return AdaLnCpuT<decltype(tag)>(ctx); });
+}
+Status AdaLnBackwardCpu(KernelContext& ctx) {
+  return DispatchFloat(ctx.inputs[0].dtype(), "adaln_modulate_backward",
+                       [&](auto tag) { return AdaLnBackwardCpuT<decltype(tag)>(ctx); });
+}
+
+OpDef AdaLnDef() {
+  OpDef d;
+  d.name = "adaln_modulate";
+  d.min_inputs = d.max_inputs = 3;
+  d.infer = InferAdaLn;
+  d.cost = AdaLnCost;
+  d.vjp = AdaLnVjp;
+  d.inplace_ok = true;
+  d.doc = "x [B, T, C] * (1 + scale) + shift with shift, scale [B, C] or [B, 1, C]";
+  return d;
+}
+
+OpDef AdaLnBackwardDef() {
+  OpDef d;
+  d.name = "adaln_modulate_backward";
+  d.min_inputs = d.max_inputs = 3;
+  d.infer = InferAdaLnBackward;
+  d.cost = AdaLnBackwardCost;
+  d.doc = "gradients of adaln_modulate: (x, scale, dy) -> dx, dshift, dscale";
+  return d;
+}
+
+}  // namespace
+
+Value AdaLnModulate(Value x, Value shift, Value scale) {
+  if (!x.valid()) return {};
+  return x.b->Op1("adaln_modulate", {x, shift, scale});
+}
+
+CF_REGISTER_OP(AdaLnDef());
+CF_REGISTER_OP(AdaLnBackwardDef());
+CF_REGISTER_KERNEL("adaln_modulate", kCPU, AdaLnCpu);
+CF_REGISTER_KERNEL("adaln_modulate_backward", kCPU, AdaLnBackwardCpu);
+
+}  // namespace cf

@@ -1,0 +1,380 @@
+// group_norm and group_norm_backward: definitions, costs, VJP and CPU kernels
+// (CUDA kernels in group_norm.cu).
+//
+// group_norm: x [N, ..., C], optional gamma [C] and beta [C] (inputs 1 or 3).
+// Attributes: groups (default 32), eps (default 1e-5), affine (optional; when
+// given it must agree with the input count). PyTorch's nn.GroupNorm on NHWC:
+// per (n, g), mean and biased variance over the P spatial positions and the
+// Cg = C / groups channels of the group; y = (x - mean) * rstd * gamma + beta.
+//
+// group_norm_backward: inputs x, dy [, gamma]; outputs dx [, dgamma, dbeta].
+// It recomputes mean and rstd from x instead of taking them as saved outputs
+// of the forward: the forward stays a single-output op (no [N, G] statistics
+// kept alive by the planner from forward to backward, nothing extra when only
+// inference runs) at the price of one more read of x in the backward.
+// With xhat = (x - mean) * rstd, M = P * Cg elements per group and
+// S_dy[n, c] = sum_p dy, S_dyxh[n, c] = sum_p dy * xhat (per-channel sums that
+// serve both the parameter gradients and the group sums):
+//   dbeta[c]  = sum_n S_dy[n, c]
+//   dgamma[c] = sum_n S_dyxh[n, c]
+//   A[n, g] = sum_{c in g} gamma[c] S_dy[n, c] / M
+//   B[n, g] = sum_{c in g} gamma[c] S_dyxh[n, c] / M
+//   dx = rstd * (gamma * dy - A - xhat * B)
+#include <cmath>
+
+#include "ops/cpu_util.h"
+#include "ops/norm/moments.h"
+#include "ops/norm/norm.h"
+#include "ops/norm/norm_internal.h"
+
+namespace cf {
+namespace {
+
+using norm_internal::GnDims;
+using norm_internal::GnDimsOf;
+
+// Checks group_norm's x (and gamma/beta when present at `affine_index`).
+Status CheckGroupNormArgs(const OpCall& c, const TensorType& x, int64_t groups, int gamma_index) {
+  CF_CHECK_ARG(x.shape.rank() >= 2, "x must have rank >= 2 ([N, ..., C]), got ", x.shape.ToString());
+  CF_CHECK_ARG(IsFloating(x.dtype), "x must be floating, got ", DTypeName(x.dtype));
+  const int64_t ch = x.shape.dim(-1);
+  if (c.attrs.Has("groups")) CF_RETURN_IF_ERROR(c.attrs.RequireInt("groups").status());  // not silently 32
+  CF_CHECK_ARG(groups >= 1, "groups must be >= 1, got ", groups);
+  CF_CHECK_ARG(ch % groups == 0, "channels ", ch, " (last dim of ", x.shape.ToString(),
+               ") are not divisible by groups ", groups);
+  CF_CHECK_ARG(c.attrs.Float("eps", norm_internal::kDefaultEps) >= 0, "eps must be >= 0");
+  if (gamma_index >= 0) {
+    for (int i = gamma_index; i < static_cast<int>(c.inputs.size()); ++i) {
+      const TensorType& p = c.inputs[i];
+      CF_CHECK_ARG(p.shape == Shape({ch}), i == gamma_index ? "gamma" : "beta", " must be [", ch, "] (channels of x ",
+                   x.shape.ToString(), "), got ", p.shape.ToString());
+      CF_CHECK_ARG(p.dtype == x.dtype, i == gamma_index ? "gamma" : "beta", " dtype ", DTypeName(p.dtype),
+                   " differs from x dtype ", DTypeName(x.dtype));
+    }
+  }
+  return absl::OkStatus();
+}
+
+StatusOr<std::vector<TensorType>> InferGroupNorm(const OpCall& c) {
+  CF_CHECK_ARG(c.inputs.size() == 1 || c.inputs.size() == 3,
+               "expects x alone or x, gamma, beta (gamma and beta are optional together)");
+  const bool affine = c.inputs.size() == 3;
+  if (c.attrs.Has("affine"))
+    CF_CHECK_ARG(c.attrs.Bool("affine", affine) == affine, "attribute affine=", c.attrs.Bool("affine", affine),
+                 " but ", c.inputs.size(), " inputs given");
+  CF_RETURN_IF_ERROR(CheckGroupNormArgs(c, c.inputs[0], c.attrs.Int("groups", norm_internal::kDefaultGroups), 1));
+  return std::vector<TensorType>{c.inputs[0]};
+}
+
+// E = numel(x), NG = N * groups.
+//   mean: E (L-1 adds + 1 divide per group of L); variance: 3E (subtract,
+//   square, L-1 adds + 1 divide); rstd: NG adds (eps) + NG rsqrt;
+//   normalise: 2E (subtract, multiply); affine: 2E (multiply, add).
+//   elementwise = 6E + NG (+ 2E with affine), transcendentals = NG.
+Cost GroupNormCost(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  const int64_t e = c.inputs[0].shape.numel();
+  const int64_t ng = c.inputs[0].shape.dim(0) * c.attrs.Int("groups", norm_internal::kDefaultGroups);
+  cost.elementwise_flops = 6 * e + ng + (c.inputs.size() == 3 ? 2 * e : 0);
+  cost.transcendentals = ng;
+  return cost;
+}
+
+StatusOr<std::vector<TensorType>> InferGroupNormBackward(const OpCall& c) {
+  CF_CHECK_ARG(c.inputs.size() == 2 || c.inputs.size() == 3, "expects x, dy [, gamma]");
+  const TensorType& x = c.inputs[0];
+  CF_RETURN_IF_ERROR(CheckGroupNormArgs(c, x, c.attrs.Int("groups", norm_internal::kDefaultGroups),
+                                        c.inputs.size() == 3 ? 2 : -1));
+  CF_CHECK_ARG(c.inputs[1] == x, "dy ", c.inputs[1].ToString(), " must have x's type ", x.ToString());
+  std::vector<TensorType> outs{x};
+  if (c.inputs.size() == 3) {
+    outs.push_back(c.inputs[2]);
+    outs.push_back(c.inputs[2]);
+  }
+  return outs;
+}
+
+// E = numel(x), NG = N * groups, NC = N * C.
+//   recomputed statistics: 4E + NG (+ NG rsqrt); xhat: 2E;
+//   per-channel sums S_dy, S_dyxh: 3E - 2NC (a multiply and two sums);
+//   group sums A, B: 2(NC - NG) adds + 2NG divides, plus 2NC multiplies by
+//   gamma with affine; dgamma, dbeta: 2(N-1)C adds;
+//   dx = rstd * (gamma dy - A - xhat B): 4E, 5E with affine.
+//   elementwise = 13E + NG, with affine 14E + NG + 4NC - 2C; transcendentals = NG.
+Cost GroupNormBackwardCost(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  const Shape& x = c.inputs[0].shape;
+  const int64_t e = x.numel(), n = x.dim(0), ch = x.dim(-1);
+  const int64_t ng = n * c.attrs.Int("groups", norm_internal::kDefaultGroups);
+  cost.elementwise_flops = c.inputs.size() == 3 ? 14 * e + ng + 4 * n * ch - 2 * ch : 13 * e + ng;
+  cost.transcendentals = ng;
+  return cost;
+}
+
+Attrs GroupNormAttrs(const Attrs& a) {
+  return Attrs{{"groups", a.Int("groups", norm_internal::kDefaultGroups)},
+               {"eps", a.Float("eps", norm_internal::kDefaultEps)}};
+}
+
+StatusOr<std::vector<Value>> GroupNormVjp(VjpContext& ctx) {
+  std::vector<Value> ins{ctx.inputs[0], ctx.grad_outputs[0]};
+  const bool affine = ctx.inputs.size() == 3;
+  if (affine) ins.push_back(ctx.inputs[1]);
+  std::vector<Value> g = ctx.b.Op("group_norm_backward", ins, GroupNormAttrs(ctx.attrs));
+  if (g.empty()) return ctx.b.status();
+  std::vector<Value> result(ctx.inputs.size());
+  for (size_t i = 0; i < result.size(); ++i)
+    if (ctx.needs_grad[i]) result[i] = g[i];
+  return result;
+}
+
+// ---- CPU kernels -----------------------------------------------------------------
+
+// Spatial positions per task of the statistics passes: a chunk of rows is
+// reduced two-pass (it is in cache), chunks are merged with CombineMoments.
+constexpr int64_t kRowsPerChunk = 128;
+
+int64_t NumChunks(int64_t p) { return (p + kRowsPerChunk - 1) / kRowsPerChunk; }
+
+// x: [N, P, C] of T. Writes mean and rstd, [N * G] each.
+template <typename T>
+void GroupStatsCpu(const T* x, const GnDims& d, double eps, std::vector<Acc<T>>& mean, std::vector<Acc<T>>& rstd) {
+  using A = Acc<T>;
+  const int64_t chunks = NumChunks(d.P);
+  std::vector<Moments<A>> part(d.N * chunks * d.G);
+  ParallelFor(0, d.N * chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<A> m(d.C), m2(d.C);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t n = t / chunks, k = t % chunks;
+      const int64_t r0 = k * kRowsPerChunk, nr = std::min(d.P, r0 + kRowsPerChunk) - r0;
+      const T* base = x + (n * d.P + r0) * d.C;
+      std::fill(m.begin(), m.end(), A(0));
+      std::fill(m2.begin(), m2.end(), A(0));
+      for (int64_t r = 0; r < nr; ++r)
+        for (int64_t c = 0; c < d.C; ++c) m[c] += Load(base + r * d.C, c);
+      for (int64_t c = 0; c < d.C; ++c) m[c] /= A(nr);
+      for (int64_t r = 0; r < nr; ++r) {
+        for (int64_t c = 0; c < d.C; ++c) {
+          const A v = Load(base + r * d.C, c) - m[c];
+          m2[c] += v * v;
+        }
+      }
+      // Channels of a group have equal counts: mean of means, and M2 is the
+      // sum of the channels' M2 plus nr * sum of squared mean deviations.
+      for (int64_t g = 0; g < d.G; ++g) {
+        A gm = 0;
+        for (int64_t c = g * d.Cg; c < (g + 1) * d.Cg; ++c) gm += m[c];
+        gm /= A(d.Cg);
+        A gm2 = 0, dev = 0;
+        for (int64_t c = g * d.Cg; c < (g + 1) * d.Cg; ++c) {
+          gm2 += m2[c];
+          dev += (m[c] - gm) * (m[c] - gm);
+        }
+        part[t * d.G + g] = {A(nr * d.Cg), gm, gm2 + A(nr) * dev};
+      }
+    }
+  });
+  mean.assign(d.N * d.G, A(0));
+  rstd.assign(d.N * d.G, A(0));
+  for (int64_t n = 0; n < d.N; ++n) {
+    for (int64_t g = 0; g < d.G; ++g) {
+      Moments<A> acc = part[n * chunks * d.G + g];
+      for (int64_t k = 1; k < chunks; ++k) acc = CombineMoments(acc, part[(n * chunks + k) * d.G + g]);
+      mean[n * d.G + g] = acc.mean;
+      rstd[n * d.G + g] = A(1) / std::sqrt(acc.m2 / acc.count + A(eps));
+    }
+  }
+}
+
+// gamma [C] as Acc values, or ones without affine.
+template <typename T>
+std::vector<Acc<T>> LoadOrOnes(const Tensor* t, int64_t c) {
+  std::vector<Acc<T>> v(c, Acc<T>(1));
+  if (t)
+    for (int64_t i = 0; i < c; ++i) v[i] = Load(t->data<T>(), i);
+  return v;
+}
+
+// x, y: [N, P, C]; gamma, beta: [C] or absent.
+template <typename T>
+Status GroupNormCpuT(KernelContext& ctx) {
+  using A = Acc<T>;
+  const Tensor& xt = ctx.inputs[0];
+  const GnDims d = GnDimsOf(xt.shape(), ctx.attrs.Int("groups", norm_internal::kDefaultGroups));
+  const bool affine = ctx.inputs.size() == 3;
+  const T* x = xt.data<T>();
+  T* y = ctx.outputs[0].data<T>();
+  if (xt.numel() == 0) return absl::OkStatus();
+  std::vector<A> mean, rstd;
+  GroupStatsCpu(x, d, ctx.attrs.Float("eps", norm_internal::kDefaultEps), mean, rstd);
+  const std::vector<A> gamma = LoadOrOnes<T>(affine ? &ctx.inputs[1] : nullptr, d.C);
+  std::vector<A> beta(d.C, A(0));
+  if (affine)
+    for (int64_t c = 0; c < d.C; ++c) beta[c] = Load(ctx.inputs[2].data<T>(), c);
+  // Per (n, c): y = (x - mc) * sc + beta.
+  std::vector<A> mc(d.N * d.C), sc(d.N * d.C);
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t c = 0; c < d.C; ++c) {
+      mc[n * d.C + c] = mean[n * d.G + c / d.Cg];
+      sc[n * d.C + c] = rstd[n * d.G + c / d.Cg] * gamma[c];
+    }
+  ParallelFor(0, d.N * d.P, std::max<int64_t>(1, kElementwiseGrain / d.C), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const A* m = mc.data() + (row / d.P) * d.C;
+      const A* s = sc.data() + (row / d.P) * d.C;
+      const T* xr = x + row * d.C;
+      T* yr = y + row * d.C;
+      for (int64_t c = 0; c < d.C; ++c) Store(yr, c, (Load(xr, c) - m[c]) * s[c] + beta[c]);
+    }
+  });
+  return absl::OkStatus();
+}
+
+// x, dy, dx: [N, P, C]; gamma, dgamma, dbeta: [C] or absent.
+template <typename T>
+Status GroupNormBackwardCpuT(KernelContext& ctx) {
+  using A = Acc<T>;
+  const Tensor& xt = ctx.inputs[0];
+  const GnDims d = GnDimsOf(xt.shape(), ctx.attrs.Int("groups", norm_internal::kDefaultGroups));
+  const bool affine = ctx.inputs.size() == 3;
+  const T* x = xt.data<T>();
+  const T* dy = ctx.inputs[1].data<T>();
+  T* dx = ctx.outputs[0].data<T>();
+  if (xt.numel() == 0) {  // no positions: dgamma = dbeta = 0
+    for (size_t k = 1; k < ctx.outputs.size(); ++k)
+      for (int64_t c = 0; c < d.C; ++c) Store(ctx.outputs[k].data<T>(), c, A(0));
+    return absl::OkStatus();
+  }
+  std::vector<A> mean, rstd;
+  GroupStatsCpu(x, d, ctx.attrs.Float("eps", norm_internal::kDefaultEps), mean, rstd);
+  const std::vector<A> gamma = LoadOrOnes<T>(affine ? &ctx.inputs[2] : nullptr, d.C);
+  std::vector<A> mc(d.N * d.C), rc(d.N * d.C);
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t c = 0; c < d.C; ++c) {
+      mc[n * d.C + c] = mean[n * d.G + c / d.Cg];
+      rc[n * d.C + c] = rstd[n * d.G + c / d.Cg];
+    }
+
+  // Per-channel sums over chunks of positions, then over chunks.
+  const int64_t chunks = NumChunks(d.P);
+  std::vector<A> part_dy(d.N * chunks * d.C, A(0)), part_dyxh(d.N * chunks * d.C, A(0));
+  ParallelFor(0, d.N * chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t n = t / chunks, k = t % chunks;
+      const int64_t r0 = k * kRowsPerChunk, r1 = std::min(d.P, r0 + kRowsPerChunk);
+      const A* m = mc.data() + n * d.C;
+      const A* r = rc.data() + n * d.C;
+      A* sdy = part_dy.data() + t * d.C;
+      A* sdyxh = part_dyxh.data() + t * d.C;
+      for (int64_t row = r0; row < r1; ++row) {
+        const T* xr = x + (n * d.P + row) * d.C;
+        const T* dyr = dy + (n * d.P + row) * d.C;
+        for (int64_t c = 0; c < d.C; ++c) {
+          const A g = Load(dyr, c);
+          sdy[c] += g;
+          sdyxh[c] += g * ((Load(xr, c) - m[c]) * r[c]);
+        }
+      }
+    }
+  });
+  std::vector<A> s_dy(d.N * d.C, A(0)), s_dyxh(d.N * d.C, A(0));
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t k = 0; k < chunks; ++k)
+      for (int64_t c = 0; c < d.C; ++c) {
+        s_dy[n * d.C + c] += part_dy[(n * chunks + k) * d.C + c];
+        s_dyxh[n * d.C + c] += part_dyxh[(n * chunks + k) * d.C + c];
+      }
+  if (affine) {
+    T* dgamma = ctx.outputs[1].data<T>();
+    T* dbeta = ctx.outputs[2].data<T>();
+    for (int64_t c = 0; c < d.C; ++c) {
+      A sg = 0, sb = 0;
+      for (int64_t n = 0; n < d.N; ++n) {
+        sg += s_dyxh[n * d.C + c];
+        sb += s_dy[n * d.C + c];
+      }
+      Store(dgamma, c, sg);
+      Store(dbeta, c, sb);
+    }
+  }
+  // dx = ka * dy - kb - kc * (x - mean), per (n, c) coefficients.
+  std::vector<A> ka(d.N * d.C), kb(d.N * d.C), kc(d.N * d.C);
+  const A inv_m = A(1) / A(d.P * d.Cg);
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t g = 0; g < d.G; ++g) {
+      A sa = 0, sb = 0;
+      for (int64_t c = g * d.Cg; c < (g + 1) * d.Cg; ++c) {
+        sa += gamma[c] * s_dy[n * d.C + c];
+        sb += gamma[c] * s_dyxh[n * d.C + c];
+      }
+      const A rs = rstd[n * d.G + g];
+      for (int64_t c = g * d.Cg; c < (g + 1) * d.Cg; ++c) {
+        ka[n * d.C + c] = rs * gamma[c];
+        kb[n * d.C + c] = rs * sa * inv_m;
+        kc[n * d.C + c] = rs * rs * sb * inv_m;
+      }
+    }
+  ParallelFor(0, d.N * d.P, std::max<int64_t>(1, kElementwiseGrain / d.C), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t off = (row / d.P) * d.C;
+      const A *a = ka.data() + off, *b = kb.data() + off, *cc = kc.data() + off, *m = mc.data() + off;
+      const T* xr = x + row * d.C;
+      const T* dyr = dy + row * d.C;
+      T* dxr = dx + row * d.C;
+      for (int64_t c = 0; c < d.C; ++c) Store(dxr, c, a[c] * Load(dyr, c) - b[c] - cc[c] * (Load(xr, c) - m[c]));
+    }
+  });
+  return absl::OkStatus();
+}
+
+Status GroupNormCpu(KernelContext& ctx) {
+  return DispatchFloat(ctx.inputs[0].dtype(), "group_norm", [&](auto tag) { return GroupNormCpuT<decltype(tag)>(ctx); });
+}
+Status GroupNormBackwardCpu(KernelContext& ctx) {
+  return DispatchFloat(ctx.inputs[0].dtype(), "group_norm_backward",
+                       [&](auto tag) { return GroupNormBackwardCpuT<decltype(tag)>(ctx); });
+}
+
+OpDef GroupNormDef() {
+  OpDef d;
+  d.name = "group_norm";
+  d.min_inputs = 1;
+  d.max_inputs = 3;
+  d.infer = InferGroupNorm;
+  d.cost = GroupNormCost;
+  d.vjp = GroupNormVjp;
+  d.doc = "group normalisation of channels-last x [N, ..., C] over (spatial, C/groups) per (n, group)";
+  return d;
+}
+
+OpDef GroupNormBackwardDef() {
+  OpDef d;
+  d.name = "group_norm_backward";
+  d.min_inputs = 2;
+  d.max_inputs = 3;
+  d.infer = InferGroupNormBackward;
+  d.cost = GroupNormBackwardCost;
+  d.doc = "gradients of group_norm: (x, dy [, gamma]) -> dx [, dgamma, dbeta]";
+  return d;
+}
+
+}  // namespace
+
+Value GroupNorm(Value x, Value gamma, Value beta, int64_t groups, double eps) {
+  if (!x.valid()) return {};
+  Builder& b = *x.b;
+  if (gamma.valid() != beta.valid()) {
+    b.Fail(absl::InvalidArgumentError("GroupNorm: gamma and beta must both be given or both be absent"));
+    return {};
+  }
+  std::vector<Value> ins{x};
+  if (gamma.valid()) ins.insert(ins.end(), {gamma, beta});
+  return b.Op1("group_norm", ins, Attrs{{"groups", groups}, {"eps", eps}});
+}
+
+CF_REGISTER_OP(GroupNormDef());
+CF_REGISTER_OP(GroupNormBackwardDef());
+CF_REGISTER_KERNEL("group_norm", kCPU, GroupNormCpu);
+CF_REGISTER_KERNEL("group_norm_backward", kCPU, GroupNormBackwardCpu);
+
+}  // namespace cf

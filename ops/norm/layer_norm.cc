@@ -1,0 +1,267 @@
+// layer_norm and layer_norm_backward: definitions, costs, VJP and CPU kernels
+// (CUDA kernels in layer_norm.cu).
+//
+// layer_norm: x [..., C], optional gamma [C] and beta [C] (inputs 1 or 3).
+// Attribute eps (default 1e-5). PyTorch's nn.LayerNorm over the last dim:
+// y = (x - mean) * rstd * gamma + beta with the biased variance.
+//
+// layer_norm_backward: inputs x, dy [, gamma]; outputs dx [, dgamma, dbeta].
+// Row statistics are recomputed from x (a row is C elements, cheap to
+// re-reduce), so the forward stays single-output. Per row, with
+// xhat = (x - mean) * rstd and g = gamma * dy:
+//   dx = rstd * (g - mean_C(g) - xhat * mean_C(g * xhat))
+//   dgamma = sum_rows dy * xhat, dbeta = sum_rows dy.
+#include <cmath>
+
+#include "ops/cpu_util.h"
+#include "ops/norm/norm.h"
+#include "ops/norm/norm_internal.h"
+
+namespace cf {
+namespace {
+
+using norm_internal::RowsOf;
+
+Status CheckLayerNormArgs(const OpCall& c, const TensorType& x, int gamma_index) {
+  CF_CHECK_ARG(x.shape.rank() >= 1, "x must have rank >= 1, got a scalar");
+  CF_CHECK_ARG(IsFloating(x.dtype), "x must be floating, got ", DTypeName(x.dtype));
+  CF_CHECK_ARG(c.attrs.Float("eps", norm_internal::kDefaultEps) >= 0, "eps must be >= 0");
+  const int64_t ch = x.shape.dim(-1);
+  if (gamma_index >= 0) {
+    for (int i = gamma_index; i < static_cast<int>(c.inputs.size()); ++i) {
+      const TensorType& p = c.inputs[i];
+      const char* what = i == gamma_index ? "gamma" : "beta";
+      CF_CHECK_ARG(p.shape == Shape({ch}), what, " must be [", ch, "] (last dim of x ", x.shape.ToString(),
+                   "), got ", p.shape.ToString());
+      CF_CHECK_ARG(p.dtype == x.dtype, what, " dtype ", DTypeName(p.dtype), " differs from x dtype ",
+                   DTypeName(x.dtype));
+    }
+  }
+  return absl::OkStatus();
+}
+
+StatusOr<std::vector<TensorType>> InferLayerNorm(const OpCall& c) {
+  CF_CHECK_ARG(c.inputs.size() == 1 || c.inputs.size() == 3,
+               "expects x alone or x, gamma, beta (gamma and beta are optional together)");
+  CF_RETURN_IF_ERROR(CheckLayerNormArgs(c, c.inputs[0], 1));
+  return std::vector<TensorType>{c.inputs[0]};
+}
+
+// E = numel(x), R = rows (E / C): the group_norm formula with one group per row.
+//   elementwise = 6E + R (+ 2E with affine), transcendentals = R.
+Cost LayerNormCost(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  const int64_t e = c.inputs[0].shape.numel(), r = RowsOf(c.inputs[0].shape);
+  cost.elementwise_flops = 6 * e + r + (c.inputs.size() == 3 ? 2 * e : 0);
+  cost.transcendentals = r;
+  return cost;
+}
+
+StatusOr<std::vector<TensorType>> InferLayerNormBackward(const OpCall& c) {
+  CF_CHECK_ARG(c.inputs.size() == 2 || c.inputs.size() == 3, "expects x, dy [, gamma]");
+  const TensorType& x = c.inputs[0];
+  CF_RETURN_IF_ERROR(CheckLayerNormArgs(c, x, c.inputs.size() == 3 ? 2 : -1));
+  CF_CHECK_ARG(c.inputs[1] == x, "dy ", c.inputs[1].ToString(), " must have x's type ", x.ToString());
+  std::vector<TensorType> outs{x};
+  if (c.inputs.size() == 3) {
+    outs.push_back(c.inputs[2]);
+    outs.push_back(c.inputs[2]);
+  }
+  return outs;
+}
+
+// E = numel(x), R = rows, C = last dim.
+//   recomputed statistics 4E + R (+ R rsqrt); xhat 2E; g = gamma dy: E with
+//   affine; sum(g), sum(g xhat): 3E - 2R adds/multiplies + 2R divides by C;
+//   dx = rstd (g - a - xhat b): 4E; dgamma: E multiplies + (R-1)C adds,
+//   dbeta: (R-1)C adds.
+//   elementwise = 13E + R, with affine 17E + R - 2C; transcendentals = R.
+Cost LayerNormBackwardCost(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  const Shape& x = c.inputs[0].shape;
+  const int64_t e = x.numel(), r = RowsOf(x), ch = x.dim(-1);
+  cost.elementwise_flops = c.inputs.size() == 3 ? 17 * e + r - 2 * ch : 13 * e + r;
+  cost.transcendentals = r;
+  return cost;
+}
+
+StatusOr<std::vector<Value>> LayerNormVjp(VjpContext& ctx) {
+  std::vector<Value> ins{ctx.inputs[0], ctx.grad_outputs[0]};
+  if (ctx.inputs.size() == 3) ins.push_back(ctx.inputs[1]);
+  std::vector<Value> g =
+      ctx.b.Op("layer_norm_backward", ins, Attrs{{"eps", ctx.attrs.Float("eps", norm_internal::kDefaultEps)}});
+  if (g.empty()) return ctx.b.status();
+  std::vector<Value> result(ctx.inputs.size());
+  for (size_t i = 0; i < result.size(); ++i)
+    if (ctx.needs_grad[i]) result[i] = g[i];
+  return result;
+}
+
+// ---- CPU kernels -----------------------------------------------------------------
+
+// sum_{i < c} term(i) in 8 independent lanes, so the compiler can vectorise
+// a float reduction (and the rounding error grows more slowly).
+template <typename A, typename F>
+inline A LaneSum(int64_t c, F term) {
+  A lane[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= c; i += 8)
+    for (int j = 0; j < 8; ++j) lane[j] += term(i + j);
+  for (; i < c; ++i) lane[i % 8] += term(i);
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+// Mean and rstd of one row of C, two-pass in A.
+template <typename T>
+void RowStats(const T* xr, int64_t c, double eps, Acc<T>& mean, Acc<T>& rstd) {
+  using A = Acc<T>;
+  mean = LaneSum<A>(c, [&](int64_t i) { return Load(xr, i); }) / A(c);
+  const A m = mean;
+  const A v = LaneSum<A>(c, [&](int64_t i) {
+    const A d = Load(xr, i) - m;
+    return d * d;
+  });
+  rstd = A(1) / std::sqrt(v / A(c) + A(eps));
+}
+
+// x, y: [R, C]; gamma, beta: [C] or absent.
+template <typename T>
+Status LayerNormCpuT(KernelContext& ctx) {
+  using A = Acc<T>;
+  const Tensor& xt = ctx.inputs[0];
+  const int64_t c = xt.shape().dim(-1), rows = RowsOf(xt.shape());
+  if (xt.numel() == 0) return absl::OkStatus();
+  const double eps = ctx.attrs.Float("eps", norm_internal::kDefaultEps);
+  const bool affine = ctx.inputs.size() == 3;
+  std::vector<A> gamma(c, A(1)), beta(c, A(0));
+  if (affine)
+    for (int64_t i = 0; i < c; ++i) {
+      gamma[i] = Load(ctx.inputs[1].data<T>(), i);
+      beta[i] = Load(ctx.inputs[2].data<T>(), i);
+    }
+  const T* x = xt.data<T>();
+  T* y = ctx.outputs[0].data<T>();
+  ParallelFor(0, rows, std::max<int64_t>(1, kElementwiseGrain / c), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* xr = x + r * c;
+      T* yr = y + r * c;
+      A mean, rstd;
+      RowStats(xr, c, eps, mean, rstd);
+      for (int64_t i = 0; i < c; ++i) Store(yr, i, (Load(xr, i) - mean) * rstd * gamma[i] + beta[i]);
+    }
+  });
+  return absl::OkStatus();
+}
+
+// x, dy, dx: [R, C]; gamma, dgamma, dbeta: [C] or absent.
+template <typename T>
+Status LayerNormBackwardCpuT(KernelContext& ctx) {
+  using A = Acc<T>;
+  const Tensor& xt = ctx.inputs[0];
+  const int64_t c = xt.shape().dim(-1), rows = RowsOf(xt.shape());
+  const double eps = ctx.attrs.Float("eps", norm_internal::kDefaultEps);
+  const bool affine = ctx.inputs.size() == 3;
+  std::vector<A> gamma(c, A(1));
+  if (affine)
+    for (int64_t i = 0; i < c; ++i) gamma[i] = Load(ctx.inputs[2].data<T>(), i);
+  const T* x = xt.data<T>();
+  const T* dy = ctx.inputs[1].data<T>();
+  T* dx = ctx.outputs[0].data<T>();
+  // Chunks of rows, each with its own partial dgamma / dbeta.
+  const int64_t rows_per_chunk = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(c, 1));
+  const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
+  std::vector<A> pg(affine ? chunks * c : 0, A(0)), pb(affine ? chunks * c : 0, A(0));
+  ParallelFor(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<A> g(c), xh(c);
+    for (int64_t k = begin; k < end; ++k) {
+      for (int64_t r = k * rows_per_chunk; r < std::min(rows, (k + 1) * rows_per_chunk); ++r) {
+        const T* xr = x + r * c;
+        const T* dyr = dy + r * c;
+        T* dxr = dx + r * c;
+        A mean, rstd;
+        RowStats(xr, c, eps, mean, rstd);
+        for (int64_t i = 0; i < c; ++i) {
+          xh[i] = (Load(xr, i) - mean) * rstd;
+          g[i] = Load(dyr, i) * gamma[i];
+        }
+        const A sa = LaneSum<A>(c, [&](int64_t i) { return g[i]; }) / A(c);
+        const A sb = LaneSum<A>(c, [&](int64_t i) { return g[i] * xh[i]; }) / A(c);
+        for (int64_t i = 0; i < c; ++i) Store(dxr, i, rstd * (g[i] - sa - xh[i] * sb));
+        if (affine) {
+          A* pgk = pg.data() + k * c;
+          A* pbk = pb.data() + k * c;
+          for (int64_t i = 0; i < c; ++i) {
+            const A d = Load(dyr, i);
+            pgk[i] += d * xh[i];
+            pbk[i] += d;
+          }
+        }
+      }
+    }
+  });
+  if (affine) {
+    std::vector<A> sg(c, A(0)), sb(c, A(0));
+    for (int64_t k = 0; k < chunks; ++k)
+      for (int64_t i = 0; i < c; ++i) {
+        sg[i] += pg[k * c + i];
+        sb[i] += pb[k * c + i];
+      }
+    for (int64_t i = 0; i < c; ++i) {
+      Store(ctx.outputs[1].data<T>(), i, sg[i]);
+      Store(ctx.outputs[2].data<T>(), i, sb[i]);
+    }
+  }
+  return absl::OkStatus();
+}
+
+Status LayerNormCpu(KernelContext& ctx) {
+  return DispatchFloat(ctx.inputs[0].dtype(), "layer_norm", [&](auto tag) { return LayerNormCpuT<decltype(tag)>(ctx); });
+}
+Status LayerNormBackwardCpu(KernelContext& ctx) {
+  return DispatchFloat(ctx.inputs[0].dtype(), "layer_norm_backward",
+                       [&](auto tag) { return LayerNormBackwardCpuT<decltype(tag)>(ctx); });
+}
+
+OpDef LayerNormDef() {
+  OpDef d;
+  d.name = "layer_norm";
+  d.min_inputs = 1;
+  d.max_inputs = 3;
+  d.infer = InferLayerNorm;
+  d.cost = LayerNormCost;
+  d.vjp = LayerNormVjp;
+  d.doc = "layer normalisation over the last dim of x [..., C]";
+  return d;
+}
+
+OpDef LayerNormBackwardDef() {
+  OpDef d;
+  d.name = "layer_norm_backward";
+  d.min_inputs = 2;
+  d.max_inputs = 3;
+  d.infer = InferLayerNormBackward;
+  d.cost = LayerNormBackwardCost;
+  d.doc = "gradients of layer_norm: (x, dy [, gamma]) -> dx [, dgamma, dbeta]";
+  return d;
+}
+
+}  // namespace
+
+Value LayerNorm(Value x, Value gamma, Value beta, double eps) {
+  if (!x.valid()) return {};
+  Builder& b = *x.b;
+  if (gamma.valid() != beta.valid()) {
+    b.Fail(absl::InvalidArgumentError("LayerNorm: gamma and beta must both be given or both be absent"));
+    return {};
+  }
+  std::vector<Value> ins{x};
+  if (gamma.valid()) ins.insert(ins.end(), {gamma, beta});
+  return b.Op1("layer_norm", ins, Attrs{{"eps", eps}});
+}
+
+CF_REGISTER_OP(LayerNormDef());
+CF_REGISTER_OP(LayerNormBackwardDef());
+CF_REGISTER_KERNEL("layer_norm", kCPU, LayerNormCpu);
+CF_REGISTER_KERNEL("layer_norm_backward", kCPU, LayerNormBackwardCpu);
+
+}  // namespace cf

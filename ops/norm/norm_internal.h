@@ -1,0 +1,26 @@
+// Shared by the norm family's .cc and .cu files: how a tensor is viewed by
+// the kernels, and attribute defaults (one place, so the CPU and CUDA kernels
+// and the shape rules agree).
+#pragma once
+
+#include "ops/op.h"
+
+namespace cf::norm_internal {
+
+constexpr int64_t kDefaultGroups = 32;
+constexpr double kDefaultEps = 1e-5;
+
+// group_norm views x [N, ..., C] as [N, P, C] with P the product of the
+// spatial dims, and channels split into G groups of Cg = C / G.
+struct GnDims {
+  int64_t N, P, C, G, Cg;
+};
+inline GnDims GnDimsOf(const Shape& x, int64_t groups) {
+  const int64_t n = x.dim(0), c = x.dim(-1);
+  return {n, x.prod(1, x.rank() - 1), c, groups, c / groups};
+}
+
+// layer_norm / adaln_modulate: rows of C.
+inline int64_t RowsOf(const Shape& x) { return x.prod(0, x.rank() - 1); }
+
+}  // namespace cf::norm_internal

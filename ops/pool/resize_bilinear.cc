@@ -1,0 +1,224 @@
+// resize_bilinear and resize_bilinear_backward: definitions, costs, VJP and
+// CPU kernels (CUDA kernels in resize_bilinear.cu).
+//
+// resize_bilinear: x [N, H, W, C] -> [N, oh, ow, C], attribute size [oh, ow]
+// (or [s]); align_corners = false (the attribute is accepted only false), no
+// antialias: F.interpolate(x, size=(oh, ow), mode="bilinear"). The source
+// coordinate rule is BilinearTapOf in pool_internal.h, computed in f32 (f64
+// for f64 tensors) like PyTorch's accumulation type:
+//   y = l0y (l0x x[i0y, i0x] + l1x x[i0y, i1x]) + l1y (l0x x[i1y, i0x] + l1x x[i1y, i1x]).
+// resize_bilinear_backward: dy [N, oh, ow, C] -> dx [N, H, W, C], attribute
+// input_hw [H, W]; each input gathers weight * dy over the taps that read it.
+#include "ops/cpu_util.h"
+#include "ops/pool/pool.h"
+#include "ops/pool/pool_checks.h"
+#include "ops/pool/pool_internal.h"
+
+namespace cf {
+namespace {
+
+using pool_internal::BilinearScale;
+using pool_internal::BilinearTap;
+using pool_internal::BilinearTapOf;
+
+StatusOr<std::vector<TensorType>> InferResize(const OpCall& c) {
+  const TensorType& x = c.inputs[0];
+  CF_RETURN_IF_ERROR(pool_internal::CheckNhwc(x));
+  CF_CHECK_ARG(!c.attrs.Bool("align_corners", false), "align_corners=true is not supported");
+  CF_CHECK_ARG(c.attrs.Has("size"), "missing attribute 'size' ([oh, ow])");
+  CF_ASSIGN_OR_RETURN(std::vector<int64_t> s, pool_internal::PairAttr(c.attrs, "size", {}));
+  CF_CHECK_ARG(s[0] >= 1 && s[1] >= 1, "size must be >= 1, got ", s[0], "x", s[1]);
+  CF_CHECK_ARG(x.shape[1] >= 1 && x.shape[2] >= 1, "input spatial size must be >= 1, got ", x.shape.ToString());
+  return std::vector<TensorType>{{Shape({x.shape[0], s[0], s[1], x.shape[3]}), x.dtype}};
+}
+
+StatusOr<std::vector<TensorType>> InferResizeBackward(const OpCall& c) {
+  const TensorType& dy = c.inputs[0];
+  CF_RETURN_IF_ERROR(pool_internal::CheckNhwc(dy, "dy"));
+  CF_ASSIGN_OR_RETURN(std::vector<int64_t> hw, c.attrs.RequireInts("input_hw"));
+  CF_CHECK_ARG(hw.size() == 2 && hw[0] >= 1 && hw[1] >= 1, "input_hw must be [H, W] >= 1");
+  CF_CHECK_ARG(dy.shape[1] >= 1 && dy.shape[2] >= 1, "dy spatial size must be >= 1, got ", dy.shape.ToString());
+  return std::vector<TensorType>{{Shape({dy.shape[0], hw[0], hw[1], dy.shape[3]}), dy.dtype}};
+}
+
+// Forward: 6 multiplies + 3 adds per output element (index and weight
+// arithmetic, O(oh + ow), is not counted): elementwise = 9 N oh ow C.
+Cost ResizeCost(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  cost.elementwise_flops = 9 * outs[0].shape.numel();
+  return cost;
+}
+
+// Distinct input indices read by the taps of an axis.
+int64_t TouchedInputs(int64_t in, int64_t out) {
+  std::vector<bool> hit(in, false);
+  const float scale = BilinearScale<float>(in, out);
+  for (int64_t o = 0; o < out; ++o) {
+    BilinearTap<float> t = BilinearTapOf(o, in, scale);
+    hit[t.i0] = hit[t.i1] = true;
+  }
+  int64_t n = 0;
+  for (bool h : hit) n += h ? 1 : 0;
+  return n;
+}
+
+// Backward, per (n, c): 4 taps per dy element, each wy * wx * dy (2
+// multiplies), and each input sums its contributions; the 2 oh taps of the
+// rows and 2 ow of the columns give 4 oh ow contributions over
+// touched_h * touched_w inputs: elementwise = N C (12 oh ow - touched_h touched_w).
+Cost ResizeBackwardCost(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  const Shape& dy = c.inputs[0].shape;
+  const Shape& dx = outs[0].shape;
+  cost.elementwise_flops =
+      dy[0] * dy[3] * (12 * dy[1] * dy[2] - TouchedInputs(dx[1], dy[1]) * TouchedInputs(dx[2], dy[2]));
+  return cost;
+}
+
+StatusOr<std::vector<Value>> ResizeVjp(VjpContext& ctx) {
+  const Shape& x = ctx.inputs[0].shape();
+  return std::vector<Value>{ctx.b.Op1("resize_bilinear_backward", {ctx.grad_outputs[0]},
+                                      Attrs{{"input_hw", std::vector<int64_t>{x[1], x[2]}}})};
+}
+
+// ---- CPU kernels -----------------------------------------------------------------
+
+template <typename A>
+std::vector<BilinearTap<A>> Taps(int64_t in, int64_t out) {
+  std::vector<BilinearTap<A>> t(out);
+  const A scale = BilinearScale<A>(in, out);
+  for (int64_t o = 0; o < out; ++o) t[o] = BilinearTapOf(o, in, scale);
+  return t;
+}
+
+// x: [N, H, W, C] -> y: [N, oh, ow, C].
+template <typename T>
+Status ResizeCpuT(KernelContext& ctx) {
+  using A = Acc<T>;
+  const Shape& xs = ctx.inputs[0].shape();
+  const Shape& ys = ctx.outputs[0].shape();
+  const int64_t h = xs[1], w = xs[2], c = xs[3], oh = ys[1], ow = ys[2];
+  const std::vector<BilinearTap<A>> ty = Taps<A>(h, oh), tx = Taps<A>(w, ow);
+  const T* x = ctx.inputs[0].data<T>();
+  T* y = ctx.outputs[0].data<T>();
+  ParallelFor(0, ys[0] * oh, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / oh;
+      const BilinearTap<A>& a = ty[row % oh];
+      const T* r0 = x + (n * h + a.i0) * w * c;
+      const T* r1 = x + (n * h + a.i1) * w * c;
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        const BilinearTap<A>& b = tx[ox];
+        const T *p00 = r0 + b.i0 * c, *p01 = r0 + b.i1 * c, *p10 = r1 + b.i0 * c, *p11 = r1 + b.i1 * c;
+        T* q = y + (row * ow + ox) * c;
+        for (int64_t i = 0; i < c; ++i)
+          Store(q, i,
+                a.l0 * (b.l0 * Load(p00, i) + b.l1 * Load(p01, i)) +
+                    a.l1 * (b.l0 * Load(p10, i) + b.l1 * Load(p11, i)));
+      }
+    }
+  });
+  return absl::OkStatus();
+}
+
+// Per input index of an axis, the (output index, weight) pairs of the taps
+// that read it, as CSR: entries [start[i], start[i + 1]).
+template <typename A>
+struct Readers {
+  std::vector<int64_t> start, out;
+  std::vector<A> weight;
+};
+template <typename A>
+Readers<A> ReadersOf(int64_t in, int64_t out) {
+  const std::vector<BilinearTap<A>> taps = Taps<A>(in, out);
+  Readers<A> r;
+  r.start.assign(in + 1, 0);
+  for (const auto& t : taps) {
+    ++r.start[t.i0 + 1];
+    ++r.start[t.i1 + 1];
+  }
+  for (int64_t i = 0; i < in; ++i) r.start[i + 1] += r.start[i];
+  r.out.resize(2 * out);
+  r.weight.resize(2 * out);
+  std::vector<int64_t> fill(r.start.begin(), r.start.end() - 1);
+  for (int64_t o = 0; o < out; ++o) {
+    r.out[fill[taps[o].i0]] = o;
+    r.weight[fill[taps[o].i0]++] = taps[o].l0;
+    r.out[fill[taps[o].i1]] = o;
+    r.weight[fill[taps[o].i1]++] = taps[o].l1;
+  }
+  return r;
+}
+
+// dy: [N, oh, ow, C] -> dx: [N, H, W, C].
+template <typename T>
+Status ResizeBackwardCpuT(KernelContext& ctx) {
+  using A = Acc<T>;
+  const Shape& ds = ctx.inputs[0].shape();
+  const Shape& xs = ctx.outputs[0].shape();
+  const int64_t h = xs[1], w = xs[2], c = xs[3], oh = ds[1], ow = ds[2];
+  const Readers<A> ry = ReadersOf<A>(h, oh), rx = ReadersOf<A>(w, ow);
+  const T* dy = ctx.inputs[0].data<T>();
+  T* dx = ctx.outputs[0].data<T>();
+  ParallelFor(0, xs[0] * h, 1, [&](int64_t begin, int64_t end) {
+    std::vector<A> acc(c);
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / h, iy = row % h;
+      for (int64_t ix = 0; ix < w; ++ix) {
+        std::fill(acc.begin(), acc.end(), A(0));
+        for (int64_t a = ry.start[iy]; a < ry.start[iy + 1]; ++a)
+          for (int64_t b = rx.start[ix]; b < rx.start[ix + 1]; ++b) {
+            const A wgt = ry.weight[a] * rx.weight[b];
+            const T* p = dy + ((n * oh + ry.out[a]) * ow + rx.out[b]) * c;
+            for (int64_t i = 0; i < c; ++i) acc[i] += wgt * Load(p, i);
+          }
+        T* q = dx + (row * w + ix) * c;
+        for (int64_t i = 0; i < c; ++i) Store(q, i, acc[i]);
+      }
+    }
+  });
+  return absl::OkStatus();
+}
+
+Status ResizeCpu(KernelContext& ctx) {
+  return DispatchFloat(ctx.inputs[0].dtype(), "resize_bilinear", [&](auto tag) { return ResizeCpuT<decltype(tag)>(ctx); });
+}
+Status ResizeBackwardCpu(KernelContext& ctx) {
+  return DispatchFloat(ctx.inputs[0].dtype(), "resize_bilinear_backward",
+                       [&](auto tag) { return ResizeBackwardCpuT<decltype(tag)>(ctx); });
+}
+
+OpDef ResizeDef() {
+  OpDef d;
+  d.name = "resize_bilinear";
+  d.min_inputs = d.max_inputs = 1;
+  d.infer = InferResize;
+  d.cost = ResizeCost;
+  d.vjp = ResizeVjp;
+  d.doc = "bilinear resize of NHWC x to size (align_corners=false, PyTorch's sampling)";
+  return d;
+}
+
+OpDef ResizeBackwardDef() {
+  OpDef d;
+  d.name = "resize_bilinear_backward";
+  d.min_inputs = d.max_inputs = 1;
+  d.infer = InferResizeBackward;
+  d.cost = ResizeBackwardCost;
+  d.doc = "gradient of resize_bilinear: dy -> dx of input_hw";
+  return d;
+}
+
+}  // namespace
+
+Value ResizeBilinear(Value x, int64_t oh, int64_t ow) {
+  if (!x.valid()) return {};
+  return x.b->Op1("resize_bilinear", {x}, Attrs{{"size", std::vector<int64_t>{oh, ow}}});
+}
+
+CF_REGISTER_OP(ResizeDef());
+CF_REGISTER_OP(ResizeBackwardDef());
+CF_REGISTER_KERNEL("resize_bilinear", kCPU, ResizeCpu);
+CF_REGISTER_KERNEL("resize_bilinear_backward", kCPU, ResizeBackwardCpu);
+
+}  // namespace cf

@@ -1,0 +1,409 @@
+// CPU tests of the norm family: group_norm, layer_norm, adaln_modulate and
+// their backward ops, against float64 references written here with plain loops.
+#include <cmath>
+
+#include "ops/norm/norm.h"
+#include "tests/support/op_harness.h"
+
+namespace cf {
+namespace {
+
+using testing::AllClose;
+using testing::BuildStatus;
+using testing::CastTo;
+using testing::CheckVjp;
+using testing::RandomTensor;
+using testing::RunOp;
+using testing::RunOp1;
+using testing::ToDoubles;
+
+const DType kDtypes[] = {DType::f64, DType::f32, DType::f16, DType::bf16};
+
+// Tolerance of a low-precision run against the f64 reference on the same
+// (rounded) inputs: mostly the rounding of the output.
+double Tol(DType t) {
+  switch (t) {
+    case DType::f64: return 1e-10;
+    case DType::f32: return 1e-5;
+    case DType::f16: return 3e-3;
+    default: return 2e-2;
+  }
+}
+
+// ---- references ----------------------------------------------------------------
+
+// x [N, P, C] flattened; gamma/beta empty for no affine.
+std::vector<double> RefGroupNorm(const std::vector<double>& x, int64_t n, int64_t p, int64_t c, int64_t groups,
+                                 double eps, const std::vector<double>& gamma, const std::vector<double>& beta) {
+  std::vector<double> y(x.size());
+  const int64_t cg = c / groups;
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t g = 0; g < groups; ++g) {
+      double s = 0;
+      for (int64_t i = 0; i < p; ++i)
+        for (int64_t k = g * cg; k < (g + 1) * cg; ++k) s += x[(b * p + i) * c + k];
+      const double mean = s / double(p * cg);
+      double v = 0;
+      for (int64_t i = 0; i < p; ++i)
+        for (int64_t k = g * cg; k < (g + 1) * cg; ++k) v += std::pow(x[(b * p + i) * c + k] - mean, 2);
+      const double rstd = 1 / std::sqrt(v / double(p * cg) + eps);
+      for (int64_t i = 0; i < p; ++i)
+        for (int64_t k = g * cg; k < (g + 1) * cg; ++k) {
+          const int64_t j = (b * p + i) * c + k;
+          y[j] = (x[j] - mean) * rstd;
+          if (!gamma.empty()) y[j] = y[j] * gamma[k] + beta[k];
+        }
+    }
+  return y;
+}
+
+// Rows of C.
+std::vector<double> RefLayerNorm(const std::vector<double>& x, int64_t c, double eps,
+                                 const std::vector<double>& gamma, const std::vector<double>& beta) {
+  const int64_t rows = static_cast<int64_t>(x.size()) / c;
+  std::vector<double> y(x.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::vector<double> row(x.begin() + r * c, x.begin() + (r + 1) * c);
+    const std::vector<double> yr = RefGroupNorm(row, 1, 1, c, 1, eps, gamma, beta);
+    std::copy(yr.begin(), yr.end(), y.begin() + r * c);
+  }
+  return y;
+}
+
+// ---- helpers -----------------------------------------------------------------
+
+// Runs `op` in `dtype` and in f64 on the same rounded inputs; compares every output.
+void ExpectMatchesF64(const std::string& op, const std::vector<Tensor>& inputs, const Attrs& attrs, DType dtype) {
+  std::vector<Tensor> low, ref;
+  for (const Tensor& t : inputs) {
+    low.push_back(CastTo(t, dtype));
+    ref.push_back(CastTo(low.back(), DType::f64));
+  }
+  auto got = RunOp(op, low, attrs);
+  auto want = RunOp(op, ref, attrs);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  ASSERT_TRUE(want.ok()) << want.status().message();
+  ASSERT_EQ(got->size(), want->size());
+  for (size_t k = 0; k < got->size(); ++k) {
+    EXPECT_EQ((*got)[k].dtype(), dtype);
+    EXPECT_TRUE(AllClose(ToDoubles((*got)[k]), ToDoubles((*want)[k]), Tol(dtype), Tol(dtype)))
+        << op << " output " << k << " " << DTypeName(dtype);
+  }
+}
+
+Cost CostOf(const std::string& op, const std::vector<TensorType>& ins, const Attrs& attrs) {
+  Graph g;
+  Builder b(&g);
+  std::vector<Value> vs;
+  for (size_t i = 0; i < ins.size(); ++i) vs.push_back(b.Input(absl::StrCat("x", i), ins[i].shape, ins[i].dtype));
+  b.Op(op, vs, attrs);
+  EXPECT_TRUE(b.ok()) << b.status().message();
+  return g.nodes().empty() ? Cost{} : g.nodes().back().cost;
+}
+
+// ---- group_norm -----------------------------------------------------------------
+
+struct GnCase {
+  Shape shape;
+  int64_t groups;
+  bool affine;
+};
+
+TEST(GroupNorm, MatchesReference) {
+  const GnCase cases[] = {
+      {{2, 5, 7, 12}, 4, true},    {{1, 3, 6}, 3, false},      {{3, 16}, 2, true},
+      {{2, 17, 11, 32}, 32, true}, {{1, 131, 3, 8}, 2, false}, {{2, 3, 1, 5, 10}, 5, true},
+  };
+  uint64_t seed = 1;
+  for (const GnCase& k : cases) {
+    const int64_t n = k.shape.dim(0), c = k.shape.dim(-1), p = k.shape.numel() / (n * c);
+    for (DType dt : kDtypes) {
+      Tensor x = RandomTensor(k.shape, dt, seed++, -2, 3);
+      Tensor gamma = RandomTensor(Shape({c}), dt, seed++, 0.5, 1.5);
+      Tensor beta = RandomTensor(Shape({c}), dt, seed++);
+      std::vector<Tensor> ins{x};
+      std::vector<double> gv, bv;
+      if (k.affine) {
+        ins.push_back(gamma);
+        ins.push_back(beta);
+        gv = ToDoubles(gamma);
+        bv = ToDoubles(beta);
+      }
+      const double eps = 1e-5;
+      auto y = RunOp1("group_norm", ins, Attrs{{"groups", k.groups}, {"eps", eps}});
+      ASSERT_TRUE(y.ok()) << y.status().message();
+      EXPECT_EQ(y->dtype(), dt);
+      EXPECT_EQ(y->shape(), k.shape);
+      EXPECT_TRUE(AllClose(ToDoubles(*y), RefGroupNorm(ToDoubles(x), n, p, c, k.groups, eps, gv, bv), Tol(dt), Tol(dt)))
+          << k.shape.ToString() << " " << DTypeName(dt);
+    }
+  }
+}
+
+TEST(GroupNorm, DefaultGroupsIs32) {
+  Tensor x = RandomTensor(Shape({1, 4, 4, 64}), DType::f64, 5);
+  auto y = RunOp1("group_norm", {x});
+  ASSERT_TRUE(y.ok()) << y.status().message();
+  EXPECT_TRUE(AllClose(ToDoubles(*y), RefGroupNorm(ToDoubles(x), 1, 16, 64, 32, 1e-5, {}, {}), 1e-10, 1e-10));
+}
+
+// Large groups with a large mean: the statistics must not lose the variance
+// to cancellation (a one-pass sum of squares in f32 would).
+TEST(GroupNorm, AccurateForLargeGroupsWithOffset) {
+  const Shape shape({1, 128, 128, 320});
+  Tensor x = RandomTensor(shape, DType::f32, 11, 99.0, 101.0);
+  auto y = RunOp1("group_norm", {x}, Attrs{{"groups", int64_t{32}}});
+  ASSERT_TRUE(y.ok()) << y.status().message();
+  EXPECT_TRUE(AllClose(ToDoubles(*y), RefGroupNorm(ToDoubles(x), 1, 128 * 128, 320, 32, 1e-5, {}, {}), 2e-4, 2e-4));
+}
+
+TEST(GroupNorm, Vjp) {
+  Tensor x = RandomTensor(Shape({2, 3, 5, 6}), DType::f64, 21);
+  Tensor g = RandomTensor(Shape({6}), DType::f64, 22, 0.5, 1.5);
+  Tensor b = RandomTensor(Shape({6}), DType::f64, 23);
+  EXPECT_TRUE(CheckVjp("group_norm", {x, g, b}, Attrs{{"groups", int64_t{3}}}));
+  EXPECT_TRUE(CheckVjp("group_norm", {x}, Attrs{{"groups", int64_t{2}}, {"eps", 1e-3}}));
+  Tensor x2 = RandomTensor(Shape({3, 8}), DType::f64, 24);
+  Tensor g2 = RandomTensor(Shape({8}), DType::f64, 25);
+  Tensor b2 = RandomTensor(Shape({8}), DType::f64, 26);
+  EXPECT_TRUE(CheckVjp("group_norm", {x2, g2, b2}, Attrs{{"groups", int64_t{4}}}));
+  // More than one statistics chunk (P > 128) and one channel per group.
+  Tensor x3 = RandomTensor(Shape({1, 131, 4}), DType::f64, 27);
+  Tensor g3 = RandomTensor(Shape({4}), DType::f64, 28);
+  Tensor b3 = RandomTensor(Shape({4}), DType::f64, 29);
+  EXPECT_TRUE(CheckVjp("group_norm", {x3, g3, b3}, Attrs{{"groups", int64_t{4}}}));
+}
+
+TEST(GroupNorm, BackwardLowPrecision) {
+  const Attrs attrs{{"groups", int64_t{4}}};
+  for (DType dt : {DType::f32, DType::f16, DType::bf16}) {
+    Tensor x = RandomTensor(Shape({2, 9, 7, 8}), DType::f32, 31);
+    Tensor dy = RandomTensor(Shape({2, 9, 7, 8}), DType::f32, 32);
+    Tensor g = RandomTensor(Shape({8}), DType::f32, 33, 0.5, 1.5);
+    ExpectMatchesF64("group_norm_backward", {x, dy, g}, attrs, dt);
+    ExpectMatchesF64("group_norm_backward", {x, dy}, attrs, dt);
+  }
+}
+
+TEST(GroupNorm, Errors) {
+  Status s = BuildStatus("group_norm", {{Shape({2, 4, 4, 10}), DType::f32}}, Attrs{{"groups", int64_t{4}}});
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("group_norm"), absl::string_view::npos) << s.message();
+  EXPECT_NE(s.message().find("[2, 4, 4, 10]"), absl::string_view::npos) << s.message();
+  EXPECT_NE(s.message().find("divisible"), absl::string_view::npos) << s.message();
+
+  s = BuildStatus("group_norm",
+                  {{Shape({2, 4, 4, 8}), DType::f32}, {Shape({4}), DType::f32}, {Shape({8}), DType::f32}},
+                  Attrs{{"groups", int64_t{4}}});
+  EXPECT_NE(s.message().find("gamma must be [8]"), absl::string_view::npos) << s.message();
+  s = BuildStatus("group_norm",
+                  {{Shape({2, 4, 4, 8}), DType::f32}, {Shape({8}), DType::f16}, {Shape({8}), DType::f32}},
+                  Attrs{{"groups", int64_t{4}}});
+  EXPECT_NE(s.message().find("dtype"), absl::string_view::npos) << s.message();
+  s = BuildStatus("group_norm", {{Shape({2, 4, 4, 8}), DType::f32}, {Shape({8}), DType::f32}});
+  EXPECT_NE(s.message().find("group_norm"), absl::string_view::npos) << s.message();
+  s = BuildStatus("group_norm", {{Shape({2, 8}), DType::f32}}, Attrs{{"groups", 4.0}});
+  EXPECT_NE(s.message().find("groups"), absl::string_view::npos) << s.message();
+  s = BuildStatus("group_norm", {{Shape({8}), DType::f32}});
+  EXPECT_NE(s.message().find("rank >= 2"), absl::string_view::npos) << s.message();
+  s = BuildStatus("group_norm", {{Shape({2, 8}), DType::i32}}, Attrs{{"groups", int64_t{2}}});
+  EXPECT_NE(s.message().find("floating"), absl::string_view::npos) << s.message();
+  s = BuildStatus("group_norm", {{Shape({2, 8}), DType::f32}}, Attrs{{"groups", int64_t{2}}, {"affine", true}});
+  EXPECT_NE(s.message().find("affine"), absl::string_view::npos) << s.message();
+  s = BuildStatus("group_norm_backward", {{Shape({2, 8}), DType::f32}, {Shape({2, 9}), DType::f32}},
+                  Attrs{{"groups", int64_t{2}}});
+  EXPECT_NE(s.message().find("dy"), absl::string_view::npos) << s.message();
+}
+
+TEST(GroupNorm, Cost) {
+  // E = 2*4*4*8 = 256, NG = 2*4 = 8.
+  const TensorType x{Shape({2, 4, 4, 8}), DType::f32}, p{Shape({8}), DType::f32};
+  Cost c = CostOf("group_norm", {x, p, p}, Attrs{{"groups", int64_t{4}}});
+  EXPECT_EQ(c.elementwise_flops, 8 * 256 + 8);
+  EXPECT_EQ(c.transcendentals, 8);
+  EXPECT_EQ(c.mac_flops, 0);
+  EXPECT_EQ(c.bytes_read, (256 + 16) * 4);
+  EXPECT_EQ(c.bytes_written, 256 * 4);
+  c = CostOf("group_norm", {x}, Attrs{{"groups", int64_t{4}}});
+  EXPECT_EQ(c.elementwise_flops, 6 * 256 + 8);
+  // SD 1.5 latent: [2, 64, 64, 320], 32 groups: E = 2621440, NG = 64.
+  c = CostOf("group_norm", {{Shape({2, 64, 64, 320}), DType::f16}, {Shape({320}), DType::f16},
+                            {Shape({320}), DType::f16}}, {});
+  EXPECT_EQ(c.elementwise_flops, 8 * 2621440 + 64);
+  EXPECT_EQ(c.bytes_read, 2 * (2621440 + 640));
+  // Backward, affine: 14E + NG + 4NC - 2C = 3584 + 8 + 64 - 16.
+  c = CostOf("group_norm_backward", {x, x, p}, Attrs{{"groups", int64_t{4}}});
+  EXPECT_EQ(c.elementwise_flops, 14 * 256 + 8 + 4 * 16 - 16);
+  EXPECT_EQ(c.transcendentals, 8);
+  EXPECT_EQ(c.bytes_read, (512 + 8) * 4);
+  EXPECT_EQ(c.bytes_written, (256 + 16) * 4);
+  c = CostOf("group_norm_backward", {x, x}, Attrs{{"groups", int64_t{4}}});
+  EXPECT_EQ(c.elementwise_flops, 13 * 256 + 8);
+}
+
+// ---- layer_norm -----------------------------------------------------------------
+
+TEST(LayerNorm, MatchesReference) {
+  const Shape shapes[] = {{2, 9, 320}, {3, 7}, {5, 1153}, {1, 4, 1}, {13}};
+  uint64_t seed = 100;
+  for (const Shape& s : shapes) {
+    const int64_t c = s.dim(-1);
+    for (bool affine : {false, true}) {
+      for (DType dt : kDtypes) {
+        Tensor x = RandomTensor(s, dt, seed++, -3, 2);
+        Tensor gamma = RandomTensor(Shape({c}), dt, seed++, 0.5, 1.5);
+        Tensor beta = RandomTensor(Shape({c}), dt, seed++);
+        std::vector<Tensor> ins{x};
+        std::vector<double> gv, bv;
+        if (affine) {
+          ins = {x, gamma, beta};
+          gv = ToDoubles(gamma);
+          bv = ToDoubles(beta);
+        }
+        const double eps = affine ? 1e-5 : 1e-6;
+        auto y = RunOp1("layer_norm", ins, Attrs{{"eps", eps}});
+        ASSERT_TRUE(y.ok()) << y.status().message();
+        EXPECT_TRUE(AllClose(ToDoubles(*y), RefLayerNorm(ToDoubles(x), c, eps, gv, bv), Tol(dt), Tol(dt)))
+            << s.ToString() << " " << DTypeName(dt) << " affine " << affine;
+      }
+    }
+  }
+}
+
+TEST(LayerNorm, Vjp) {
+  Tensor x = RandomTensor(Shape({2, 3, 7}), DType::f64, 41);
+  Tensor g = RandomTensor(Shape({7}), DType::f64, 42, 0.5, 1.5);
+  Tensor b = RandomTensor(Shape({7}), DType::f64, 43);
+  EXPECT_TRUE(CheckVjp("layer_norm", {x, g, b}));
+  EXPECT_TRUE(CheckVjp("layer_norm", {x}, Attrs{{"eps", 1e-6}}));
+}
+
+TEST(LayerNorm, BackwardLowPrecision) {
+  for (DType dt : {DType::f32, DType::f16, DType::bf16}) {
+    Tensor x = RandomTensor(Shape({37, 24}), DType::f32, 51);
+    Tensor dy = RandomTensor(Shape({37, 24}), DType::f32, 52);
+    Tensor g = RandomTensor(Shape({24}), DType::f32, 53, 0.5, 1.5);
+    ExpectMatchesF64("layer_norm_backward", {x, dy, g}, {}, dt);
+    ExpectMatchesF64("layer_norm_backward", {x, dy}, {}, dt);
+  }
+}
+
+TEST(LayerNorm, Errors) {
+  Status s = BuildStatus("layer_norm",
+                         {{Shape({2, 5, 6}), DType::f32}, {Shape({5}), DType::f32}, {Shape({6}), DType::f32}});
+  EXPECT_NE(s.message().find("layer_norm"), absl::string_view::npos) << s.message();
+  EXPECT_NE(s.message().find("[2, 5, 6]"), absl::string_view::npos) << s.message();
+  EXPECT_NE(s.message().find("gamma must be [6]"), absl::string_view::npos) << s.message();
+  s = BuildStatus("layer_norm", {{Shape({2, 6}), DType::f32}, {Shape({6}), DType::f32}});
+  EXPECT_FALSE(s.ok());
+  s = BuildStatus("layer_norm", {{Shape({2, 6}), DType::f32}}, Attrs{{"eps", -1.0}});
+  EXPECT_NE(s.message().find("eps"), absl::string_view::npos) << s.message();
+}
+
+TEST(LayerNorm, Cost) {
+  // E = 3*4*5 = 60, R = 12, C = 5.
+  const TensorType x{Shape({3, 4, 5}), DType::bf16}, p{Shape({5}), DType::bf16};
+  Cost c = CostOf("layer_norm", {x}, {});
+  EXPECT_EQ(c.elementwise_flops, 6 * 60 + 12);
+  EXPECT_EQ(c.transcendentals, 12);
+  EXPECT_EQ(c.bytes_read, 120);
+  EXPECT_EQ(c.bytes_written, 120);
+  c = CostOf("layer_norm", {x, p, p}, {});
+  EXPECT_EQ(c.elementwise_flops, 8 * 60 + 12);
+  c = CostOf("layer_norm_backward", {x, x, p}, {});
+  EXPECT_EQ(c.elementwise_flops, 17 * 60 + 12 - 10);
+  EXPECT_EQ(c.bytes_written, 120 + 20);
+  c = CostOf("layer_norm_backward", {x, x}, {});
+  EXPECT_EQ(c.elementwise_flops, 13 * 60 + 12);
+}
+
+// ---- adaln_modulate -----------------------------------------------------------------
+
+TEST(AdaLnModulate, MatchesReference) {
+  uint64_t seed = 200;
+  for (bool three_d : {false, true}) {
+    for (const Shape& s : {Shape({2, 7, 12}), Shape({3, 1, 5}), Shape({1, 33, 17})}) {
+      const int64_t b = s[0], t = s[1], c = s[2];
+      const Shape ps = three_d ? Shape({b, 1, c}) : Shape({b, c});
+      for (DType dt : kDtypes) {
+        Tensor x = RandomTensor(s, dt, seed++);
+        Tensor shift = RandomTensor(ps, dt, seed++);
+        Tensor scale = RandomTensor(ps, dt, seed++);
+        auto y = RunOp1("adaln_modulate", {x, shift, scale});
+        ASSERT_TRUE(y.ok()) << y.status().message();
+        std::vector<double> xv = ToDoubles(x), sh = ToDoubles(shift), sc = ToDoubles(scale), want(xv.size());
+        for (int64_t i = 0; i < b; ++i)
+          for (int64_t j = 0; j < t; ++j)
+            for (int64_t k = 0; k < c; ++k)
+              want[(i * t + j) * c + k] = xv[(i * t + j) * c + k] * (1 + sc[i * c + k]) + sh[i * c + k];
+        EXPECT_TRUE(AllClose(ToDoubles(*y), want, Tol(dt), Tol(dt))) << s.ToString() << " " << DTypeName(dt);
+      }
+    }
+  }
+}
+
+TEST(AdaLnModulate, Vjp) {
+  Tensor x = RandomTensor(Shape({2, 5, 3}), DType::f64, 61);
+  EXPECT_TRUE(CheckVjp("adaln_modulate",
+                       {x, RandomTensor(Shape({2, 3}), DType::f64, 62), RandomTensor(Shape({2, 3}), DType::f64, 63)}));
+  EXPECT_TRUE(CheckVjp("adaln_modulate", {x, RandomTensor(Shape({2, 1, 3}), DType::f64, 64),
+                                          RandomTensor(Shape({2, 1, 3}), DType::f64, 65)}));
+}
+
+TEST(AdaLnModulate, BackwardLowPrecision) {
+  for (DType dt : {DType::f32, DType::f16, DType::bf16}) {
+    ExpectMatchesF64("adaln_modulate_backward",
+                     {RandomTensor(Shape({2, 19, 6}), DType::f32, 71), RandomTensor(Shape({2, 1, 6}), DType::f32, 72),
+                      RandomTensor(Shape({2, 19, 6}), DType::f32, 73)},
+                     {}, dt);
+  }
+}
+
+TEST(AdaLnModulate, Errors) {
+  Status s = BuildStatus("adaln_modulate", {{Shape({2, 7, 12}), DType::f32},
+                                            {Shape({2, 11}), DType::f32},
+                                            {Shape({2, 12}), DType::f32}});
+  EXPECT_NE(s.message().find("adaln_modulate"), absl::string_view::npos) << s.message();
+  EXPECT_NE(s.message().find("shift must be [2, 12]"), absl::string_view::npos) << s.message();
+  s = BuildStatus("adaln_modulate", {{Shape({2, 7, 12}), DType::f32},
+                                     {Shape({2, 12}), DType::f32},
+                                     {Shape({2, 1, 12}), DType::f32}});
+  EXPECT_NE(s.message().find("same shape"), absl::string_view::npos) << s.message();
+  s = BuildStatus("adaln_modulate", {{Shape({14, 12}), DType::f32},
+                                     {Shape({2, 12}), DType::f32},
+                                     {Shape({2, 12}), DType::f32}});
+  EXPECT_NE(s.message().find("[B, T, C]"), absl::string_view::npos) << s.message();
+}
+
+TEST(AdaLnModulate, Cost) {
+  const TensorType x{Shape({2, 10, 4}), DType::f32}, p{Shape({2, 4}), DType::f32};
+  Cost c = CostOf("adaln_modulate", {x, p, p}, {});
+  EXPECT_EQ(c.elementwise_flops, 2 * 80 + 8);
+  EXPECT_EQ(c.bytes_read, (80 + 16) * 4);
+  EXPECT_EQ(c.bytes_written, 80 * 4);
+  c = CostOf("adaln_modulate_backward", {x, p, x}, {});
+  EXPECT_EQ(c.elementwise_flops, 4 * 80 - 8);
+  EXPECT_EQ(c.bytes_written, (80 + 16) * 4);
+}
+
+TEST(NormBuilders, BuildGraphs) {
+  Graph g;
+  Builder b(&g);
+  Value x = b.Input("x", Shape({2, 8, 8, 64}), DType::f32);
+  Value gamma = b.Parameter("gamma", Shape({64}), DType::f32);
+  Value beta = b.Parameter("beta", Shape({64}), DType::f32);
+  Value y = GroupNorm(x, gamma, beta);
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(y.shape(), x.shape());
+  Value t = b.Input("t", Shape({2, 64, 64}), DType::f32);
+  Value z = LayerNorm(t, {}, {}, 1e-6);
+  Value s = b.Input("s", Shape({2, 1, 64}), DType::f32);
+  Value m = AdaLnModulate(z, s, s);
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(m.shape(), t.shape());
+  GroupNorm(x, gamma, {});
+  EXPECT_FALSE(b.ok());
+}
+
+}  // namespace
+}  // namespace cf
