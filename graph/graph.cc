@@ -32,7 +32,7 @@ int Graph::AddNode(Node n) {
   return nodes_.back().id;
 }
 
-static std::vector<int> Select(const std::vector<ValueInfo>& vs, auto pred) {
+static std::vector<int> Select(const std::deque<ValueInfo>& vs, auto pred) {
   std::vector<int> out;
   for (const auto& v : vs)
     if (pred(v)) out.push_back(v.id);
@@ -48,7 +48,7 @@ std::vector<int> Graph::Outputs() const {
   return Select(values_, [](const ValueInfo& v) { return v.is_output; });
 }
 
-static int FindBy(const std::vector<ValueInfo>& vs, absl::string_view name, auto pred) {
+static int FindBy(const std::deque<ValueInfo>& vs, absl::string_view name, auto pred) {
   for (const auto& v : vs)
     if (pred(v) && v.name == name) return v.id;
   return -1;

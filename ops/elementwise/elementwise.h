@@ -31,11 +31,14 @@ Value Cast(Value x, DType dtype);
 
 // "sum_to": sums x down to `shape`, which must broadcast to x's shape (the
 // gradient of a broadcast). Returns x itself when it already has `shape`.
-Value SumTo(Value x, const Shape& shape);
+Value SumTo(Value x, Shape shape);
 
 // "broadcast_to": x repeated along broadcast dimensions to `shape` (numpy
 // rules). Returns x itself when it already has `shape`.
-Value BroadcastTo(Value x, const Shape& shape);
+Value BroadcastTo(Value x, Shape shape);
+
+// (Shapes are taken by value: Value::shape() refers into the graph, which
+// building an op may reallocate.)
 
 // Operators on values: the ops above; a double operand becomes one "scale".
 Value operator+(Value a, Value b);

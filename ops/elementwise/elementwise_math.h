@@ -21,8 +21,12 @@ template <BinaryKind K, typename A> CF_HD A Binary(A x, A y) {
 
 enum class UnaryKind : int { kScale, kExp, kSqrt, kRsqrt, kNeg, kSquare };
 
+// Math-library functions by precision (float on the device and for f32 /
+// f16 / bf16 storage, double for f64).
 CF_HD float ExpT(float x) { return expf(x); }
 CF_HD double ExpT(double x) { return exp(x); }
+CF_HD float ErfcT(float x) { return erfcf(x); }
+CF_HD double ErfcT(double x) { return erfc(x); }
 CF_HD float SqrtT(float x) { return sqrtf(x); }
 CF_HD double SqrtT(double x) { return sqrt(x); }
 
