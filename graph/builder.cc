@@ -90,6 +90,7 @@ std::vector<Value> Builder::Op(absl::string_view op, std::vector<Value> inputs, 
   n.op = *def;
   n.inputs = std::move(in_ids);
   n.scope = scope_;
+  n.backward = backward_;
   n.cost = CostOf(**def, attrs, in_types, *out_types);
   n.attrs = std::move(attrs);
   std::vector<Value> outs;

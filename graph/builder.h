@@ -52,6 +52,27 @@ class Builder {
   // Replaces the whole scope path (autodiff builds a VJP in its node's scope).
   [[nodiscard]] ScopeGuard absolute_scope(absl::string_view full);
   const std::string& current_scope() const { return scope_; }
+
+  // ---- forward / backward
+  // Nodes built while the returned guard lives are marked Node::backward
+  // (autodiff's Gradients opens one), so accounting can split the two passes.
+  class BackwardGuard {
+   public:
+    BackwardGuard(Builder* b, bool restore) : b_(b), restore_(restore) {}
+    ~BackwardGuard() { if (b_) b_->backward_ = restore_; }
+    BackwardGuard(BackwardGuard&& o) noexcept : b_(o.b_), restore_(o.restore_) { o.b_ = nullptr; }
+    BackwardGuard(const BackwardGuard&) = delete;
+    BackwardGuard& operator=(const BackwardGuard&) = delete;
+   private:
+    Builder* b_;
+    bool restore_;
+  };
+  [[nodiscard]] BackwardGuard backward_section() {
+    BackwardGuard g(this, backward_);
+    backward_ = true;
+    return g;
+  }
+  bool building_backward() const { return backward_; }
   // "scope.name" (or "name" at the top).
   std::string Qualified(absl::string_view name) const;
 
@@ -82,6 +103,7 @@ class Builder {
  private:
   Graph* graph_;
   std::string scope_;
+  bool backward_ = false;
   Status status_;
 };
 

@@ -2,6 +2,7 @@
 // built, which is a topological order (a node only consumes values that exist).
 #pragma once
 
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -34,12 +35,15 @@ struct Node {
   Attrs attrs;
   std::string scope;
   Cost cost;
+  // Built by autodiff (inside Builder::backward_section()): lets accounting
+  // separate forward from backward work that shares a module scope.
+  bool backward = false;
 };
 
 class Graph {
  public:
-  const std::vector<ValueInfo>& values() const { return values_; }
-  const std::vector<Node>& nodes() const { return nodes_; }
+  const std::deque<ValueInfo>& values() const { return values_; }
+  const std::deque<Node>& nodes() const { return nodes_; }
   const ValueInfo& value(int id) const { return values_[id]; }
   ValueInfo& mutable_value(int id) { return values_[id]; }
   const Node& node(int id) const { return nodes_[id]; }
@@ -69,8 +73,10 @@ class Graph {
   std::string ToDot() const;   // Graphviz
 
  private:
-  std::vector<ValueInfo> values_;
-  std::vector<Node> nodes_;
+  // Deques: adding values or nodes never moves existing ones, so a
+  // reference from Value::type() stays valid while more ops are built.
+  std::deque<ValueInfo> values_;
+  std::deque<Node> nodes_;
 };
 
 }  // namespace cf
