@@ -1,9 +1,14 @@
 #include "graph/autodiff.h"
 
-namespace cf {
+#include "runtime/dtype.h"
 
-StatusOr<std::vector<Value>> Gradients(Builder& b, const std::vector<Value>& ys, const std::vector<Value>& dys,
-                                       const std::vector<Value>& wrt) {
+namespace cf {
+namespace {
+
+// Gradients() proper. The caller holds a Builder::backward_section(), so every
+// node built here is marked Node::backward.
+StatusOr<std::vector<Value>> Backward(Builder& b, const std::vector<Value>& ys, const std::vector<Value>& dys,
+                                      const std::vector<Value>& wrt) {
   CF_CHECK_ARG(ys.size() == dys.size(), "Gradients: ", ys.size(), " outputs but ", dys.size(), " seeds");
   CF_RETURN_IF_ERROR(b.status());
   const Graph& g = b.graph();
@@ -12,12 +17,13 @@ StatusOr<std::vector<Value>> Gradients(Builder& b, const std::vector<Value>& ys,
   const int num_nodes = g.num_nodes();
   const int num_values = g.num_values();
 
-  // Values that depend on a trainable wrt (forward reachability).
+  // depends[v]: v depends on a wrt that takes a gradient (forward reachability).
+  // Frozen parameters start nothing, so work that only they feed is pruned.
   std::vector<bool> depends(num_values, false);
   for (const Value& w : wrt) {
     CF_CHECK_ARG(w.valid() && w.b == &b, "Gradients: a wrt value is not of this graph");
     const ValueInfo& info = g.value(w.id);
-    if (!(info.kind == ValueKind::kParameter && info.frozen)) depends[w.id] = true;
+    if (!(info.kind == ValueKind::kParameter && info.frozen) && IsFloating(info.type.dtype)) depends[w.id] = true;
   }
   for (int i = 0; i < num_nodes; ++i) {
     const Node& n = g.node(i);
@@ -26,11 +32,13 @@ StatusOr<std::vector<Value>> Gradients(Builder& b, const std::vector<Value>& ys,
     if (any)
       for (int out : n.outputs) depends[out] = true;
   }
-  // Values the seeded outputs depend on (backward reachability).
+  // needed[v]: a seeded output depends on v (backward reachability).
   std::vector<bool> needed(num_values, false);
   for (size_t k = 0; k < ys.size(); ++k) {
-    CF_CHECK_ARG(ys[k].valid() && dys[k].valid() && ys[k].type() == dys[k].type(), "Gradients: seed ", k,
-                 " must be a value of type ", ys[k].valid() ? ys[k].type().ToString() : "?");
+    CF_CHECK_ARG(ys[k].valid() && ys[k].b == &b && dys[k].valid() && dys[k].b == &b, "Gradients: output ", k,
+                 " or its seed is not a value of this graph");
+    CF_CHECK_ARG(ys[k].type() == dys[k].type(), "Gradients: the seed of output ", k, " must be ",
+                 ys[k].type().ToString(), ", got ", dys[k].type().ToString());
     needed[ys[k].id] = true;
   }
   for (int i = num_nodes - 1; i >= 0; --i) {
@@ -41,6 +49,7 @@ StatusOr<std::vector<Value>> Gradients(Builder& b, const std::vector<Value>& ys,
       for (int in : n.inputs) needed[in] = true;
   }
 
+  // Fan-out: a value read by several nodes sums their contributions.
   std::vector<Value> grad(num_values);
   auto accumulate = [&](int id, Value gv) {
     if (!gv.valid()) return;
@@ -56,13 +65,18 @@ StatusOr<std::vector<Value>> Gradients(Builder& b, const std::vector<Value>& ys,
     std::vector<bool> needs(n.inputs.size());
     bool any_needs = false;
     for (size_t j = 0; j < n.inputs.size(); ++j) {
-      needs[j] = depends[n.inputs[j]] && needed[n.inputs[j]];
+      // Integer values (indices, masks) carry no gradient.
+      const int in = n.inputs[j];
+      needs[j] = depends[in] && needed[in] && IsFloating(g.value(in).type.dtype);
       any_needs = any_needs || needs[j];
     }
     if (!has_grad || !any_needs) continue;
     if (!n.op->vjp) {
-      return absl::UnimplementedError(absl::StrCat("Gradients: op '", n.op->name, "' (scope '", n.scope,
-                                                   "') has no VJP, but a gradient must flow through it"));
+      std::string types;
+      for (int in : n.inputs) absl::StrAppend(&types, types.empty() ? "" : ", ", g.value(in).type.ToString());
+      return absl::UnimplementedError(absl::StrCat("Gradients: op '", n.op->name, "' (node ", n.id, ", scope '",
+                                                   n.scope, "', inputs ", types,
+                                                   ") has no VJP, but a gradient must flow through it"));
     }
     // Backward nodes are built in their forward node's scope, so accounting by
     // module includes the module's backward work.
@@ -73,21 +87,26 @@ StatusOr<std::vector<Value>> Gradients(Builder& b, const std::vector<Value>& ys,
       ctx.outputs.push_back(b.Wrap(out));
       ctx.grad_outputs.push_back(grad[out]);
     }
-    CF_ASSIGN_OR_RETURN(std::vector<Value> gin, n.op->vjp(ctx));
+    auto gin = n.op->vjp(ctx);
+    if (!gin.ok()) {
+      return absl::Status(gin.status().code(), absl::StrCat("Gradients: VJP of '", n.op->name, "' (node ", n.id,
+                                                            ", scope '", n.scope, "'): ", gin.status().message()));
+    }
     CF_RETURN_IF_ERROR(b.status());
-    if (gin.size() != n.inputs.size()) {
-      return absl::InternalError(absl::StrCat("Gradients: VJP of '", n.op->name, "' returned ", gin.size(),
+    if (gin->size() != n.inputs.size()) {
+      return absl::InternalError(absl::StrCat("Gradients: VJP of '", n.op->name, "' returned ", gin->size(),
                                               " gradients for ", n.inputs.size(), " inputs"));
     }
-    for (size_t j = 0; j < gin.size(); ++j) {
-      if (!needs[j] || !gin[j].valid()) continue;
+    for (size_t j = 0; j < gin->size(); ++j) {
+      const Value& gj = (*gin)[j];
+      if (!needs[j] || !gj.valid()) continue;
       const TensorType& want = g.value(n.inputs[j]).type;
-      if (!(gin[j].type() == want)) {
+      if (!(gj.type() == want)) {
         return absl::InternalError(absl::StrCat("Gradients: VJP of '", n.op->name, "' (scope '", n.scope,
-                                                "') gave ", gin[j].type().ToString(), " for input ", j,
-                                                " of type ", want.ToString()));
+                                                "') gave ", gj.type().ToString(), " for input ", j, " of type ",
+                                                want.ToString()));
       }
-      accumulate(n.inputs[j], gin[j]);
+      accumulate(n.inputs[j], gj);
     }
     CF_RETURN_IF_ERROR(b.status());
   }
@@ -96,15 +115,26 @@ StatusOr<std::vector<Value>> Gradients(Builder& b, const std::vector<Value>& ys,
   return result;
 }
 
+}  // namespace
+
+StatusOr<std::vector<Value>> Gradients(Builder& b, const std::vector<Value>& ys, const std::vector<Value>& dys,
+                                       const std::vector<Value>& wrt) {
+  auto backward = b.backward_section();
+  return Backward(b, ys, dys, wrt);
+}
+
 StatusOr<std::vector<Value>> Grad(Builder& b, Value loss, const std::vector<Value>& wrt) {
-  CF_CHECK_ARG(loss.valid() && loss.shape().numel() == 1, "Grad: the loss must be a one-element value, got ",
+  CF_RETURN_IF_ERROR(b.status());
+  CF_CHECK_ARG(loss.valid() && loss.b == &b && loss.shape().numel() == 1,
+               "Grad: the loss must be a one-element value of this graph, got ",
                loss.valid() ? loss.type().ToString() : "an invalid value");
+  auto backward = b.backward_section();  // the seed is backward work too
   Value one = b.Op1("full", {}, Attrs{{"shape", std::vector<int64_t>(loss.shape().dims().begin(),
                                                                      loss.shape().dims().end())},
                                       {"dtype", loss.dtype()},
                                       {"value", 1.0}});
   CF_RETURN_IF_ERROR(b.status());
-  return Gradients(b, {loss}, {one}, wrt);
+  return Backward(b, {loss}, {one}, wrt);
 }
 
 std::vector<Value> TrainableParameters(Builder& b) {

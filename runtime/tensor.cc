@@ -71,7 +71,10 @@ Status Tensor::CopyFrom(const Tensor& src, Stream* stream) {
     CF_CUDA_CHECK(cudaMemcpyAsync(raw(), src.raw(), static_cast<size_t>(n), kind,
                                   static_cast<cudaStream_t>(stream->native())));
   } else {
-    CF_CUDA_CHECK(cudaMemcpy(raw(), src.raw(), static_cast<size_t>(n), kind));
+    // Without a stream the copy is complete on return: our streams are
+    // non-blocking, so they are not ordered after the legacy default stream.
+    CF_CUDA_CHECK(cudaMemcpyAsync(raw(), src.raw(), static_cast<size_t>(n), kind, cudaStreamLegacy));
+    CF_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
   }
   return absl::OkStatus();
 #else
@@ -94,7 +97,9 @@ Status Tensor::FillBytes(uint8_t byte) {
     return absl::OkStatus();
   }
 #if CF_HAS_CUDA
-  CF_CUDA_CHECK(cudaMemset(raw(), byte, static_cast<size_t>(nbytes())));
+  // Complete on return (see CopyFrom): later work on any stream sees it.
+  CF_CUDA_CHECK(cudaMemsetAsync(raw(), byte, static_cast<size_t>(nbytes()), cudaStreamLegacy));
+  CF_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
   return absl::OkStatus();
 #else
   return absl::FailedPreconditionError("Tensor::FillBytes: CUDA tensor in a build without CUDA");

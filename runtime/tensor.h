@@ -63,11 +63,11 @@ class Tensor {
   StatusOr<Tensor> Narrow0(int64_t begin, int64_t end) const;
 
   // Copies `src` into this tensor (same dtype and element count; any devices).
-  // With a CUDA stream the copy is asynchronous on it; otherwise synchronous.
+  // With a CUDA stream the copy is asynchronous on it; otherwise complete on return.
   Status CopyFrom(const Tensor& src, Stream* stream = nullptr);
   // A new tensor with this one's contents on `device`.
   StatusOr<Tensor> To(Device device) const;
-  // Fills every byte with `byte` (0xff poisons floats with NaN).
+  // Fills every byte with `byte` (0xff poisons floats with NaN); complete on return.
   Status FillBytes(uint8_t byte);
 
   std::string DebugString() const;  // "f32[2, 3] on cpu"

@@ -1,0 +1,241 @@
+// Executor on CUDA: CUDA Graph capture and replay (bit-identical with eager
+// runs, parameter updates seen by replays, fallback with a clear error for a
+// kernel that cannot be captured), views, determinism and per-node timing.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "graph/autodiff.h"
+#include "graph/executor.h"
+#include "ops/activation/activation.h"
+#include "ops/elementwise/elementwise.h"
+#include "ops/matmul/matmul.h"
+#include "ops/norm/norm.h"
+#include "ops/reduce/reduce.h"
+#include "ops/shape/shape.h"
+#include "runtime/cuda_check.h"
+#include "tests/support/op_harness.h"
+
+namespace cf {
+namespace {
+
+using testing::RandomTensor;
+using testing::ToDoubles;
+
+#if CF_HAS_CUDA
+// exec_gpu_test_sync: y = x, but the CUDA kernel synchronises its stream, which
+// is not allowed while a CUDA Graph is being captured.
+StatusOr<std::vector<TensorType>> SameAsInput0(const OpCall& c) { return std::vector<TensorType>{c.inputs[0]}; }
+Status SyncCuda(KernelContext& ctx) {
+  cudaStream_t s = static_cast<cudaStream_t>(ctx.stream->native());
+  CF_CUDA_CHECK(cudaMemcpyAsync(ctx.outputs[0].raw(), ctx.inputs[0].raw(),
+                                static_cast<size_t>(ctx.inputs[0].nbytes()), cudaMemcpyDeviceToDevice, s));
+  CF_CUDA_CHECK(cudaStreamSynchronize(s));
+  return absl::OkStatus();
+}
+OpDef SyncDef() {
+  OpDef d;
+  d.name = "exec_gpu_test_sync";
+  d.min_inputs = d.max_inputs = 1;
+  d.infer = SameAsInput0;
+  d.cost = [](const OpCall&, absl::Span<const TensorType>) { return Cost{}; };
+  return d;
+}
+CF_REGISTER_OP(SyncDef());
+CF_REGISTER_KERNEL("exec_gpu_test_sync", kCUDA, SyncCuda);
+#endif
+
+ExecutorOptions OnGpu(bool cuda_graph = false) {
+  ExecutorOptions o;
+  o.device = Device::CUDA();
+  o.cuda_graph = cuda_graph;
+  o.poison = true;
+  return o;
+}
+
+Tensor Host(const Tensor& t) { return t.device().is_cpu() ? t : t.To(Device::CPU()).value(); }
+::testing::AssertionResult BitIdentical(const Tensor& a, const Tensor& b) {
+  Tensor ha = Host(a), hb = Host(b);
+  if (ha.shape() != hb.shape() || ha.dtype() != hb.dtype())
+    return ::testing::AssertionFailure() << ha.DebugString() << " vs " << hb.DebugString();
+  if (std::memcmp(ha.raw(), hb.raw(), static_cast<size_t>(ha.nbytes())) != 0)
+    return ::testing::AssertionFailure() << "bytes differ";
+  return ::testing::AssertionSuccess();
+}
+
+// Elementwise ops and views: x [4, 6, 8] -> scalar-free outputs.
+void BuildElementwise(Builder& b) {
+  Value x = b.Input("x", Shape{4, 6, 8}, DType::f32);
+  Value w = b.Parameter("w", Shape{8}, DType::f32, RandomTensor(Shape{8}, DType::f32, 1));
+  Value h = Exp(Scale(x, 0.5, 0.1)) * w;       // broadcast
+  Value v = Reshape(h, {24, 8});               // a view of an arena value
+  Value xv = Reshape(x, {24, 8});              // a view of an input
+  b.MarkOutput(Add(v, xv) - Square(v), "y");
+  b.MarkOutput(Neg(h), "h");
+}
+
+// A transformer-ish block: layer norm, matmuls, softmax, SiLU.
+void BuildBlock(Builder& b) {
+  Value x = b.Input("x", Shape{2, 16, 32}, DType::f32);
+  Value gamma = b.Parameter("ln.weight", Shape{32}, DType::f32, RandomTensor(Shape{32}, DType::f32, 2));
+  Value beta = b.Parameter("ln.bias", Shape{32}, DType::f32, RandomTensor(Shape{32}, DType::f32, 6));
+  Value wq = b.Parameter("wq", Shape{32, 32}, DType::f32, RandomTensor(Shape{32, 32}, DType::f32, 3));
+  Value wo = b.Parameter("wo", Shape{32, 32}, DType::f32, RandomTensor(Shape{32, 32}, DType::f32, 4));
+  Value h = LayerNorm(x, gamma, beta);
+  Value q = Linear(h, wq);
+  Value a = Softmax(Scale(MatMul(q, h, false, true), 0.125));
+  b.MarkOutput(x + Silu(Linear(MatMul(a, h), wo)), "y");
+}
+
+void CheckReplay(void (*build)(Builder&)) {
+  Graph g;
+  Builder b(&g);
+  build(b);
+  CF_ASSERT_OK(b.status());
+  CF_ASSERT_OK_AND_ASSIGN(auto eager, Executor::Create(g, OnGpu(false)));
+  CF_ASSERT_OK_AND_ASSIGN(auto replay, Executor::Create(g, OnGpu(true)));
+  const std::string in_name = g.value(g.Inputs()[0]).name;
+  const Shape in_shape = g.value(g.Inputs()[0]).type.shape;
+  for (int run = 0; run < 4; ++run) {
+    Tensor in = RandomTensor(in_shape, DType::f32, 100 + run);
+    if (run == 3) in = in.To(Device::CUDA()).value();  // inputs already on the device work too
+    CF_ASSERT_OK_AND_ASSIGN(auto want, eager->Run({{in_name, in}}));
+    CF_ASSERT_OK_AND_ASSIGN(auto got, replay->Run({{in_name, in}}));
+    CF_ASSERT_OK(replay->cuda_graph_status());
+    EXPECT_EQ(replay->last_run().captured, run == 0);
+    EXPECT_EQ(replay->last_run().replayed, run > 0);
+    ASSERT_EQ(want.size(), got.size());
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_TRUE(BitIdentical(got[i], want[i])) << "run " << run << " output " << i;
+  }
+  EXPECT_TRUE(replay->has_cuda_graph());
+}
+
+TEST(ExecutorGpu, CudaGraphReplayIsBitIdenticalWithEagerRuns) {
+  CF_SKIP_WITHOUT_GPU();
+  CheckReplay(BuildElementwise);
+}
+
+TEST(ExecutorGpu, CudaGraphReplayOfATransformerBlock) {
+  CF_SKIP_WITHOUT_GPU();
+  CheckReplay(BuildBlock);
+}
+
+TEST(ExecutorGpu, ReplaySeesParameterUpdatesAndKeepsOldOutputs) {
+  CF_SKIP_WITHOUT_GPU();
+  Graph g;
+  Builder b(&g);
+  BuildElementwise(b);
+  CF_ASSERT_OK(b.status());
+  CF_ASSERT_OK_AND_ASSIGN(auto eager, Executor::Create(g, OnGpu(false)));
+  CF_ASSERT_OK_AND_ASSIGN(auto replay, Executor::Create(g, OnGpu(true)));
+  Tensor in = RandomTensor(Shape{4, 6, 8}, DType::f32, 7);
+  CF_ASSERT_OK_AND_ASSIGN(auto first, replay->Run({{"x", in}}));  // captures
+  Tensor first_host = Host(first[0]);
+  Tensor w2 = RandomTensor(Shape{8}, DType::f32, 8);
+  CF_ASSERT_OK(eager->SetParameter("w", w2));
+  CF_ASSERT_OK(replay->SetParameter("w", w2));
+  CF_ASSERT_OK_AND_ASSIGN(auto want, eager->Run({{"x", in}}));
+  CF_ASSERT_OK_AND_ASSIGN(auto got, replay->Run({{"x", in}}));
+  EXPECT_TRUE(replay->last_run().replayed);
+  EXPECT_TRUE(BitIdentical(got[0], want[0]));
+  EXPECT_TRUE(BitIdentical(first[0], first_host)) << "a replay overwrote an earlier run's output";
+  EXPECT_FALSE(BitIdentical(got[0], first_host));
+}
+
+TEST(ExecutorGpu, UncapturableKernelFallsBackWithAClearError) {
+  CF_SKIP_WITHOUT_GPU();
+  for (bool strict : {false, true}) {
+    Graph g;
+    Builder b(&g);
+    Value x = b.Input("x", Shape{64}, DType::f32);
+    Value y;
+    {
+      auto s = b.scope("blk");
+      y = b.Op1("exec_gpu_test_sync", {Scale(x, 2.0)});
+    }
+    b.MarkOutput(Scale(y, 1.0, 1.0), "y");
+    CF_ASSERT_OK(b.status());
+    ExecutorOptions o = OnGpu(true);
+    o.cuda_graph_strict = strict;
+    CF_ASSERT_OK_AND_ASSIGN(auto exec, Executor::Create(g, o));
+    Tensor in = RandomTensor(Shape{64}, DType::f32, 1);
+    std::vector<double> want = ToDoubles(in);
+    for (double& v : want) v = 2 * v + 1;
+    auto r = exec->Run({{"x", in}});
+    const Status& why = strict ? r.status() : exec->cuda_graph_status();
+    ASSERT_FALSE(why.ok());
+    std::string msg(why.message());
+    EXPECT_NE(msg.find("CUDA Graph capture failed at exec_gpu_test_sync (node 1, scope 'blk')"), std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("cuda_graph = false"), std::string::npos) << msg;
+    if (strict) continue;
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_TRUE(testing::AllClose(ToDoubles((*r)[0]), want, 1e-6, 1e-6));
+    CF_ASSERT_OK_AND_ASSIGN(auto again, exec->Run({{"x", in}}));  // eager from now on
+    EXPECT_FALSE(exec->last_run().replayed);
+    EXPECT_FALSE(exec->has_cuda_graph());
+    EXPECT_TRUE(testing::AllClose(ToDoubles(again[0]), want, 1e-6, 1e-6));
+  }
+}
+
+TEST(ExecutorGpu, EagerRunsAreDeterministicAndMatchTheCpu) {
+  CF_SKIP_WITHOUT_GPU();
+  Graph g;
+  Builder b(&g);
+  BuildBlock(b);
+  CF_ASSERT_OK(b.status());
+  CF_ASSERT_OK_AND_ASSIGN(auto gpu, Executor::Create(g, OnGpu(false)));
+  ExecutorOptions cpu_opts;
+  cpu_opts.poison = true;
+  CF_ASSERT_OK_AND_ASSIGN(auto cpu, Executor::Create(g, cpu_opts));
+  Tensor in = RandomTensor(Shape{2, 16, 32}, DType::f32, 5);
+  CF_ASSERT_OK_AND_ASSIGN(auto a, gpu->Run({{"x", in}}));
+  CF_ASSERT_OK_AND_ASSIGN(auto c, gpu->Run({{"x", in}}));
+  EXPECT_TRUE(BitIdentical(a[0], c[0]));
+  CF_ASSERT_OK_AND_ASSIGN(auto ref, cpu->Run({{"x", in}}));
+  EXPECT_TRUE(testing::AllClose(ToDoubles(a[0]), ToDoubles(ref[0]), 2e-3, 2e-3));  // TF32 may be on
+}
+
+TEST(ExecutorGpu, ViewsAreBoundWithoutKernels) {
+  CF_SKIP_WITHOUT_GPU();
+  Graph g;
+  Builder b(&g);
+  BuildElementwise(b);
+  CF_ASSERT_OK(b.status());
+  CF_ASSERT_OK_AND_ASSIGN(auto exec, Executor::Create(g, OnGpu(false)));
+  ExecutorOptions cpu_opts;
+  cpu_opts.poison = true;
+  CF_ASSERT_OK_AND_ASSIGN(auto cpu, Executor::Create(g, cpu_opts));
+  Tensor in = RandomTensor(Shape{4, 6, 8}, DType::f32, 1);
+  CF_ASSERT_OK_AND_ASSIGN(auto got, exec->Run({{"x", in}}));
+  CF_ASSERT_OK_AND_ASSIGN(auto want, cpu->Run({{"x", in}}));
+  EXPECT_GE(exec->last_run().views, 2);  // the two reshapes (ops may add their own)
+  EXPECT_EQ(exec->last_run().views, cpu->last_run().views);
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_TRUE(testing::AllClose(ToDoubles(got[i]), ToDoubles(want[i]), 1e-5, 1e-5)) << "output " << i;
+}
+
+TEST(ExecutorGpu, PerNodeTimingWithCudaEvents) {
+  CF_SKIP_WITHOUT_GPU();
+  Graph g;
+  Builder b(&g);
+  BuildBlock(b);
+  CF_ASSERT_OK(b.status());
+  ExecutorOptions o = OnGpu(false);
+  o.time_nodes = true;
+  CF_ASSERT_OK_AND_ASSIGN(auto exec, Executor::Create(g, o));
+  CF_ASSERT_OK(exec->Run({{"x", RandomTensor(Shape{2, 16, 32}, DType::f32, 1)}}).status());
+  ASSERT_EQ(exec->timings().size(), static_cast<size_t>(g.num_nodes()));
+  double total = 0;
+  for (const NodeTiming& t : exec->timings()) {
+    EXPECT_GE(t.ms, 0.0);
+    total += t.ms;
+  }
+  EXPECT_GT(total, 0.0);
+  TimingSummary s = SummarizeTimings(exec->timings());
+  EXPECT_NEAR(s.total_ms, total, 1e-9);
+  EXPECT_FALSE(s.ToMarkdown().empty());
+}
+
+}  // namespace
+}  // namespace cf
