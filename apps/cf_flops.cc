@@ -6,7 +6,9 @@
 // formula 2 * (8NC^2 + 4N^2C + 4NC) and the paper's printed value.
 //
 //   cf_flops [--model sd15|pixart|all] [--format md|csv|json] [--out FILE]
-//            [--dtype f16|bf16|f32]
+//            [--dtype f16|bf16|f32] [--graph text|dot]
+// --graph prints the module's graph at 512x512 (the first model selected)
+// as text or Graphviz dot, with its memory plan, instead of the table.
 //
 // See docs/accounting.md.
 #include <cmath>
@@ -82,16 +84,20 @@ struct RowResult {
   double paper_gflops = 0;
 };
 
+// The module's graph at one resolution, parameters by shape only.
+Status BuildModule(const ModelSpec& m, const Resolution& r, DType dtype, Graph* g) {
+  const int64_t n = (r.width / m.downscale) * (r.height / m.downscale), c = m.channels;
+  Builder b(g);
+  auto s = b.scope(m.name);
+  Value x = b.Input("x", Shape{2, n, c}, dtype);  // batch 2: classifier-free guidance
+  b.MarkOutput(SelfAttention(b, x, m), "y");
+  return b.status();
+}
+
 StatusOr<RowResult> Count(const ModelSpec& m, const Resolution& r, DType dtype) {
   const int64_t n = (r.width / m.downscale) * (r.height / m.downscale), c = m.channels;
   Graph g;
-  Builder b(&g);
-  {
-    auto s = b.scope(m.name);
-    Value x = b.Input("x", Shape{2, n, c}, dtype);  // batch 2: classifier-free guidance
-    b.MarkOutput(SelfAttention(b, x, m), "y");
-  }
-  CF_RETURN_IF_ERROR(b.status());
+  CF_RETURN_IF_ERROR(BuildModule(m, r, dtype, &g));
   CF_ASSIGN_OR_RETURN(CostReport report, Account(g));
   CF_ASSIGN_OR_RETURN(const ScopeCost* attn, report.HighestResolution("*.attn1"));
   CF_ASSIGN_OR_RETURN(MemoryPlan plan, PlanMemory(g));
@@ -186,10 +192,12 @@ Status WriteFile(const std::string& path, const std::string& text) {
 
 const char* kUsage =
     "usage: cf_flops [--model sd15|pixart|all] [--format md|csv|json] [--out FILE] [--dtype f16|bf16|f32]\n"
-    "Counts the paper's Table 1 self-attention rows from real graphs (docs/accounting.md).\n";
+    "                [--graph text|dot]\n"
+    "Counts the paper's Table 1 self-attention rows from real graphs (docs/accounting.md).\n"
+    "--graph prints the module's graph at 512x512 (text or Graphviz dot) instead.\n";
 
 Status Main(int argc, char** argv) {
-  std::string model = "all", format = "md", out, dtype_name = "f16";
+  std::string model = "all", format = "md", out, dtype_name = "f16", graph;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&](std::string* dst) -> Status {
@@ -214,6 +222,8 @@ Status Main(int argc, char** argv) {
       CF_RETURN_IF_ERROR(value(&out));
     } else if (is("--dtype")) {
       CF_RETURN_IF_ERROR(value(&dtype_name));
+    } else if (is("--graph")) {
+      CF_RETURN_IF_ERROR(value(&graph));
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown argument '", arg, "'\n", kUsage));
     }
@@ -234,6 +244,25 @@ Status Main(int argc, char** argv) {
     dtype = DType::f32;
   } else {
     return absl::InvalidArgumentError(absl::StrCat("--dtype must be f16, bf16 or f32, got '", dtype_name, "'"));
+  }
+
+  if (!graph.empty()) {
+    if (graph != "text" && graph != "dot")
+      return absl::InvalidArgumentError(absl::StrCat("--graph must be text or dot, got '", graph, "'"));
+    Graph g;
+    CF_RETURN_IF_ERROR(BuildModule(models[0], ResolutionsFor(models[0])[0], dtype, &g));
+    std::string text;
+    if (graph == "dot") {
+      text = g.ToDot();
+    } else {
+      CF_ASSIGN_OR_RETURN(MemoryPlan plan, PlanMemory(g));
+      text = absl::StrCat(g.ToText(), "# memory plan: ", plan.ToString(), "\n");
+    }
+    if (out.empty()) {
+      std::fputs(text.c_str(), stdout);
+      return absl::OkStatus();
+    }
+    return WriteFile(out, text);
   }
 
   std::vector<RowResult> rows;

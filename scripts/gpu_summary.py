@@ -42,22 +42,30 @@ def main():
     tb = os.path.join(results, "torch_baseline.json")
     if os.path.exists(tb):
         summary["torch"] = json.load(open(tb))
-    with open(os.path.join(results, "summary.json") + ".tmp", "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(os.path.join(results, "summary.json") + ".tmp", os.path.join(results, "summary.json"))
 
     t = summary["tests"]
     print(f"gpu tests: {t.get('total', '?')} run, {t.get('failed', '?')} failed, {t.get('skipped', 0)} skipped")
     for name in t.get("failures", []):
         print(f"  FAILED {name}")
-    print(f"\n{'our CUDA benchmark':60s} {'ms':>9s} {'TFLOP/s':>8s} {'GB/s':>8s}")
-    for b in merged:
-        print(f"{b['name'][:60]:60s} {b['ms']:9.4f} {b['tflops']:8.2f} {b['gbps']:8.1f}")
+    # Floors measured in the same run: the card's copy bandwidth (for
+    # memory-bound kernels) and cuBLAS's best GEMM through PyTorch (for matmuls).
     cases = summary["torch"].get("cases", {})
+    copy_gbps = cases.get("copy_d2d_256MiB", {}).get("gbps", 0.0)
+    gemm_tflops = max((c["tflops"] for n, c in cases.items() if n.startswith("gemm_")), default=0.0)
+    print(f"floors (same run): copy {copy_gbps:.0f} GB/s, best GEMM {gemm_tflops:.0f} TFLOP/s")
+    print(f"\n{'our CUDA benchmark':60s} {'ms':>9s} {'TFLOP/s':>8s} {'%GEMM':>6s} {'GB/s':>8s} {'%copy':>6s}")
+    for b in merged:
+        pg = 100 * b["tflops"] / gemm_tflops if gemm_tflops else 0.0
+        pc = 100 * b["gbps"] / copy_gbps if copy_gbps else 0.0
+        b["pct_best_gemm"], b["pct_copy_bw"] = pg, pc
+        print(f"{b['name'][:60]:60s} {b['ms']:9.4f} {b['tflops']:8.2f} {pg:6.1f} {b['gbps']:8.1f} {pc:6.1f}")
     if cases:
         print(f"\n{'PyTorch ' + summary['torch'].get('torch', ''):60s} {'ms':>9s} {'TFLOP/s':>8s} {'GB/s':>8s}")
         for name, c in cases.items():
             print(f"{name[:60]:60s} {c['ms']:9.4f} {c['tflops']:8.2f} {c['gbps']:8.1f}")
+    with open(os.path.join(results, "summary.json") + ".tmp", "w") as f:
+        json.dump(summary, f, indent=1)
+    os.replace(os.path.join(results, "summary.json") + ".tmp", os.path.join(results, "summary.json"))
 
 
 if __name__ == "__main__":
