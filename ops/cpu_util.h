@@ -3,7 +3,9 @@
 // double for f64, float otherwise (DESIGN.md: accumulate in f32).
 #pragma once
 
+#include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "ops/op.h"
 #include "runtime/thread_pool.h"
@@ -28,6 +30,30 @@ template <typename T> inline T FromAcc(Acc<T> v) {
   return out;
 }
 
+// A parameter vector [n] of T (gamma, beta, ...) as Acc<T> values, or n
+// copies of `fill` when t is null (an absent optional parameter).
+template <typename T>
+std::vector<Acc<T>> LoadVector(const Tensor* t, int64_t n, Acc<T> fill) {
+  std::vector<Acc<T>> v(n, fill);
+  if (t)
+    for (int64_t i = 0; i < n; ++i) v[i] = Load(t->data<T>(), i);
+  return v;
+}
+
+// Per-task partial sums part [outer, mid, inner] reduced over mid, in order
+// of mid (deterministic): out[o * inner + i] = sum_m part[(o * mid + m) * inner + i].
+// T is the output's storage type (or Acc<T> itself for sums kept in Acc).
+template <typename T>
+void SumOverMiddle(const Acc<T>* part, int64_t outer, int64_t mid, int64_t inner, T* out) {
+  std::vector<Acc<T>> acc(inner);
+  for (int64_t o = 0; o < outer; ++o) {
+    std::fill(acc.begin(), acc.end(), Acc<T>(0));
+    for (int64_t m = 0; m < mid; ++m)
+      for (int64_t i = 0; i < inner; ++i) acc[i] += part[(o * mid + m) * inner + i];
+    for (int64_t i = 0; i < inner; ++i) Store(out, o * inner + i, acc[i]);
+  }
+}
+
 // Calls fn(T{}) with T the C++ storage type of floating dtype `t`
 // (float, double, f16_t, bf16_t); an error naming `op` for other dtypes.
 template <typename F>
@@ -44,5 +70,11 @@ Status DispatchFloat(DType t, absl::string_view op, F&& fn) {
 
 // Grain for ParallelFor over elementwise work: about 32K elements per task.
 constexpr int64_t kElementwiseGrain = 1 << 15;
+
+// Grain for ParallelFor over rows of `row_elems` elements each: rows per task
+// so that a task covers about `target` elements (at least one row).
+inline int64_t RowGrain(int64_t row_elems, int64_t target = kElementwiseGrain) {
+  return std::max<int64_t>(1, target / std::max<int64_t>(1, row_elems));
+}
 
 }  // namespace cf

@@ -33,6 +33,10 @@ Status DispatchCudaFloat(DType t, absl::string_view op, F&& fn) {
 
 inline cudaStream_t CudaStreamOf(const KernelContext& ctx);
 
+// Multiprocessors of the current device (cached per device ordinal; 132 when
+// the query fails), for sizing grids to fill the GPU.
+int NumSms();
+
 // Blocks for a grid-stride loop over n elements.
 inline unsigned GridFor(int64_t n, int threads = 256) {
   int64_t blocks = (n + threads - 1) / threads;

@@ -151,13 +151,17 @@ using VjpFn = std::function<StatusOr<std::vector<Value>>(VjpContext&)>;
 
 // ---- Definition and registry -------------------------------------------------------
 
+// Built with designated initializers, e.g.
+//   OpDef{.name = "silu", .min_inputs = 1, .max_inputs = 1, .infer = ..., .doc = ...}
+// (every member has a default, so omitted ones are simply empty).
 struct OpDef {
-  std::string name;
+  std::string name{};
   int min_inputs = 0;
   int max_inputs = 0;  // -1: unbounded
-  std::function<StatusOr<std::vector<TensorType>>(const OpCall&)> infer;
-  std::function<Cost(const OpCall&, absl::Span<const TensorType> outputs)> cost;
-  VjpFn vjp;  // empty: not differentiable
+  std::function<StatusOr<std::vector<TensorType>>(const OpCall&)> infer{};
+  // Empty: IoBytes (no arithmetic; the bytes of the inputs and outputs).
+  std::function<Cost(const OpCall&, absl::Span<const TensorType> outputs)> cost{};
+  VjpFn vjp{};  // empty: not differentiable
   // The output may share input 0's memory when input 0 dies here and both have
   // the same type (elementwise ops; the planner's in-place rule).
   bool inplace_ok = false;
@@ -165,7 +169,7 @@ struct OpDef {
   // kernel runs, the planner gives it no memory of its own and extends input
   // 0's lifetime instead, and the executor binds a view.
   bool view_of_input0 = false;
-  std::string doc;  // one line: what it computes
+  std::string doc{};  // one line: what it computes
 };
 
 class OpRegistry {

@@ -97,15 +97,10 @@ VjpFn ActivationVjp(const std::string& name) {
 }
 
 OpDef ActivationDef(const std::string& name, bool backward, const char* doc) {
-  OpDef d;
-  d.name = backward ? name + "_backward" : name;
-  d.min_inputs = d.max_inputs = backward ? 2 : 1;
-  d.infer = InferActivation;
-  d.cost = CostActivation;
-  if (!backward) d.vjp = ActivationVjp(name);
-  d.inplace_ok = true;
-  d.doc = backward ? absl::StrCat("dy * ", name, "'(x): the gradient of ", name) : doc;
-  return d;
+  const int inputs = backward ? 2 : 1;
+  return {.name = backward ? name + "_backward" : name, .min_inputs = inputs, .max_inputs = inputs,
+          .infer = InferActivation, .cost = CostActivation, .vjp = backward ? VjpFn() : ActivationVjp(name),
+          .inplace_ok = true, .doc = backward ? absl::StrCat("dy * ", name, "'(x): the gradient of ", name) : doc};
 }
 
 Value Activation(const char* op, Value x, Attrs attrs = {}) {

@@ -13,39 +13,13 @@ using act::Kind;
 // x, out: [n] of T; out = f(x); out may be x.
 template <typename T, Kind K>
 __global__ void ActivationKernel(const T* x, T* out, int64_t n, float p, bool vec) {
-  constexpr int V = ew::kPack<T>;
-  const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, step = int64_t(gridDim.x) * blockDim.x;
-  int64_t done = 0;
-  if (vec) {
-    const int64_t packs = n / V;
-    for (int64_t q = tid; q < packs; q += step) {
-      ew::Pack<T> px = ew::LoadPack(x, q), po;
-#pragma unroll
-      for (int k = 0; k < V; ++k) StoreF(po.v, k, act::Forward<K>(LoadF(px.v, k), p));
-      ew::StorePack(out, q, po);
-    }
-    done = packs * V;
-  }
-  for (int64_t i = done + tid; i < n; i += step) StoreF(out, i, act::Forward<K>(LoadF(x, i), p));
+  ew::MapElementwise(out, n, vec, [=](float v) { return act::Forward<K>(v, p); }, x);
 }
 
 // x, dy, dx: [n] of T; dx = dy * f'(x); dx may be x.
 template <typename T, Kind K>
 __global__ void ActivationBackwardKernel(const T* x, const T* dy, T* dx, int64_t n, float p, bool vec) {
-  constexpr int V = ew::kPack<T>;
-  const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, step = int64_t(gridDim.x) * blockDim.x;
-  int64_t done = 0;
-  if (vec) {
-    const int64_t packs = n / V;
-    for (int64_t q = tid; q < packs; q += step) {
-      ew::Pack<T> px = ew::LoadPack(x, q), pd = ew::LoadPack(dy, q), po;
-#pragma unroll
-      for (int k = 0; k < V; ++k) StoreF(po.v, k, LoadF(pd.v, k) * act::Derivative<K>(LoadF(px.v, k), p));
-      ew::StorePack(dx, q, po);
-    }
-    done = packs * V;
-  }
-  for (int64_t i = done + tid; i < n; i += step) StoreF(dx, i, LoadF(dy, i) * act::Derivative<K>(LoadF(x, i), p));
+  ew::MapElementwise(dx, n, vec, [=](float v, float g) { return g * act::Derivative<K>(v, p); }, x, dy);
 }
 
 Status ActivationCuda(KernelContext& ctx) {

@@ -55,7 +55,7 @@ Status GegluCpu(KernelContext& ctx) {
       const T* px = x.data<T>();
       T* po = ctx.outputs[0].data<T>();
       const T* pdy = backward ? ctx.inputs[1].data<T>() : nullptr;
-      const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, D));
+      const int64_t grain = RowGrain(D);
       ParallelFor(0, rows, grain, [&](int64_t lo, int64_t hi) {
         for (int64_t r = lo; r < hi; ++r) {
           const T* h = px + r * 2 * D;
@@ -86,18 +86,13 @@ StatusOr<std::vector<Value>> GegluVjp(VjpContext& c) {
 }
 
 OpDef GegluDef(bool backward) {
-  OpDef d;
-  d.name = backward ? "geglu_backward" : "geglu";
-  d.min_inputs = d.max_inputs = backward ? 2 : 1;
-  d.infer = InferGeglu;
-  d.cost = CostGeglu;
-  if (!backward) d.vjp = GegluVjp;
-  // The backward output has input 0's type and is written after reading the
-  // same row of it, so it may overwrite it.
-  d.inplace_ok = backward;
-  d.doc = backward ? "the gradient of geglu: [dy * gelu(gate), dy * h * gelu'(gate)]"
-                   : "h * gelu(gate) with (h, gate) the halves of the last dimension";
-  return d;
+  const int inputs = backward ? 2 : 1;
+  // In place: the backward output has input 0's type and is written after
+  // reading the same row of it, so it may overwrite it.
+  return {.name = backward ? "geglu_backward" : "geglu", .min_inputs = inputs, .max_inputs = inputs,
+          .infer = InferGeglu, .cost = CostGeglu, .vjp = backward ? VjpFn() : VjpFn(GegluVjp), .inplace_ok = backward,
+          .doc = backward ? "the gradient of geglu: [dy * gelu(gate), dy * h * gelu'(gate)]"
+                          : "h * gelu(gate) with (h, gate) the halves of the last dimension"};
 }
 
 }  // namespace

@@ -118,11 +118,13 @@ StatusOr<std::vector<TensorType>> InferBackwardInput(const OpCall& c) {
   return std::vector<TensorType>{{p.input_shape(), c.inputs[0].dtype}};
 }
 
-// Both backward ops: mac_flops = 2·N·Ho·Wo·Cout·kh·kw·Cin/groups (the
-// forward's multiply-adds, padding taps included, as the GEMM computes them).
-Cost CostBackwardInput(const OpCall& c, absl::Span<const TensorType> outs) {
+// Both backward ops (kParams: how the op's inputs give the geometry):
+// mac_flops = 2·N·Ho·Wo·Cout·kh·kw·Cin/groups (the forward's multiply-adds,
+// padding taps included, as the GEMM computes them).
+template <auto kParams>
+Cost CostBackward(const OpCall& c, absl::Span<const TensorType> outs) {
   Cost cost = IoBytes(c.inputs, outs);
-  auto p = BackwardInputParams(c.attrs, c.inputs);
+  auto p = kParams(c.attrs, c.inputs);
   if (p.ok()) cost.mac_flops = 2 * p->macs();
   return cost;
 }
@@ -150,13 +152,6 @@ StatusOr<std::vector<TensorType>> InferBackwardWeight(const OpCall& c) {
   return std::vector<TensorType>{{p.weight_shape(), c.inputs[0].dtype}};
 }
 
-Cost CostBackwardWeight(const OpCall& c, absl::Span<const TensorType> outs) {
-  Cost cost = IoBytes(c.inputs, outs);
-  auto p = BackwardWeightParams(c.attrs, c.inputs);
-  if (p.ok()) cost.mac_flops = 2 * p->macs();
-  return cost;
-}
-
 Status BackwardWeightCpu(KernelContext& ctx) {
   CF_ASSIGN_OR_RETURN(ConvParams p, BackwardWeightParams(ctx.attrs, TypesOf(ctx.inputs)));
   return DispatchFloat(ctx.inputs[0].dtype(), ctx.op, [&](auto tag) -> Status {
@@ -175,15 +170,8 @@ Status BackwardWeightCpu(KernelContext& ctx) {
 
 OpDef MakeDef(const char* name, int min_in, int max_in, decltype(OpDef::infer) infer, decltype(OpDef::cost) cost,
               VjpFn vjp, const char* doc) {
-  OpDef d;
-  d.name = name;
-  d.min_inputs = min_in;
-  d.max_inputs = max_in;
-  d.infer = std::move(infer);
-  d.cost = std::move(cost);
-  d.vjp = std::move(vjp);
-  d.doc = doc;
-  return d;
+  return {.name = name, .min_inputs = min_in, .max_inputs = max_in, .infer = std::move(infer), .cost = std::move(cost),
+          .vjp = std::move(vjp), .doc = doc};
 }
 
 std::vector<int64_t> Dims(const Shape& s) { return std::vector<int64_t>(s.dims().begin(), s.dims().end()); }
@@ -218,10 +206,10 @@ Value Conv2dBackwardWeight(Value x, Value grad_out, const Shape& weight_shape, c
 
 CF_REGISTER_OP(MakeDef("conv2d", 2, 3, InferConv, CostConv, ConvVjp,
                        "2D cross-correlation, NHWC input, [Cout, kh, kw, Cin/groups] weight, optional bias"));
-CF_REGISTER_OP(MakeDef("conv2d_backward_input", 2, 2, InferBackwardInput, CostBackwardInput, nullptr,
-                       "gradient of conv2d's input from (grad_out, weight); attribute input_shape"));
-CF_REGISTER_OP(MakeDef("conv2d_backward_weight", 2, 2, InferBackwardWeight, CostBackwardWeight, nullptr,
-                       "gradient of conv2d's weight from (x, grad_out); attribute weight_shape"));
+CF_REGISTER_OP(MakeDef("conv2d_backward_input", 2, 2, InferBackwardInput, CostBackward<BackwardInputParams>,
+                       nullptr, "gradient of conv2d's input from (grad_out, weight); attribute input_shape"));
+CF_REGISTER_OP(MakeDef("conv2d_backward_weight", 2, 2, InferBackwardWeight, CostBackward<BackwardWeightParams>,
+                       nullptr, "gradient of conv2d's weight from (x, grad_out); attribute weight_shape"));
 CF_REGISTER_KERNEL("conv2d", kCPU, ConvCpu);
 CF_REGISTER_KERNEL("conv2d_backward_input", kCPU, BackwardInputCpu);
 CF_REGISTER_KERNEL("conv2d_backward_weight", kCPU, BackwardWeightCpu);

@@ -129,9 +129,77 @@ struct Buffers {
   void* out = nullptr;
 };
 
-StatusOr<Choice> ChooseAlgo(Dir dir, const ConvParams& p, DType dtype, const Descs& d, cudnnHandle_t h,
-                            cudaStream_t stream, const Buffers& b, KernelContext& ctx) {
-  const std::string key = absl::StrCat(ctx.device.ordinal, "|", static_cast<int>(dir), "|", p.ToString(), "|",
+constexpr int kMaxAlgos = 16;  // entries asked of cuDNN's algorithm lists
+
+// What differs between the directions: cuDNN's perf-result type and its three
+// calls, measuring the algorithms on the call's buffers (Find), asking the
+// heuristic (Get, while a CUDA graph is being captured), and running one.
+template <Dir D> struct CudnnDir;
+
+template <> struct CudnnDir<Dir::kForward> {
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  static Status Find(cudnnHandle_t h, const Descs& d, const Buffers& b, void* ws, Perf* perf, int* n) {
+    CF_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x.d, b.x, d.w.d, b.w, d.conv.d, d.y.d, b.out, kMaxAlgos,
+                                                          n, perf, ws, kMaxWorkspace));
+    return absl::OkStatus();
+  }
+  static Status Get(cudnnHandle_t h, const Descs& d, Perf* perf, int* n) {
+    CF_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.d, d.w.d, d.conv.d, d.y.d, kMaxAlgos, n, perf));
+    return absl::OkStatus();
+  }
+  static Status Run(cudnnHandle_t h, const Descs& d, const Buffers& b, int algo, void* ws, size_t ws_bytes) {
+    const float alpha = 1.0f, beta = 0.0f;
+    CF_CUDNN_CHECK(cudnnConvolutionForward(h, &alpha, d.x.d, b.x, d.w.d, b.w, d.conv.d,
+                                           static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws, ws_bytes, &beta, d.y.d,
+                                           b.out));
+    return absl::OkStatus();
+  }
+};
+
+template <> struct CudnnDir<Dir::kBackwardData> {
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  static Status Find(cudnnHandle_t h, const Descs& d, const Buffers& b, void* ws, Perf* perf, int* n) {
+    CF_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w.d, b.w, d.y.d, b.y, d.conv.d, d.x.d, b.out,
+                                                               kMaxAlgos, n, perf, ws, kMaxWorkspace));
+    return absl::OkStatus();
+  }
+  static Status Get(cudnnHandle_t h, const Descs& d, Perf* perf, int* n) {
+    CF_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w.d, d.y.d, d.conv.d, d.x.d, kMaxAlgos, n, perf));
+    return absl::OkStatus();
+  }
+  static Status Run(cudnnHandle_t h, const Descs& d, const Buffers& b, int algo, void* ws, size_t ws_bytes) {
+    const float alpha = 1.0f, beta = 0.0f;
+    CF_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &alpha, d.w.d, b.w, d.y.d, b.y, d.conv.d,
+                                                static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws, ws_bytes, &beta,
+                                                d.x.d, b.out));
+    return absl::OkStatus();
+  }
+};
+
+template <> struct CudnnDir<Dir::kBackwardFilter> {
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  static Status Find(cudnnHandle_t h, const Descs& d, const Buffers& b, void* ws, Perf* perf, int* n) {
+    CF_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x.d, b.x, d.y.d, b.y, d.conv.d, d.w.d, b.out,
+                                                                 kMaxAlgos, n, perf, ws, kMaxWorkspace));
+    return absl::OkStatus();
+  }
+  static Status Get(cudnnHandle_t h, const Descs& d, Perf* perf, int* n) {
+    CF_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x.d, d.y.d, d.conv.d, d.w.d, kMaxAlgos, n, perf));
+    return absl::OkStatus();
+  }
+  static Status Run(cudnnHandle_t h, const Descs& d, const Buffers& b, int algo, void* ws, size_t ws_bytes) {
+    const float alpha = 1.0f, beta = 0.0f;
+    CF_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &alpha, d.x.d, b.x, d.y.d, b.y, d.conv.d,
+                                                  static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws, ws_bytes,
+                                                  &beta, d.w.d, b.out));
+    return absl::OkStatus();
+  }
+};
+
+template <Dir D>
+StatusOr<Choice> ChooseAlgo(const ConvParams& p, DType dtype, const Descs& d, cudnnHandle_t h, cudaStream_t stream,
+                            const Buffers& b, KernelContext& ctx) {
+  const std::string key = absl::StrCat(ctx.device.ordinal, "|", static_cast<int>(D), "|", p.ToString(), "|",
                                        DTypeName(dtype), "|", static_cast<int>(d.math));
   {
     std::lock_guard<std::mutex> lock(g_choice_mu);
@@ -141,53 +209,18 @@ StatusOr<Choice> ChooseAlgo(Dir dir, const ConvParams& p, DType dtype, const Des
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   CF_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
   const bool find = capture == cudaStreamCaptureStatusNone;
-  constexpr int kMax = 16;
+  typename CudnnDir<D>::Perf perf[kMaxAlgos];
   int n = 0;
-  Choice c;
-  bool ok = false;
-  // Find measures every algorithm on our buffers; it needs one workspace big
-  // enough for the candidates it should consider.
-  void* ws = nullptr;
   if (find) {
-    CF_ASSIGN_OR_RETURN(ws, ctx.workspace(static_cast<int64_t>(kMaxWorkspace)));
+    // Find measures every algorithm on our buffers; it needs one workspace
+    // big enough for the candidates it should consider.
+    CF_ASSIGN_OR_RETURN(void* ws, ctx.workspace(static_cast<int64_t>(kMaxWorkspace)));
+    CF_RETURN_IF_ERROR(CudnnDir<D>::Find(h, d, b, ws, perf, &n));
+  } else {
+    CF_RETURN_IF_ERROR(CudnnDir<D>::Get(h, d, perf, &n));
   }
-  switch (dir) {
-    case Dir::kForward: {
-      cudnnConvolutionFwdAlgoPerf_t perf[kMax];
-      if (find) {
-        CF_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x.d, b.x, d.w.d, b.w, d.conv.d, d.y.d, b.out, kMax,
-                                                              &n, perf, ws, kMaxWorkspace));
-      } else {
-        CF_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.d, d.w.d, d.conv.d, d.y.d, kMax, &n, perf));
-      }
-      ok = Pick(perf, n, d, &c);
-      break;
-    }
-    case Dir::kBackwardData: {
-      cudnnConvolutionBwdDataAlgoPerf_t perf[kMax];
-      if (find) {
-        CF_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w.d, b.w, d.y.d, b.y, d.conv.d, d.x.d, b.out,
-                                                                   kMax, &n, perf, ws, kMaxWorkspace));
-      } else {
-        CF_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w.d, d.y.d, d.conv.d, d.x.d, kMax, &n, perf));
-      }
-      ok = Pick(perf, n, d, &c);
-      break;
-    }
-    case Dir::kBackwardFilter: {
-      cudnnConvolutionBwdFilterAlgoPerf_t perf[kMax];
-      if (find) {
-        CF_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x.d, b.x, d.y.d, b.y, d.conv.d, d.w.d,
-                                                                     b.out, kMax, &n, perf, ws, kMaxWorkspace));
-      } else {
-        CF_CUDNN_CHECK(
-            cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x.d, d.y.d, d.conv.d, d.w.d, kMax, &n, perf));
-      }
-      ok = Pick(perf, n, d, &c);
-      break;
-    }
-  }
-  if (!ok)
+  Choice c;
+  if (!Pick(perf, n, d, &c))
     return absl::UnimplementedError(
         absl::StrCat("cuDNN has no usable algorithm for ", ctx.op, " with ", p.ToString(), " in ", DTypeName(dtype)));
   if (find) {  // only measured choices are kept; heuristic ones are retried later
@@ -203,38 +236,29 @@ template <typename T> __global__ void AddBias(T* y, const T* bias, int64_t count
     StoreF(y, i, LoadF(y, i) + LoadF(bias, i % c));
 }
 
-Status RunCudnn(Dir dir, const ConvParams& p, DType dtype, KernelContext& ctx, const Buffers& b) {
+template <Dir D>
+Status RunCudnn(const ConvParams& p, DType dtype, KernelContext& ctx, const Buffers& b) {
   Descs d;
   CF_RETURN_IF_ERROR(MakeDescs(p, dtype, ctx.attrs.Bool("allow_tf32", false), &d));
   CF_ASSIGN_OR_RETURN(CudnnHandle * handle, HandleFor(ctx.device.ordinal));
   cudaStream_t stream = CudaStreamOf(ctx);
   std::lock_guard<std::mutex> lock(handle->mu);
   CF_CUDNN_CHECK(cudnnSetStream(handle->h, stream));
-  CF_ASSIGN_OR_RETURN(Choice c, ChooseAlgo(dir, p, dtype, d, handle->h, stream, b, ctx));
+  CF_ASSIGN_OR_RETURN(Choice c, ChooseAlgo<D>(p, dtype, d, handle->h, stream, b, ctx));
   CF_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.d, c.math));
   void* ws = nullptr;
   if (c.workspace > 0) {
     CF_ASSIGN_OR_RETURN(ws, ctx.workspace(static_cast<int64_t>(c.workspace)));
   }
-  const float alpha = 1.0f, beta = 0.0f;
-  switch (dir) {
-    case Dir::kForward:
-      CF_CUDNN_CHECK(cudnnConvolutionForward(handle->h, &alpha, d.x.d, b.x, d.w.d, b.w, d.conv.d,
-                                             static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws, c.workspace, &beta,
-                                             d.y.d, b.out));
-      break;
-    case Dir::kBackwardData:
-      CF_CUDNN_CHECK(cudnnConvolutionBackwardData(handle->h, &alpha, d.w.d, b.w, d.y.d, b.y, d.conv.d,
-                                                  static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), ws, c.workspace,
-                                                  &beta, d.x.d, b.out));
-      break;
-    case Dir::kBackwardFilter:
-      CF_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle->h, &alpha, d.x.d, b.x, d.y.d, b.y, d.conv.d,
-                                                    static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), ws,
-                                                    c.workspace, &beta, d.w.d, b.out));
-      break;
-  }
-  return absl::OkStatus();
+  return CudnnDir<D>::Run(handle->h, d, b, c.algo, ws, c.workspace);
+}
+
+// Runs fn(T{}) on the op's device, T the storage type of input 0.
+template <typename F>
+Status OnDevice(KernelContext& ctx, F&& fn) {
+  CudaDeviceGuard guard(ctx.device.ordinal);
+  CF_RETURN_IF_ERROR(guard.status());
+  return DispatchCudaFloat(ctx.inputs[0].dtype(), ctx.op, fn);
 }
 
 StatusOr<Shape> ShapeAttr(const Attrs& attrs, const char* name) {
@@ -244,10 +268,7 @@ StatusOr<Shape> ShapeAttr(const Attrs& attrs, const char* name) {
 
 Status ConvCuda(KernelContext& ctx) {
   CF_ASSIGN_OR_RETURN(ConvParams p, ConvParamsOf(ctx.attrs, ctx.inputs[0].shape(), ctx.inputs[1].shape()));
-  CudaDeviceGuard guard(ctx.device.ordinal);
-  CF_RETURN_IF_ERROR(guard.status());
-  const DType dtype = ctx.inputs[0].dtype();
-  return DispatchCudaFloat(dtype, ctx.op, [&](auto tag) -> Status {
+  return OnDevice(ctx, [&](auto tag) -> Status {
     using T = decltype(tag);
     const T* x = ctx.inputs[0].data<T>();
     const T* w = ctx.inputs[1].data<T>();
@@ -255,7 +276,7 @@ Status ConvCuda(KernelContext& ctx) {
     T* y = ctx.outputs[0].data<T>();
     if (p.n * p.ho * p.wo * p.cout == 0) return absl::OkStatus();
     if (p.depthwise()) return DepthwiseForwardCuda<T>(p, x, w, bias, y, CudaStreamOf(ctx));
-    CF_RETURN_IF_ERROR(RunCudnn(Dir::kForward, p, dtype, ctx, Buffers{x, w, nullptr, y}));
+    CF_RETURN_IF_ERROR(RunCudnn<Dir::kForward>(p, ctx.inputs[0].dtype(), ctx, Buffers{x, w, nullptr, y}));
     if (bias) {
       const int64_t count = p.n * p.ho * p.wo * p.cout;
       AddBias<T><<<GridFor(count), 256, 0, CudaStreamOf(ctx)>>>(y, bias, count, p.cout);
@@ -268,10 +289,7 @@ Status ConvCuda(KernelContext& ctx) {
 Status BackwardInputCuda(KernelContext& ctx) {
   CF_ASSIGN_OR_RETURN(Shape xs, ShapeAttr(ctx.attrs, "input_shape"));
   CF_ASSIGN_OR_RETURN(ConvParams p, ConvParamsOf(ctx.attrs, xs, ctx.inputs[1].shape()));
-  CudaDeviceGuard guard(ctx.device.ordinal);
-  CF_RETURN_IF_ERROR(guard.status());
-  const DType dtype = ctx.inputs[0].dtype();
-  return DispatchCudaFloat(dtype, ctx.op, [&](auto tag) -> Status {
+  return OnDevice(ctx, [&](auto tag) -> Status {
     using T = decltype(tag);
     const T* dy = ctx.inputs[0].data<T>();
     const T* w = ctx.inputs[1].data<T>();
@@ -279,17 +297,14 @@ Status BackwardInputCuda(KernelContext& ctx) {
     const int64_t count = p.n * p.h * p.w * p.cin;
     if (count == 0) return absl::OkStatus();
     if (p.depthwise()) return DepthwiseBackwardInputCuda<T>(p, dy, w, dx, CudaStreamOf(ctx));
-    return RunCudnn(Dir::kBackwardData, p, dtype, ctx, Buffers{nullptr, w, dy, dx});
+    return RunCudnn<Dir::kBackwardData>(p, ctx.inputs[0].dtype(), ctx, Buffers{nullptr, w, dy, dx});
   });
 }
 
 Status BackwardWeightCuda(KernelContext& ctx) {
   CF_ASSIGN_OR_RETURN(Shape ws, ShapeAttr(ctx.attrs, "weight_shape"));
   CF_ASSIGN_OR_RETURN(ConvParams p, ConvParamsOf(ctx.attrs, ctx.inputs[0].shape(), ws));
-  CudaDeviceGuard guard(ctx.device.ordinal);
-  CF_RETURN_IF_ERROR(guard.status());
-  const DType dtype = ctx.inputs[0].dtype();
-  return DispatchCudaFloat(dtype, ctx.op, [&](auto tag) -> Status {
+  return OnDevice(ctx, [&](auto tag) -> Status {
     using T = decltype(tag);
     const T* x = ctx.inputs[0].data<T>();
     const T* dy = ctx.inputs[1].data<T>();
@@ -299,7 +314,7 @@ Status BackwardWeightCuda(KernelContext& ctx) {
       CF_CUDA_CHECK(cudaMemsetAsync(dw, 0, p.cout * p.kdim() * sizeof(T), CudaStreamOf(ctx)));
       return absl::OkStatus();
     }
-    return RunCudnn(Dir::kBackwardFilter, p, dtype, ctx, Buffers{x, nullptr, dy, dw});
+    return RunCudnn<Dir::kBackwardFilter>(p, ctx.inputs[0].dtype(), ctx, Buffers{x, nullptr, dy, dw});
   });
 }
 

@@ -28,6 +28,22 @@ template <typename T, typename F> inline void MulAdd(F* __restrict acc, const F*
   for (int64_t i = 0; i < c; ++i) acc[i] += wk[i] * Load(v, i);
 }
 
+// Calls fn(tap, src) for every tap (ky, kx) of output pixel (n, oy, ox) that
+// reads inside x [N, H, W, C]: tap = ky·kw + kx, src = the channels of the
+// input pixel it reads.
+template <typename T, typename Fn>
+inline void ForEachTap(const ConvParams& p, const T* x, int64_t n, int64_t oy, int64_t ox, Fn&& fn) {
+  for (int64_t ky = 0; ky < p.kh; ++ky) {
+    const int64_t iy = oy * p.sh - p.ph + ky * p.dh;
+    if (iy < 0 || iy >= p.h) continue;
+    for (int64_t kx = 0; kx < p.kw; ++kx) {
+      const int64_t ix = ox * p.sw - p.pw + kx * p.dw;
+      if (ix < 0 || ix >= p.w) continue;
+      fn(ky * p.kw + kx, x + ((n * p.h + iy) * p.w + ix) * p.cin);
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T> void DepthwiseForwardCpu(const ConvParams& p, const T* x, const T* w, const T* bias, T* y) {
@@ -43,15 +59,8 @@ template <typename T> void DepthwiseForwardCpu(const ConvParams& p, const T* x, 
       const int64_t n = r / p.ho, oy = r % p.ho;
       for (int64_t ox = 0; ox < p.wo; ++ox) {
         std::copy(b0.begin(), b0.end(), acc.begin());
-        for (int64_t ky = 0; ky < p.kh; ++ky) {
-          const int64_t iy = oy * p.sh - p.ph + ky * p.dh;
-          if (iy < 0 || iy >= p.h) continue;
-          for (int64_t kx = 0; kx < p.kw; ++kx) {
-            const int64_t ix = ox * p.sw - p.pw + kx * p.dw;
-            if (ix < 0 || ix >= p.w) continue;
-            MulAdd(acc.data(), wt.data() + (ky * p.kw + kx) * c, x + ((n * p.h + iy) * p.w + ix) * c, c);
-          }
-        }
+        ForEachTap(p, x, n, oy, ox,
+                   [&](int64_t tap, const T* src) { MulAdd(acc.data(), wt.data() + tap * c, src, c); });
         T* dst = y + ((n * p.ho + oy) * p.wo + ox) * c;
         for (int64_t i = 0; i < c; ++i) Store(dst, i, acc[i]);
       }
@@ -105,15 +114,7 @@ template <typename T> void DepthwiseBackwardWeightCpu(const ConvParams& p, const
         for (int64_t ox = 0; ox < p.wo; ++ox) {
           const T* g = dy + ((n * p.ho + oy) * p.wo + ox) * c;
           for (int64_t i = 0; i < c; ++i) dyv[i] = Load(g, i);
-          for (int64_t ky = 0; ky < p.kh; ++ky) {
-            const int64_t iy = oy * p.sh - p.ph + ky * p.dh;
-            if (iy < 0 || iy >= p.h) continue;
-            for (int64_t kx = 0; kx < p.kw; ++kx) {
-              const int64_t ix = ox * p.sw - p.pw + kx * p.dw;
-              if (ix < 0 || ix >= p.w) continue;
-              MulAdd(acc + (ky * p.kw + kx) * c, dyv.data(), x + ((n * p.h + iy) * p.w + ix) * c, c);
-            }
-          }
+          ForEachTap(p, x, n, oy, ox, [&](int64_t tap, const T* src) { MulAdd(acc + tap * c, dyv.data(), src, c); });
         }
       }
     }

@@ -31,13 +31,8 @@ Status FullCpu(KernelContext& ctx) {
 }
 
 OpDef FullDef() {
-  OpDef d;
-  d.name = "full";
-  d.min_inputs = d.max_inputs = 0;
-  d.infer = InferFull;
-  d.cost = [](const OpCall& c, absl::Span<const TensorType> outs) { return IoBytes(c.inputs, outs); };
-  d.doc = "a tensor of the given shape and dtype filled with `value`";
-  return d;
+  return {.name = "full", .min_inputs = 0, .max_inputs = 0, .infer = InferFull,
+          .doc = "a tensor of the given shape and dtype filled with `value`"};
 }
 
 }  // namespace

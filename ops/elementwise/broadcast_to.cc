@@ -74,14 +74,9 @@ StatusOr<std::vector<Value>> BroadcastToVjp(VjpContext& c) {
 }
 
 OpDef BroadcastToDef() {
-  OpDef d;
-  d.name = "broadcast_to";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferBroadcastTo;
-  d.cost = CostBroadcastTo;
-  d.vjp = BroadcastToVjp;
-  d.doc = "x repeated along broadcast dimensions to `shape` (optionally inserting `axes`)";
-  return d;
+  return {.name = "broadcast_to", .min_inputs = 1, .max_inputs = 1, .infer = InferBroadcastTo, .cost = CostBroadcastTo,
+          .vjp = BroadcastToVjp,
+          .doc = "x repeated along broadcast dimensions to `shape` (optionally inserting `axes`)"};
 }
 
 }  // namespace

@@ -79,15 +79,8 @@ StatusOr<std::vector<Value>> DivVjp(VjpContext& c) {
 }
 
 OpDef BinaryDef(const char* name, VjpFn vjp, const char* doc) {
-  OpDef d;
-  d.name = name;
-  d.min_inputs = d.max_inputs = 2;
-  d.infer = InferBinary;
-  d.cost = CostBinary;
-  d.vjp = std::move(vjp);
-  d.inplace_ok = true;
-  d.doc = doc;
-  return d;
+  return {.name = name, .min_inputs = 2, .max_inputs = 2, .infer = InferBinary, .cost = CostBinary,
+          .vjp = std::move(vjp), .inplace_ok = true, .doc = doc};
 }
 
 Value Binary(const char* op, Value a, Value b) {

@@ -27,16 +27,7 @@ struct TakeFirst {
 // a, b, out: [n] of T (same shape, no broadcast); 16-byte packs, then the tail.
 template <typename T, typename F>
 __global__ void BinaryFlatKernel(const T* a, const T* b, T* out, int64_t n, F f) {
-  constexpr int V = ew::kPack<T>;
-  const int64_t packs = n / V;
-  const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, step = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t p = tid; p < packs; p += step) {
-    ew::Pack<T> pa = ew::LoadPack(a, p), pb = ew::LoadPack(b, p), po;
-#pragma unroll
-    for (int k = 0; k < V; ++k) StoreF(po.v, k, f(LoadF(pa.v, k), LoadF(pb.v, k)));
-    ew::StorePack(out, p, po);
-  }
-  for (int64_t i = packs * V + tid; i < n; i += step) StoreF(out, i, f(LoadF(a, i), LoadF(b, i)));
+  ew::MapElementwise(out, n, true, f, a, b);
 }
 
 // out: [numel(plan)] of T; a and b indexed through the plan's strides

@@ -68,14 +68,8 @@ StatusOr<std::vector<Value>> CastVjp(VjpContext& c) {
 }
 
 OpDef CastDef() {
-  OpDef d;
-  d.name = "cast";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferCast;
-  d.cost = [](const OpCall& c, absl::Span<const TensorType> outs) { return IoBytes(c.inputs, outs); };
-  d.vjp = CastVjp;
-  d.doc = "x converted to `dtype` (float -> int truncates toward zero and saturates)";
-  return d;
+  return {.name = "cast", .min_inputs = 1, .max_inputs = 1, .infer = InferCast, .vjp = CastVjp,
+          .doc = "x converted to `dtype` (float -> int truncates toward zero and saturates)"};
 }
 
 }  // namespace

@@ -69,15 +69,8 @@ Value NegGrad(VjpContext&, Value dy) { return Neg(dy); }
 Value SquareGrad(VjpContext& c, Value dy) { return Scale(Mul(dy, c.inputs[0]), 2.0); }
 
 OpDef UnaryDef(const char* name, VjpFn vjp, const char* doc) {
-  OpDef d;
-  d.name = name;
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferUnary;
-  d.cost = CostUnary;
-  d.vjp = std::move(vjp);
-  d.inplace_ok = true;
-  d.doc = doc;
-  return d;
+  return {.name = name, .min_inputs = 1, .max_inputs = 1, .infer = InferUnary, .cost = CostUnary, .vjp = std::move(vjp),
+          .inplace_ok = true, .doc = doc};
 }
 
 Value Unary(const char* op, Value x, Attrs attrs = {}) {

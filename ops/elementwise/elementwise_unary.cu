@@ -12,20 +12,7 @@ using ew::UnaryKind;
 // x, out: [n] of T; out may be x. p0, p1: scale's mul and add.
 template <typename T, UnaryKind K>
 __global__ void UnaryKernel(const T* x, T* out, int64_t n, float p0, float p1, bool vec) {
-  constexpr int V = ew::kPack<T>;
-  const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, step = int64_t(gridDim.x) * blockDim.x;
-  int64_t done = 0;
-  if (vec) {
-    const int64_t packs = n / V;
-    for (int64_t p = tid; p < packs; p += step) {
-      ew::Pack<T> px = ew::LoadPack(x, p), po;
-#pragma unroll
-      for (int k = 0; k < V; ++k) StoreF(po.v, k, ew::Unary<K>(LoadF(px.v, k), p0, p1));
-      ew::StorePack(out, p, po);
-    }
-    done = packs * V;
-  }
-  for (int64_t i = done + tid; i < n; i += step) StoreF(out, i, ew::Unary<K>(LoadF(x, i), p0, p1));
+  ew::MapElementwise(out, n, vec, [=](float v) { return ew::Unary<K>(v, p0, p1); }, x);
 }
 
 template <UnaryKind K>

@@ -46,14 +46,8 @@ StatusOr<std::vector<Value>> SumToVjp(VjpContext& c) {
 }
 
 OpDef SumToDef() {
-  OpDef d;
-  d.name = "sum_to";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferSumTo;
-  d.cost = CostSumTo;
-  d.vjp = SumToVjp;
-  d.doc = "x summed over its broadcast dimensions down to `shape` (numpy rules)";
-  return d;
+  return {.name = "sum_to", .min_inputs = 1, .max_inputs = 1, .infer = InferSumTo, .cost = CostSumTo, .vjp = SumToVjp,
+          .doc = "x summed over its broadcast dimensions down to `shape` (numpy rules)"};
 }
 
 }  // namespace

@@ -74,22 +74,18 @@ StatusOr<std::vector<Value>> GatherVjp(VjpContext& ctx) {
   return grads;
 }
 
+// Reads the indices and only the N gathered rows (not the whole table):
+// bytes_read = N * D * es + N * index_size; bytes_written = N * D * es.
+Cost CostGather(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost;
+  cost.bytes_read = outs[0].bytes() + c.inputs[1].bytes();
+  cost.bytes_written = outs[0].bytes();
+  return cost;
+}
+
 OpDef GatherDef() {
-  OpDef d;
-  d.name = "gather";
-  d.min_inputs = d.max_inputs = 2;
-  d.infer = InferGather;
-  // Reads the indices and only the N gathered rows (not the whole table):
-  // bytes_read = N * D * es + N * index_size; bytes_written = N * D * es.
-  d.cost = [](const OpCall& c, absl::Span<const TensorType> outs) {
-    Cost cost;
-    cost.bytes_read = outs[0].bytes() + c.inputs[1].bytes();
-    cost.bytes_written = outs[0].bytes();
-    return cost;
-  };
-  d.vjp = GatherVjp;
-  d.doc = "rows of table [V, D] picked by integer indices [...] -> [..., D]";
-  return d;
+  return {.name = "gather", .min_inputs = 2, .max_inputs = 2, .infer = InferGather, .cost = CostGather,
+          .vjp = GatherVjp, .doc = "rows of table [V, D] picked by integer indices [...] -> [..., D]"};
 }
 
 // ---- embedding_backward
@@ -129,7 +125,7 @@ Status EmbeddingBackwardCpu(KernelContext& ctx) {
       using T = decltype(ftag);
       const T* g = grad.data<T>();
       T* y = out.data<T>();
-      ParallelFor(0, V, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(D, 1)), [&](int64_t b, int64_t e) {
+      ParallelFor(0, V, RowGrain(D), [&](int64_t b, int64_t e) {
         std::vector<Acc<T>> acc(D);
         for (int64_t v = b; v < e; ++v) {
           std::fill(acc.begin(), acc.end(), Acc<T>(0));
@@ -145,20 +141,18 @@ Status EmbeddingBackwardCpu(KernelContext& ctx) {
   });
 }
 
+// One add per gradient element (accumulated into zero rows): N * D
+// elementwise FLOPs; reads grad and indices, writes [V, D].
+Cost CostEmbeddingBackward(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  cost.elementwise_flops = c.inputs[0].shape.numel();
+  return cost;
+}
+
 OpDef EmbeddingBackwardDef() {
-  OpDef d;
-  d.name = "embedding_backward";
-  d.min_inputs = d.max_inputs = 2;
-  d.infer = InferEmbeddingBackward;
-  // One add per gradient element (accumulated into zero rows): N * D
-  // elementwise FLOPs; reads grad and indices, writes [V, D].
-  d.cost = [](const OpCall& c, absl::Span<const TensorType> outs) {
-    Cost cost = IoBytes(c.inputs, outs);
-    cost.elementwise_flops = c.inputs[0].shape.numel();
-    return cost;
-  };
-  d.doc = "gradient of gather w.r.t. the table: grad rows summed into [V, D] by index";
-  return d;
+  return {.name = "embedding_backward", .min_inputs = 2, .max_inputs = 2, .infer = InferEmbeddingBackward,
+          .cost = CostEmbeddingBackward,
+          .doc = "gradient of gather w.r.t. the table: grad rows summed into [V, D] by index"};
 }
 
 }  // namespace

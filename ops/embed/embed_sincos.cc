@@ -26,7 +26,7 @@ Status SinCosCpu(KernelContext& ctx) {
   return DispatchFloat(out.dtype(), "sincos_pos_embed_2d", [&](auto tag) -> Status {
     using T = decltype(tag);
     T* y = out.data<T>();
-    ParallelFor(0, p.h * p.w, std::max<int64_t>(1, 4096 / p.dim), [&](int64_t b, int64_t e) {
+    ParallelFor(0, p.h * p.w, RowGrain(p.dim, 4096), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r)
         for (int64_t c = 0; c < p.dim; ++c)
           Store(y, r * p.dim + c, static_cast<Acc<T>>(embed_internal::SinCosValue(p, r, c)));
@@ -35,24 +35,21 @@ Status SinCosCpu(KernelContext& ctx) {
   });
 }
 
+// D = embed_dim, P = h * w. One sin or cos per output element (P * D) plus
+// D/4 pow for omega; arithmetic: P * D/2 products pos * omega (one per
+// sin/cos pair), 2 * (h + w) divisions for the grid coordinates, D/4
+// reciprocals for omega. Writes [P, D]; reads nothing.
+Cost CostSinCos(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  const int64_t D = c.attrs.Int("embed_dim", 0), h = c.attrs.Int("h", 0), w = c.attrs.Int("w", 0);
+  cost.transcendentals = h * w * D + D / 4;
+  cost.elementwise_flops = h * w * (D / 2) + 2 * (h + w) + D / 4;
+  return cost;
+}
+
 OpDef SinCosDef() {
-  OpDef d;
-  d.name = "sincos_pos_embed_2d";
-  d.min_inputs = d.max_inputs = 0;
-  d.infer = InferSinCos;
-  // D = embed_dim, P = h * w. One sin or cos per output element (P * D) plus
-  // D/4 pow for omega; arithmetic: P * D/2 products pos * omega (one per
-  // sin/cos pair), 2 * (h + w) divisions for the grid coordinates, D/4
-  // reciprocals for omega. Writes [P, D]; reads nothing.
-  d.cost = [](const OpCall& c, absl::Span<const TensorType> outs) {
-    Cost cost = IoBytes(c.inputs, outs);
-    const int64_t D = c.attrs.Int("embed_dim", 0), h = c.attrs.Int("h", 0), w = c.attrs.Int("w", 0);
-    cost.transcendentals = h * w * D + D / 4;
-    cost.elementwise_flops = h * w * (D / 2) + 2 * (h + w) + D / 4;
-    return cost;
-  };
-  d.doc = "2D sin-cos position embedding [h*w, embed_dim] (diffusers get_2d_sincos_pos_embed)";
-  return d;
+  return {.name = "sincos_pos_embed_2d", .min_inputs = 0, .max_inputs = 0, .infer = InferSinCos, .cost = CostSinCos,
+          .doc = "2D sin-cos position embedding [h*w, embed_dim] (diffusers get_2d_sincos_pos_embed)"};
 }
 
 }  // namespace

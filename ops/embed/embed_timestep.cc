@@ -48,7 +48,7 @@ Status TimestepCpu(KernelContext& ctx) {
   return DispatchFloat(out.dtype(), "timestep_embedding", [&](auto tag) -> Status {
     using T = decltype(tag);
     T* y = out.data<T>();
-    ParallelFor(0, B, std::max<int64_t>(1, 4096 / std::max<int64_t>(p.dim, 1)), [&](int64_t b, int64_t e) {
+    ParallelFor(0, B, RowGrain(p.dim, 4096), [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const double t = TimestepAt(ts, i);
         for (int64_t j = 0; j < p.dim; ++j)
@@ -59,27 +59,26 @@ Status TimestepCpu(KernelContext& ctx) {
   });
 }
 
+// half = dim / 2. Frequency table: half exp, 2 * half arithmetic (times
+// -ln(max_period), divided by half - shift). Per timestep and k: t * freq,
+// scale * (.), one sin and one cos. So elementwise = 2 * half + 2 * B * half,
+// transcendentals = half + 2 * B * half; reads timesteps, writes [B, dim].
+Cost CostTimestep(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost = IoBytes(c.inputs, outs);
+  const int64_t B = c.inputs[0].shape[0], half = c.attrs.Int("dim", 0) / 2;
+  cost.elementwise_flops = 2 * half + 2 * B * half;
+  cost.transcendentals = half + 2 * B * half;
+  return cost;
+}
+
+// Timesteps are not differentiated (a noise-level index, not a learned
+// quantity): no gradient flows back, rather than an error.
+StatusOr<std::vector<Value>> TimestepVjp(VjpContext&) { return std::vector<Value>{Value{}}; }
+
 OpDef TimestepDef() {
-  OpDef d;
-  d.name = "timestep_embedding";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferTimestep;
-  // half = dim / 2. Frequency table: half exp, 2 * half arithmetic (times
-  // -ln(max_period), divided by half - shift). Per timestep and k: t * freq,
-  // scale * (.), one sin and one cos. So elementwise = 2 * half + 2 * B * half,
-  // transcendentals = half + 2 * B * half; reads timesteps, writes [B, dim].
-  d.cost = [](const OpCall& c, absl::Span<const TensorType> outs) {
-    Cost cost = IoBytes(c.inputs, outs);
-    const int64_t B = c.inputs[0].shape[0], half = c.attrs.Int("dim", 0) / 2;
-    cost.elementwise_flops = 2 * half + 2 * B * half;
-    cost.transcendentals = half + 2 * B * half;
-    return cost;
-  };
-  // Timesteps are not differentiated (a noise-level index, not a learned
-  // quantity): no gradient flows back, rather than an error.
-  d.vjp = [](VjpContext&) -> StatusOr<std::vector<Value>> { return std::vector<Value>{Value{}}; };
-  d.doc = "sinusoidal timestep embedding [B] -> [B, dim] (diffusers get_timestep_embedding)";
-  return d;
+  return {.name = "timestep_embedding", .min_inputs = 1, .max_inputs = 1, .infer = InferTimestep, .cost = CostTimestep,
+          .vjp = TimestepVjp,
+          .doc = "sinusoidal timestep embedding [B] -> [B, dim] (diffusers get_timestep_embedding)"};
 }
 
 }  // namespace

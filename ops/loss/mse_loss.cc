@@ -169,27 +169,14 @@ StatusOr<std::vector<Value>> MseVjp(VjpContext& c) {
 }
 
 OpDef MseDef() {
-  OpDef d;
-  d.name = "mse_loss";
-  d.min_inputs = 2;
-  d.max_inputs = 3;
-  d.infer = InferMse;
-  d.cost = CostMse;
-  d.vjp = MseVjp;
-  d.doc = "mean((pred - target)^2), optionally mean_b(w_b * mean_rest((pred - target)^2)); shape []";
-  return d;
+  return {.name = "mse_loss", .min_inputs = 2, .max_inputs = 3, .infer = InferMse, .cost = CostMse, .vjp = MseVjp,
+          .doc = "mean((pred - target)^2), optionally mean_b(w_b * mean_rest((pred - target)^2)); shape []"};
 }
 
 OpDef MseBackwardDef() {
-  OpDef d;
-  d.name = "mse_loss_backward";
-  d.min_inputs = 3;
-  d.max_inputs = 4;
-  d.infer = InferMseBackward;
-  d.cost = CostMseBackward;
-  d.inplace_ok = true;  // elementwise in pred
-  d.doc = "d mse_loss / d pred = dy * w_b * 2 (pred - target) / n";
-  return d;
+  // In place: elementwise in pred.
+  return {.name = "mse_loss_backward", .min_inputs = 3, .max_inputs = 4, .infer = InferMseBackward,
+          .cost = CostMseBackward, .inplace_ok = true, .doc = "d mse_loss / d pred = dy * w_b * 2 (pred - target) / n"};
 }
 
 }  // namespace

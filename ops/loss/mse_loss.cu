@@ -52,24 +52,13 @@ __global__ void MseBackwardKernel(const T* p, const T* t, const T* dy, const T* 
   }
 }
 
-int SmCount() {
-  static const int n = [] {
-    int dev = 0, count = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-      count = 132;
-    return count;
-  }();
-  return n;
-}
-
 Status MseCuda(KernelContext& ctx) {
   const Tensor &p = ctx.inputs[0], &t = ctx.inputs[1];
   const bool weighted = ctx.inputs.size() == 3;
   const int64_t n = p.numel();
   const int64_t B = weighted && n > 0 ? p.shape()[0] : 1, M = n / B;
   // Chunks of >= 4096 elements, about four blocks per SM in all.
-  const int64_t S = std::max<int64_t>(1, std::min<int64_t>((4LL * SmCount() + B - 1) / B, M / 4096));
+  const int64_t S = std::max<int64_t>(1, std::min<int64_t>((4LL * NumSms() + B - 1) / B, M / 4096));
   const int64_t chunk = std::max<int64_t>(1, (M + S - 1) / S);
   if (!ctx.workspace) return absl::InternalError("mse_loss: the CUDA kernel needs a workspace");
   CF_ASSIGN_OR_RETURN(void* ws, ctx.workspace(B * S * int64_t(sizeof(float))));

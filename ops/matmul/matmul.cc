@@ -163,20 +163,11 @@ StatusOr<std::vector<Value>> LinearVjp(VjpContext& ctx) {
 }
 
 OpDef MatmulDef(const std::string& name) {
-  OpDef d;
-  d.name = name;
-  d.min_inputs = 2;
-  d.max_inputs = 3;
-  d.infer = InferMatmul;
-  d.cost = CostMatmul;
-  if (name == "matmul") {
-    d.vjp = MatmulVjp;
-    d.doc = "act(op(a)·op(b) + bias) with numpy-broadcast batch dims (op: optional transpose)";
-  } else {
-    d.vjp = LinearVjp;
-    d.doc = "act(x·weightᵀ + bias), weight [out, in]";
-  }
-  return d;
+  const bool matmul = name == "matmul";  // else linear
+  return {.name = name, .min_inputs = 2, .max_inputs = 3, .infer = InferMatmul, .cost = CostMatmul,
+          .vjp = matmul ? VjpFn(MatmulVjp) : VjpFn(LinearVjp),
+          .doc = matmul ? "act(op(a)·op(b) + bias) with numpy-broadcast batch dims (op: optional transpose)"
+                        : "act(x·weightᵀ + bias), weight [out, in]"};
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 // (dshift and dscale have scale's shape).
 #include "ops/cpu_util.h"
 #include "ops/norm/norm.h"
+#include "ops/norm/norm_common.h"
 
 namespace cf {
 namespace {
@@ -64,15 +65,11 @@ Cost AdaLnBackwardCost(const OpCall& c, absl::Span<const TensorType> outs) {
   return cost;
 }
 
+// adaln_modulate_backward's outputs {dx, dshift, dscale} are the gradients
+// of the inputs {x, shift, scale}.
 StatusOr<std::vector<Value>> AdaLnVjp(VjpContext& ctx) {
-  std::vector<Value> g =
-      ctx.b.Op("adaln_modulate_backward", {ctx.inputs[0], ctx.inputs[2], ctx.grad_outputs[0]});
-  if (g.empty()) return ctx.b.status();
-  // g = {dx, dshift, dscale}; inputs are {x, shift, scale}.
-  std::vector<Value> result(3);
-  for (int i = 0; i < 3; ++i)
-    if (ctx.needs_grad[i]) result[i] = g[i];
-  return result;
+  return norm_internal::GradsFromBackwardOp(ctx, "adaln_modulate_backward",
+                                            {ctx.inputs[0], ctx.inputs[2], ctx.grad_outputs[0]}, {});
 }
 
 // ---- CPU kernels -----------------------------------------------------------------
@@ -92,16 +89,15 @@ Status AdaLnCpuT(KernelContext& ctx) {
     sh[i] = Load(shift, i);
     s1[i] = A(1) + Load(scale, i);
   }
-  ParallelFor(0, bn * t, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(c, 1)),
-              [&](int64_t begin, int64_t end) {
-                for (int64_t row = begin; row < end; ++row) {
-                  const A* a = s1.data() + (row / t) * c;
-                  const A* b = sh.data() + (row / t) * c;
-                  const T* xr = x + row * c;
-                  T* yr = y + row * c;
-                  for (int64_t i = 0; i < c; ++i) Store(yr, i, Load(xr, i) * a[i] + b[i]);
-                }
-              });
+  ParallelFor(0, bn * t, RowGrain(c), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const A* a = s1.data() + (row / t) * c;
+      const A* b = sh.data() + (row / t) * c;
+      const T* xr = x + row * c;
+      T* yr = y + row * c;
+      for (int64_t i = 0; i < c; ++i) Store(yr, i, Load(xr, i) * a[i] + b[i]);
+    }
+  });
   return absl::OkStatus();
 }
 
@@ -118,7 +114,7 @@ Status AdaLnBackwardCpuT(KernelContext& ctx) {
   std::vector<A> s1(bn * c);
   for (int64_t i = 0; i < bn * c; ++i) s1[i] = A(1) + Load(scale, i);
   // Tasks over (b, chunk of T), each with partial sums [C].
-  const int64_t rows_per_chunk = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(c, 1));
+  const int64_t rows_per_chunk = RowGrain(c);
   const int64_t chunks = (t + rows_per_chunk - 1) / rows_per_chunk;
   std::vector<A> p_shift(bn * chunks * c, A(0)), p_scale(bn * chunks * c, A(0));
   ParallelFor(0, bn * chunks, 1, [&](int64_t begin, int64_t end) {
@@ -138,19 +134,8 @@ Status AdaLnBackwardCpuT(KernelContext& ctx) {
       }
     }
   });
-  T* dshift = ctx.outputs[1].data<T>();
-  T* dscale = ctx.outputs[2].data<T>();
-  for (int64_t b = 0; b < bn; ++b) {
-    for (int64_t i = 0; i < c; ++i) {
-      A ss = 0, sc = 0;
-      for (int64_t k = 0; k < chunks; ++k) {
-        ss += p_shift[(b * chunks + k) * c + i];
-        sc += p_scale[(b * chunks + k) * c + i];
-      }
-      Store(dshift, b * c + i, ss);
-      Store(dscale, b * c + i, sc);
-    }
-  }
+  SumOverMiddle<T>(p_shift.data(), bn, chunks, c, ctx.outputs[1].data<T>());
+  SumOverMiddle<T>(p_scale.data(), bn, chunks, c, ctx.outputs[2].data<T>());
   return absl::OkStatus();
 }
 
@@ -163,25 +148,14 @@ Status AdaLnBackwardCpu(KernelContext& ctx) {
 }
 
 OpDef AdaLnDef() {
-  OpDef d;
-  d.name = "adaln_modulate";
-  d.min_inputs = d.max_inputs = 3;
-  d.infer = InferAdaLn;
-  d.cost = AdaLnCost;
-  d.vjp = AdaLnVjp;
-  d.inplace_ok = true;
-  d.doc = "x [B, T, C] * (1 + scale) + shift with shift, scale [B, C] or [B, 1, C]";
-  return d;
+  return {.name = "adaln_modulate", .min_inputs = 3, .max_inputs = 3, .infer = InferAdaLn, .cost = AdaLnCost,
+          .vjp = AdaLnVjp, .inplace_ok = true,
+          .doc = "x [B, T, C] * (1 + scale) + shift with shift, scale [B, C] or [B, 1, C]"};
 }
 
 OpDef AdaLnBackwardDef() {
-  OpDef d;
-  d.name = "adaln_modulate_backward";
-  d.min_inputs = d.max_inputs = 3;
-  d.infer = InferAdaLnBackward;
-  d.cost = AdaLnBackwardCost;
-  d.doc = "gradients of adaln_modulate: (x, scale, dy) -> dx, dshift, dscale";
-  return d;
+  return {.name = "adaln_modulate_backward", .min_inputs = 3, .max_inputs = 3, .infer = InferAdaLnBackward,
+          .cost = AdaLnBackwardCost, .doc = "gradients of adaln_modulate: (x, scale, dy) -> dx, dshift, dscale"};
 }
 
 }  // namespace

@@ -42,7 +42,6 @@ template <typename T>
 __global__ void AdaLnBwdPartialKernel(const T* __restrict__ x, const T* __restrict__ scale, const T* __restrict__ dy,
                                       T* __restrict__ dx, int64_t Tn, int C, int64_t rows,
                                       float* __restrict__ part_shift, float* __restrict__ part_scale) {
-  __shared__ float ss[8][32], sc[8][32];
   const int c = blockIdx.x * 32 + threadIdx.x;
   const int64_t chunk = blockIdx.y, chunks = gridDim.y, b = blockIdx.z;
   const int64_t r0 = chunk * rows, r1 = r0 + rows < Tn ? r0 + rows : Tn;
@@ -58,44 +57,10 @@ __global__ void AdaLnBwdPartialKernel(const T* __restrict__ x, const T* __restri
       s = fmaf(g, LoadF(x, e), s);
     }
   }
-  ss[threadIdx.y][threadIdx.x] = a;
-  sc[threadIdx.y][threadIdx.x] = s;
-  __syncthreads();
+  norm_cuda::SumThreadRows(a, s);
   if (threadIdx.y == 0 && c < C) {
-    for (int j = 1; j < 8; ++j) {
-      a += ss[j][threadIdx.x];
-      s += sc[j][threadIdx.x];
-    }
     part_shift[(b * chunks + chunk) * C + c] = a;
     part_scale[(b * chunks + chunk) * C + c] = s;
-  }
-}
-
-// part_shift, part_scale: [B, chunks, C] -> dshift, dscale: [B, C].
-// Grid (ceil(C / 32), B), block (32, 8).
-template <typename T>
-__global__ void AdaLnBwdFinalKernel(const float* __restrict__ part_shift, const float* __restrict__ part_scale,
-                                    int64_t chunks, int C, T* __restrict__ dshift, T* __restrict__ dscale) {
-  __shared__ float ss[8][32], sc[8][32];
-  const int c = blockIdx.x * 32 + threadIdx.x;
-  const int64_t b = blockIdx.y;
-  float a = 0.f, s = 0.f;
-  if (c < C) {
-    for (int64_t k = threadIdx.y; k < chunks; k += 8) {
-      a += part_shift[(b * chunks + k) * C + c];
-      s += part_scale[(b * chunks + k) * C + c];
-    }
-  }
-  ss[threadIdx.y][threadIdx.x] = a;
-  sc[threadIdx.y][threadIdx.x] = s;
-  __syncthreads();
-  if (threadIdx.y == 0 && c < C) {
-    for (int j = 1; j < 8; ++j) {
-      a += ss[j][threadIdx.x];
-      s += sc[j][threadIdx.x];
-    }
-    StoreF(dshift, b * C + c, a);
-    StoreF(dscale, b * C + c, s);
   }
 }
 
@@ -124,16 +89,11 @@ Status AdaLnBackwardCudaT(KernelContext& ctx) {
   const Shape& s = ctx.inputs[0].shape();
   const int64_t bn = s[0], tn = s[1], c = s[2];
   cudaStream_t stream = CudaStreamOf(ctx);
-  if (s.numel() == 0) {
-    for (int k = 1; k < 3; ++k)
-      if (ctx.outputs[k].nbytes() > 0)
-        CF_CUDA_CHECK(cudaMemsetAsync(ctx.outputs[k].raw(), 0, ctx.outputs[k].nbytes(), stream));
-    return absl::OkStatus();
-  }
+  if (s.numel() == 0) return norm_cuda::ZeroOutputs(ctx, 1);  // no tokens: dshift = dscale = 0
   CF_CHECK_ARG(bn <= 65535, "adaln_modulate_backward: batch ", bn, " exceeds the CUDA grid limit 65535");
   // Chunks of tokens: about four blocks per SM in all, >= 32 tokens each.
   const int64_t col_blocks = (c + 31) / 32;
-  const int64_t want_chunks = std::max<int64_t>(1, 4 * norm_cuda::NumSms() / (col_blocks * bn));
+  const int64_t want_chunks = std::max<int64_t>(1, 4 * NumSms() / (col_blocks * bn));
   const int64_t rows = std::max<int64_t>(32, (tn + want_chunks - 1) / want_chunks);
   const int64_t chunks = (tn + rows - 1) / rows;
   CF_CHECK_ARG(chunks <= 65535, "adaln_modulate_backward: T = ", tn, " exceeds the CUDA grid limit");
@@ -149,11 +109,8 @@ Status AdaLnBackwardCudaT(KernelContext& ctx) {
          dim3(32, 8), 0, stream>>>(ctx.inputs[0].data<T>(), ctx.inputs[1].data<T>(), ctx.inputs[2].data<T>(),
                                    ctx.outputs[0].data<T>(), tn, ci, rows, part_shift, part_scale);
   CF_CUDA_CHECK_LAUNCH();
-  AdaLnBwdFinalKernel<T><<<dim3(static_cast<unsigned>(col_blocks), static_cast<unsigned>(bn)), dim3(32, 8), 0,
-                           stream>>>(part_shift, part_scale, chunks, ci, ctx.outputs[1].data<T>(),
-                                     ctx.outputs[2].data<T>());
-  CF_CUDA_CHECK_LAUNCH();
-  return absl::OkStatus();
+  return norm_cuda::LaunchSumChunks(part_shift, part_scale, bn, chunks, ci, ctx.outputs[1].data<T>(),
+                                   ctx.outputs[2].data<T>(), stream);
 }
 
 Status AdaLnCuda(KernelContext& ctx) {

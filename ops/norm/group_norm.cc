@@ -25,6 +25,7 @@
 #include "ops/cpu_util.h"
 #include "ops/norm/moments.h"
 #include "ops/norm/norm.h"
+#include "ops/norm/norm_common.h"
 #include "ops/norm/norm_internal.h"
 
 namespace cf {
@@ -33,8 +34,10 @@ namespace {
 using norm_internal::GnDims;
 using norm_internal::GnDimsOf;
 
-// Checks group_norm's x (and gamma/beta when present at `affine_index`).
-Status CheckGroupNormArgs(const OpCall& c, const TensorType& x, int64_t groups, int gamma_index) {
+// Checks group_norm's x (and gamma/beta from `gamma_index` on; -1: none).
+Status CheckGroupNormArgs(const OpCall& c, int gamma_index) {
+  const TensorType& x = c.inputs[0];
+  const int64_t groups = norm_internal::GroupsOf(c.attrs);
   CF_CHECK_ARG(x.shape.rank() >= 2, "x must have rank >= 2 ([N, ..., C]), got ", x.shape.ToString());
   CF_CHECK_ARG(IsFloating(x.dtype), "x must be floating, got ", DTypeName(x.dtype));
   const int64_t ch = x.shape.dim(-1);
@@ -42,56 +45,26 @@ Status CheckGroupNormArgs(const OpCall& c, const TensorType& x, int64_t groups, 
   CF_CHECK_ARG(groups >= 1, "groups must be >= 1, got ", groups);
   CF_CHECK_ARG(ch % groups == 0, "channels ", ch, " (last dim of ", x.shape.ToString(),
                ") are not divisible by groups ", groups);
-  CF_CHECK_ARG(c.attrs.Float("eps", norm_internal::kDefaultEps) >= 0, "eps must be >= 0");
-  if (gamma_index >= 0) {
-    for (int i = gamma_index; i < static_cast<int>(c.inputs.size()); ++i) {
-      const TensorType& p = c.inputs[i];
-      CF_CHECK_ARG(p.shape == Shape({ch}), i == gamma_index ? "gamma" : "beta", " must be [", ch, "] (channels of x ",
-                   x.shape.ToString(), "), got ", p.shape.ToString());
-      CF_CHECK_ARG(p.dtype == x.dtype, i == gamma_index ? "gamma" : "beta", " dtype ", DTypeName(p.dtype),
-                   " differs from x dtype ", DTypeName(x.dtype));
-    }
-  }
-  return absl::OkStatus();
+  return norm_internal::CheckEpsAndAffine(c, x, gamma_index, "channels of x");
 }
 
 StatusOr<std::vector<TensorType>> InferGroupNorm(const OpCall& c) {
-  CF_CHECK_ARG(c.inputs.size() == 1 || c.inputs.size() == 3,
-               "expects x alone or x, gamma, beta (gamma and beta are optional together)");
-  const bool affine = c.inputs.size() == 3;
-  if (c.attrs.Has("affine"))
-    CF_CHECK_ARG(c.attrs.Bool("affine", affine) == affine, "attribute affine=", c.attrs.Bool("affine", affine),
-                 " but ", c.inputs.size(), " inputs given");
-  CF_RETURN_IF_ERROR(CheckGroupNormArgs(c, c.inputs[0], c.attrs.Int("groups", norm_internal::kDefaultGroups), 1));
-  return std::vector<TensorType>{c.inputs[0]};
+  return norm_internal::InferAffineNorm(c, [&](int gamma_index) -> Status {
+    const bool affine = c.inputs.size() == 3;
+    if (c.attrs.Has("affine"))
+      CF_CHECK_ARG(c.attrs.Bool("affine", affine) == affine, "attribute affine=", c.attrs.Bool("affine", affine),
+                   " but ", c.inputs.size(), " inputs given");
+    return CheckGroupNormArgs(c, gamma_index);
+  });
 }
 
-// E = numel(x), NG = N * groups.
-//   mean: E (L-1 adds + 1 divide per group of L); variance: 3E (subtract,
-//   square, L-1 adds + 1 divide); rstd: NG adds (eps) + NG rsqrt;
-//   normalise: 2E (subtract, multiply); affine: 2E (multiply, add).
-//   elementwise = 6E + NG (+ 2E with affine), transcendentals = NG.
+// NG = N * groups statistics (see AffineNormCost).
 Cost GroupNormCost(const OpCall& c, absl::Span<const TensorType> outs) {
-  Cost cost = IoBytes(c.inputs, outs);
-  const int64_t e = c.inputs[0].shape.numel();
-  const int64_t ng = c.inputs[0].shape.dim(0) * c.attrs.Int("groups", norm_internal::kDefaultGroups);
-  cost.elementwise_flops = 6 * e + ng + (c.inputs.size() == 3 ? 2 * e : 0);
-  cost.transcendentals = ng;
-  return cost;
+  return norm_internal::AffineNormCost(c, outs, c.inputs[0].shape.dim(0) * norm_internal::GroupsOf(c.attrs));
 }
 
 StatusOr<std::vector<TensorType>> InferGroupNormBackward(const OpCall& c) {
-  CF_CHECK_ARG(c.inputs.size() == 2 || c.inputs.size() == 3, "expects x, dy [, gamma]");
-  const TensorType& x = c.inputs[0];
-  CF_RETURN_IF_ERROR(CheckGroupNormArgs(c, x, c.attrs.Int("groups", norm_internal::kDefaultGroups),
-                                        c.inputs.size() == 3 ? 2 : -1));
-  CF_CHECK_ARG(c.inputs[1] == x, "dy ", c.inputs[1].ToString(), " must have x's type ", x.ToString());
-  std::vector<TensorType> outs{x};
-  if (c.inputs.size() == 3) {
-    outs.push_back(c.inputs[2]);
-    outs.push_back(c.inputs[2]);
-  }
-  return outs;
+  return norm_internal::InferAffineNormBackward(c, [&](int gamma_index) { return CheckGroupNormArgs(c, gamma_index); });
 }
 
 // E = numel(x), NG = N * groups, NC = N * C.
@@ -105,27 +78,16 @@ Cost GroupNormBackwardCost(const OpCall& c, absl::Span<const TensorType> outs) {
   Cost cost = IoBytes(c.inputs, outs);
   const Shape& x = c.inputs[0].shape;
   const int64_t e = x.numel(), n = x.dim(0), ch = x.dim(-1);
-  const int64_t ng = n * c.attrs.Int("groups", norm_internal::kDefaultGroups);
+  const int64_t ng = n * norm_internal::GroupsOf(c.attrs);
   cost.elementwise_flops = c.inputs.size() == 3 ? 14 * e + ng + 4 * n * ch - 2 * ch : 13 * e + ng;
   cost.transcendentals = ng;
   return cost;
 }
 
-Attrs GroupNormAttrs(const Attrs& a) {
-  return Attrs{{"groups", a.Int("groups", norm_internal::kDefaultGroups)},
-               {"eps", a.Float("eps", norm_internal::kDefaultEps)}};
-}
-
 StatusOr<std::vector<Value>> GroupNormVjp(VjpContext& ctx) {
-  std::vector<Value> ins{ctx.inputs[0], ctx.grad_outputs[0]};
-  const bool affine = ctx.inputs.size() == 3;
-  if (affine) ins.push_back(ctx.inputs[1]);
-  std::vector<Value> g = ctx.b.Op("group_norm_backward", ins, GroupNormAttrs(ctx.attrs));
-  if (g.empty()) return ctx.b.status();
-  std::vector<Value> result(ctx.inputs.size());
-  for (size_t i = 0; i < result.size(); ++i)
-    if (ctx.needs_grad[i]) result[i] = g[i];
-  return result;
+  return norm_internal::AffineNormVjp(
+      ctx, "group_norm_backward",
+      Attrs{{"groups", norm_internal::GroupsOf(ctx.attrs)}, {"eps", norm_internal::EpsOf(ctx.attrs)}});
 }
 
 // ---- CPU kernels -----------------------------------------------------------------
@@ -186,13 +148,13 @@ void GroupStatsCpu(const T* x, const GnDims& d, double eps, std::vector<Acc<T>>&
   }
 }
 
-// gamma [C] as Acc values, or ones without affine.
-template <typename T>
-std::vector<Acc<T>> LoadOrOnes(const Tensor* t, int64_t c) {
-  std::vector<Acc<T>> v(c, Acc<T>(1));
-  if (t)
-    for (int64_t i = 0; i < c; ++i) v[i] = Load(t->data<T>(), i);
-  return v;
+// Per-(n, group) values v [N * G] repeated per channel: [N * C].
+template <typename A>
+std::vector<A> PerChannel(const std::vector<A>& v, const GnDims& d) {
+  std::vector<A> out(d.N * d.C);
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t c = 0; c < d.C; ++c) out[n * d.C + c] = v[n * d.G + c / d.Cg];
+  return out;
 }
 
 // x, y: [N, P, C]; gamma, beta: [C] or absent.
@@ -200,25 +162,20 @@ template <typename T>
 Status GroupNormCpuT(KernelContext& ctx) {
   using A = Acc<T>;
   const Tensor& xt = ctx.inputs[0];
-  const GnDims d = GnDimsOf(xt.shape(), ctx.attrs.Int("groups", norm_internal::kDefaultGroups));
+  const GnDims d = GnDimsOf(xt.shape(), ctx.attrs);
   const bool affine = ctx.inputs.size() == 3;
   const T* x = xt.data<T>();
   T* y = ctx.outputs[0].data<T>();
   if (xt.numel() == 0) return absl::OkStatus();
   std::vector<A> mean, rstd;
-  GroupStatsCpu(x, d, ctx.attrs.Float("eps", norm_internal::kDefaultEps), mean, rstd);
-  const std::vector<A> gamma = LoadOrOnes<T>(affine ? &ctx.inputs[1] : nullptr, d.C);
-  std::vector<A> beta(d.C, A(0));
-  if (affine)
-    for (int64_t c = 0; c < d.C; ++c) beta[c] = Load(ctx.inputs[2].data<T>(), c);
+  GroupStatsCpu(x, d, norm_internal::EpsOf(ctx.attrs), mean, rstd);
+  const std::vector<A> gamma = LoadVector<T>(affine ? &ctx.inputs[1] : nullptr, d.C, A(1));
+  const std::vector<A> beta = LoadVector<T>(affine ? &ctx.inputs[2] : nullptr, d.C, A(0));
   // Per (n, c): y = (x - mc) * sc + beta.
-  std::vector<A> mc(d.N * d.C), sc(d.N * d.C);
-  for (int64_t n = 0; n < d.N; ++n)
-    for (int64_t c = 0; c < d.C; ++c) {
-      mc[n * d.C + c] = mean[n * d.G + c / d.Cg];
-      sc[n * d.C + c] = rstd[n * d.G + c / d.Cg] * gamma[c];
-    }
-  ParallelFor(0, d.N * d.P, std::max<int64_t>(1, kElementwiseGrain / d.C), [&](int64_t begin, int64_t end) {
+  const std::vector<A> mc = PerChannel(mean, d);
+  std::vector<A> sc = PerChannel(rstd, d);
+  for (int64_t i = 0; i < d.N * d.C; ++i) sc[i] *= gamma[i % d.C];
+  ParallelFor(0, d.N * d.P, RowGrain(d.C), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const A* m = mc.data() + (row / d.P) * d.C;
       const A* s = sc.data() + (row / d.P) * d.C;
@@ -235,7 +192,7 @@ template <typename T>
 Status GroupNormBackwardCpuT(KernelContext& ctx) {
   using A = Acc<T>;
   const Tensor& xt = ctx.inputs[0];
-  const GnDims d = GnDimsOf(xt.shape(), ctx.attrs.Int("groups", norm_internal::kDefaultGroups));
+  const GnDims d = GnDimsOf(xt.shape(), ctx.attrs);
   const bool affine = ctx.inputs.size() == 3;
   const T* x = xt.data<T>();
   const T* dy = ctx.inputs[1].data<T>();
@@ -246,14 +203,9 @@ Status GroupNormBackwardCpuT(KernelContext& ctx) {
     return absl::OkStatus();
   }
   std::vector<A> mean, rstd;
-  GroupStatsCpu(x, d, ctx.attrs.Float("eps", norm_internal::kDefaultEps), mean, rstd);
-  const std::vector<A> gamma = LoadOrOnes<T>(affine ? &ctx.inputs[2] : nullptr, d.C);
-  std::vector<A> mc(d.N * d.C), rc(d.N * d.C);
-  for (int64_t n = 0; n < d.N; ++n)
-    for (int64_t c = 0; c < d.C; ++c) {
-      mc[n * d.C + c] = mean[n * d.G + c / d.Cg];
-      rc[n * d.C + c] = rstd[n * d.G + c / d.Cg];
-    }
+  GroupStatsCpu(x, d, norm_internal::EpsOf(ctx.attrs), mean, rstd);
+  const std::vector<A> gamma = LoadVector<T>(affine ? &ctx.inputs[2] : nullptr, d.C, A(1));
+  const std::vector<A> mc = PerChannel(mean, d), rc = PerChannel(rstd, d);
 
   // Per-channel sums over chunks of positions, then over chunks.
   const int64_t chunks = NumChunks(d.P);
@@ -277,25 +229,12 @@ Status GroupNormBackwardCpuT(KernelContext& ctx) {
       }
     }
   });
-  std::vector<A> s_dy(d.N * d.C, A(0)), s_dyxh(d.N * d.C, A(0));
-  for (int64_t n = 0; n < d.N; ++n)
-    for (int64_t k = 0; k < chunks; ++k)
-      for (int64_t c = 0; c < d.C; ++c) {
-        s_dy[n * d.C + c] += part_dy[(n * chunks + k) * d.C + c];
-        s_dyxh[n * d.C + c] += part_dyxh[(n * chunks + k) * d.C + c];
-      }
+  std::vector<A> s_dy(d.N * d.C), s_dyxh(d.N * d.C);
+  SumOverMiddle<A>(part_dy.data(), d.N, chunks, d.C, s_dy.data());
+  SumOverMiddle<A>(part_dyxh.data(), d.N, chunks, d.C, s_dyxh.data());
   if (affine) {
-    T* dgamma = ctx.outputs[1].data<T>();
-    T* dbeta = ctx.outputs[2].data<T>();
-    for (int64_t c = 0; c < d.C; ++c) {
-      A sg = 0, sb = 0;
-      for (int64_t n = 0; n < d.N; ++n) {
-        sg += s_dyxh[n * d.C + c];
-        sb += s_dy[n * d.C + c];
-      }
-      Store(dgamma, c, sg);
-      Store(dbeta, c, sb);
-    }
+    SumOverMiddle<T>(s_dyxh.data(), 1, d.N, d.C, ctx.outputs[1].data<T>());
+    SumOverMiddle<T>(s_dy.data(), 1, d.N, d.C, ctx.outputs[2].data<T>());
   }
   // dx = ka * dy - kb - kc * (x - mean), per (n, c) coefficients.
   std::vector<A> ka(d.N * d.C), kb(d.N * d.C), kc(d.N * d.C);
@@ -314,7 +253,7 @@ Status GroupNormBackwardCpuT(KernelContext& ctx) {
         kc[n * d.C + c] = rs * rs * sb * inv_m;
       }
     }
-  ParallelFor(0, d.N * d.P, std::max<int64_t>(1, kElementwiseGrain / d.C), [&](int64_t begin, int64_t end) {
+  ParallelFor(0, d.N * d.P, RowGrain(d.C), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t off = (row / d.P) * d.C;
       const A *a = ka.data() + off, *b = kb.data() + off, *cc = kc.data() + off, *m = mc.data() + off;
@@ -336,40 +275,21 @@ Status GroupNormBackwardCpu(KernelContext& ctx) {
 }
 
 OpDef GroupNormDef() {
-  OpDef d;
-  d.name = "group_norm";
-  d.min_inputs = 1;
-  d.max_inputs = 3;
-  d.infer = InferGroupNorm;
-  d.cost = GroupNormCost;
-  d.vjp = GroupNormVjp;
-  d.doc = "group normalisation of channels-last x [N, ..., C] over (spatial, C/groups) per (n, group)";
-  return d;
+  return {.name = "group_norm", .min_inputs = 1, .max_inputs = 3, .infer = InferGroupNorm, .cost = GroupNormCost,
+          .vjp = GroupNormVjp,
+          .doc = "group normalisation of channels-last x [N, ..., C] over (spatial, C/groups) per (n, group)"};
 }
 
 OpDef GroupNormBackwardDef() {
-  OpDef d;
-  d.name = "group_norm_backward";
-  d.min_inputs = 2;
-  d.max_inputs = 3;
-  d.infer = InferGroupNormBackward;
-  d.cost = GroupNormBackwardCost;
-  d.doc = "gradients of group_norm: (x, dy [, gamma]) -> dx [, dgamma, dbeta]";
-  return d;
+  return {.name = "group_norm_backward", .min_inputs = 2, .max_inputs = 3, .infer = InferGroupNormBackward,
+          .cost = GroupNormBackwardCost, .doc = "gradients of group_norm: (x, dy [, gamma]) -> dx [, dgamma, dbeta]"};
 }
 
 }  // namespace
 
 Value GroupNorm(Value x, Value gamma, Value beta, int64_t groups, double eps) {
-  if (!x.valid()) return {};
-  Builder& b = *x.b;
-  if (gamma.valid() != beta.valid()) {
-    b.Fail(absl::InvalidArgumentError("GroupNorm: gamma and beta must both be given or both be absent"));
-    return {};
-  }
-  std::vector<Value> ins{x};
-  if (gamma.valid()) ins.insert(ins.end(), {gamma, beta});
-  return b.Op1("group_norm", ins, Attrs{{"groups", groups}, {"eps", eps}});
+  return norm_internal::AffineNormOp("GroupNorm", "group_norm", x, gamma, beta,
+                                     Attrs{{"groups", groups}, {"eps", eps}});
 }
 
 CF_REGISTER_OP(GroupNormDef());

@@ -12,7 +12,7 @@
 // Forward:  GnStatsPartialKernel -> GnStatsFinalKernel -> GnNormalizeKernel.
 // Backward: the same two statistics kernels (recomputed, see group_norm.cc),
 //           GnBwdPartialKernel (per chunk, per channel: sum dy, sum dy*xhat)
-//           -> GnBwdChannelKernel (sum over chunks) -> GnBwdGroupKernel
+//           -> norm_cuda::SumChunksKernel (sum over chunks) -> GnBwdGroupKernel
 //           (per (n, g) coefficients, dgamma, dbeta) -> GnBwdDxKernel.
 #include <algorithm>
 #include <type_traits>
@@ -51,7 +51,7 @@ StatusOr<GnPlan> PlanGn(const GnDims& d, int64_t min_rows_per_thread_row, const 
   p.ty = static_cast<int>(std::min<int64_t>(p.ty, kSmemBytes / (2 * d.C * int64_t{sizeof(float)})));
   // About four blocks per SM in all, but each thread-row gets at least
   // `min_rows_per_thread_row` rows.
-  const int64_t want_chunks = std::max<int64_t>(1, 4 * norm_cuda::NumSms() / d.N);
+  const int64_t want_chunks = std::max<int64_t>(1, 4 * NumSms() / d.N);
   p.rows = std::max<int64_t>((d.P + want_chunks - 1) / want_chunks, std::max<int64_t>(min_rows_per_thread_row, 1) * p.ty);
   p.chunks = (d.P + p.rows - 1) / p.rows;
   return p;
@@ -269,34 +269,6 @@ __global__ void __launch_bounds__(kBlockThreads) GnBwdPartialKernel(const T* __r
   }
 }
 
-// part_dy, part_dyxh: [N, chunks, C] -> s_dy, s_dyxh: [N, C].
-// Grid (ceil(C / 32), N), block (32, 8): the 8 thread-rows split the chunks.
-__global__ void GnBwdChannelKernel(const float* __restrict__ part_dy, const float* __restrict__ part_dyxh,
-                                   int64_t chunks, int C, float* __restrict__ s_dy, float* __restrict__ s_dyxh) {
-  __shared__ float sa[8][32], sb[8][32];
-  const int c = blockIdx.x * 32 + threadIdx.x;
-  const int64_t n = blockIdx.y;
-  float a = 0.f, b = 0.f;
-  if (c < C) {
-#pragma unroll 4
-    for (int64_t k = threadIdx.y; k < chunks; k += 8) {
-      a += part_dy[(n * chunks + k) * C + c];
-      b += part_dyxh[(n * chunks + k) * C + c];
-    }
-  }
-  sa[threadIdx.y][threadIdx.x] = a;
-  sb[threadIdx.y][threadIdx.x] = b;
-  __syncthreads();
-  if (threadIdx.y == 0 && c < C) {
-    for (int j = 1; j < 8; ++j) {
-      a += sa[j][threadIdx.x];
-      b += sb[j][threadIdx.x];
-    }
-    s_dy[n * C + c] = a;
-    s_dyxh[n * C + c] = b;
-  }
-}
-
 // s_dy, s_dyxh: [N, C]; gamma: [C] or null. Thread i < N*G writes
 // coef[i] = {A, B} (group sums of gamma * S, divided by M = P * Cg); thread
 // i < C writes dgamma[i] = sum_n s_dyxh, dbeta[i] = sum_n s_dy (with gamma).
@@ -385,9 +357,9 @@ bool UseVec4(const GnDims& d) { return d.C % 4 == 0; }
 template <typename T>
 Status GroupNormCudaT(KernelContext& ctx) {
   const Tensor& xt = ctx.inputs[0];
-  const GnDims d = norm_internal::GnDimsOf(xt.shape(), ctx.attrs.Int("groups", norm_internal::kDefaultGroups));
+  const GnDims d = norm_internal::GnDimsOf(xt.shape(), ctx.attrs);
   if (xt.numel() == 0) return absl::OkStatus();
-  const float eps = static_cast<float>(ctx.attrs.Float("eps", norm_internal::kDefaultEps));
+  const float eps = static_cast<float>(norm_internal::EpsOf(ctx.attrs));
   const bool affine = ctx.inputs.size() == 3;
   CF_ASSIGN_OR_RETURN(const GnPlan p, PlanGn(d, 2, "group_norm"));
   CF_ASSIGN_OR_RETURN(void* ws, norm_cuda::Workspace(ctx, "group_norm",
@@ -416,17 +388,11 @@ Status GroupNormCudaT(KernelContext& ctx) {
 template <typename T>
 Status GroupNormBackwardCudaT(KernelContext& ctx) {
   const Tensor& xt = ctx.inputs[0];
-  const GnDims d = norm_internal::GnDimsOf(xt.shape(), ctx.attrs.Int("groups", norm_internal::kDefaultGroups));
+  const GnDims d = norm_internal::GnDimsOf(xt.shape(), ctx.attrs);
   const bool affine = ctx.inputs.size() == 3;
   cudaStream_t stream = CudaStreamOf(ctx);
-  if (xt.numel() == 0) {
-    if (affine) {  // no positions: dgamma = dbeta = 0
-      CF_CUDA_CHECK(cudaMemsetAsync(ctx.outputs[1].raw(), 0, ctx.outputs[1].nbytes(), stream));
-      CF_CUDA_CHECK(cudaMemsetAsync(ctx.outputs[2].raw(), 0, ctx.outputs[2].nbytes(), stream));
-    }
-    return absl::OkStatus();
-  }
-  const float eps = static_cast<float>(ctx.attrs.Float("eps", norm_internal::kDefaultEps));
+  if (xt.numel() == 0) return norm_cuda::ZeroOutputs(ctx, 1);  // no positions: dgamma = dbeta = 0
+  const float eps = static_cast<float>(norm_internal::EpsOf(ctx.attrs));
   CF_ASSIGN_OR_RETURN(const GnPlan ps, PlanGn(d, 2, "group_norm_backward"));
   // Fewer, larger chunks for the per-channel partial sums: each chunk writes
   // 2 C floats, so >= 8 rows per thread-row keep that traffic small.
@@ -462,9 +428,7 @@ Status GroupNormBackwardCudaT(KernelContext& ctx) {
     });
     CF_CUDA_CHECK_LAUNCH();
   }
-  GnBwdChannelKernel<<<dim3(static_cast<unsigned>((d.C + 31) / 32), static_cast<unsigned>(d.N)), dim3(32, 8), 0,
-                       stream>>>(part_dy, part_dyxh, pb.chunks, c, s_dy, s_dyxh);
-  CF_CUDA_CHECK_LAUNCH();
+  CF_RETURN_IF_ERROR(norm_cuda::LaunchSumChunks(part_dy, part_dyxh, d.N, pb.chunks, c, s_dy, s_dyxh, stream));
   const int64_t threads = std::max(d.N * d.G, d.C);
   GnBwdGroupKernel<T><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(
       s_dy, s_dyxh, gamma, static_cast<int>(d.N), c, g, cg, 1.f / static_cast<float>(d.P * d.Cg), coef, dgamma, dbeta);

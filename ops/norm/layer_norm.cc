@@ -15,6 +15,7 @@
 
 #include "ops/cpu_util.h"
 #include "ops/norm/norm.h"
+#include "ops/norm/norm_common.h"
 #include "ops/norm/norm_internal.h"
 
 namespace cf {
@@ -22,52 +23,25 @@ namespace {
 
 using norm_internal::RowsOf;
 
-Status CheckLayerNormArgs(const OpCall& c, const TensorType& x, int gamma_index) {
+// Checks layer_norm's x (and gamma/beta from `gamma_index` on; -1: none).
+Status CheckLayerNormArgs(const OpCall& c, int gamma_index) {
+  const TensorType& x = c.inputs[0];
   CF_CHECK_ARG(x.shape.rank() >= 1, "x must have rank >= 1, got a scalar");
   CF_CHECK_ARG(IsFloating(x.dtype), "x must be floating, got ", DTypeName(x.dtype));
-  CF_CHECK_ARG(c.attrs.Float("eps", norm_internal::kDefaultEps) >= 0, "eps must be >= 0");
-  const int64_t ch = x.shape.dim(-1);
-  if (gamma_index >= 0) {
-    for (int i = gamma_index; i < static_cast<int>(c.inputs.size()); ++i) {
-      const TensorType& p = c.inputs[i];
-      const char* what = i == gamma_index ? "gamma" : "beta";
-      CF_CHECK_ARG(p.shape == Shape({ch}), what, " must be [", ch, "] (last dim of x ", x.shape.ToString(),
-                   "), got ", p.shape.ToString());
-      CF_CHECK_ARG(p.dtype == x.dtype, what, " dtype ", DTypeName(p.dtype), " differs from x dtype ",
-                   DTypeName(x.dtype));
-    }
-  }
-  return absl::OkStatus();
+  return norm_internal::CheckEpsAndAffine(c, x, gamma_index, "last dim of x");
 }
 
 StatusOr<std::vector<TensorType>> InferLayerNorm(const OpCall& c) {
-  CF_CHECK_ARG(c.inputs.size() == 1 || c.inputs.size() == 3,
-               "expects x alone or x, gamma, beta (gamma and beta are optional together)");
-  CF_RETURN_IF_ERROR(CheckLayerNormArgs(c, c.inputs[0], 1));
-  return std::vector<TensorType>{c.inputs[0]};
+  return norm_internal::InferAffineNorm(c, [&](int gamma_index) { return CheckLayerNormArgs(c, gamma_index); });
 }
 
-// E = numel(x), R = rows (E / C): the group_norm formula with one group per row.
-//   elementwise = 6E + R (+ 2E with affine), transcendentals = R.
+// R = rows (E / C) statistics, one group per row (see AffineNormCost).
 Cost LayerNormCost(const OpCall& c, absl::Span<const TensorType> outs) {
-  Cost cost = IoBytes(c.inputs, outs);
-  const int64_t e = c.inputs[0].shape.numel(), r = RowsOf(c.inputs[0].shape);
-  cost.elementwise_flops = 6 * e + r + (c.inputs.size() == 3 ? 2 * e : 0);
-  cost.transcendentals = r;
-  return cost;
+  return norm_internal::AffineNormCost(c, outs, RowsOf(c.inputs[0].shape));
 }
 
 StatusOr<std::vector<TensorType>> InferLayerNormBackward(const OpCall& c) {
-  CF_CHECK_ARG(c.inputs.size() == 2 || c.inputs.size() == 3, "expects x, dy [, gamma]");
-  const TensorType& x = c.inputs[0];
-  CF_RETURN_IF_ERROR(CheckLayerNormArgs(c, x, c.inputs.size() == 3 ? 2 : -1));
-  CF_CHECK_ARG(c.inputs[1] == x, "dy ", c.inputs[1].ToString(), " must have x's type ", x.ToString());
-  std::vector<TensorType> outs{x};
-  if (c.inputs.size() == 3) {
-    outs.push_back(c.inputs[2]);
-    outs.push_back(c.inputs[2]);
-  }
-  return outs;
+  return norm_internal::InferAffineNormBackward(c, [&](int gamma_index) { return CheckLayerNormArgs(c, gamma_index); });
 }
 
 // E = numel(x), R = rows, C = last dim.
@@ -86,15 +60,7 @@ Cost LayerNormBackwardCost(const OpCall& c, absl::Span<const TensorType> outs) {
 }
 
 StatusOr<std::vector<Value>> LayerNormVjp(VjpContext& ctx) {
-  std::vector<Value> ins{ctx.inputs[0], ctx.grad_outputs[0]};
-  if (ctx.inputs.size() == 3) ins.push_back(ctx.inputs[1]);
-  std::vector<Value> g =
-      ctx.b.Op("layer_norm_backward", ins, Attrs{{"eps", ctx.attrs.Float("eps", norm_internal::kDefaultEps)}});
-  if (g.empty()) return ctx.b.status();
-  std::vector<Value> result(ctx.inputs.size());
-  for (size_t i = 0; i < result.size(); ++i)
-    if (ctx.needs_grad[i]) result[i] = g[i];
-  return result;
+  return norm_internal::AffineNormVjp(ctx, "layer_norm_backward", Attrs{{"eps", norm_internal::EpsOf(ctx.attrs)}});
 }
 
 // ---- CPU kernels -----------------------------------------------------------------
@@ -131,17 +97,13 @@ Status LayerNormCpuT(KernelContext& ctx) {
   const Tensor& xt = ctx.inputs[0];
   const int64_t c = xt.shape().dim(-1), rows = RowsOf(xt.shape());
   if (xt.numel() == 0) return absl::OkStatus();
-  const double eps = ctx.attrs.Float("eps", norm_internal::kDefaultEps);
+  const double eps = norm_internal::EpsOf(ctx.attrs);
   const bool affine = ctx.inputs.size() == 3;
-  std::vector<A> gamma(c, A(1)), beta(c, A(0));
-  if (affine)
-    for (int64_t i = 0; i < c; ++i) {
-      gamma[i] = Load(ctx.inputs[1].data<T>(), i);
-      beta[i] = Load(ctx.inputs[2].data<T>(), i);
-    }
+  const std::vector<A> gamma = LoadVector<T>(affine ? &ctx.inputs[1] : nullptr, c, A(1));
+  const std::vector<A> beta = LoadVector<T>(affine ? &ctx.inputs[2] : nullptr, c, A(0));
   const T* x = xt.data<T>();
   T* y = ctx.outputs[0].data<T>();
-  ParallelFor(0, rows, std::max<int64_t>(1, kElementwiseGrain / c), [&](int64_t begin, int64_t end) {
+  ParallelFor(0, rows, RowGrain(c), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const T* xr = x + r * c;
       T* yr = y + r * c;
@@ -159,16 +121,14 @@ Status LayerNormBackwardCpuT(KernelContext& ctx) {
   using A = Acc<T>;
   const Tensor& xt = ctx.inputs[0];
   const int64_t c = xt.shape().dim(-1), rows = RowsOf(xt.shape());
-  const double eps = ctx.attrs.Float("eps", norm_internal::kDefaultEps);
+  const double eps = norm_internal::EpsOf(ctx.attrs);
   const bool affine = ctx.inputs.size() == 3;
-  std::vector<A> gamma(c, A(1));
-  if (affine)
-    for (int64_t i = 0; i < c; ++i) gamma[i] = Load(ctx.inputs[2].data<T>(), i);
+  const std::vector<A> gamma = LoadVector<T>(affine ? &ctx.inputs[2] : nullptr, c, A(1));
   const T* x = xt.data<T>();
   const T* dy = ctx.inputs[1].data<T>();
   T* dx = ctx.outputs[0].data<T>();
   // Chunks of rows, each with its own partial dgamma / dbeta.
-  const int64_t rows_per_chunk = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(c, 1));
+  const int64_t rows_per_chunk = RowGrain(c);
   const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
   std::vector<A> pg(affine ? chunks * c : 0, A(0)), pb(affine ? chunks * c : 0, A(0));
   ParallelFor(0, chunks, 1, [&](int64_t begin, int64_t end) {
@@ -200,16 +160,8 @@ Status LayerNormBackwardCpuT(KernelContext& ctx) {
     }
   });
   if (affine) {
-    std::vector<A> sg(c, A(0)), sb(c, A(0));
-    for (int64_t k = 0; k < chunks; ++k)
-      for (int64_t i = 0; i < c; ++i) {
-        sg[i] += pg[k * c + i];
-        sb[i] += pb[k * c + i];
-      }
-    for (int64_t i = 0; i < c; ++i) {
-      Store(ctx.outputs[1].data<T>(), i, sg[i]);
-      Store(ctx.outputs[2].data<T>(), i, sb[i]);
-    }
+    SumOverMiddle<T>(pg.data(), 1, chunks, c, ctx.outputs[1].data<T>());
+    SumOverMiddle<T>(pb.data(), 1, chunks, c, ctx.outputs[2].data<T>());
   }
   return absl::OkStatus();
 }
@@ -223,40 +175,19 @@ Status LayerNormBackwardCpu(KernelContext& ctx) {
 }
 
 OpDef LayerNormDef() {
-  OpDef d;
-  d.name = "layer_norm";
-  d.min_inputs = 1;
-  d.max_inputs = 3;
-  d.infer = InferLayerNorm;
-  d.cost = LayerNormCost;
-  d.vjp = LayerNormVjp;
-  d.doc = "layer normalisation over the last dim of x [..., C]";
-  return d;
+  return {.name = "layer_norm", .min_inputs = 1, .max_inputs = 3, .infer = InferLayerNorm, .cost = LayerNormCost,
+          .vjp = LayerNormVjp, .doc = "layer normalisation over the last dim of x [..., C]"};
 }
 
 OpDef LayerNormBackwardDef() {
-  OpDef d;
-  d.name = "layer_norm_backward";
-  d.min_inputs = 2;
-  d.max_inputs = 3;
-  d.infer = InferLayerNormBackward;
-  d.cost = LayerNormBackwardCost;
-  d.doc = "gradients of layer_norm: (x, dy [, gamma]) -> dx [, dgamma, dbeta]";
-  return d;
+  return {.name = "layer_norm_backward", .min_inputs = 2, .max_inputs = 3, .infer = InferLayerNormBackward,
+          .cost = LayerNormBackwardCost, .doc = "gradients of layer_norm: (x, dy [, gamma]) -> dx [, dgamma, dbeta]"};
 }
 
 }  // namespace
 
 Value LayerNorm(Value x, Value gamma, Value beta, double eps) {
-  if (!x.valid()) return {};
-  Builder& b = *x.b;
-  if (gamma.valid() != beta.valid()) {
-    b.Fail(absl::InvalidArgumentError("LayerNorm: gamma and beta must both be given or both be absent"));
-    return {};
-  }
-  std::vector<Value> ins{x};
-  if (gamma.valid()) ins.insert(ins.end(), {gamma, beta});
-  return b.Op1("layer_norm", ins, Attrs{{"eps", eps}});
+  return norm_internal::AffineNormOp("LayerNorm", "layer_norm", x, gamma, beta, Attrs{{"eps", eps}});
 }
 
 CF_REGISTER_OP(LayerNormDef());

@@ -7,8 +7,8 @@
 // variance is two-pass over registers. v0 (LnWarpGenericKernel), any C: the
 // same math reading the row from global memory (L1) three times.
 // Backward: LnBwdDxKernel (one warp per row; also saves each row's mean and
-// rstd), then LnBwdParamPartialKernel / LnBwdParamFinalKernel reduce dgamma
-// and dbeta over rows in two stages.
+// rstd), then LnBwdParamPartialKernel / norm_cuda::SumChunksKernel reduce
+// dgamma and dbeta over rows in two stages.
 #include <algorithm>
 #include <type_traits>
 
@@ -78,6 +78,22 @@ __global__ void LnWarpVecKernel(const T* __restrict__ x, const T* __restrict__ g
   }
 }
 
+// Mean and rstd of a row xr [C] by one warp (lane = threadIdx.x), two passes
+// reading the row from global memory (L1).
+template <typename T>
+__device__ __forceinline__ void WarpRowStats(const T* xr, int C, float eps, float& mean, float& rstd) {
+  const int lane = threadIdx.x;
+  float s = 0.f;
+  for (int i = lane; i < C; i += 32) s += LoadF(xr, i);
+  mean = WarpSum(s) / static_cast<float>(C);
+  float q = 0.f;
+  for (int i = lane; i < C; i += 32) {
+    const float d = LoadF(xr, i) - mean;
+    q = fmaf(d, d, q);
+  }
+  rstd = rsqrtf(WarpSum(q) / static_cast<float>(C) + eps);
+}
+
 // x, y: [R, C], any C; gamma, beta: [C] or null. Block (32, 8), a warp per row.
 template <typename T>
 __global__ void LnWarpGenericKernel(const T* __restrict__ x, const T* __restrict__ gamma, const T* __restrict__ beta,
@@ -86,15 +102,8 @@ __global__ void LnWarpGenericKernel(const T* __restrict__ x, const T* __restrict
   if (row >= R) return;
   const int lane = threadIdx.x;
   const T* xr = x + row * C;
-  float s = 0.f;
-  for (int i = lane; i < C; i += 32) s += LoadF(xr, i);
-  const float mean = WarpSum(s) / static_cast<float>(C);
-  float q = 0.f;
-  for (int i = lane; i < C; i += 32) {
-    const float d = LoadF(xr, i) - mean;
-    q = fmaf(d, d, q);
-  }
-  const float rstd = rsqrtf(WarpSum(q) / static_cast<float>(C) + eps);
+  float mean, rstd;
+  WarpRowStats(xr, C, eps, mean, rstd);
   T* yr = y + row * C;
   for (int i = lane; i < C; i += 32) {
     float o = (LoadF(xr, i) - mean) * rstd;
@@ -114,15 +123,8 @@ __global__ void LnBwdDxKernel(const T* __restrict__ x, const T* __restrict__ dy,
   const int lane = threadIdx.x;
   const T* xr = x + row * C;
   const T* dyr = dy + row * C;
-  float s = 0.f;
-  for (int i = lane; i < C; i += 32) s += LoadF(xr, i);
-  const float mean = WarpSum(s) / static_cast<float>(C);
-  float q = 0.f;
-  for (int i = lane; i < C; i += 32) {
-    const float d = LoadF(xr, i) - mean;
-    q = fmaf(d, d, q);
-  }
-  const float rstd = rsqrtf(WarpSum(q) / static_cast<float>(C) + eps);
+  float mean, rstd;
+  WarpRowStats(xr, C, eps, mean, rstd);
   float sa = 0.f, sb = 0.f;
   for (int i = lane; i < C; i += 32) {
     const float g = LoadF(dyr, i) * (gamma != nullptr ? LoadF(gamma, i) : 1.f);
@@ -150,7 +152,6 @@ template <typename T>
 __global__ void LnBwdParamPartialKernel(const T* __restrict__ x, const T* __restrict__ dy,
                                         const float* __restrict__ row_stats, int64_t R, int C, int64_t rows,
                                         float* __restrict__ part_g, float* __restrict__ part_b) {
-  __shared__ float sg[8][32], sb[8][32];
   const int c = blockIdx.x * 32 + threadIdx.x;
   const int64_t chunk = blockIdx.y;
   const int64_t r0 = chunk * rows, r1 = r0 + rows < R ? r0 + rows : R;
@@ -164,42 +165,10 @@ __global__ void LnBwdParamPartialKernel(const T* __restrict__ x, const T* __rest
       b += d;
     }
   }
-  sg[threadIdx.y][threadIdx.x] = a;
-  sb[threadIdx.y][threadIdx.x] = b;
-  __syncthreads();
+  norm_cuda::SumThreadRows(a, b);
   if (threadIdx.y == 0 && c < C) {
-    for (int j = 1; j < 8; ++j) {
-      a += sg[j][threadIdx.x];
-      b += sb[j][threadIdx.x];
-    }
     part_g[chunk * C + c] = a;
     part_b[chunk * C + c] = b;
-  }
-}
-
-// part_g, part_b: [chunks, C] -> dgamma, dbeta: [C]. Grid ceil(C / 32), block (32, 8).
-template <typename T>
-__global__ void LnBwdParamFinalKernel(const float* __restrict__ part_g, const float* __restrict__ part_b,
-                                      int64_t chunks, int C, T* __restrict__ dgamma, T* __restrict__ dbeta) {
-  __shared__ float sg[8][32], sb[8][32];
-  const int c = blockIdx.x * 32 + threadIdx.x;
-  float a = 0.f, b = 0.f;
-  if (c < C) {
-    for (int64_t k = threadIdx.y; k < chunks; k += 8) {
-      a += part_g[k * C + c];
-      b += part_b[k * C + c];
-    }
-  }
-  sg[threadIdx.y][threadIdx.x] = a;
-  sb[threadIdx.y][threadIdx.x] = b;
-  __syncthreads();
-  if (threadIdx.y == 0 && c < C) {
-    for (int j = 1; j < 8; ++j) {
-      a += sg[j][threadIdx.x];
-      b += sb[j][threadIdx.x];
-    }
-    StoreF(dgamma, c, a);
-    StoreF(dbeta, c, b);
   }
 }
 
@@ -230,7 +199,7 @@ Status LayerNormCudaT(KernelContext& ctx) {
   const int64_t c = xt.shape().dim(-1), rows = norm_internal::RowsOf(xt.shape());
   if (xt.numel() == 0) return absl::OkStatus();
   CF_RETURN_IF_ERROR(CheckC(c, "layer_norm"));
-  const float eps = static_cast<float>(ctx.attrs.Float("eps", norm_internal::kDefaultEps));
+  const float eps = static_cast<float>(norm_internal::EpsOf(ctx.attrs));
   const bool affine = ctx.inputs.size() == 3;
   const T* x = xt.data<T>();
   const T* gamma = affine ? ctx.inputs[1].data<T>() : nullptr;
@@ -257,19 +226,13 @@ Status LayerNormBackwardCudaT(KernelContext& ctx) {
   const int64_t c = xt.shape().dim(-1), rows = norm_internal::RowsOf(xt.shape());
   const bool affine = ctx.inputs.size() == 3;
   cudaStream_t stream = CudaStreamOf(ctx);
-  if (xt.numel() == 0) {
-    if (affine) {  // no rows: dgamma = dbeta = 0
-      CF_CUDA_CHECK(cudaMemsetAsync(ctx.outputs[1].raw(), 0, ctx.outputs[1].nbytes(), stream));
-      CF_CUDA_CHECK(cudaMemsetAsync(ctx.outputs[2].raw(), 0, ctx.outputs[2].nbytes(), stream));
-    }
-    return absl::OkStatus();
-  }
+  if (xt.numel() == 0) return norm_cuda::ZeroOutputs(ctx, 1);  // no rows: dgamma = dbeta = 0
   CF_RETURN_IF_ERROR(CheckC(c, "layer_norm_backward"));
-  const float eps = static_cast<float>(ctx.attrs.Float("eps", norm_internal::kDefaultEps));
+  const float eps = static_cast<float>(norm_internal::EpsOf(ctx.attrs));
   const int ci = static_cast<int>(c);
   // Chunks of rows for dgamma / dbeta: about four blocks per SM, >= 64 rows each.
   const int64_t col_blocks = (c + 31) / 32;
-  const int64_t want_chunks = std::max<int64_t>(1, 4 * norm_cuda::NumSms() / col_blocks);
+  const int64_t want_chunks = std::max<int64_t>(1, 4 * NumSms() / col_blocks);
   const int64_t chunk_rows = std::max<int64_t>(64, (rows + want_chunks - 1) / want_chunks);
   const int64_t chunks = (rows + chunk_rows - 1) / chunk_rows;
   CF_CHECK_ARG(chunks <= 65535, "layer_norm_backward: ", rows, " rows exceed the CUDA grid limit");
@@ -290,10 +253,8 @@ Status LayerNormBackwardCudaT(KernelContext& ctx) {
   LnBwdParamPartialKernel<T><<<dim3(static_cast<unsigned>(col_blocks), static_cast<unsigned>(chunks)), dim3(32, 8), 0,
                                stream>>>(x, dy, row_stats, rows, ci, chunk_rows, part_g, part_b);
   CF_CUDA_CHECK_LAUNCH();
-  LnBwdParamFinalKernel<T><<<static_cast<unsigned>(col_blocks), dim3(32, 8), 0, stream>>>(
-      part_g, part_b, chunks, ci, ctx.outputs[1].data<T>(), ctx.outputs[2].data<T>());
-  CF_CUDA_CHECK_LAUNCH();
-  return absl::OkStatus();
+  return norm_cuda::LaunchSumChunks(part_g, part_b, 1, chunks, ci, ctx.outputs[1].data<T>(), ctx.outputs[2].data<T>(),
+                                   stream);
 }
 
 Status LayerNormCuda(KernelContext& ctx) {

@@ -1,5 +1,5 @@
 // Device helpers of the norm family's CUDA kernels: 4-wide vector loads and
-// stores in f32, warp sums, the SM count, and the workspace carve-up.
+// stores in f32, warp and column sums, and the workspace carve-up.
 #pragma once
 
 #include <cstdint>
@@ -51,8 +51,56 @@ __device__ __forceinline__ float WarpSum(float v) {
   return v;
 }
 
-// Multiprocessors of the current device (cached per device ordinal).
-int NumSms();
+// Block (32, 8): a and b summed over the 8 thread-rows of each column; the
+// sums are valid in thread-row 0 (added in order of the thread-rows).
+__device__ __forceinline__ void SumThreadRows(float& a, float& b) {
+  __shared__ float sa[8][32], sb[8][32];
+  sa[threadIdx.y][threadIdx.x] = a;
+  sb[threadIdx.y][threadIdx.x] = b;
+  __syncthreads();
+  if (threadIdx.y == 0) {
+    for (int j = 1; j < 8; ++j) {
+      a += sa[j][threadIdx.x];
+      b += sb[j][threadIdx.x];
+    }
+  }
+}
+
+// The second stage of the per-channel sums: part_a, part_b [B, chunks, C]
+// (f32 partial sums per chunk) -> out_a, out_b [B, C] of T.
+// Grid (ceil(C / 32), B), block (32, 8): the 8 thread-rows split the chunks.
+template <typename T>
+__global__ void SumChunksKernel(const float* __restrict__ part_a, const float* __restrict__ part_b, int64_t chunks,
+                                int C, T* __restrict__ out_a, T* __restrict__ out_b) {
+  const int c = blockIdx.x * 32 + threadIdx.x;
+  const int64_t b = blockIdx.y;
+  float a = 0.f, s = 0.f;
+  if (c < C) {
+#pragma unroll 4
+    for (int64_t k = threadIdx.y; k < chunks; k += 8) {
+      a += part_a[(b * chunks + k) * C + c];
+      s += part_b[(b * chunks + k) * C + c];
+    }
+  }
+  SumThreadRows(a, s);
+  if (threadIdx.y == 0 && c < C) {
+    StoreF(out_a, b * C + c, a);
+    StoreF(out_b, b * C + c, s);
+  }
+}
+
+template <typename T>
+Status LaunchSumChunks(const float* part_a, const float* part_b, int64_t B, int64_t chunks, int C, T* out_a, T* out_b,
+                       cudaStream_t stream) {
+  SumChunksKernel<T><<<dim3(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>(B)), dim3(32, 8), 0, stream>>>(
+      part_a, part_b, chunks, C, out_a, out_b);
+  CF_CUDA_CHECK_LAUNCH();
+  return absl::OkStatus();
+}
+
+// Zeroes outputs k >= first of the context (parameter gradients when there
+// is nothing to sum).
+Status ZeroOutputs(KernelContext& ctx, int first);
 
 // Hands out float slices of one workspace allocation.
 class Carver {

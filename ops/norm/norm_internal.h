@@ -10,13 +10,17 @@ namespace cf::norm_internal {
 constexpr int64_t kDefaultGroups = 32;
 constexpr double kDefaultEps = 1e-5;
 
+// The attributes groups and eps, or their defaults.
+inline int64_t GroupsOf(const Attrs& a) { return a.Int("groups", kDefaultGroups); }
+inline double EpsOf(const Attrs& a) { return a.Float("eps", kDefaultEps); }
+
 // group_norm views x [N, ..., C] as [N, P, C] with P the product of the
 // spatial dims, and channels split into G groups of Cg = C / G.
 struct GnDims {
   int64_t N, P, C, G, Cg;
 };
-inline GnDims GnDimsOf(const Shape& x, int64_t groups) {
-  const int64_t n = x.dim(0), c = x.dim(-1);
+inline GnDims GnDimsOf(const Shape& x, const Attrs& a) {
+  const int64_t n = x.dim(0), c = x.dim(-1), groups = GroupsOf(a);
   return {n, x.prod(1, x.rank() - 1), c, groups, c / groups};
 }
 

@@ -11,6 +11,7 @@
 #include "ops/cpu_util.h"
 #include "ops/pool/pool.h"
 #include "ops/pool/pool_checks.h"
+#include "ops/pool/pool_cpu.h"
 #include "ops/pool/pool_internal.h"
 
 namespace cf {
@@ -19,29 +20,12 @@ namespace {
 using pool_internal::AdaptiveBinsOf;
 using pool_internal::AdaptiveEnd;
 using pool_internal::AdaptiveStart;
-
-StatusOr<std::vector<int64_t>> OutputSize(const Attrs& a) {
-  CF_CHECK_ARG(a.Has("output_size"), "missing attribute 'output_size' ([oh, ow])");
-  CF_ASSIGN_OR_RETURN(std::vector<int64_t> s, pool_internal::PairAttr(a, "output_size", {}));
-  CF_CHECK_ARG(s[0] >= 1 && s[1] >= 1, "output_size must be >= 1, got ", s[0], "x", s[1]);
-  return s;
-}
+using pool_internal::AddPixel;
+using pool_internal::GatherPixelsCpu;
 
 StatusOr<std::vector<TensorType>> InferAdaptive(const OpCall& c) {
-  const TensorType& x = c.inputs[0];
-  CF_RETURN_IF_ERROR(pool_internal::CheckNhwc(x));
-  CF_ASSIGN_OR_RETURN(std::vector<int64_t> s, OutputSize(c.attrs));
-  CF_CHECK_ARG(x.shape[1] >= 1 && x.shape[2] >= 1, "input spatial size must be >= 1, got ", x.shape.ToString());
-  return std::vector<TensorType>{{Shape({x.shape[0], s[0], s[1], x.shape[3]}), x.dtype}};
-}
-
-StatusOr<std::vector<TensorType>> InferAdaptiveBackward(const OpCall& c) {
-  const TensorType& dy = c.inputs[0];
-  CF_RETURN_IF_ERROR(pool_internal::CheckNhwc(dy, "dy"));
-  CF_ASSIGN_OR_RETURN(std::vector<int64_t> hw, c.attrs.RequireInts("input_hw"));
-  CF_CHECK_ARG(hw.size() == 2 && hw[0] >= 1 && hw[1] >= 1, "input_hw must be [H, W] >= 1");
-  CF_CHECK_ARG(dy.shape[1] >= 1 && dy.shape[2] >= 1, "dy spatial size must be >= 1, got ", dy.shape.ToString());
-  return std::vector<TensorType>{{Shape({dy.shape[0], hw[0], hw[1], dy.shape[3]}), dy.dtype}};
+  CF_RETURN_IF_ERROR(pool_internal::CheckNhwc(c.inputs[0]));
+  return pool_internal::ResampledTypes(c.inputs[0], c.attrs, "output_size");
 }
 
 // Sum of bin lengths along an axis (pairs of bin and input index in it).
@@ -74,9 +58,7 @@ Cost AdaptiveBackwardCost(const OpCall& c, absl::Span<const TensorType> outs) {
 }
 
 StatusOr<std::vector<Value>> AdaptiveVjp(VjpContext& ctx) {
-  const Shape& x = ctx.inputs[0].shape();
-  return std::vector<Value>{ctx.b.Op1("adaptive_avg_pool2d_backward", {ctx.grad_outputs[0]},
-                                      Attrs{{"input_hw", std::vector<int64_t>{x[1], x[2]}}})};
+  return pool_internal::BackwardWithInputHw(ctx, "adaptive_avg_pool2d_backward", {});
 }
 
 // ---- CPU kernels -----------------------------------------------------------------
@@ -84,30 +66,16 @@ StatusOr<std::vector<Value>> AdaptiveVjp(VjpContext& ctx) {
 // x: [N, H, W, C] -> y: [N, oh, ow, C].
 template <typename T>
 Status AdaptiveCpuT(KernelContext& ctx) {
-  using A = Acc<T>;
   const Shape& xs = ctx.inputs[0].shape();
   const Shape& ys = ctx.outputs[0].shape();
   const int64_t h = xs[1], w = xs[2], c = xs[3], oh = ys[1], ow = ys[2];
   const T* x = ctx.inputs[0].data<T>();
-  T* y = ctx.outputs[0].data<T>();
-  ParallelFor(0, ys[0] * oh, 1, [&](int64_t begin, int64_t end) {
-    std::vector<A> acc(c);
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t n = row / oh, oy = row % oh;
-      const int64_t y0 = AdaptiveStart(oy, h, oh), y1 = AdaptiveEnd(oy, h, oh);
-      for (int64_t ox = 0; ox < ow; ++ox) {
-        const int64_t x0 = AdaptiveStart(ox, w, ow), x1 = AdaptiveEnd(ox, w, ow);
-        std::fill(acc.begin(), acc.end(), A(0));
-        for (int64_t iy = y0; iy < y1; ++iy)
-          for (int64_t ix = x0; ix < x1; ++ix) {
-            const T* p = x + ((n * h + iy) * w + ix) * c;
-            for (int64_t i = 0; i < c; ++i) acc[i] += Load(p, i);
-          }
-        const A count = A((y1 - y0) * (x1 - x0));
-        T* q = y + (row * ow + ox) * c;
-        for (int64_t i = 0; i < c; ++i) Store(q, i, acc[i] / count);
-      }
-    }
+  GatherPixelsCpu(ctx.outputs[0].data<T>(), ys, [&](int64_t n, int64_t oy, int64_t ox, Acc<T>* acc) {
+    const int64_t y0 = AdaptiveStart(oy, h, oh), y1 = AdaptiveEnd(oy, h, oh);
+    const int64_t x0 = AdaptiveStart(ox, w, ow), x1 = AdaptiveEnd(ox, w, ow);
+    for (int64_t iy = y0; iy < y1; ++iy)
+      for (int64_t ix = x0; ix < x1; ++ix) AddPixel(acc, x + ((n * h + iy) * w + ix) * c, c);
+    return Acc<T>((y1 - y0) * (x1 - x0));
   });
   return absl::OkStatus();
 }
@@ -120,29 +88,19 @@ Status AdaptiveBackwardCpuT(KernelContext& ctx) {
   const Shape& xs = ctx.outputs[0].shape();
   const int64_t h = xs[1], w = xs[2], c = xs[3], oh = ds[1], ow = ds[2];
   const T* dy = ctx.inputs[0].data<T>();
-  T* dx = ctx.outputs[0].data<T>();
-  ParallelFor(0, xs[0] * h, 1, [&](int64_t begin, int64_t end) {
-    std::vector<A> acc(c);
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t n = row / h, iy = row % h;
-      int64_t oy0, oy1;
-      AdaptiveBinsOf(iy, h, oh, &oy0, &oy1);
-      for (int64_t ix = 0; ix < w; ++ix) {
-        int64_t ox0, ox1;
-        AdaptiveBinsOf(ix, w, ow, &ox0, &ox1);
-        std::fill(acc.begin(), acc.end(), A(0));
-        for (int64_t oy = oy0; oy <= oy1; ++oy) {
-          const int64_t bh = AdaptiveEnd(oy, h, oh) - AdaptiveStart(oy, h, oh);
-          for (int64_t ox = ox0; ox <= ox1; ++ox) {
-            const A count = A(bh * (AdaptiveEnd(ox, w, ow) - AdaptiveStart(ox, w, ow)));
-            const T* p = dy + ((n * oh + oy) * ow + ox) * c;
-            for (int64_t i = 0; i < c; ++i) acc[i] += Load(p, i) / count;
-          }
-        }
-        T* q = dx + (row * w + ix) * c;
-        for (int64_t i = 0; i < c; ++i) Store(q, i, acc[i]);
+  GatherPixelsCpu(ctx.outputs[0].data<T>(), xs, [&](int64_t n, int64_t iy, int64_t ix, A* acc) {
+    int64_t oy0, oy1, ox0, ox1;
+    AdaptiveBinsOf(iy, h, oh, &oy0, &oy1);
+    AdaptiveBinsOf(ix, w, ow, &ox0, &ox1);
+    for (int64_t oy = oy0; oy <= oy1; ++oy) {
+      const int64_t bh = AdaptiveEnd(oy, h, oh) - AdaptiveStart(oy, h, oh);
+      for (int64_t ox = ox0; ox <= ox1; ++ox) {
+        const A count = A(bh * (AdaptiveEnd(ox, w, ow) - AdaptiveStart(ox, w, ow)));
+        const T* p = dy + ((n * oh + oy) * ow + ox) * c;
+        for (int64_t i = 0; i < c; ++i) acc[i] += Load(p, i) / count;
       }
     }
+    return A(1);
   });
   return absl::OkStatus();
 }
@@ -157,24 +115,14 @@ Status AdaptiveBackwardCpu(KernelContext& ctx) {
 }
 
 OpDef AdaptiveDef() {
-  OpDef d;
-  d.name = "adaptive_avg_pool2d";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferAdaptive;
-  d.cost = AdaptiveCost;
-  d.vjp = AdaptiveVjp;
-  d.doc = "adaptive average pooling of NHWC x to output_size (PyTorch bins)";
-  return d;
+  return {.name = "adaptive_avg_pool2d", .min_inputs = 1, .max_inputs = 1, .infer = InferAdaptive, .cost = AdaptiveCost,
+          .vjp = AdaptiveVjp, .doc = "adaptive average pooling of NHWC x to output_size (PyTorch bins)"};
 }
 
 OpDef AdaptiveBackwardDef() {
-  OpDef d;
-  d.name = "adaptive_avg_pool2d_backward";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferAdaptiveBackward;
-  d.cost = AdaptiveBackwardCost;
-  d.doc = "gradient of adaptive_avg_pool2d: dy -> dx of input_hw";
-  return d;
+  return {.name = "adaptive_avg_pool2d_backward", .min_inputs = 1, .max_inputs = 1,
+          .infer = pool_internal::InferResampledBackward, .cost = AdaptiveBackwardCost,
+          .doc = "gradient of adaptive_avg_pool2d: dy -> dx of input_hw"};
 }
 
 }  // namespace

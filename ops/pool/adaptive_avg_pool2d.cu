@@ -1,7 +1,7 @@
 // CUDA kernels of adaptive_avg_pool2d and its backward (definitions in
 // adaptive_avg_pool2d.cc). One thread per output (forward) or input
 // (backward, a gather over the bins containing it) element, channels fastest.
-#include "ops/cuda_util.cuh"
+#include "ops/pool/pool_cuda.cuh"
 #include "ops/pool/pool_internal.h"
 
 namespace cf {
@@ -15,7 +15,7 @@ template <typename T>
 __global__ void AdaptiveKernel(const T* __restrict__ x, T* __restrict__ y, int64_t total, int64_t H, int64_t W,
                                int64_t C, int64_t OH, int64_t OW) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % C, t = i / C, ox = t % OW, oy = (t / OW) % OH, n = t / (OW * OH);
+    const auto [n, oy, ox, c] = pool_internal::NhwcOf(i, OH, OW, C);
     const int64_t y0 = AdaptiveStart(oy, H, OH), y1 = AdaptiveEnd(oy, H, OH);
     const int64_t x0 = AdaptiveStart(ox, W, OW), x1 = AdaptiveEnd(ox, W, OW);
     float acc = 0.f;
@@ -30,7 +30,7 @@ template <typename T>
 __global__ void AdaptiveBackwardKernel(const T* __restrict__ dy, T* __restrict__ dx, int64_t total, int64_t H,
                                        int64_t W, int64_t C, int64_t OH, int64_t OW) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % C, t = i / C, ix = t % W, iy = (t / W) % H, n = t / (W * H);
+    const auto [n, iy, ix, c] = pool_internal::NhwcOf(i, H, W, C);
     int64_t oy0, oy1, ox0, ox1;
     pool_internal::AdaptiveBinsOf(iy, H, OH, &oy0, &oy1);
     pool_internal::AdaptiveBinsOf(ix, W, OW, &ox0, &ox1);
@@ -47,31 +47,11 @@ __global__ void AdaptiveBackwardKernel(const T* __restrict__ dy, T* __restrict__
 }
 
 Status AdaptiveCuda(KernelContext& ctx) {
-  const Shape& xs = ctx.inputs[0].shape();
-  const Shape& ys = ctx.outputs[0].shape();
-  const int64_t total = ys.numel();
-  if (total == 0) return absl::OkStatus();
-  return DispatchCudaFloat(ctx.inputs[0].dtype(), "adaptive_avg_pool2d", [&](auto tag) -> Status {
-    using T = decltype(tag);
-    AdaptiveKernel<T><<<GridFor(total), 256, 0, CudaStreamOf(ctx)>>>(ctx.inputs[0].data<T>(), ctx.outputs[0].data<T>(),
-                                                                     total, xs[1], xs[2], xs[3], ys[1], ys[2]);
-    CF_CUDA_CHECK_LAUNCH();
-    return absl::OkStatus();
-  });
+  return pool_internal::LaunchPoolKernel(ctx, false, [](auto tag) { return AdaptiveKernel<decltype(tag)>; });
 }
 
 Status AdaptiveBackwardCuda(KernelContext& ctx) {
-  const Shape& ds = ctx.inputs[0].shape();
-  const Shape& xs = ctx.outputs[0].shape();
-  const int64_t total = xs.numel();
-  if (total == 0) return absl::OkStatus();
-  return DispatchCudaFloat(ctx.inputs[0].dtype(), "adaptive_avg_pool2d_backward", [&](auto tag) -> Status {
-    using T = decltype(tag);
-    AdaptiveBackwardKernel<T><<<GridFor(total), 256, 0, CudaStreamOf(ctx)>>>(
-        ctx.inputs[0].data<T>(), ctx.outputs[0].data<T>(), total, xs[1], xs[2], xs[3], ds[1], ds[2]);
-    CF_CUDA_CHECK_LAUNCH();
-    return absl::OkStatus();
-  });
+  return pool_internal::LaunchPoolKernel(ctx, true, [](auto tag) { return AdaptiveBackwardKernel<decltype(tag)>; });
 }
 
 }  // namespace

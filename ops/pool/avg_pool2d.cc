@@ -11,16 +11,23 @@
 // attributes plus input_hw [H, W]. dx at an input is the sum of dy / (kh kw)
 // over the windows that contain it (a gather, so no two threads write one
 // element).
+#include <utility>
+
 #include "ops/cpu_util.h"
 #include "ops/pool/pool.h"
 #include "ops/pool/pool_checks.h"
+#include "ops/pool/pool_cpu.h"
 #include "ops/pool/pool_internal.h"
 
 namespace cf {
 namespace {
 
+using pool_internal::AddPixel;
+using pool_internal::AvgPoolSources;
+using pool_internal::GatherPixelsCpu;
 using pool_internal::PoolGeom;
 using pool_internal::PoolOutLen;
+using pool_internal::PoolWindow;
 using pool_internal::PoolWindowsOf;
 
 // Output [N, oh, ow, C] of pooling an input of h x w; an error when the kernel does not fit.
@@ -39,17 +46,11 @@ StatusOr<std::vector<TensorType>> InferAvgPool(const OpCall& c) {
   return std::vector<TensorType>{{out, x.dtype}};
 }
 
-StatusOr<std::vector<int64_t>> InputHw(const Attrs& a) {
-  CF_ASSIGN_OR_RETURN(std::vector<int64_t> hw, a.RequireInts("input_hw"));
-  CF_CHECK_ARG(hw.size() == 2 && hw[0] >= 1 && hw[1] >= 1, "input_hw must be [H, W] >= 1");
-  return hw;
-}
-
 StatusOr<std::vector<TensorType>> InferAvgPoolBackward(const OpCall& c) {
   const TensorType& dy = c.inputs[0];
   CF_RETURN_IF_ERROR(pool_internal::CheckNhwc(dy, "dy"));
   CF_ASSIGN_OR_RETURN(PoolGeom g, pool_internal::ParsePoolGeom(c.attrs));
-  CF_ASSIGN_OR_RETURN(std::vector<int64_t> hw, InputHw(c.attrs));
+  CF_ASSIGN_OR_RETURN(std::vector<int64_t> hw, pool_internal::InputHwAttr(c.attrs));
   CF_ASSIGN_OR_RETURN(Shape want, PooledShape(dy.shape[0], hw[0], hw[1], dy.shape[3], g));
   CF_CHECK_ARG(want == dy.shape, "dy ", dy.shape.ToString(), " is not the pooled shape ", want.ToString(),
                " of an input ", hw[0], "x", hw[1]);
@@ -64,24 +65,32 @@ struct AxisCount {
 AxisCount CountAxis(int64_t in, int64_t k, int64_t s, int64_t p) {
   AxisCount a;
   const int64_t out = PoolOutLen(in, k, s, p);
-  for (int64_t o = 0; o < out; ++o) a.taps += std::min(in, o * s - p + k) - std::max<int64_t>(0, o * s - p);
+  int64_t lo, hi;
+  for (int64_t o = 0; o < out; ++o) {
+    PoolWindow(o, k, s, p, in, &lo, &hi);
+    a.taps += hi - lo;
+  }
   for (int64_t i = 0; i < in; ++i) {
-    int64_t lo, hi;
     PoolWindowsOf(i, k, s, p, out, &lo, &hi);
     a.touched += lo <= hi ? 1 : 0;
   }
   return a;
 }
 
+// Counts of the H and W axes of an input [N, H, W, C] under the op's geometry.
+StatusOr<std::pair<AxisCount, AxisCount>> CountAxes(const Attrs& attrs, const Shape& x) {
+  CF_ASSIGN_OR_RETURN(PoolGeom g, pool_internal::ParsePoolGeom(attrs));
+  return std::make_pair(CountAxis(x[1], g.kh, g.sh, g.ph), CountAxis(x[2], g.kw, g.sw, g.pw));
+}
+
 // Per (n, c): each window sums its T in-bounds taps (T - 1 adds) and divides
 // once, so elementwise = N C taps_h taps_w (= N C oh ow kh kw without padding).
 Cost AvgPoolCost(const OpCall& c, absl::Span<const TensorType> outs) {
   Cost cost = IoBytes(c.inputs, outs);
-  auto g = pool_internal::ParsePoolGeom(c.attrs);
-  if (!g.ok()) return cost;
   const Shape& x = c.inputs[0].shape;
-  const AxisCount h = CountAxis(x[1], g->kh, g->sh, g->ph), w = CountAxis(x[2], g->kw, g->sw, g->pw);
-  cost.elementwise_flops = x[0] * x[3] * h.taps * w.taps;
+  auto hw = CountAxes(c.attrs, x);
+  if (!hw.ok()) return cost;
+  cost.elementwise_flops = x[0] * x[3] * hw->first.taps * hw->second.taps;
   return cost;
 }
 
@@ -89,118 +98,55 @@ Cost AvgPoolCost(const OpCall& c, absl::Span<const TensorType> outs) {
 // contributions: taps_h taps_w - touched_h touched_w adds.
 Cost AvgPoolBackwardCost(const OpCall& c, absl::Span<const TensorType> outs) {
   Cost cost = IoBytes(c.inputs, outs);
-  auto g = pool_internal::ParsePoolGeom(c.attrs);
-  if (!g.ok()) return cost;
   const Shape& dy = c.inputs[0].shape;
-  const Shape& dx = outs[0].shape;
-  const AxisCount h = CountAxis(dx[1], g->kh, g->sh, g->ph), w = CountAxis(dx[2], g->kw, g->sw, g->pw);
+  auto hw = CountAxes(c.attrs, outs[0].shape);
+  if (!hw.ok()) return cost;
+  const auto& [h, w] = *hw;
   cost.elementwise_flops = dy[0] * dy[3] * (dy[1] * dy[2] + h.taps * w.taps - h.touched * w.touched);
   return cost;
 }
 
 StatusOr<std::vector<Value>> AvgPoolVjp(VjpContext& ctx) {
-  Attrs a = ctx.attrs;
-  const Shape& x = ctx.inputs[0].shape();
-  a.Set("input_hw", std::vector<int64_t>{x[1], x[2]});
-  return std::vector<Value>{ctx.b.Op1("avg_pool2d_backward", {ctx.grad_outputs[0]}, a)};
+  return pool_internal::BackwardWithInputHw(ctx, "avg_pool2d_backward", ctx.attrs);
 }
 
 // ---- CPU kernels -----------------------------------------------------------------
 
-// x: [N, H, W, C] -> y: [N, oh, ow, C].
-template <typename T>
+// Forward, x: [N, H, W, C] -> y: [N, oh, ow, C]; backward, dy: [N, oh, ow, C]
+// -> dx: [N, H, W, C]. Each destination pixel sums its sources
+// (AvgPoolSources) and divides by kh * kw.
+template <typename T, bool kBackward>
 Status AvgPoolCpuT(KernelContext& ctx, const PoolGeom& g) {
-  using A = Acc<T>;
-  const Shape& xs = ctx.inputs[0].shape();
-  const Shape& ys = ctx.outputs[0].shape();
-  const int64_t h = xs[1], w = xs[2], c = xs[3], oh = ys[1], ow = ys[2];
-  const T* x = ctx.inputs[0].data<T>();
-  T* y = ctx.outputs[0].data<T>();
-  const A div = A(g.kh * g.kw);
-  ParallelFor(0, ys[0] * oh, 1, [&](int64_t begin, int64_t end) {
-    std::vector<A> acc(c);
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t n = row / oh, oy = row % oh;
-      const int64_t y0 = std::max<int64_t>(0, oy * g.sh - g.ph), y1 = std::min(h, oy * g.sh - g.ph + g.kh);
-      for (int64_t ox = 0; ox < ow; ++ox) {
-        const int64_t x0 = std::max<int64_t>(0, ox * g.sw - g.pw), x1 = std::min(w, ox * g.sw - g.pw + g.kw);
-        std::fill(acc.begin(), acc.end(), A(0));
-        for (int64_t iy = y0; iy < y1; ++iy)
-          for (int64_t ix = x0; ix < x1; ++ix) {
-            const T* p = x + ((n * h + iy) * w + ix) * c;
-            for (int64_t i = 0; i < c; ++i) acc[i] += Load(p, i);
-          }
-        T* q = y + (row * ow + ox) * c;
-        for (int64_t i = 0; i < c; ++i) Store(q, i, acc[i] / div);
-      }
-    }
+  const Shape& ss = ctx.inputs[0].shape();  // the source's [N, rows, cols, C]
+  const int64_t rows = ss[1], cols = ss[2], c = ss[3];
+  const T* src = ctx.inputs[0].data<T>();
+  GatherPixelsCpu(ctx.outputs[0].data<T>(), ctx.outputs[0].shape(), [&](int64_t n, int64_t r, int64_t q, Acc<T>* acc) {
+    int64_t r0, r1, q0, q1;
+    AvgPoolSources<kBackward>(r, g.kh, g.sh, g.ph, rows, &r0, &r1);
+    AvgPoolSources<kBackward>(q, g.kw, g.sw, g.pw, cols, &q0, &q1);
+    for (int64_t i = r0; i < r1; ++i)
+      for (int64_t j = q0; j < q1; ++j) AddPixel(acc, src + ((n * rows + i) * cols + j) * c, c);
+    return Acc<T>(g.kh * g.kw);
   });
   return absl::OkStatus();
 }
 
-// dy: [N, oh, ow, C] -> dx: [N, H, W, C].
-template <typename T>
-Status AvgPoolBackwardCpuT(KernelContext& ctx, const PoolGeom& g) {
-  using A = Acc<T>;
-  const Shape& ds = ctx.inputs[0].shape();
-  const Shape& xs = ctx.outputs[0].shape();
-  const int64_t h = xs[1], w = xs[2], c = xs[3], oh = ds[1], ow = ds[2];
-  const T* dy = ctx.inputs[0].data<T>();
-  T* dx = ctx.outputs[0].data<T>();
-  const A div = A(g.kh * g.kw);
-  ParallelFor(0, xs[0] * h, 1, [&](int64_t begin, int64_t end) {
-    std::vector<A> acc(c);
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t n = row / h, iy = row % h;
-      int64_t oy0, oy1;
-      PoolWindowsOf(iy, g.kh, g.sh, g.ph, oh, &oy0, &oy1);
-      for (int64_t ix = 0; ix < w; ++ix) {
-        int64_t ox0, ox1;
-        PoolWindowsOf(ix, g.kw, g.sw, g.pw, ow, &ox0, &ox1);
-        std::fill(acc.begin(), acc.end(), A(0));
-        for (int64_t oy = oy0; oy <= oy1; ++oy)
-          for (int64_t ox = ox0; ox <= ox1; ++ox) {
-            const T* p = dy + ((n * oh + oy) * ow + ox) * c;
-            for (int64_t i = 0; i < c; ++i) acc[i] += Load(p, i);
-          }
-        T* q = dx + (row * w + ix) * c;
-        for (int64_t i = 0; i < c; ++i) Store(q, i, acc[i] / div);
-      }
-    }
-  });
-  return absl::OkStatus();
-}
-
+template <bool kBackward>
 Status AvgPoolCpu(KernelContext& ctx) {
   CF_ASSIGN_OR_RETURN(PoolGeom g, pool_internal::ParsePoolGeom(ctx.attrs));
-  return DispatchFloat(ctx.inputs[0].dtype(), "avg_pool2d",
-                       [&](auto tag) { return AvgPoolCpuT<decltype(tag)>(ctx, g); });
-}
-Status AvgPoolBackwardCpu(KernelContext& ctx) {
-  CF_ASSIGN_OR_RETURN(PoolGeom g, pool_internal::ParsePoolGeom(ctx.attrs));
-  return DispatchFloat(ctx.inputs[0].dtype(), "avg_pool2d_backward",
-                       [&](auto tag) { return AvgPoolBackwardCpuT<decltype(tag)>(ctx, g); });
+  return DispatchFloat(ctx.inputs[0].dtype(), ctx.op,
+                       [&](auto tag) { return AvgPoolCpuT<decltype(tag), kBackward>(ctx, g); });
 }
 
 OpDef AvgPoolDef() {
-  OpDef d;
-  d.name = "avg_pool2d";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferAvgPool;
-  d.cost = AvgPoolCost;
-  d.vjp = AvgPoolVjp;
-  d.doc = "average pooling of NHWC x (PyTorch avg_pool2d, count_include_pad=true, ceil_mode=false)";
-  return d;
+  return {.name = "avg_pool2d", .min_inputs = 1, .max_inputs = 1, .infer = InferAvgPool, .cost = AvgPoolCost,
+          .vjp = AvgPoolVjp,
+          .doc = "average pooling of NHWC x (PyTorch avg_pool2d, count_include_pad=true, ceil_mode=false)"};
 }
 
 OpDef AvgPoolBackwardDef() {
-  OpDef d;
-  d.name = "avg_pool2d_backward";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferAvgPoolBackward;
-  d.cost = AvgPoolBackwardCost;
-  d.doc = "gradient of avg_pool2d: dy -> dx of input_hw";
-  return d;
+  return {.name = "avg_pool2d_backward", .min_inputs = 1, .max_inputs = 1, .infer = InferAvgPoolBackward,
+          .cost = AvgPoolBackwardCost, .doc = "gradient of avg_pool2d: dy -> dx of input_hw"};
 }
 
 }  // namespace
@@ -214,7 +160,7 @@ Value AvgPool2d(Value x, std::vector<int64_t> kernel, std::vector<int64_t> strid
 
 CF_REGISTER_OP(AvgPoolDef());
 CF_REGISTER_OP(AvgPoolBackwardDef());
-CF_REGISTER_KERNEL("avg_pool2d", kCPU, AvgPoolCpu);
-CF_REGISTER_KERNEL("avg_pool2d_backward", kCPU, AvgPoolBackwardCpu);
+CF_REGISTER_KERNEL("avg_pool2d", kCPU, AvgPoolCpu<false>);
+CF_REGISTER_KERNEL("avg_pool2d_backward", kCPU, AvgPoolCpu<true>);
 
 }  // namespace cf

@@ -1,4 +1,6 @@
-// Host-side argument checks shared by the pool family's shape rules.
+// Host-side pieces shared by the pool family's op definitions: argument
+// checks, the shape rules of the resampling ops and their backward ops, and
+// the VJP that calls a backward op with the input's spatial size.
 #pragma once
 
 #include <vector>
@@ -44,5 +46,23 @@ inline StatusOr<PoolGeom> ParsePoolGeom(const Attrs& a) {
   CF_CHECK_ARG(a.Bool("count_include_pad", true), "count_include_pad=false is not supported");
   return PoolGeom{k[0], k[1], s[0], s[1], p[0], p[1]};
 }
+
+// The [oh, ow] (or [s]) attribute `name` of a resampling op, required, >= 1.
+StatusOr<std::vector<int64_t>> SizeAttr(const Attrs& a, const std::string& name);
+
+// A backward op's attribute input_hw [H, W], >= 1.
+StatusOr<std::vector<int64_t>> InputHwAttr(const Attrs& a);
+
+// Output of resampling x [N, H, W, C] (checked by the caller) to the size in
+// attribute `size_attr`: [N, oh, ow, C].
+StatusOr<std::vector<TensorType>> ResampledTypes(const TensorType& x, const Attrs& a, const std::string& size_attr);
+
+// Shape rule of adaptive_avg_pool2d_backward and resize_bilinear_backward:
+// dy [N, oh, ow, C] -> dx [N, H, W, C] with attribute input_hw.
+StatusOr<std::vector<TensorType>> InferResampledBackward(const OpCall& c);
+
+// VJP of a one-input pool op: `backward_op`(dy) with `attrs` plus input_hw,
+// the forward input's [H, W].
+StatusOr<std::vector<Value>> BackwardWithInputHw(VjpContext& ctx, const char* backward_op, Attrs attrs);
 
 }  // namespace cf::pool_internal

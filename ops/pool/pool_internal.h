@@ -8,6 +8,16 @@
 
 namespace cf::pool_internal {
 
+// Coordinates of element i of an NHWC tensor [N, H, W, C] (the kernels'
+// one thread per element, channels fastest).
+struct NhwcIndex {
+  int64_t n, y, x, c;
+};
+CF_HD NhwcIndex NhwcOf(int64_t i, int64_t H, int64_t W, int64_t C) {
+  const int64_t t = i / C;
+  return {t / (W * H), (t / W) % H, t % W, i % C};
+}
+
 // ---- avg_pool2d (count_include_pad = true, ceil_mode = false)
 
 struct PoolGeom {
@@ -19,6 +29,14 @@ CF_HD int64_t PoolOutLen(int64_t in, int64_t k, int64_t s, int64_t p) {
   return in + 2 * p < k ? 0 : (in + 2 * p - k) / s + 1;
 }
 
+// Input range [*lo, *hi) of window o, clipped to the input (padding taps
+// read nothing; the divisor stays kh * kw).
+CF_HD void PoolWindow(int64_t o, int64_t k, int64_t s, int64_t p, int64_t in, int64_t* lo, int64_t* hi) {
+  const int64_t start = o * s - p;
+  *lo = start > 0 ? start : 0;
+  *hi = start + k < in ? start + k : in;
+}
+
 // Windows o whose input range [o*s - p, o*s - p + k) contains input index i:
 // o in [*lo, *hi] (empty when lo > hi).
 CF_HD void PoolWindowsOf(int64_t i, int64_t k, int64_t s, int64_t p, int64_t out, int64_t* lo, int64_t* hi) {
@@ -26,6 +44,19 @@ CF_HD void PoolWindowsOf(int64_t i, int64_t k, int64_t s, int64_t p, int64_t out
   *lo = a <= 0 ? 0 : (a + s - 1) / s;
   const int64_t h = (i + p) / s;  // o*s <= i + p
   *hi = h < out - 1 ? h : out - 1;
+}
+
+// What index i of an axis of avg_pool2d's output sums, [*lo, *hi) of its
+// source: for the forward, window i over the input (len = input length);
+// for the backward, the windows containing input i (len = output length).
+template <bool kBackward>
+CF_HD void AvgPoolSources(int64_t i, int64_t k, int64_t s, int64_t p, int64_t len, int64_t* lo, int64_t* hi) {
+  if constexpr (kBackward) {
+    PoolWindowsOf(i, k, s, p, len, lo, hi);
+    *hi += 1;
+  } else {
+    PoolWindow(i, k, s, p, len, lo, hi);
+  }
 }
 
 // ---- adaptive_avg_pool2d: bin i of `out` over `in` is [start, end).

@@ -12,6 +12,7 @@
 #include "ops/cpu_util.h"
 #include "ops/pool/pool.h"
 #include "ops/pool/pool_checks.h"
+#include "ops/pool/pool_cpu.h"
 #include "ops/pool/pool_internal.h"
 
 namespace cf {
@@ -22,23 +23,9 @@ using pool_internal::BilinearTap;
 using pool_internal::BilinearTapOf;
 
 StatusOr<std::vector<TensorType>> InferResize(const OpCall& c) {
-  const TensorType& x = c.inputs[0];
-  CF_RETURN_IF_ERROR(pool_internal::CheckNhwc(x));
+  CF_RETURN_IF_ERROR(pool_internal::CheckNhwc(c.inputs[0]));
   CF_CHECK_ARG(!c.attrs.Bool("align_corners", false), "align_corners=true is not supported");
-  CF_CHECK_ARG(c.attrs.Has("size"), "missing attribute 'size' ([oh, ow])");
-  CF_ASSIGN_OR_RETURN(std::vector<int64_t> s, pool_internal::PairAttr(c.attrs, "size", {}));
-  CF_CHECK_ARG(s[0] >= 1 && s[1] >= 1, "size must be >= 1, got ", s[0], "x", s[1]);
-  CF_CHECK_ARG(x.shape[1] >= 1 && x.shape[2] >= 1, "input spatial size must be >= 1, got ", x.shape.ToString());
-  return std::vector<TensorType>{{Shape({x.shape[0], s[0], s[1], x.shape[3]}), x.dtype}};
-}
-
-StatusOr<std::vector<TensorType>> InferResizeBackward(const OpCall& c) {
-  const TensorType& dy = c.inputs[0];
-  CF_RETURN_IF_ERROR(pool_internal::CheckNhwc(dy, "dy"));
-  CF_ASSIGN_OR_RETURN(std::vector<int64_t> hw, c.attrs.RequireInts("input_hw"));
-  CF_CHECK_ARG(hw.size() == 2 && hw[0] >= 1 && hw[1] >= 1, "input_hw must be [H, W] >= 1");
-  CF_CHECK_ARG(dy.shape[1] >= 1 && dy.shape[2] >= 1, "dy spatial size must be >= 1, got ", dy.shape.ToString());
-  return std::vector<TensorType>{{Shape({dy.shape[0], hw[0], hw[1], dy.shape[3]}), dy.dtype}};
+  return pool_internal::ResampledTypes(c.inputs[0], c.attrs, "size");
 }
 
 // Forward: 6 multiplies + 3 adds per output element (index and weight
@@ -76,9 +63,7 @@ Cost ResizeBackwardCost(const OpCall& c, absl::Span<const TensorType> outs) {
 }
 
 StatusOr<std::vector<Value>> ResizeVjp(VjpContext& ctx) {
-  const Shape& x = ctx.inputs[0].shape();
-  return std::vector<Value>{ctx.b.Op1("resize_bilinear_backward", {ctx.grad_outputs[0]},
-                                      Attrs{{"input_hw", std::vector<int64_t>{x[1], x[2]}}})};
+  return pool_internal::BackwardWithInputHw(ctx, "resize_bilinear_backward", {});
 }
 
 // ---- CPU kernels -----------------------------------------------------------------
@@ -159,23 +144,14 @@ Status ResizeBackwardCpuT(KernelContext& ctx) {
   const int64_t h = xs[1], w = xs[2], c = xs[3], oh = ds[1], ow = ds[2];
   const Readers<A> ry = ReadersOf<A>(h, oh), rx = ReadersOf<A>(w, ow);
   const T* dy = ctx.inputs[0].data<T>();
-  T* dx = ctx.outputs[0].data<T>();
-  ParallelFor(0, xs[0] * h, 1, [&](int64_t begin, int64_t end) {
-    std::vector<A> acc(c);
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t n = row / h, iy = row % h;
-      for (int64_t ix = 0; ix < w; ++ix) {
-        std::fill(acc.begin(), acc.end(), A(0));
-        for (int64_t a = ry.start[iy]; a < ry.start[iy + 1]; ++a)
-          for (int64_t b = rx.start[ix]; b < rx.start[ix + 1]; ++b) {
-            const A wgt = ry.weight[a] * rx.weight[b];
-            const T* p = dy + ((n * oh + ry.out[a]) * ow + rx.out[b]) * c;
-            for (int64_t i = 0; i < c; ++i) acc[i] += wgt * Load(p, i);
-          }
-        T* q = dx + (row * w + ix) * c;
-        for (int64_t i = 0; i < c; ++i) Store(q, i, acc[i]);
+  pool_internal::GatherPixelsCpu(ctx.outputs[0].data<T>(), xs, [&](int64_t n, int64_t iy, int64_t ix, A* acc) {
+    for (int64_t a = ry.start[iy]; a < ry.start[iy + 1]; ++a)
+      for (int64_t b = rx.start[ix]; b < rx.start[ix + 1]; ++b) {
+        const A wgt = ry.weight[a] * rx.weight[b];
+        const T* p = dy + ((n * oh + ry.out[a]) * ow + rx.out[b]) * c;
+        for (int64_t i = 0; i < c; ++i) acc[i] += wgt * Load(p, i);
       }
-    }
+    return A(1);
   });
   return absl::OkStatus();
 }
@@ -189,24 +165,14 @@ Status ResizeBackwardCpu(KernelContext& ctx) {
 }
 
 OpDef ResizeDef() {
-  OpDef d;
-  d.name = "resize_bilinear";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferResize;
-  d.cost = ResizeCost;
-  d.vjp = ResizeVjp;
-  d.doc = "bilinear resize of NHWC x to size (align_corners=false, PyTorch's sampling)";
-  return d;
+  return {.name = "resize_bilinear", .min_inputs = 1, .max_inputs = 1, .infer = InferResize, .cost = ResizeCost,
+          .vjp = ResizeVjp, .doc = "bilinear resize of NHWC x to size (align_corners=false, PyTorch's sampling)"};
 }
 
 OpDef ResizeBackwardDef() {
-  OpDef d;
-  d.name = "resize_bilinear_backward";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferResizeBackward;
-  d.cost = ResizeBackwardCost;
-  d.doc = "gradient of resize_bilinear: dy -> dx of input_hw";
-  return d;
+  return {.name = "resize_bilinear_backward", .min_inputs = 1, .max_inputs = 1,
+          .infer = pool_internal::InferResampledBackward, .cost = ResizeBackwardCost,
+          .doc = "gradient of resize_bilinear: dy -> dx of input_hw"};
 }
 
 }  // namespace

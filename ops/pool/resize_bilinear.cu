@@ -4,7 +4,7 @@
 // gather: each input element scans the superset of output rows/columns from
 // BilinearRangeOf and keeps the taps that read it, so no atomics are needed
 // and the result is deterministic.
-#include "ops/cuda_util.cuh"
+#include "ops/pool/pool_cuda.cuh"
 #include "ops/pool/pool_internal.h"
 
 namespace cf {
@@ -19,7 +19,7 @@ template <typename T>
 __global__ void ResizeKernel(const T* __restrict__ x, T* __restrict__ y, int64_t total, int64_t H, int64_t W,
                              int64_t C, int64_t OH, int64_t OW, float sh, float sw) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % C, t = i / C, ox = t % OW, oy = (t / OW) % OH, n = t / (OW * OH);
+    const auto [n, oy, ox, c] = pool_internal::NhwcOf(i, OH, OW, C);
     const BilinearTap<float> a = BilinearTapOf(oy, H, sh), b = BilinearTapOf(ox, W, sw);
     const T* r0 = x + (n * H + a.i0) * W * C + c;
     const T* r1 = x + (n * H + a.i1) * W * C + c;
@@ -43,7 +43,7 @@ template <typename T>
 __global__ void ResizeBackwardKernel(const T* __restrict__ dy, T* __restrict__ dx, int64_t total, int64_t H, int64_t W,
                                      int64_t C, int64_t OH, int64_t OW, float sh, float sw) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % C, t = i / C, ix = t % W, iy = (t / W) % H, n = t / (W * H);
+    const auto [n, iy, ix, c] = pool_internal::NhwcOf(i, H, W, C);
     int64_t oy0, oy1, ox0, ox1;
     pool_internal::BilinearRangeOf(iy, OH, sh, &oy0, &oy1);
     pool_internal::BilinearRangeOf(ix, OW, sw, &ox0, &ox1);
@@ -62,34 +62,22 @@ __global__ void ResizeBackwardKernel(const T* __restrict__ dy, T* __restrict__ d
   }
 }
 
+// With the kernels' sh, sw: the per-axis scales from the full-resolution
+// side to the resized one.
+template <typename Pick>
+Status LaunchResize(KernelContext& ctx, bool backward, Pick pick) {
+  const pool_internal::PoolSides s = pool_internal::SidesOf(ctx, backward);
+  const float sh = pool_internal::BilinearScale<float>(s.full[1], s.pooled[1]);
+  const float sw = pool_internal::BilinearScale<float>(s.full[2], s.pooled[2]);
+  return pool_internal::LaunchPoolKernel(ctx, backward, pick, sh, sw);
+}
+
 Status ResizeCuda(KernelContext& ctx) {
-  const Shape& xs = ctx.inputs[0].shape();
-  const Shape& ys = ctx.outputs[0].shape();
-  const int64_t total = ys.numel();
-  if (total == 0) return absl::OkStatus();
-  const float sh = pool_internal::BilinearScale<float>(xs[1], ys[1]), sw = pool_internal::BilinearScale<float>(xs[2], ys[2]);
-  return DispatchCudaFloat(ctx.inputs[0].dtype(), "resize_bilinear", [&](auto tag) -> Status {
-    using T = decltype(tag);
-    ResizeKernel<T><<<GridFor(total), 256, 0, CudaStreamOf(ctx)>>>(ctx.inputs[0].data<T>(), ctx.outputs[0].data<T>(),
-                                                                   total, xs[1], xs[2], xs[3], ys[1], ys[2], sh, sw);
-    CF_CUDA_CHECK_LAUNCH();
-    return absl::OkStatus();
-  });
+  return LaunchResize(ctx, false, [](auto tag) { return ResizeKernel<decltype(tag)>; });
 }
 
 Status ResizeBackwardCuda(KernelContext& ctx) {
-  const Shape& ds = ctx.inputs[0].shape();
-  const Shape& xs = ctx.outputs[0].shape();
-  const int64_t total = xs.numel();
-  if (total == 0) return absl::OkStatus();
-  const float sh = pool_internal::BilinearScale<float>(xs[1], ds[1]), sw = pool_internal::BilinearScale<float>(xs[2], ds[2]);
-  return DispatchCudaFloat(ctx.inputs[0].dtype(), "resize_bilinear_backward", [&](auto tag) -> Status {
-    using T = decltype(tag);
-    ResizeBackwardKernel<T><<<GridFor(total), 256, 0, CudaStreamOf(ctx)>>>(
-        ctx.inputs[0].data<T>(), ctx.outputs[0].data<T>(), total, xs[1], xs[2], xs[3], ds[1], ds[2], sh, sw);
-    CF_CUDA_CHECK_LAUNCH();
-    return absl::OkStatus();
-  });
+  return LaunchResize(ctx, true, [](auto tag) { return ResizeBackwardKernel<decltype(tag)>; });
 }
 
 }  // namespace

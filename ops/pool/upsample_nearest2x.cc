@@ -40,25 +40,24 @@ StatusOr<std::vector<Value>> UpsampleVjp(VjpContext& ctx) {
 
 // ---- CPU kernels -----------------------------------------------------------------
 
-// x: [N, H, W, C] -> y: [N, 2H, 2W, C]; one task per output row.
+// x: [N, H, W, C] -> y: [N, 2H, 2W, C]; tasks of whole output rows.
 template <typename T>
 Status UpsampleCpuT(KernelContext& ctx) {
   const Shape& xs = ctx.inputs[0].shape();
   const int64_t h = xs[1], w = xs[2], c = xs[3];
   const T* x = ctx.inputs[0].data<T>();
   T* y = ctx.outputs[0].data<T>();
-  ParallelFor(0, xs[0] * 2 * h, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, 2 * w * c)),
-              [&](int64_t begin, int64_t end) {
-                for (int64_t row = begin; row < end; ++row) {
-                  const int64_t n = row / (2 * h), iy = (row % (2 * h)) / 2;
-                  const T* src = x + (n * h + iy) * w * c;
-                  T* dst = y + row * 2 * w * c;
-                  for (int64_t ix = 0; ix < w; ++ix) {
-                    std::copy_n(src + ix * c, c, dst + 2 * ix * c);
-                    std::copy_n(src + ix * c, c, dst + (2 * ix + 1) * c);
-                  }
-                }
-              });
+  ParallelFor(0, xs[0] * 2 * h, RowGrain(2 * w * c), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / (2 * h), iy = (row % (2 * h)) / 2;
+      const T* src = x + (n * h + iy) * w * c;
+      T* dst = y + row * 2 * w * c;
+      for (int64_t ix = 0; ix < w; ++ix) {
+        std::copy_n(src + ix * c, c, dst + 2 * ix * c);
+        std::copy_n(src + ix * c, c, dst + (2 * ix + 1) * c);
+      }
+    }
+  });
   return absl::OkStatus();
 }
 
@@ -69,20 +68,19 @@ Status UpsampleBackwardCpuT(KernelContext& ctx) {
   const int64_t h = xs[1], w = xs[2], c = xs[3];
   const T* dy = ctx.inputs[0].data<T>();
   T* dx = ctx.outputs[0].data<T>();
-  ParallelFor(0, xs[0] * h, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, 4 * w * c)),
-              [&](int64_t begin, int64_t end) {
-                for (int64_t row = begin; row < end; ++row) {
-                  const int64_t n = row / h, iy = row % h;
-                  const T* r0 = dy + (n * 2 * h + 2 * iy) * 2 * w * c;
-                  const T* r1 = r0 + 2 * w * c;
-                  T* q = dx + row * w * c;
-                  for (int64_t ix = 0; ix < w; ++ix) {
-                    const int64_t a = 2 * ix * c, b = a + c;
-                    for (int64_t i = 0; i < c; ++i)
-                      Store(q + ix * c, i, Load(r0, a + i) + Load(r0, b + i) + Load(r1, a + i) + Load(r1, b + i));
-                  }
-                }
-              });
+  ParallelFor(0, xs[0] * h, RowGrain(4 * w * c), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / h, iy = row % h;
+      const T* r0 = dy + (n * 2 * h + 2 * iy) * 2 * w * c;
+      const T* r1 = r0 + 2 * w * c;
+      T* q = dx + row * w * c;
+      for (int64_t ix = 0; ix < w; ++ix) {
+        const int64_t a = 2 * ix * c, b = a + c;
+        for (int64_t i = 0; i < c; ++i)
+          Store(q + ix * c, i, Load(r0, a + i) + Load(r0, b + i) + Load(r1, a + i) + Load(r1, b + i));
+      }
+    }
+  });
   return absl::OkStatus();
 }
 
@@ -96,24 +94,13 @@ Status UpsampleBackwardCpu(KernelContext& ctx) {
 }
 
 OpDef UpsampleDef() {
-  OpDef d;
-  d.name = "upsample_nearest2x";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferUpsample;
-  d.cost = [](const OpCall& c, absl::Span<const TensorType> outs) { return IoBytes(c.inputs, outs); };
-  d.vjp = UpsampleVjp;
-  d.doc = "nearest-neighbour 2x upsampling of NHWC x (each pixel repeated 2x2)";
-  return d;
+  return {.name = "upsample_nearest2x", .min_inputs = 1, .max_inputs = 1, .infer = InferUpsample, .vjp = UpsampleVjp,
+          .doc = "nearest-neighbour 2x upsampling of NHWC x (each pixel repeated 2x2)"};
 }
 
 OpDef UpsampleBackwardDef() {
-  OpDef d;
-  d.name = "upsample_nearest2x_backward";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferUpsampleBackward;
-  d.cost = UpsampleBackwardCost;
-  d.doc = "gradient of upsample_nearest2x: the sum of each 2x2 block of dy";
-  return d;
+  return {.name = "upsample_nearest2x_backward", .min_inputs = 1, .max_inputs = 1, .infer = InferUpsampleBackward,
+          .cost = UpsampleBackwardCost, .doc = "gradient of upsample_nearest2x: the sum of each 2x2 block of dy"};
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // CUDA kernels of upsample_nearest2x and its backward (definitions in
 // upsample_nearest2x.cc).
 #include "ops/cuda_util.cuh"
+#include "ops/pool/pool_internal.h"
 
 namespace cf {
 namespace {
@@ -12,7 +13,7 @@ template <typename U>
 __global__ void UpsampleKernel(const U* __restrict__ x, U* __restrict__ y, int64_t total, int64_t H, int64_t W,
                                int64_t Cu) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % Cu, t = i / Cu, ox = t % (2 * W), oy = (t / (2 * W)) % (2 * H), n = t / (4 * W * H);
+    const auto [n, oy, ox, c] = pool_internal::NhwcOf(i, 2 * H, 2 * W, Cu);
     y[i] = x[((n * H + oy / 2) * W + ox / 2) * Cu + c];
   }
 }
@@ -22,7 +23,7 @@ template <typename T>
 __global__ void UpsampleBackwardKernel(const T* __restrict__ dy, T* __restrict__ dx, int64_t total, int64_t H,
                                        int64_t W, int64_t C) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % C, t = i / C, ix = t % W, iy = (t / W) % H, n = t / (W * H);
+    const auto [n, iy, ix, c] = pool_internal::NhwcOf(i, H, W, C);
     const int64_t r0 = ((n * 2 * H + 2 * iy) * 2 * W + 2 * ix) * C + c, r1 = r0 + 2 * W * C;
     StoreF(dx, i, (LoadF(dy, r0) + LoadF(dy, r0 + C)) + (LoadF(dy, r1) + LoadF(dy, r1 + C)));
   }

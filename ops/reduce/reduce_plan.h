@@ -25,4 +25,11 @@ struct ReducePlan {
 // Bit d of `mask` says whether dimension d of `x` is summed.
 ReducePlan PlanReduce(const Shape& x, uint32_t mask);
 
+// A mean's factor 1 / n, n = x_numel / out_numel elements per output (0 when
+// there are none).
+inline double MeanScale(int64_t x_numel, int64_t out_numel) {
+  const int64_t n = x_numel / (out_numel > 1 ? out_numel : 1);
+  return n > 0 ? 1.0 / static_cast<double>(n) : 0.0;
+}
+
 }  // namespace cf

@@ -6,6 +6,7 @@
 #include "ops/elementwise/elementwise.h"
 #include "ops/elementwise/value_util.h"
 #include "ops/reduce/reduce.h"
+#include "ops/reduce/reduce_plan.h"
 #include "ops/reduce/reduce_sum_cpu.h"
 
 namespace cf {
@@ -55,11 +56,7 @@ template <bool kMean>
 Status ReduceCpu(KernelContext& ctx) {
   const Tensor& x = ctx.inputs[0];
   CF_ASSIGN_OR_RETURN(uint32_t mask, ReduceMask(ctx.attrs.Ints("axes"), x.shape().rank()));
-  double scale = 1.0;
-  if (kMean) {
-    const int64_t n = x.numel() / std::max<int64_t>(1, ctx.outputs[0].numel());
-    scale = n > 0 ? 1.0 / static_cast<double>(n) : 0.0;
-  }
+  const double scale = kMean ? MeanScale(x.numel(), ctx.outputs[0].numel()) : 1.0;
   return ReduceSumCpu(x, mask, scale, ctx.outputs[0]);
 }
 
@@ -71,8 +68,8 @@ StatusOr<std::vector<Value>> ReduceVjp(VjpContext& c) {
   const Value x = c.inputs[0];
   CF_ASSIGN_OR_RETURN(uint32_t mask, ReduceMask(c.attrs.Ints("axes"), x.rank()));
   if (kMean) {
-    const int64_t n = x.shape().numel() / std::max<int64_t>(1, dy.shape().numel());
-    if (n > 0) dy = Scale(dy, 1.0 / static_cast<double>(n));
+    const double scale = MeanScale(x.shape().numel(), dy.shape().numel());
+    if (scale > 0) dy = Scale(dy, scale);
   }
   if (c.attrs.Bool("keepdim", false)) return std::vector<Value>{BroadcastTo(dy, x.shape())};
   std::vector<int64_t> axes;
@@ -83,15 +80,10 @@ StatusOr<std::vector<Value>> ReduceVjp(VjpContext& c) {
 }
 
 OpDef ReduceDef(const char* name, bool mean) {
-  OpDef d;
-  d.name = name;
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferReduce;
-  d.cost = CostReduce;
-  d.vjp = mean ? VjpFn(ReduceVjp<true>) : VjpFn(ReduceVjp<false>);
-  d.doc = mean ? "mean over `axes` (all when empty), optionally keeping them as size 1"
-               : "sum over `axes` (all when empty), optionally keeping them as size 1";
-  return d;
+  return {.name = name, .min_inputs = 1, .max_inputs = 1, .infer = InferReduce, .cost = CostReduce,
+          .vjp = mean ? VjpFn(ReduceVjp<true>) : VjpFn(ReduceVjp<false>),
+          .doc = mean ? "mean over `axes` (all when empty), optionally keeping them as size 1"
+                      : "sum over `axes` (all when empty), optionally keeping them as size 1"};
 }
 
 Value Reduce(const char* op, Value x, std::vector<int64_t> axes, bool keepdim) {

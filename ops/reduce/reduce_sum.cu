@@ -15,17 +15,6 @@
 namespace cf {
 namespace {
 
-int SmCount() {
-  static const int n = [] {
-    int dev = 0, count = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-      count = 132;
-    return count;
-  }();
-  return n;
-}
-
 // x: [A, R] of TI; out[a] = scale * sum_r x[a, r], one warp per row.
 template <typename TI, typename TO>
 __global__ void RowSumWarpKernel(const TI* x, TO* out, int64_t A, int64_t R, float scale) {
@@ -121,7 +110,7 @@ unsigned Blocks(int64_t items) { return static_cast<unsigned>(std::min<int64_t>(
 // Chunks to split a reduced range of r into so that `items` blocks become
 // about four per SM, with at least min_chunk rows per chunk.
 int64_t SplitFor(int64_t items, int64_t r, int64_t min_chunk, bool have_workspace) {
-  const int64_t target = 4LL * SmCount();
+  const int64_t target = 4LL * NumSms();
   if (!have_workspace || items >= target) return 1;
   return std::max<int64_t>(1, std::min((target + items - 1) / items, r / min_chunk));
 }
@@ -152,7 +141,7 @@ Status Reduce(const T* x, T* out, const ReducePlan& p, float scale, KernelContex
   }
   const int64_t A = p.outer, R = p.r, B = p.inner;
   if (B == 1) {
-    if (R <= 4096 && A >= 4LL * SmCount()) {
+    if (R <= 4096 && A >= 4LL * NumSms()) {
       RowSumWarpKernel<<<Blocks((A + 7) / 8), 256, 0, st>>>(x, out, A, R, scale);
       CF_CUDA_CHECK_LAUNCH();
       return absl::OkStatus();
@@ -194,11 +183,7 @@ template <bool kMean>
 Status ReduceCuda(KernelContext& ctx) {
   const Tensor& x = ctx.inputs[0];
   CF_ASSIGN_OR_RETURN(uint32_t mask, ReduceMask(ctx.attrs.Ints("axes"), x.shape().rank()));
-  double scale = 1.0;
-  if (kMean) {
-    const int64_t n = x.numel() / std::max<int64_t>(1, ctx.outputs[0].numel());
-    scale = n > 0 ? 1.0 / static_cast<double>(n) : 0.0;
-  }
+  const double scale = kMean ? MeanScale(x.numel(), ctx.outputs[0].numel()) : 1.0;
   return ReduceSumCuda(x, mask, scale, ctx.outputs[0], ctx);
 }
 

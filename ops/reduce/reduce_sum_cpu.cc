@@ -40,7 +40,7 @@ void RowSums(const T* x, int64_t A, int64_t R, Acc<T> scale, T* out) {
   const int64_t C = ChunksFor(A, R, 1 << 14);
   const int64_t chunk = (R + C - 1) / C;
   std::vector<Acc<T>> partial(A * C);
-  const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, chunk));
+  const int64_t grain = RowGrain(chunk);
   ParallelFor(0, A * C, grain, [&](int64_t lo, int64_t hi) {
     for (int64_t it = lo; it < hi; ++it) {
       const int64_t a = it / C, c = it % C;
@@ -64,7 +64,7 @@ void ColumnSums(const T* x, int64_t A, int64_t R, int64_t B, Acc<T> scale, T* ou
   const int64_t C = ChunksFor(A * tiles, R, 16);
   const int64_t chunk = (R + C - 1) / C;
   std::vector<Acc<T>> partial(A * C * B);
-  const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, chunk * tile));
+  const int64_t grain = RowGrain(chunk * tile);
   ParallelFor(0, A * C * tiles, grain, [&](int64_t lo, int64_t hi) {
     for (int64_t it = lo; it < hi; ++it) {
       const int64_t t = it % tiles, c = (it / tiles) % C, a = it / (tiles * C);
@@ -99,7 +99,7 @@ void GeneralSums(const T* x, const ReducePlan& p, Acc<T> scale, T* out) {
   }
   int kept[Shape::kMaxRank], red[Shape::kMaxRank], nk = 0, nr = 0;
   for (int d = 0; d < p.rank; ++d) (p.reduced[d] ? red[nr++] : kept[nk++]) = d;
-  const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, p.num_reduce));
+  const int64_t grain = RowGrain(p.num_reduce);
   ParallelFor(0, p.num_out, grain, [&](int64_t lo, int64_t hi) {
     for (int64_t o = lo; o < hi; ++o) {
       int64_t base = 0, rem = o;

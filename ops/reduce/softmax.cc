@@ -40,7 +40,7 @@ Cost CostSoftmax(const OpCall& c, absl::Span<const TensorType> outs) {
 template <typename T>
 void SoftmaxRows(const T* x, T* y, int64_t rows, int64_t L) {
   using A = Acc<T>;
-  const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, L));
+  const int64_t grain = RowGrain(L);
   ParallelFor(0, rows, grain, [&](int64_t lo, int64_t hi) {
     std::vector<A> e(L);
     for (int64_t r = lo; r < hi; ++r) {
@@ -62,7 +62,7 @@ void SoftmaxRows(const T* x, T* y, int64_t rows, int64_t L) {
 template <typename T>
 void SoftmaxBackwardRows(const T* y, const T* dy, T* dx, int64_t rows, int64_t L) {
   using A = Acc<T>;
-  const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, L));
+  const int64_t grain = RowGrain(L);
   ParallelFor(0, rows, grain, [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       const T *yr = y + r * L, *dyr = dy + r * L;
@@ -97,16 +97,13 @@ StatusOr<std::vector<Value>> SoftmaxVjp(VjpContext& c) {
 }
 
 OpDef SoftmaxDef(bool backward) {
-  OpDef d;
-  d.name = backward ? "softmax_backward" : "softmax";
-  d.min_inputs = d.max_inputs = backward ? 2 : 1;
-  d.infer = InferSoftmax;
-  d.cost = CostSoftmax;
-  if (!backward) d.vjp = SoftmaxVjp;
-  d.inplace_ok = true;  // each row is read completely before it is written
-  d.doc = backward ? "the gradient of softmax from its output y: y * (dy - sum(y * dy)) over the last axis"
-                   : "exp(x - max) / sum(exp(x - max)) over the last axis";
-  return d;
+  const int inputs = backward ? 2 : 1;
+  // In place: each row is read completely before it is written.
+  return {.name = backward ? "softmax_backward" : "softmax", .min_inputs = inputs, .max_inputs = inputs,
+          .infer = InferSoftmax, .cost = CostSoftmax, .vjp = backward ? VjpFn() : VjpFn(SoftmaxVjp),
+          .inplace_ok = true,
+          .doc = backward ? "the gradient of softmax from its output y: y * (dy - sum(y * dy)) over the last axis"
+                          : "exp(x - max) / sum(exp(x - max)) over the last axis"};
 }
 
 }  // namespace

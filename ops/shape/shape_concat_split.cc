@@ -90,16 +90,9 @@ StatusOr<std::vector<Value>> ConcatVjp(VjpContext& ctx) {
 }
 
 OpDef ConcatDef() {
-  OpDef d;
-  d.name = "concat";
-  d.min_inputs = 1;
-  d.max_inputs = -1;
-  d.infer = InferConcat;
-  // Data movement: reads every input and writes the output once.
-  d.cost = [](const OpCall& c, absl::Span<const TensorType> outs) { return IoBytes(c.inputs, outs); };
-  d.vjp = ConcatVjp;
-  d.doc = "inputs joined along `axis`";
-  return d;
+  // Cost: the default IoBytes (data movement: every input read and the output written once).
+  return {.name = "concat", .min_inputs = 1, .max_inputs = -1, .infer = InferConcat, .vjp = ConcatVjp,
+          .doc = "inputs joined along `axis`"};
 }
 
 // ---- split
@@ -156,15 +149,9 @@ StatusOr<std::vector<Value>> SplitVjp(VjpContext& ctx) {
 }
 
 OpDef SplitDef() {
-  OpDef d;
-  d.name = "split";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferSplit;
-  // Data movement: reads the input and writes every output once.
-  d.cost = [](const OpCall& c, absl::Span<const TensorType> outs) { return IoBytes(c.inputs, outs); };
-  d.vjp = SplitVjp;
-  d.doc = "consecutive pieces of x along `axis` of the given `sizes`";
-  return d;
+  // Cost: the default IoBytes (data movement: the input read and every output written once).
+  return {.name = "split", .min_inputs = 1, .max_inputs = 1, .infer = InferSplit, .vjp = SplitVjp,
+          .doc = "consecutive pieces of x along `axis` of the given `sizes`"};
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ void PadRows(T* dst, const T* src, const PadLayout& l, T fill) {
   }
   int64_t rows = 1;
   for (int k = 0; k < last; ++k) rows *= l.out[k];
-  ParallelFor(0, rows, std::max<int64_t>(1, kElementwiseGrain / O), [&](int64_t rb, int64_t re) {
+  ParallelFor(0, rows, RowGrain(O), [&](int64_t rb, int64_t re) {
     for (int64_t row = rb; row < re; ++row) {
       T* d = dst + row * O;
       // Source row of this output row, or none when an outer coordinate is padding.
@@ -112,30 +112,26 @@ StatusOr<std::vector<Value>> PadVjp(VjpContext& ctx) {
   return std::vector<Value>{Pad(ctx.grad_outputs[0], pads, 0.0)};
 }
 
+// Reads the part of x that lands in the output (all of it unless cropping):
+// bytes_read = es * prod_k (min(out_k, in_k + before_k) - max(0, before_k));
+// writes the output.
+Cost CostPad(const OpCall& c, absl::Span<const TensorType> outs) {
+  Cost cost;
+  const Shape& in = c.inputs[0].shape;
+  const std::vector<int64_t> pads = c.attrs.Ints("pads");
+  int64_t kept = DTypeSize(c.inputs[0].dtype);
+  for (int k = 0; k < in.rank(); ++k) {
+    const int64_t o = outs[0].shape[k], b = pads[2 * k];
+    kept *= std::max<int64_t>(0, std::min(o, in[k] + b) - std::max<int64_t>(0, b));
+  }
+  cost.bytes_read = kept;
+  cost.bytes_written = outs[0].bytes();
+  return cost;
+}
+
 OpDef PadDef() {
-  OpDef d;
-  d.name = "pad";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferPad;
-  // Reads the part of x that lands in the output (all of it unless cropping):
-  // bytes_read = es * prod_k (min(out_k, in_k + before_k) - max(0, before_k));
-  // writes the output.
-  d.cost = [](const OpCall& c, absl::Span<const TensorType> outs) {
-    Cost cost;
-    const Shape& in = c.inputs[0].shape;
-    const std::vector<int64_t> pads = c.attrs.Ints("pads");
-    int64_t kept = DTypeSize(c.inputs[0].dtype);
-    for (int k = 0; k < in.rank(); ++k) {
-      const int64_t o = outs[0].shape[k], b = pads[2 * k];
-      kept *= std::max<int64_t>(0, std::min(o, in[k] + b) - std::max<int64_t>(0, b));
-    }
-    cost.bytes_read = kept;
-    cost.bytes_written = outs[0].bytes();
-    return cost;
-  };
-  d.vjp = PadVjp;
-  d.doc = "x padded (or cropped, for negative pads) per dim with a constant value";
-  return d;
+  return {.name = "pad", .min_inputs = 1, .max_inputs = 1, .infer = InferPad, .cost = CostPad, .vjp = PadVjp,
+          .doc = "x padded (or cropped, for negative pads) per dim with a constant value"};
 }
 
 }  // namespace

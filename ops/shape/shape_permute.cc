@@ -51,15 +51,9 @@ StatusOr<std::vector<Value>> PermuteVjp(VjpContext& ctx) {
 }
 
 OpDef PermuteDef() {
-  OpDef d;
-  d.name = "permute";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferPermute;
-  // Data movement: reads and writes every element once.
-  d.cost = [](const OpCall& c, absl::Span<const TensorType> outs) { return IoBytes(c.inputs, outs); };
-  d.vjp = PermuteVjp;
-  d.doc = "axes reordered: out.dim(i) = x.dim(perm[i])";
-  return d;
+  // Cost: the default IoBytes (data movement: every element read and written once).
+  return {.name = "permute", .min_inputs = 1, .max_inputs = 1, .infer = InferPermute, .vjp = PermuteVjp,
+          .doc = "axes reordered: out.dim(i) = x.dim(perm[i])"};
 }
 
 }  // namespace

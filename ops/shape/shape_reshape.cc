@@ -52,16 +52,10 @@ StatusOr<std::vector<Value>> ReshapeVjp(VjpContext& ctx) {
 }
 
 OpDef ReshapeDef() {
-  OpDef d;
-  d.name = "reshape";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferReshape;
   // A view moves no bytes (docs/flops.md).
-  d.cost = [](const OpCall&, absl::Span<const TensorType>) { return Cost{}; };
-  d.vjp = ReshapeVjp;
-  d.view_of_input0 = true;
-  d.doc = "the same elements under another shape (a view)";
-  return d;
+  return {.name = "reshape", .min_inputs = 1, .max_inputs = 1, .infer = InferReshape,
+          .cost = [](const OpCall&, absl::Span<const TensorType>) { return Cost{}; }, .vjp = ReshapeVjp,
+          .view_of_input0 = true, .doc = "the same elements under another shape (a view)"};
 }
 
 }  // namespace

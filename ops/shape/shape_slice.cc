@@ -81,20 +81,16 @@ StatusOr<std::vector<Value>> SliceVjp(VjpContext& ctx) {
   return std::vector<Value>{SliceBackward(ctx.grad_outputs[0], axis, r.start, r.step, x.dim(axis))};
 }
 
+// Reads only the selected elements: bytes_read = bytes_written = output bytes.
+Cost CostSlice(const OpCall&, absl::Span<const TensorType> outs) {
+  Cost c;
+  c.bytes_read = c.bytes_written = outs[0].bytes();
+  return c;
+}
+
 OpDef SliceDef() {
-  OpDef d;
-  d.name = "slice";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferSlice;
-  // Reads only the selected elements: bytes_read = bytes_written = output bytes.
-  d.cost = [](const OpCall&, absl::Span<const TensorType> outs) {
-    Cost c;
-    c.bytes_read = c.bytes_written = outs[0].bytes();
-    return c;
-  };
-  d.vjp = SliceVjp;
-  d.doc = "x[..., start:end:step, ...] along `axis` (python semantics)";
-  return d;
+  return {.name = "slice", .min_inputs = 1, .max_inputs = 1, .infer = InferSlice, .cost = CostSlice, .vjp = SliceVjp,
+          .doc = "x[..., start:end:step, ...] along `axis` (python semantics)"};
 }
 
 // ---- slice_backward
@@ -137,14 +133,9 @@ Status SliceBackwardKernel(KernelContext& ctx) {
 }
 
 OpDef SliceBackwardDef() {
-  OpDef d;
-  d.name = "slice_backward";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = InferSliceBackward;
-  // Reads the gradient, writes the whole output (zeros included).
-  d.cost = [](const OpCall& c, absl::Span<const TensorType> outs) { return IoBytes(c.inputs, outs); };
-  d.doc = "the VJP of slice: grad placed at start + k*step along `axis` of a zero tensor with `dim` there";
-  return d;
+  // Cost: the default IoBytes (reads the gradient, writes the whole output, zeros included).
+  return {.name = "slice_backward", .min_inputs = 1, .max_inputs = 1, .infer = InferSliceBackward,
+          .doc = "the VJP of slice: grad placed at start + k*step along `axis` of a zero tensor with `dim` there"};
 }
 
 }  // namespace

@@ -102,7 +102,7 @@ void CopyImpl(T* dst, const T* src, const CopyLayout& l) {
   const int last = r - 1;
   const int64_t inner = l.sizes[last];
   const int64_t rows = l.numel() / inner;
-  const int64_t row_grain = std::max<int64_t>(1, kElementwiseGrain / inner);
+  const int64_t row_grain = RowGrain(inner);
 
   if (l.src_strides[last] == 1 && l.dst_strides[last] == 1) {
     // Contiguous rows on both sides.
