@@ -34,6 +34,9 @@ constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLAS's recommendation
 // _addmm_activation assumes), so only "gelu_tanh" maps to its epilogue.
 constexpr bool kLtGeluIsTanh = true;
 
+// Smallest bias alignment (bytes) handed to cuBLASLt's bias epilogue.
+constexpr uint32_t kLtBiasAlign = 16;
+
 StatusOr<cublasLtHandle_t> LtHandle(int device) {
   static std::mutex mu;
   static std::map<int, cublasLtHandle_t>* handles = new std::map<int, cublasLtHandle_t>();
@@ -177,6 +180,13 @@ template <typename T> __global__ void ActivationInPlace(T* y, int64_t count, int
     StoreF(y, i, ApplyAct(code, LoadF(y, i)));
 }
 
+// y: [rows, n] of T, y = act(y + bias[col]): the bias (and activation) when
+// cuBLASLt's bias epilogue cannot take the bias pointer (see kLtBiasAlign).
+template <typename T> __global__ void BiasActInPlace(T* y, int64_t count, int64_t n, const T* bias, int code) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
+    StoreF(y, i, ApplyAct(code, LoadF(y, i) + LoadF(bias, i % n)));
+}
+
 // y: [rows, n] of T, y = act(bias[col]) (or act(0)): the K = 0 product.
 template <typename T> __global__ void FillBiasAct(T* y, int64_t count, int64_t n, const T* bias, int code) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
@@ -233,13 +243,19 @@ template <typename T> Status MatmulCudaTyped(KernelContext& ctx, const MatmulDim
   p.y_cols = d.trans_a ? k : m;
   p.d_rows = n;
   p.d_cols = m;
-  const bool fused_gelu = d.act == gemm::Activation::kGeluTanh && kLtGeluIsTanh;
+  // Review fix: the heuristic has no alignment preference for the bias, and
+  // cuBLASLt's bias epilogue kernels read it with vector loads, so a bias view
+  // at an odd offset (e.g. a slice of a fused qkv bias) could fault. Such a
+  // bias (and the activation after it) is applied by BiasActInPlace instead.
+  const bool lt_bias = bias != nullptr && Alignment(bias) >= kLtBiasAlign;
+  const T* post_bias = (bias != nullptr && !lt_bias) ? bias : nullptr;
+  const bool fused_gelu = d.act == gemm::Activation::kGeluTanh && kLtGeluIsTanh && post_bias == nullptr;
   if (fused_gelu) {
-    p.epilogue = bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
-  } else if (bias) {
+    p.epilogue = lt_bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+  } else if (lt_bias) {
     p.epilogue = CUBLASLT_EPILOGUE_BIAS;
   }
-  p.bias = bias;
+  p.bias = lt_bias ? bias : nullptr;
 
   const int device = ctx.device.ordinal;
   if (d.b_batch_count() == 1 && !d.trans_a) {
@@ -273,7 +289,10 @@ template <typename T> Status MatmulCudaTyped(KernelContext& ctx, const MatmulDim
       CF_RETURN_IF_ERROR(RunLt(device, p, stream, workspace));
     }
   }
-  if (act != 0 && !fused_gelu) {
+  if (post_bias != nullptr) {
+    BiasActInPlace<T><<<GridFor(count), 256, 0, stream>>>(c, count, n, post_bias, act);
+    CF_CUDA_CHECK_LAUNCH();
+  } else if (act != 0 && !fused_gelu) {
     ActivationInPlace<T><<<GridFor(count), 256, 0, stream>>>(c, count, act);
     CF_CUDA_CHECK_LAUNCH();
   }
