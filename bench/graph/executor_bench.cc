@@ -1,14 +1,15 @@
 // Executor overhead: a long chain of tiny ops (scale on 16 floats), so the
 // time is the executor's per-node cost plus a kernel launch, not the math.
-// Counters: nodes/s and s/node. Variants: CPU; CPU with views (reshapes that
-// bind without a kernel); CUDA eager; CUDA with CUDA Graph replay.
-#include <benchmark/benchmark.h>
-
+// Counters: nodes/s and s/node, plus FLOP/s and bytes/s of the whole graph's
+// Cost (bench/support/bench_harness.h). Variants: CPU; CPU with views
+// (reshapes that bind without a kernel); CUDA eager; CUDA with CUDA Graph
+// replay.
+#include "bench/support/bench_harness.h"
 #include "graph/executor.h"
 #include "ops/elementwise/elementwise.h"
 #include "ops/shape/shape.h"
 
-namespace cf {
+namespace cf::bench {
 namespace {
 
 constexpr int64_t kElems = 16;
@@ -38,33 +39,21 @@ void RunChain(benchmark::State& state, Device device, bool views, bool cuda_grap
   opts.device = device;
   opts.cuda_graph = cuda_graph;
   auto exec = Executor::Create(g, opts);
-  if (!exec.ok()) {
-    state.SkipWithError(std::string(exec.status().message()).c_str());
-    return;
-  }
+  if (SkipIfError(state, exec.status())) return;
   auto x = Tensor::Zeros(Shape{kElems}, DType::f32, device);
-  if (!x.ok()) {
-    state.SkipWithError(std::string(x.status().message()).c_str());
-    return;
-  }
+  if (SkipIfError(state, x.status())) return;
   std::map<std::string, Tensor> inputs{{"x", *x}};
-  auto warm = (*exec)->Run(inputs);  // first run: workspace, CUDA Graph capture
-  if (!warm.ok()) {
-    state.SkipWithError(std::string(warm.status().message()).c_str());
-    return;
-  }
-  if (cuda_graph && !(*exec)->cuda_graph_status().ok()) {
-    state.SkipWithError(std::string((*exec)->cuda_graph_status().message()).c_str());
-    return;
-  }
+  // First run: workspace, CUDA Graph capture.
+  if (SkipIfError(state, (*exec)->Run(inputs).status())) return;
+  if (cuda_graph && SkipIfError(state, (*exec)->cuda_graph_status())) return;
   for (auto _ : state) {
     auto out = (*exec)->Run(inputs);  // synchronises the stream before returning
-    if (!out.ok()) {
-      state.SkipWithError(std::string(out.status().message()).c_str());
-      return;
-    }
+    if (SkipIfError(state, out.status())) return;
     benchmark::DoNotOptimize(out->data());
   }
+  Cost total;
+  for (const Node& node : g.nodes()) total += node.cost;
+  SetCostCounters(state, total);
   const double nodes = n + 1;
   state.counters["nodes/s"] = benchmark::Counter(nodes, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["s/node"] =
@@ -72,26 +61,19 @@ void RunChain(benchmark::State& state, Device device, bool views, bool cuda_grap
   state.counters["kernels"] = (*exec)->last_run().kernels;
 }
 
-bool NeedGpu(benchmark::State& state) {
-  Status s = CheckDeviceAvailable(Device::CUDA());
-  if (s.ok()) return true;
-  state.SkipWithError(absl::StrCat("no GPU: ", s.message()).c_str());
-  return false;
+void BM_CpuExecutorChain(benchmark::State& state) { RunChain(state, Device::CPU(), false, false); }
+void BM_CpuExecutorChainViews(benchmark::State& state) { RunChain(state, Device::CPU(), true, false); }
+void BM_CudaExecutorChain(benchmark::State& state) {
+  if (!SkipWithoutGpu(state)) RunChain(state, Device::CUDA(), false, false);
+}
+void BM_CudaGraphExecutorChain(benchmark::State& state) {
+  if (!SkipWithoutGpu(state)) RunChain(state, Device::CUDA(), false, true);
 }
 
-void BM_ExecutorChainCpu(benchmark::State& state) { RunChain(state, Device::CPU(), false, false); }
-void BM_ExecutorChainCpuViews(benchmark::State& state) { RunChain(state, Device::CPU(), true, false); }
-void BM_ExecutorChainCuda(benchmark::State& state) {
-  if (NeedGpu(state)) RunChain(state, Device::CUDA(), false, false);
-}
-void BM_ExecutorChainCudaGraph(benchmark::State& state) {
-  if (NeedGpu(state)) RunChain(state, Device::CUDA(), false, true);
-}
-
-BENCHMARK(BM_ExecutorChainCpu)->Arg(16)->Arg(256)->Arg(1024);
-BENCHMARK(BM_ExecutorChainCpuViews)->Arg(256);
-BENCHMARK(BM_ExecutorChainCuda)->Arg(16)->Arg(256)->Arg(1024)->UseRealTime();
-BENCHMARK(BM_ExecutorChainCudaGraph)->Arg(16)->Arg(256)->Arg(1024)->UseRealTime();
+BENCHMARK(BM_CpuExecutorChain)->Arg(16)->Arg(256)->Arg(1024);
+BENCHMARK(BM_CpuExecutorChainViews)->Arg(256);
+BENCHMARK(BM_CudaExecutorChain)->Arg(16)->Arg(256)->Arg(1024)->UseRealTime();
+BENCHMARK(BM_CudaGraphExecutorChain)->Arg(16)->Arg(256)->Arg(1024)->UseRealTime();
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::bench

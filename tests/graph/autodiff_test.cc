@@ -22,22 +22,16 @@
 #include "ops/reduce/reduce.h"
 #include "ops/shape/shape.h"
 #include "tests/support/op_harness.h"
+#include "tests/support/test_ops.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::FromDoubles;
-using testing::RandomTensor;
-using testing::ToDoubles;
 
 // ---- Test-only ops --------------------------------------------------------------------
 
 // ad_test_mul: y = a * b (same shapes, f64); its VJP records the needs_grad it
 // was given, so tests can see the pruning.
 std::vector<std::vector<bool>> g_mul_needs;
-
-StatusOr<std::vector<TensorType>> SameAsInput0(const OpCall& c) { return std::vector<TensorType>{c.inputs[0]}; }
-Cost NoCost(const OpCall&, absl::Span<const TensorType>) { return Cost{}; }
 
 Status MulCpu(KernelContext& ctx) {
   const double* a = ctx.inputs[0].data<double>();
@@ -56,11 +50,7 @@ StatusOr<std::vector<Value>> MulVjp(VjpContext& ctx) {
   return out;
 }
 OpDef MulDef() {
-  OpDef d;
-  d.name = "ad_test_mul";
-  d.min_inputs = d.max_inputs = 2;
-  d.infer = SameAsInput0;
-  d.cost = NoCost;
+  OpDef d = SameTypeTestOp("ad_test_mul", 2);
   d.vjp = MulVjp;
   return d;
 }
@@ -69,17 +59,9 @@ Status CopyCpu(KernelContext& ctx) {
   std::memcpy(ctx.outputs[0].raw(), ctx.inputs[0].raw(), static_cast<size_t>(ctx.inputs[0].nbytes()));
   return absl::OkStatus();
 }
-OpDef NoVjpDef() {
-  OpDef d;
-  d.name = "ad_test_novjp";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = SameAsInput0;
-  d.cost = NoCost;
-  return d;
-}
 CF_REGISTER_OP(MulDef());
 CF_REGISTER_KERNEL("ad_test_mul", kCPU, MulCpu);
-CF_REGISTER_OP(NoVjpDef());
+CF_REGISTER_OP(SameTypeTestOp("ad_test_novjp", 1));
 CF_REGISTER_KERNEL("ad_test_novjp", kCPU, CopyCpu);
 
 Value TestMul(Value a, Value b) { return a.b->Op1("ad_test_mul", {a, b}); }
@@ -460,4 +442,4 @@ TEST(AutodiffFiniteDifferences, MultiHeadTransformerBlock) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

@@ -15,17 +15,14 @@
 #include "ops/shape/shape.h"
 #include "runtime/cuda_check.h"
 #include "tests/support/op_harness.h"
+#include "tests/support/test_ops.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::RandomTensor;
-using testing::ToDoubles;
 
 #if CF_HAS_CUDA
 // exec_gpu_test_sync: y = x, but the CUDA kernel synchronises its stream, which
 // is not allowed while a CUDA Graph is being captured.
-StatusOr<std::vector<TensorType>> SameAsInput0(const OpCall& c) { return std::vector<TensorType>{c.inputs[0]}; }
 Status SyncCuda(KernelContext& ctx) {
   cudaStream_t s = static_cast<cudaStream_t>(ctx.stream->native());
   CF_CUDA_CHECK(cudaMemcpyAsync(ctx.outputs[0].raw(), ctx.inputs[0].raw(),
@@ -33,15 +30,7 @@ Status SyncCuda(KernelContext& ctx) {
   CF_CUDA_CHECK(cudaStreamSynchronize(s));
   return absl::OkStatus();
 }
-OpDef SyncDef() {
-  OpDef d;
-  d.name = "exec_gpu_test_sync";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = SameAsInput0;
-  d.cost = [](const OpCall&, absl::Span<const TensorType>) { return Cost{}; };
-  return d;
-}
-CF_REGISTER_OP(SyncDef());
+CF_REGISTER_OP(SameTypeTestOp("exec_gpu_test_sync", 1));
 CF_REGISTER_KERNEL("exec_gpu_test_sync", kCUDA, SyncCuda);
 #endif
 
@@ -238,4 +227,4 @@ TEST(ExecutorGpu, PerNodeTimingWithCudaEvents) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

@@ -12,19 +12,13 @@
 #include "graph/builder.h"
 #include "ops/core/full.h"
 #include "tests/support/op_harness.h"
+#include "tests/support/test_ops.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::FromDoubles;
-using testing::RandomTensor;
-using testing::ToDoubles;
 
 std::atomic<int> g_view_calls{0};
 std::atomic<int> g_add1_calls{0};
-
-StatusOr<std::vector<TensorType>> SameAsInput0(const OpCall& c) { return std::vector<TensorType>{c.inputs[0]}; }
-Cost NoCost(const OpCall&, absl::Span<const TensorType>) { return Cost{}; }
 
 // exec_test_add1: y = x + 1 on f32; may overwrite its input.
 Status Add1Cpu(KernelContext& ctx) {
@@ -35,11 +29,7 @@ Status Add1Cpu(KernelContext& ctx) {
   return absl::OkStatus();
 }
 OpDef Add1Def() {
-  OpDef d;
-  d.name = "exec_test_add1";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = SameAsInput0;
-  d.cost = NoCost;
+  OpDef d = SameTypeTestOp("exec_test_add1", 1);
   d.inplace_ok = true;
   return d;
 }
@@ -51,14 +41,6 @@ Status AddAbCpu(KernelContext& ctx) {
   float* y = ctx.outputs[0].data<float>();
   for (int64_t i = 0; i < ctx.inputs[0].numel(); ++i) y[i] = a[i] + b[i];
   return absl::OkStatus();
-}
-OpDef AddAbDef() {
-  OpDef d;
-  d.name = "exec_test_addab";
-  d.min_inputs = d.max_inputs = 2;
-  d.infer = SameAsInput0;
-  d.cost = NoCost;
-  return d;
 }
 
 // exec_test_view: input 0 under attribute `shape` (a view); the kernel copies
@@ -76,11 +58,8 @@ Status ViewCpu(KernelContext& ctx) {
   return absl::OkStatus();
 }
 OpDef ViewDef() {
-  OpDef d;
-  d.name = "exec_test_view";
-  d.min_inputs = d.max_inputs = 1;
+  OpDef d = SameTypeTestOp("exec_test_view", 1);
   d.infer = InferView;
-  d.cost = NoCost;
   d.view_of_input0 = true;
   return d;
 }
@@ -93,66 +72,34 @@ Status WorkspaceCpu(KernelContext& ctx) {
   std::memcpy(ctx.outputs[0].raw(), ctx.inputs[0].raw(), static_cast<size_t>(ctx.inputs[0].nbytes()));
   return absl::OkStatus();
 }
-OpDef WorkspaceDef() {
-  OpDef d;
-  d.name = "exec_test_workspace";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = SameAsInput0;
-  d.cost = NoCost;
-  return d;
-}
 
 // exec_test_lazy: writes only the first element (the rest stays poisoned).
 Status LazyCpu(KernelContext& ctx) {
   ctx.outputs[0].data<float>()[0] = 7.0f;
   return absl::OkStatus();
 }
-OpDef LazyDef() {
-  OpDef d;
-  d.name = "exec_test_lazy";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = SameAsInput0;
-  d.cost = NoCost;
-  return d;
-}
 
 // exec_test_fails: its kernel always returns an error.
 Status FailsCpu(KernelContext&) { return absl::InvalidArgumentError("deliberate kernel failure"); }
-OpDef FailsDef() {
-  OpDef d;
-  d.name = "exec_test_fails";
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = SameAsInput0;
-  d.cost = NoCost;
-  return d;
-}
 
 // exec_test_nokernel: defined, with no kernel anywhere; exec_test_cudaonly:
 // a (never called) CUDA kernel only.
-OpDef NoKernelDef(const char* name) {
-  OpDef d;
-  d.name = name;
-  d.min_inputs = d.max_inputs = 1;
-  d.infer = SameAsInput0;
-  d.cost = NoCost;
-  return d;
-}
 Status NeverCalled(KernelContext&) { return absl::InternalError("never called"); }
 
 CF_REGISTER_OP(Add1Def());
 CF_REGISTER_KERNEL("exec_test_add1", kCPU, Add1Cpu);
-CF_REGISTER_OP(AddAbDef());
+CF_REGISTER_OP(SameTypeTestOp("exec_test_addab", 2));
 CF_REGISTER_KERNEL("exec_test_addab", kCPU, AddAbCpu);
 CF_REGISTER_OP(ViewDef());
 CF_REGISTER_KERNEL("exec_test_view", kCPU, ViewCpu);
-CF_REGISTER_OP(WorkspaceDef());
+CF_REGISTER_OP(SameTypeTestOp("exec_test_workspace", 1));
 CF_REGISTER_KERNEL("exec_test_workspace", kCPU, WorkspaceCpu);
-CF_REGISTER_OP(LazyDef());
+CF_REGISTER_OP(SameTypeTestOp("exec_test_lazy", 1));
 CF_REGISTER_KERNEL("exec_test_lazy", kCPU, LazyCpu);
-CF_REGISTER_OP(FailsDef());
+CF_REGISTER_OP(SameTypeTestOp("exec_test_fails", 1));
 CF_REGISTER_KERNEL("exec_test_fails", kCPU, FailsCpu);
-CF_REGISTER_OP(NoKernelDef("exec_test_nokernel"));
-CF_REGISTER_OP(NoKernelDef("exec_test_cudaonly"));
+CF_REGISTER_OP(SameTypeTestOp("exec_test_nokernel", 1));
+CF_REGISTER_OP(SameTypeTestOp("exec_test_cudaonly", 1));
 CF_REGISTER_KERNEL("exec_test_cudaonly", kCUDA, NeverCalled);
 
 Value Add1(Value x) { return x.b->Op1("exec_test_add1", {x}); }
@@ -606,4 +553,4 @@ TEST(ExecutorTiming, SummaryAggregatesByScopePrefixAndOp) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

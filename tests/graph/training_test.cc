@@ -14,12 +14,8 @@
 #include "ops/matmul/matmul.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::FromDoubles;
-using testing::RandomTensor;
-using testing::ToDoubles;
 
 constexpr int64_t kSamples = 64, kIn = 4, kHidden = 32;
 
@@ -84,4 +80,4 @@ TEST(Training, SgdMlpDrivesTheLossBelowATenthOfItsStart) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

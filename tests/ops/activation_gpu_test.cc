@@ -3,13 +3,8 @@
 #include "ops/activation/activation.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::CudaMatchesCpu;
-using testing::RandomTensor;
-
-const DType kTypes[] = {DType::f32, DType::f16, DType::bf16};
 
 struct Act {
   const char* op;
@@ -30,7 +25,7 @@ TEST(ActivationGpuTest, ForwardAndBackward) {
   uint64_t seed = 1;
   for (const Act& a : Acts()) {
     for (const Shape& s : std::vector<Shape>{{}, {13}, {3, 5, 7}, {2, 16, 16, 321}}) {
-      for (DType t : kTypes) {
+      for (DType t : kGpuDTypes) {
         Tensor x = RandomTensor(s, DType::f32, seed++, -5, 5), dy = RandomTensor(s, DType::f32, seed++);
         EXPECT_TRUE(CudaMatchesCpu(a.op, {x}, a.attrs, t)) << a.op << " " << s.ToString();
         EXPECT_TRUE(CudaMatchesCpu(absl::StrCat(a.op, "_backward"), {x, dy}, a.attrs, t)) << a.op << " " << s.ToString();
@@ -47,7 +42,7 @@ TEST(ActivationGpuTest, Geglu) {
     for (const Shape& s : std::vector<Shape>{{2}, {3, 10}, {2, 7, 26}, {2, 256, 2560}}) {
       Shape half = s;
       half[s.rank() - 1] /= 2;
-      for (DType t : kTypes) {
+      for (DType t : kGpuDTypes) {
         Tensor x = RandomTensor(s, DType::f32, seed++, -4, 4), dy = RandomTensor(half, DType::f32, seed++);
         EXPECT_TRUE(CudaMatchesCpu("geglu", {x}, attrs, t)) << s.ToString();
         EXPECT_TRUE(CudaMatchesCpu("geglu_backward", {x, dy}, attrs, t)) << s.ToString();
@@ -57,4 +52,4 @@ TEST(ActivationGpuTest, Geglu) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

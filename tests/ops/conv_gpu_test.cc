@@ -4,44 +4,23 @@
 // 3..31, the generic path for everything else).
 #include <cmath>
 
+#include "tests/support/conv_geometry.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
 
-using testing::CudaMatchesCpu;
-using testing::RandomTensor;
-
-struct Geo {
-  int64_t n, h, w, cin, cout, kh, kw;
-  int64_t s = 1, p = 0, d = 1, groups = 1;
-  Shape x() const { return {n, h, w, cin}; }
-  Shape wt() const { return {cout, kh, kw, cin / groups}; }
-  int64_t ho() const { return (h + 2 * p - d * (kh - 1) - 1) / s + 1; }
-  int64_t wo() const { return (w + 2 * p - d * (kw - 1) - 1) / s + 1; }
-  Shape y() const { return {n, ho(), wo(), cout}; }
-  Attrs attrs() const {
-    return Attrs{{"stride", std::vector<int64_t>{s, s}},
-                 {"padding", std::vector<int64_t>{p, p}},
-                 {"dilation", std::vector<int64_t>{d, d}},
-                 {"groups", groups}};
-  }
-};
+using Geo = ConvGeometry;
 
 // Forward (with and without bias), backward input and backward weight in
 // every dtype. f32 tolerances scale with the length of the sums.
 void CheckAll(const Geo& g, uint64_t seed) {
-  SCOPED_TRACE(::testing::Message() << "x" << g.x().ToString() << " w" << g.wt().ToString() << " s" << g.s << " p"
-                                    << g.p << " d" << g.d << " g" << g.groups);
+  SCOPED_TRACE(g.str());
   Tensor x = RandomTensor(g.x(), DType::f32, seed), w = RandomTensor(g.wt(), DType::f32, seed + 1);
   Tensor bias = RandomTensor(Shape{g.cout}, DType::f32, seed + 2), dy = RandomTensor(g.y(), DType::f32, seed + 3);
-  const double taps = static_cast<double>(g.kh * g.kw * g.cin / g.groups);
-  const double pixels = static_cast<double>(g.n * g.ho() * g.wo());
-  Attrs bi = g.attrs(), bw = g.attrs();
-  const Shape xs = g.x(), ws = g.wt();
-  bi.Set("input_shape", std::vector<int64_t>(xs.dims().begin(), xs.dims().end()));
-  bw.Set("weight_shape", std::vector<int64_t>(ws.dims().begin(), ws.dims().end()));
-  for (DType t : {DType::f32, DType::f16, DType::bf16}) {
+  const double taps = static_cast<double>(g.taps()), pixels = static_cast<double>(g.pixels());
+  const Attrs bi = g.backward_input_attrs(), bw = g.backward_weight_attrs();
+  for (DType t : kGpuDTypes) {
     const bool f32 = t == DType::f32;
     const double fwd = f32 ? 2e-6 * std::sqrt(taps) : -1;
     const double bwd_w = f32 ? 2e-6 * std::sqrt(pixels) : -1;
@@ -55,33 +34,31 @@ void CheckAll(const Geo& g, uint64_t seed) {
   }
 }
 
-Geo G(int64_t n, int64_t h, int64_t w, int64_t cin, int64_t cout, int64_t k) { return Geo{n, h, w, cin, cout, k, k}; }
-
 TEST(Conv2dGpu, DenseCudnn) {
   CF_SKIP_WITHOUT_GPU();
   std::vector<Geo> cases;
-  Geo g = G(2, 9, 11, 16, 24, 3);
-  g.p = 1;
+  Geo g = SquareConv(2, 9, 11, 16, 24, 3);
+  g.ph = g.pw = 1;
   cases.push_back(g);
-  g = G(1, 13, 15, 8, 16, 3);  // stride 2, odd sizes
-  g.s = 2;
-  g.p = 1;
+  g = SquareConv(1, 13, 15, 8, 16, 3);  // stride 2, odd sizes
+  g.sh = g.sw = 2;
+  g.ph = g.pw = 1;
   cases.push_back(g);
-  g = G(1, 12, 10, 8, 8, 3);  // dilation 2
-  g.d = 2;
-  g.p = 2;
+  g = SquareConv(1, 12, 10, 8, 8, 3);  // dilation 2
+  g.dh = g.dw = 2;
+  g.ph = g.pw = 2;
   cases.push_back(g);
-  g = G(2, 8, 8, 16, 32, 3);  // groups 4
+  g = SquareConv(2, 8, 8, 16, 32, 3);  // groups 4
   g.groups = 4;
-  g.p = 1;
+  g.ph = g.pw = 1;
   cases.push_back(g);
-  cases.push_back(G(2, 7, 9, 32, 48, 1));  // 1x1
-  g = G(1, 8, 8, 8, 16, 3);                // channel multiplier 2 (not our depthwise kernel)
+  cases.push_back(SquareConv(2, 7, 9, 32, 48, 1));  // 1x1
+  g = SquareConv(1, 8, 8, 8, 16, 3);                // channel multiplier 2 (not our depthwise kernel)
   g.groups = 8;
-  g.p = 1;
+  g.ph = g.pw = 1;
   cases.push_back(g);
-  g = G(1, 16, 16, 3, 8, 7);  // odd channel count, large kernel
-  g.p = 3;
+  g = SquareConv(1, 16, 16, 3, 8, 7);  // odd channel count, large kernel
+  g.ph = g.pw = 3;
   cases.push_back(g);
   uint64_t seed = 1;
   for (const Geo& c : cases) CheckAll(c, seed += 5);
@@ -94,55 +71,55 @@ TEST(Conv2dGpu, DepthwiseTiled) {
   // that are not multiples of 16 and spatial sizes that are not multiples of
   // the 8x16 tile.
   for (int64_t k : {3, 5, 7, 13, 25, 31}) {
-    Geo g = G(2, 19, 23, 20, 20, k);
+    Geo g = SquareConv(2, 19, 23, 20, 20, k);
     g.groups = 20;
-    g.p = k / 2;
+    g.ph = g.pw = k / 2;
     CheckAll(g, seed += 5);
   }
   // Valid padding (pad 0) and partial padding.
-  Geo g = G(1, 20, 21, 16, 16, 5);
+  Geo g = SquareConv(1, 20, 21, 16, 16, 5);
   g.groups = 16;
   CheckAll(g, seed += 5);
-  g.p = 1;
+  g.ph = g.pw = 1;
   CheckAll(g, seed += 5);
   // SD-sized: 13x13 on 64x64x160 (the weight-gradient blocks loop over tiles).
-  g = G(2, 64, 64, 160, 160, 13);
+  g = SquareConv(2, 64, 64, 160, 160, 13);
   g.groups = 160;
-  g.p = 6;
+  g.ph = g.pw = 6;
   CheckAll(g, seed += 5);
 }
 
 TEST(Conv2dGpu, DepthwiseGeneric) {
   CF_SKIP_WITHOUT_GPU();
   uint64_t seed = 200;
-  Geo g = G(2, 15, 17, 12, 12, 4);  // even kernel
+  Geo g = SquareConv(2, 15, 17, 12, 12, 4);  // even kernel
   g.groups = 12;
-  g.p = 2;
+  g.ph = g.pw = 2;
   CheckAll(g, seed += 5);
-  g = G(1, 17, 13, 10, 10, 3);  // stride 2
+  g = SquareConv(1, 17, 13, 10, 10, 3);  // stride 2
   g.groups = 10;
-  g.s = 2;
-  g.p = 1;
+  g.sh = g.sw = 2;
+  g.ph = g.pw = 1;
   CheckAll(g, seed += 5);
-  g = G(1, 17, 19, 10, 10, 3);  // dilation 3
+  g = SquareConv(1, 17, 19, 10, 10, 3);  // dilation 3
   g.groups = 10;
-  g.d = 3;
-  g.p = 3;
+  g.dh = g.dw = 3;
+  g.ph = g.pw = 3;
   CheckAll(g, seed += 5);
-  g = G(1, 9, 9, 8, 8, 3);  // padding larger than the kernel: generic backward input
+  g = SquareConv(1, 9, 9, 8, 8, 3);  // padding larger than the kernel: generic backward input
   g.groups = 8;
-  g.p = 3;
+  g.ph = g.pw = 3;
   CheckAll(g, seed += 5);
-  g = G(1, 40, 40, 4, 4, 33);  // beyond the tiled kernels' 31
+  g = SquareConv(1, 40, 40, 4, 4, 33);  // beyond the tiled kernels' 31
   g.groups = 4;
-  g.p = 16;
+  g.ph = g.pw = 16;
   CheckAll(g, seed += 5);
 }
 
 TEST(Conv2dGpu, Tf32OnlyWhenAllowed) {
   CF_SKIP_WITHOUT_GPU();
-  Geo g = G(1, 16, 16, 64, 64, 3);
-  g.p = 1;
+  Geo g = SquareConv(1, 16, 16, 64, 64, 3);
+  g.ph = g.pw = 1;
   Tensor x = RandomTensor(g.x(), DType::f32, 7), w = RandomTensor(g.wt(), DType::f32, 8);
   EXPECT_TRUE(CudaMatchesCpu("conv2d", {x, w}, g.attrs(), DType::f32, 1e-5, 2e-4));
   Attrs tf32 = g.attrs();
@@ -151,4 +128,4 @@ TEST(Conv2dGpu, Tf32OnlyWhenAllowed) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

@@ -3,37 +3,16 @@
 // dilation, groups, depthwise 3x3 / 7x7 / 13x13, 1x1, odd spatial sizes,
 // several im2col bands; all storage dtypes; the VJP by finite differences;
 // errors; cost formulas.
-#include "graph/builder.h"
 #include "ops/conv/conv.h"
+
+#include "graph/builder.h"
+#include "tests/support/conv_geometry.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
 
-using testing::AllClose;
-using testing::BuildStatus;
-using testing::CheckVjp;
-using testing::RandomTensor;
-using testing::RunOp1;
-using testing::ToDoubles;
-
-struct Geo {
-  int64_t n, h, w, cin, cout, kh, kw;
-  int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, groups = 1;
-  int64_t ho() const { return (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1; }
-  int64_t wo() const { return (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1; }
-  Shape x() const { return {n, h, w, cin}; }
-  Shape wt() const { return {cout, kh, kw, cin / groups}; }
-  Shape y() const { return {n, ho(), wo(), cout}; }
-  Attrs attrs() const {
-    return Attrs{{"stride", std::vector<int64_t>{sh, sw}},
-                 {"padding", std::vector<int64_t>{ph, pw}},
-                 {"dilation", std::vector<int64_t>{dh, dw}},
-                 {"groups", groups}};
-  }
-  std::string str() const { return absl::StrCat("x", x().ToString(), " w", wt().ToString(), " s", sh, "x", sw,
-                                                " p", ph, "x", pw, " d", dh, "x", dw, " g", groups); }
-};
+using Geo = ConvGeometry;
 
 // Calls f(n, oy, ox, co, ky, kx, ci_in_group, iy, ix) for every tap that lands
 // inside the input: the one loop nest all three references share.
@@ -76,18 +55,8 @@ std::vector<double> RefBackwardWeight(const Geo& g, const std::vector<double>& x
   return dw;
 }
 
-double Rtol(DType t) {
-  switch (t) {
-    case DType::f64: return 1e-12;
-    case DType::f32: return 1e-5;
-    case DType::f16: return 2e-3;
-    default: return 1e-2;
-  }
-}
-double Atol(DType t, const Geo& g) {
-  if (t == DType::f64) return 1e-12;
-  return Rtol(t) * std::sqrt(static_cast<double>(g.kh * g.kw * g.cin / g.groups));
-}
+constexpr DTypeTol Rtol = kStorageTol;
+double Atol(DType t, const Geo& g) { return Rtol.ForSum(t, g.taps()); }
 
 // Forward with and without bias, and both backward ops, against the references.
 void CheckAll(const Geo& g, DType t, uint64_t seed) {
@@ -103,56 +72,50 @@ void CheckAll(const Geo& g, DType t, uint64_t seed) {
   CF_ASSERT_OK_AND_ASSIGN(Tensor y0, RunOp1("conv2d", {x, w}, g.attrs()));
   EXPECT_TRUE(AllClose(ToDoubles(y0), RefForward(g, xv, wv, nullptr), rtol, atol)) << "forward";
 
-  Attrs bi = g.attrs();
-  const Shape xs = g.x(), ws = g.wt();
-  bi.Set("input_shape", std::vector<int64_t>(xs.dims().begin(), xs.dims().end()));
-  CF_ASSERT_OK_AND_ASSIGN(Tensor dx, RunOp1("conv2d_backward_input", {dy, w}, bi));
+  CF_ASSERT_OK_AND_ASSIGN(Tensor dx, RunOp1("conv2d_backward_input", {dy, w}, g.backward_input_attrs()));
   ASSERT_EQ(dx.shape(), g.x());
   EXPECT_TRUE(AllClose(ToDoubles(dx), RefBackwardInput(g, dyv, wv), rtol, atol * 2)) << "backward input";
 
-  Attrs bw = g.attrs();
-  bw.Set("weight_shape", std::vector<int64_t>(ws.dims().begin(), ws.dims().end()));
-  CF_ASSERT_OK_AND_ASSIGN(Tensor dw, RunOp1("conv2d_backward_weight", {x, dy}, bw));
+  CF_ASSERT_OK_AND_ASSIGN(Tensor dw, RunOp1("conv2d_backward_weight", {x, dy}, g.backward_weight_attrs()));
   ASSERT_EQ(dw.shape(), g.wt());
-  const double pixels = static_cast<double>(g.n * g.ho() * g.wo());
+  const double pixels = static_cast<double>(g.pixels());
   EXPECT_TRUE(AllClose(ToDoubles(dw), RefBackwardWeight(g, xv, dyv), rtol, Rtol(t) * std::sqrt(pixels) * 2))
       << "backward weight";
 }
 
-Geo G(int64_t n, int64_t h, int64_t w, int64_t cin, int64_t cout, int64_t k) { return Geo{n, h, w, cin, cout, k, k}; }
 
 std::vector<Geo> DenseCases() {
   std::vector<Geo> v;
-  Geo g = G(2, 7, 9, 5, 6, 3);  // 3x3, pad 1
+  Geo g = SquareConv(2, 7, 9, 5, 6, 3);  // 3x3, pad 1
   g.ph = g.pw = 1;
   v.push_back(g);
-  g = G(1, 11, 13, 4, 8, 3);  // stride 2, odd sizes
+  g = SquareConv(1, 11, 13, 4, 8, 3);  // stride 2, odd sizes
   g.sh = g.sw = 2;
   g.ph = g.pw = 1;
   v.push_back(g);
-  g = G(1, 10, 9, 3, 4, 3);  // dilation 2
+  g = SquareConv(1, 10, 9, 3, 4, 3);  // dilation 2
   g.dh = g.dw = 2;
   g.ph = g.pw = 2;
   v.push_back(g);
-  g = G(2, 6, 7, 8, 6, 3);  // groups 2
+  g = SquareConv(2, 6, 7, 8, 6, 3);  // groups 2
   g.groups = 2;
   g.ph = g.pw = 1;
   v.push_back(g);
-  g = G(1, 5, 5, 6, 6, 3);  // groups 3 with 2 channels each (not depthwise)
+  g = SquareConv(1, 5, 5, 6, 6, 3);  // groups 3 with 2 channels each (not depthwise)
   g.groups = 3;
   v.push_back(g);
-  g = G(1, 6, 5, 4, 8, 1);  // channel multiplier 2: groups == Cin but Cout = 2·Cin
+  g = SquareConv(1, 6, 5, 4, 8, 1);  // channel multiplier 2: groups == Cin but Cout = 2·Cin
   g.groups = 4;
   v.push_back(g);
-  v.push_back(G(2, 5, 6, 16, 24, 1));  // 1x1 pointwise: no im2col
-  g = G(1, 9, 7, 6, 5, 1);             // 1x1 with stride 2
+  v.push_back(SquareConv(2, 5, 6, 16, 24, 1));  // 1x1 pointwise: no im2col
+  g = SquareConv(1, 9, 7, 6, 5, 1);             // 1x1 with stride 2
   g.sh = g.sw = 2;
   v.push_back(g);
   g = Geo{1, 8, 11, 3, 5, 3, 5};  // 3x5 kernel, stride (2, 1), padding (0, 2)
   g.sh = 2;
   g.pw = 2;
   v.push_back(g);
-  g = G(1, 5, 5, 2, 3, 7);  // kernel larger than the input, heavy padding
+  g = SquareConv(1, 5, 5, 2, 3, 7);  // kernel larger than the input, heavy padding
   g.ph = g.pw = 4;
   v.push_back(g);
   return v;
@@ -161,18 +124,18 @@ std::vector<Geo> DenseCases() {
 std::vector<Geo> DepthwiseCases() {
   std::vector<Geo> v;
   for (int64_t k : {3, 7, 13}) {
-    Geo g = G(2, 16, 15, 12, 12, k);
+    Geo g = SquareConv(2, 16, 15, 12, 12, k);
     g.groups = 12;
     g.ph = g.pw = k / 2;
     v.push_back(g);
   }
-  Geo g = G(1, 13, 11, 5, 5, 3);  // stride 2, dilation 2
+  Geo g = SquareConv(1, 13, 11, 5, 5, 3);  // stride 2, dilation 2
   g.groups = 5;
   g.sh = g.sw = 2;
   g.dh = g.dw = 2;
   g.ph = g.pw = 1;
   v.push_back(g);
-  g = G(1, 9, 10, 7, 7, 4);  // even kernel
+  g = SquareConv(1, 9, 10, 7, 7, 4);  // even kernel
   g.groups = 7;
   g.ph = 1;
   g.pw = 2;
@@ -183,23 +146,23 @@ std::vector<Geo> DepthwiseCases() {
 TEST(Conv2dCpu, DenseAllDtypes) {
   uint64_t seed = 1;
   for (const Geo& g : DenseCases())
-    for (DType t : {DType::f64, DType::f32, DType::f16, DType::bf16}) CheckAll(g, t, seed += 5);
+    for (DType t : kFloatDTypes) CheckAll(g, t, seed += 5);
 }
 
 TEST(Conv2dCpu, DepthwiseAllDtypes) {
   uint64_t seed = 100;
   for (const Geo& g : DepthwiseCases())
-    for (DType t : {DType::f64, DType::f32, DType::f16, DType::bf16}) CheckAll(g, t, seed += 5);
+    for (DType t : kFloatDTypes) CheckAll(g, t, seed += 5);
 }
 
 TEST(Conv2dCpu, SeveralIm2colBands) {
   // 128 output rows of 64 pixels with K = 576: about 113 rows per band, so a
   // band boundary falls inside the second image (col2im and the weight
   // gradient must add across it).
-  Geo g = G(2, 64, 64, 64, 8, 3);
+  Geo g = SquareConv(2, 64, 64, 64, 8, 3);
   g.ph = g.pw = 1;
   CheckAll(g, DType::f32, 200);
-  Geo s = G(2, 127, 64, 64, 4, 3);  // stride 2 across bands
+  Geo s = SquareConv(2, 127, 64, 64, 4, 3);  // stride 2 across bands
   s.sh = s.sw = 2;
   s.ph = s.pw = 1;
   CheckAll(s, DType::f32, 210);
@@ -219,14 +182,6 @@ TEST(Conv2dVjp, FiniteDifferences) {
 }
 
 // ---- errors -----------------------------------------------------------------------------
-
-void ExpectError(const char* op, const std::vector<TensorType>& ins, const Attrs& attrs,
-                 const std::vector<std::string>& needles) {
-  Status s = BuildStatus(op, ins, attrs);
-  ASSERT_FALSE(s.ok()) << op;
-  const std::string msg(s.message());
-  for (const std::string& needle : needles) EXPECT_NE(msg.find(needle), std::string::npos) << msg;
-}
 
 TEST(Conv2dErrors, NameOpAndShapes) {
   const DType f = DType::f32;
@@ -287,4 +242,4 @@ TEST(Conv2dCost, Formulas) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

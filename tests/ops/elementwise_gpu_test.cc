@@ -3,16 +3,8 @@
 #include "ops/elementwise/elementwise.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::CudaMatchesCpu;
-using testing::RandomIndices;
-using testing::RandomTensor;
-using testing::RunOp1;
-using testing::ToDoubles;
-
-const DType kTypes[] = {DType::f32, DType::f16, DType::bf16};
 
 TEST(ElementwiseGpuTest, Binary) {
   CF_SKIP_WITHOUT_GPU();
@@ -31,7 +23,7 @@ TEST(ElementwiseGpuTest, Binary) {
   uint64_t seed = 1;
   for (const char* op : {"add", "sub", "mul", "div"}) {
     for (const auto& [sa, sb] : cases) {
-      for (DType t : kTypes) {
+      for (DType t : kGpuDTypes) {
         Tensor a = RandomTensor(sa, DType::f32, seed++);
         Tensor b = std::string(op) == "div" ? RandomTensor(sb, DType::f32, seed++, 0.5, 2)
                                             : RandomTensor(sb, DType::f32, seed++);
@@ -56,7 +48,7 @@ TEST(ElementwiseGpuTest, Unary) {
                                    {"neg", {}, -2, 2},
                                    {"square", {}, -2, 2}}) {
     for (const Shape& s : std::vector<Shape>{{}, {13}, {3, 7, 11}, {2, 4099}, {64, 1024}}) {
-      for (DType t : kTypes) {
+      for (DType t : kGpuDTypes) {
         EXPECT_TRUE(CudaMatchesCpu(u.op, {RandomTensor(s, DType::f32, seed++, u.lo, u.hi)}, u.attrs, t))
             << u.op << " " << s.ToString();
       }
@@ -77,7 +69,7 @@ TEST(ElementwiseGpuTest, SumToAndBroadcastTo) {
   for (const auto& [sx, st] : cases) {
     const std::vector<int64_t> target(st.dims().begin(), st.dims().end());
     const std::vector<int64_t> full(sx.dims().begin(), sx.dims().end());
-    for (DType t : kTypes) {
+    for (DType t : kGpuDTypes) {
       EXPECT_TRUE(CudaMatchesCpu("sum_to", {RandomTensor(sx, DType::f32, seed++)}, Attrs{{"shape", target}}, t))
           << sx.ToString() << " -> " << st.ToString();
       EXPECT_TRUE(CudaMatchesCpu("broadcast_to", {RandomTensor(st, DType::f32, seed++)}, Attrs{{"shape", full}}, t))
@@ -85,7 +77,8 @@ TEST(ElementwiseGpuTest, SumToAndBroadcastTo) {
     }
   }
   Attrs axes{{"shape", std::vector<int64_t>{3, 4, 5, 2}}, {"axes", std::vector<int64_t>{1, 3}}};
-  for (DType t : kTypes) EXPECT_TRUE(CudaMatchesCpu("broadcast_to", {RandomTensor({3, 5}, DType::f32, 300)}, axes, t));
+  for (DType t : kGpuDTypes)
+    EXPECT_TRUE(CudaMatchesCpu("broadcast_to", {RandomTensor({3, 5}, DType::f32, 300)}, axes, t));
 }
 
 TEST(ElementwiseGpuTest, Cast) {
@@ -106,4 +99,4 @@ TEST(ElementwiseGpuTest, Cast) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

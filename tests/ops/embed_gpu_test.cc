@@ -6,17 +6,8 @@
 #include "ops/embed/embed.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::CudaMatchesCpu;
-using testing::FromDoubles;
-using testing::RandomIndices;
-using testing::RandomTensor;
-using testing::RunOp1;
-using testing::ToDoubles;
-
-const DType kFloatTypes[] = {DType::f32, DType::f16, DType::bf16};
 
 TEST(EmbedGpu, Gather) {
   CF_SKIP_WITHOUT_GPU();
@@ -24,7 +15,7 @@ TEST(EmbedGpu, Gather) {
     for (int64_t D : {7, 64, 768}) {
       Tensor table = RandomTensor({100, D}, DType::f32, 1);
       Tensor idx = RandomIndices({2, 77}, it, 2, 100);
-      for (DType t : kFloatTypes)
+      for (DType t : kGpuDTypes)
         EXPECT_TRUE(CudaMatchesCpu("gather", {table, idx}, {}, t, 0, 0)) << D << " " << DTypeName(t);
     }
   }
@@ -32,7 +23,7 @@ TEST(EmbedGpu, Gather) {
 
 TEST(EmbedGpu, GatherOutOfRangeGivesNanRows) {
   CF_SKIP_WITHOUT_GPU();
-  for (DType t : kFloatTypes) {
+  for (DType t : kGpuDTypes) {
     Tensor table = testing::CastTo(RandomTensor({6, 8}, DType::f32, 3), t).To(Device::CUDA(0)).value();
     Tensor idx = FromDoubles({1, 6, -2, 0}, {4}, DType::i64).To(Device::CUDA(0)).value();
     CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("gather", {table, idx}, {}, Device::CUDA(0)));
@@ -50,7 +41,7 @@ TEST(EmbedGpu, EmbeddingBackwardMatchesCpuAndIsDeterministic) {
       Tensor idx = RandomIndices({4, 300}, it, 4, 50);  // many duplicates
       Tensor g = RandomTensor({4, 300, D}, DType::f32, 5);
       const Attrs attrs{{"num_embeddings", V}};
-      for (DType t : kFloatTypes)
+      for (DType t : kGpuDTypes)
         EXPECT_TRUE(CudaMatchesCpu("embedding_backward", {g, idx}, attrs, t)) << D << " " << DTypeName(t);
       Tensor gd = g.To(Device::CUDA(0)).value(), id = idx.To(Device::CUDA(0)).value();
       CF_ASSERT_OK_AND_ASSIGN(Tensor a, RunOp1("embedding_backward", {gd, id}, attrs, Device::CUDA(0)));
@@ -64,7 +55,7 @@ TEST(EmbedGpu, TimestepEmbedding) {
   CF_SKIP_WITHOUT_GPU();
   Tensor tf = FromDoubles({0, 1, 17.5, 500, 999, 250}, {6}, DType::f32);
   Tensor ti = FromDoubles({0, 1, 17, 500, 999, 250}, {6}, DType::i64);
-  for (DType t : kFloatTypes) {
+  for (DType t : kGpuDTypes) {
     for (int64_t dim : {320, 7}) {
       const Attrs attrs{{"dim", dim}, {"flip_sin_to_cos", dim == 320}, {"downscale_freq_shift", dim == 320 ? 0.0 : 1.0},
                         {"dtype", t}};
@@ -76,7 +67,7 @@ TEST(EmbedGpu, TimestepEmbedding) {
 
 TEST(EmbedGpu, SinCosPosEmbed2d) {
   CF_SKIP_WITHOUT_GPU();
-  for (DType t : kFloatTypes) {
+  for (DType t : kGpuDTypes) {
     EXPECT_TRUE(CudaMatchesCpu("sincos_pos_embed_2d", {},
                                {{"embed_dim", int64_t{1152}}, {"h", int64_t{32}}, {"w", int64_t{48}},
                                 {"base_size", 32.0}, {"interpolation_scale", 1.0}, {"dtype", t}},
@@ -85,4 +76,4 @@ TEST(EmbedGpu, SinCosPosEmbed2d) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

@@ -8,17 +8,8 @@
 #include "ops/embed/embed.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::AllClose;
-using testing::BuildStatus;
-using testing::CheckVjp;
-using testing::FromDoubles;
-using testing::RandomIndices;
-using testing::RandomTensor;
-using testing::RunOp1;
-using testing::ToDoubles;
 
 // One rounding of a float64 value to the storage dtype.
 double Tol(DType t) {
@@ -28,22 +19,6 @@ double Tol(DType t) {
     case DType::f16: return 1e-3;
     default: return 8e-3;  // bf16
   }
-}
-
-Cost CostOfOp(const std::string& op, const std::vector<TensorType>& ins, const Attrs& attrs) {
-  Graph g;
-  Builder b(&g);
-  std::vector<Value> xs;
-  for (size_t i = 0; i < ins.size(); ++i) xs.push_back(b.Input(absl::StrCat("x", i), ins[i].shape, ins[i].dtype));
-  b.Op(op, xs, attrs);
-  EXPECT_TRUE(b.ok()) << b.status().message();
-  return g.node(0).cost;
-}
-
-void ExpectError(const Status& s, const std::vector<std::string>& parts) {
-  ASSERT_FALSE(s.ok());
-  const std::string msg(s.message());
-  for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
 }
 
 // ---- gather
@@ -299,4 +274,4 @@ TEST(SinCosPosEmbed2d, HelperErrorsAndCost) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

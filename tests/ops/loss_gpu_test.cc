@@ -3,18 +3,15 @@
 #include "ops/loss/loss.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::CudaMatchesCpu;
-using testing::RandomTensor;
 
 TEST(LossGpuTest, Mse) {
   CF_SKIP_WITHOUT_GPU();
   uint64_t seed = 1;
   for (const Shape& s : std::vector<Shape>{{1}, {7}, {3, 5}, {2, 64, 64, 4}, {4, 128, 128, 4}}) {
     for (bool weighted : {false, true}) {
-      for (DType t : {DType::f32, DType::f16, DType::bf16}) {
+      for (DType t : kGpuDTypes) {
         std::vector<Tensor> ins = {RandomTensor(s, DType::f32, seed++), RandomTensor(s, DType::f32, seed++)};
         std::vector<Tensor> back = ins;
         back.push_back(RandomTensor({}, DType::f32, seed++, 0.5, 2));  // dy
@@ -31,4 +28,4 @@ TEST(LossGpuTest, Mse) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

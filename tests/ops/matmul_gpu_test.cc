@@ -6,11 +6,8 @@
 
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::CudaMatchesCpu;
-using testing::RandomTensor;
 
 struct Case {
   Shape a, b;
@@ -32,7 +29,7 @@ void Check(const char* op, const Case& c, uint64_t seed) {
     attrs.Set("trans_b", c.tb);
   }
   const double f32_tol = 1e-5 * std::sqrt(static_cast<double>(std::max<int64_t>(k, 1)));
-  for (DType t : {DType::f32, DType::f16, DType::bf16}) {
+  for (DType t : kGpuDTypes) {
     const double tol = t == DType::f32 ? f32_tol : -1;
     EXPECT_TRUE(CudaMatchesCpu(op, ins, attrs, t, tol, tol))
         << op << " a" << c.a.ToString() << " b" << c.b.ToString() << " ta " << c.ta << " tb " << c.tb << " bias "
@@ -85,8 +82,7 @@ TEST(MatmulGpu, ZeroInnerDimension) {
   CF_SKIP_WITHOUT_GPU();
   std::vector<Tensor> ins{RandomTensor(Shape{3, 0}, DType::f32, 1), RandomTensor(Shape{0, 4}, DType::f32, 2),
                           RandomTensor(Shape{4}, DType::f32, 3)};
-  for (DType t : {DType::f32, DType::f16, DType::bf16})
-    EXPECT_TRUE(CudaMatchesCpu("matmul", ins, Attrs{{"activation", std::string("silu")}}, t));
+  for (DType t : kGpuDTypes) EXPECT_TRUE(CudaMatchesCpu("matmul", ins, Attrs{{"activation", std::string("silu")}}, t));
 }
 
 TEST(MatmulGpu, Tf32OnlyWhenAllowed) {
@@ -111,4 +107,4 @@ TEST(MatmulGpu, Sd15Shapes) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

@@ -3,27 +3,22 @@
 // epilogues, odd sizes that cross every block edge of the blocked GEMM, all
 // storage dtypes and both micro-kernels; VJPs by finite differences; errors;
 // cost formulas.
+#include "ops/matmul/matmul.h"
+
 #include <cmath>
 
 #include "graph/builder.h"
 #include "ops/matmul/cpu_gemm.h"
-#include "ops/matmul/matmul.h"
+#include "tests/support/activation_ref.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
 
-using testing::AllClose;
-using testing::BuildStatus;
-using testing::CheckVjp;
-using testing::RandomTensor;
-using testing::RunOp1;
-using testing::ToDoubles;
-
 double Act(const std::string& act, double x) {
-  if (act == "gelu") return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
-  if (act == "gelu_tanh") return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
-  if (act == "silu") return x / (1 + std::exp(-x));
+  if (act == "gelu") return GeluErfRef(x);
+  if (act == "gelu_tanh") return GeluTanhRef(x);
+  if (act == "silu") return SiluRef(x);
   return x;
 }
 
@@ -78,15 +73,8 @@ std::vector<double> RefMatmul(const Tensor& a, const Tensor& b, bool ta, bool tb
 
 // Tolerance of the CPU GEMM against the float64 reference: one rounding of
 // the output to the storage dtype plus f32 accumulation over k terms.
-double Rtol(DType t) {
-  switch (t) {
-    case DType::f64: return 1e-12;
-    case DType::f32: return 1e-5;
-    case DType::f16: return 2e-3;
-    default: return 1e-2;
-  }
-}
-double Atol(DType t, int64_t k) { return t == DType::f64 ? 1e-12 : Rtol(t) * std::sqrt(static_cast<double>(k)); }
+constexpr DTypeTol Rtol = kStorageTol;
+double Atol(DType t, int64_t k) { return Rtol.ForSum(t, k); }
 
 struct Case {
   Shape a, b;
@@ -187,7 +175,7 @@ TEST(MatmulCpu, ZeroInnerDimension) {
 
 TEST(LinearCpu, MatchesReference) {
   uint64_t seed = 500;
-  for (DType t : {DType::f64, DType::f32, DType::f16, DType::bf16}) {
+  for (DType t : kFloatDTypes) {
     for (bool with_bias : {false, true}) {
       Tensor x = RandomTensor(Shape{2, 3, 41}, t, seed++), w = RandomTensor(Shape{19, 41}, t, seed++);
       Tensor bias = RandomTensor(Shape{19}, t, seed++);
@@ -256,14 +244,6 @@ TEST(LinearVjp, AllOperands) {
 
 // ---- errors ---------------------------------------------------------------------------
 
-void ExpectError(const char* op, const std::vector<TensorType>& ins, const Attrs& attrs,
-                 const std::vector<std::string>& needles) {
-  Status s = BuildStatus(op, ins, attrs);
-  ASSERT_FALSE(s.ok()) << op;
-  const std::string msg(s.message());
-  for (const std::string& needle : needles) EXPECT_NE(msg.find(needle), std::string::npos) << msg;
-}
-
 TEST(MatmulErrors, NameOpAndShapes) {
   const DType f = DType::f32;
   ExpectError("matmul", {{{3, 4}, f}, {{5, 6}, f}}, {}, {"matmul", "[3, 4]", "[5, 6]"});
@@ -331,4 +311,4 @@ TEST(MatmulCost, Formulas) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

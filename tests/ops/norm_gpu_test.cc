@@ -6,13 +6,8 @@
 #include "ops/norm/norm.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::CudaMatchesCpu;
-using testing::RandomTensor;
-
-const DType kGpuDtypes[] = {DType::f32, DType::f16, DType::bf16};
 
 struct GnCase {
   Shape shape;
@@ -41,7 +36,7 @@ TEST(NormGpu, GroupNormMatchesCpu) {
   CF_SKIP_WITHOUT_GPU();
   uint64_t seed = 1;
   for (const GnCase& k : kGnCases)
-    for (DType dt : kGpuDtypes)
+    for (DType dt : kGpuDTypes)
       EXPECT_TRUE(CudaMatchesCpu("group_norm", GnInputs(k, false, seed += 10), Attrs{{"groups", k.groups}}, dt))
           << k.shape.ToString();
 }
@@ -50,7 +45,7 @@ TEST(NormGpu, GroupNormBackwardMatchesCpu) {
   CF_SKIP_WITHOUT_GPU();
   uint64_t seed = 100;
   for (const GnCase& k : kGnCases)
-    for (DType dt : kGpuDtypes) {
+    for (DType dt : kGpuDTypes) {
       // dgamma / dbeta sum N * P terms; allow for the summation order in f32.
       const double tol = dt == DType::f32 ? 1e-4 : -1;
       EXPECT_TRUE(CudaMatchesCpu("group_norm_backward", GnInputs(k, true, seed += 10), Attrs{{"groups", k.groups}},
@@ -74,7 +69,7 @@ TEST(NormGpu, LayerNormMatchesCpu) {
   for (const Shape& s : shapes) {
     const int64_t c = s.dim(-1);
     for (bool affine : {false, true})
-      for (DType dt : kGpuDtypes) {
+      for (DType dt : kGpuDTypes) {
         std::vector<Tensor> ins{RandomTensor(s, DType::f32, seed++, -3, 2)};
         if (affine) {
           ins.push_back(RandomTensor(Shape({c}), DType::f32, seed++, 0.5, 1.5));
@@ -92,7 +87,7 @@ TEST(NormGpu, LayerNormBackwardMatchesCpu) {
   for (const Shape& s : shapes) {
     const int64_t c = s.dim(-1);
     for (bool affine : {false, true})
-      for (DType dt : kGpuDtypes) {
+      for (DType dt : kGpuDTypes) {
         std::vector<Tensor> ins{RandomTensor(s, DType::f32, seed++), RandomTensor(s, DType::f32, seed++)};
         if (affine) ins.push_back(RandomTensor(Shape({c}), DType::f32, seed++, 0.5, 1.5));
         const double tol = dt == DType::f32 ? 1e-4 : -1;
@@ -106,7 +101,7 @@ TEST(NormGpu, AdaLnModulateMatchesCpu) {
   uint64_t seed = 400;
   for (const Shape& s : {Shape({2, 77, 1152}), Shape({3, 5, 7}), Shape({1, 300, 64})})
     for (bool three_d : {false, true})
-      for (DType dt : kGpuDtypes) {
+      for (DType dt : kGpuDTypes) {
         const Shape ps = three_d ? Shape({s[0], 1, s[2]}) : Shape({s[0], s[2]});
         Tensor x = RandomTensor(s, DType::f32, seed++);
         Tensor shift = RandomTensor(ps, DType::f32, seed++);
@@ -120,4 +115,4 @@ TEST(NormGpu, AdaLnModulateMatchesCpu) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

@@ -4,19 +4,14 @@
 #include "ops/pool/pool.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::CudaMatchesCpu;
-using testing::RandomTensor;
-
-const DType kGpuDtypes[] = {DType::f32, DType::f16, DType::bf16};
 
 // Forward from `xs`, and the backward op from a dy of the forward's output shape.
 void CheckBoth(const std::string& op, const Shape& xs, const Shape& ys, const Attrs& attrs, uint64_t seed) {
   Attrs battrs = attrs;
   battrs.Set("input_hw", std::vector<int64_t>{xs[1], xs[2]});
-  for (DType dt : kGpuDtypes) {
+  for (DType dt : kGpuDTypes) {
     EXPECT_TRUE(CudaMatchesCpu(op, {RandomTensor(xs, DType::f32, seed)}, attrs, dt)) << xs.ToString();
     EXPECT_TRUE(CudaMatchesCpu(op + "_backward", {RandomTensor(ys, DType::f32, seed + 1)}, battrs, dt))
         << ys.ToString();
@@ -64,4 +59,4 @@ TEST(PoolGpu, UpsampleNearest2x) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

@@ -10,28 +10,10 @@
 #include "ops/pool/pool_internal.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
 
-using testing::AllClose;
-using testing::BuildStatus;
-using testing::CastTo;
-using testing::CheckVjp;
-using testing::FromDoubles;
-using testing::RandomTensor;
-using testing::RunOp1;
-using testing::ToDoubles;
-
-const DType kDtypes[] = {DType::f64, DType::f32, DType::f16, DType::bf16};
-
-double Tol(DType t) {
-  switch (t) {
-    case DType::f64: return 1e-10;
-    case DType::f32: return 1e-5;
-    case DType::f16: return 3e-3;
-    default: return 2e-2;
-  }
-}
+constexpr DTypeTol Tol{1e-10, 1e-5, 3e-3, 2e-2};
 
 struct Tap {
   int64_t iy, ix;
@@ -125,7 +107,7 @@ void CheckOp(const std::string& op, const Shape& xs, int64_t oh, int64_t ow, con
   const Shape ys({xs[0], oh, ow, xs[3]});
   Attrs battrs = attrs;
   battrs.Set("input_hw", std::vector<int64_t>{xs[1], xs[2]});
-  for (DType dt : kDtypes) {
+  for (DType dt : kFloatDTypes) {
     Tensor x = RandomTensor(xs, dt, seed);
     auto y = RunOp1(op, {x}, attrs);
     ASSERT_TRUE(y.ok()) << op << ": " << y.status().message();
@@ -142,21 +124,9 @@ void CheckOp(const std::string& op, const Shape& xs, int64_t oh, int64_t ow, con
   }
 }
 
-Cost CostOf(const std::string& op, const TensorType& in, const Attrs& attrs) {
-  Graph g;
-  Builder b(&g);
-  b.Op(op, {b.Input("x", in.shape, in.dtype)}, attrs);
-  EXPECT_TRUE(b.ok()) << b.status().message();
-  return g.nodes().empty() ? Cost{} : g.nodes().back().cost;
-}
-
-void ExpectError(const std::string& op, const Shape& in, const Attrs& attrs, const std::string& needle) {
-  Status s = BuildStatus(op, {{in, DType::f32}}, attrs);
-  ASSERT_FALSE(s.ok()) << op << " " << in.ToString();
-  const std::string m(s.message());
-  EXPECT_NE(m.find(op), std::string::npos) << m;
-  EXPECT_NE(m.find(in.ToString()), std::string::npos) << m;
-  EXPECT_NE(m.find(needle), std::string::npos) << m;
+// Building `op` on an f32 input of shape `in` fails naming the op, the shape and `needle`.
+void ExpectPoolError(const std::string& op, const Shape& in, const Attrs& attrs, const std::string& needle) {
+  ExpectError(op, {{in, DType::f32}}, attrs, {op, in.ToString(), needle});
 }
 
 // ---- avg_pool2d -----------------------------------------------------------------
@@ -190,33 +160,33 @@ TEST(AvgPool2d, Vjp) {
 }
 
 TEST(AvgPool2d, Errors) {
-  ExpectError("avg_pool2d", Shape({1, 2, 5, 3}), Attrs{{"kernel", std::vector<int64_t>{3, 3}}}, "does not fit");
-  ExpectError("avg_pool2d", Shape({1, 6, 6, 3}),
-              Attrs{{"kernel", std::vector<int64_t>{2, 2}}, {"padding", std::vector<int64_t>{2, 0}}}, "half");
-  ExpectError("avg_pool2d", Shape({1, 6, 6, 3}), Attrs{}, "kernel");
-  ExpectError("avg_pool2d", Shape({6, 6, 3}), Attrs{{"kernel", std::vector<int64_t>{2, 2}}}, "[N, H, W, C]");
-  ExpectError("avg_pool2d", Shape({1, 6, 6, 3}),
-              Attrs{{"kernel", std::vector<int64_t>{2, 2}}, {"stride", std::vector<int64_t>{0, 1}}}, "stride");
-  ExpectError("avg_pool2d", Shape({1, 6, 6, 3}), Attrs{{"kernel", std::vector<int64_t>{2}}, {"ceil_mode", true}},
-              "ceil_mode");
-  ExpectError("avg_pool2d_backward", Shape({1, 3, 2, 3}),
-              Attrs{{"kernel", std::vector<int64_t>{2}}, {"input_hw", std::vector<int64_t>{6, 6}}}, "[1, 3, 3, 3]");
+  ExpectPoolError("avg_pool2d", Shape({1, 2, 5, 3}), Attrs{{"kernel", std::vector<int64_t>{3, 3}}}, "does not fit");
+  ExpectPoolError("avg_pool2d", Shape({1, 6, 6, 3}),
+                  Attrs{{"kernel", std::vector<int64_t>{2, 2}}, {"padding", std::vector<int64_t>{2, 0}}}, "half");
+  ExpectPoolError("avg_pool2d", Shape({1, 6, 6, 3}), Attrs{}, "kernel");
+  ExpectPoolError("avg_pool2d", Shape({6, 6, 3}), Attrs{{"kernel", std::vector<int64_t>{2, 2}}}, "[N, H, W, C]");
+  ExpectPoolError("avg_pool2d", Shape({1, 6, 6, 3}),
+                  Attrs{{"kernel", std::vector<int64_t>{2, 2}}, {"stride", std::vector<int64_t>{0, 1}}}, "stride");
+  ExpectPoolError("avg_pool2d", Shape({1, 6, 6, 3}), Attrs{{"kernel", std::vector<int64_t>{2}}, {"ceil_mode", true}},
+                  "ceil_mode");
+  ExpectPoolError("avg_pool2d_backward", Shape({1, 3, 2, 3}),
+                  Attrs{{"kernel", std::vector<int64_t>{2}}, {"input_hw", std::vector<int64_t>{6, 6}}}, "[1, 3, 3, 3]");
 }
 
 TEST(AvgPool2d, Cost) {
   // [1, 4, 4, 2], kernel 2: 2x2 outputs of 4 taps per channel: 32.
-  Cost c = CostOf("avg_pool2d", {Shape({1, 4, 4, 2}), DType::f32}, Attrs{{"kernel", std::vector<int64_t>{2}}});
+  Cost c = CostOfOp("avg_pool2d", {{Shape({1, 4, 4, 2}), DType::f32}}, Attrs{{"kernel", std::vector<int64_t>{2}}});
   EXPECT_EQ(c.elementwise_flops, 32);
   EXPECT_EQ(c.bytes_read, 32 * 4);
   EXPECT_EQ(c.bytes_written, 8 * 4);
   // [1, 5, 5, 1], kernel 3, stride 2, padding 1: windows hold 2, 3, 2 rows: taps 7 per axis.
   const Attrs a{{"kernel", std::vector<int64_t>{3}}, {"stride", std::vector<int64_t>{2}},
                 {"padding", std::vector<int64_t>{1}}};
-  c = CostOf("avg_pool2d", {Shape({1, 5, 5, 1}), DType::f32}, a);
+  c = CostOfOp("avg_pool2d", {{Shape({1, 5, 5, 1}), DType::f32}}, a);
   EXPECT_EQ(c.elementwise_flops, 49);
   Attrs b = a;
   b.Set("input_hw", std::vector<int64_t>{5, 5});
-  c = CostOf("avg_pool2d_backward", {Shape({1, 3, 3, 1}), DType::f32}, b);
+  c = CostOfOp("avg_pool2d_backward", {{Shape({1, 3, 3, 1}), DType::f32}}, b);
   EXPECT_EQ(c.elementwise_flops, 9 + 49 - 25);
   EXPECT_EQ(c.bytes_written, 25 * 4);
 }
@@ -252,23 +222,23 @@ TEST(AdaptiveAvgPool2d, Vjp) {
 }
 
 TEST(AdaptiveAvgPool2d, Errors) {
-  ExpectError("adaptive_avg_pool2d", Shape({1, 4, 4, 3}), Attrs{{"output_size", std::vector<int64_t>{0, 2}}},
-              "output_size");
-  ExpectError("adaptive_avg_pool2d", Shape({1, 4, 4, 3}), Attrs{}, "output_size");
-  ExpectError("adaptive_avg_pool2d", Shape({1, 0, 4, 3}), Attrs{{"output_size", std::vector<int64_t>{1}}}, ">= 1");
+  ExpectPoolError("adaptive_avg_pool2d", Shape({1, 4, 4, 3}), Attrs{{"output_size", std::vector<int64_t>{0, 2}}},
+                  "output_size");
+  ExpectPoolError("adaptive_avg_pool2d", Shape({1, 4, 4, 3}), Attrs{}, "output_size");
+  ExpectPoolError("adaptive_avg_pool2d", Shape({1, 0, 4, 3}), Attrs{{"output_size", std::vector<int64_t>{1}}}, ">= 1");
 }
 
 TEST(AdaptiveAvgPool2d, Cost) {
   // [1, 5, 5, 1] -> 3x3: bins [0, 2), [1, 4), [3, 5): 7 taps per axis.
-  Cost c = CostOf("adaptive_avg_pool2d", {Shape({1, 5, 5, 1}), DType::f32},
-                  Attrs{{"output_size", std::vector<int64_t>{3}}});
+  Cost c = CostOfOp("adaptive_avg_pool2d", {{Shape({1, 5, 5, 1}), DType::f32}},
+                    Attrs{{"output_size", std::vector<int64_t>{3}}});
   EXPECT_EQ(c.elementwise_flops, 49);
-  c = CostOf("adaptive_avg_pool2d_backward", {Shape({1, 3, 3, 1}), DType::f32},
-             Attrs{{"input_hw", std::vector<int64_t>{5, 5}}});
+  c = CostOfOp("adaptive_avg_pool2d_backward", {{Shape({1, 3, 3, 1}), DType::f32}},
+               Attrs{{"input_hw", std::vector<int64_t>{5, 5}}});
   EXPECT_EQ(c.elementwise_flops, 9 + 49 - 25);
   // Global pooling of [2, 64, 64, 160]: H W adds-or-divides per (n, c).
-  c = CostOf("adaptive_avg_pool2d", {Shape({2, 64, 64, 160}), DType::f16},
-             Attrs{{"output_size", std::vector<int64_t>{1, 1}}});
+  c = CostOfOp("adaptive_avg_pool2d", {{Shape({2, 64, 64, 160}), DType::f16}},
+               Attrs{{"output_size", std::vector<int64_t>{1, 1}}});
   EXPECT_EQ(c.elementwise_flops, 2 * 160 * 4096);
   EXPECT_EQ(c.bytes_written, 2 * 160 * 2);
 }
@@ -306,25 +276,25 @@ TEST(ResizeBilinear, Vjp) {
 }
 
 TEST(ResizeBilinear, Errors) {
-  ExpectError("resize_bilinear", Shape({1, 4, 4, 3}), Attrs{{"size", std::vector<int64_t>{0, 2}}}, "size");
-  ExpectError("resize_bilinear", Shape({1, 4, 4, 3}), Attrs{}, "size");
-  ExpectError("resize_bilinear", Shape({1, 4, 4, 3}),
-              Attrs{{"size", std::vector<int64_t>{8}}, {"align_corners", true}}, "align_corners");
-  ExpectError("resize_bilinear_backward", Shape({1, 4, 4, 3}), Attrs{}, "input_hw");
+  ExpectPoolError("resize_bilinear", Shape({1, 4, 4, 3}), Attrs{{"size", std::vector<int64_t>{0, 2}}}, "size");
+  ExpectPoolError("resize_bilinear", Shape({1, 4, 4, 3}), Attrs{}, "size");
+  ExpectPoolError("resize_bilinear", Shape({1, 4, 4, 3}),
+                  Attrs{{"size", std::vector<int64_t>{8}}, {"align_corners", true}}, "align_corners");
+  ExpectPoolError("resize_bilinear_backward", Shape({1, 4, 4, 3}), Attrs{}, "input_hw");
 }
 
 TEST(ResizeBilinear, Cost) {
-  Cost c = CostOf("resize_bilinear", {Shape({1, 4, 4, 2}), DType::f32}, Attrs{{"size", std::vector<int64_t>{8}}});
+  Cost c = CostOfOp("resize_bilinear", {{Shape({1, 4, 4, 2}), DType::f32}}, Attrs{{"size", std::vector<int64_t>{8}}});
   EXPECT_EQ(c.elementwise_flops, 9 * 64 * 2);
   EXPECT_EQ(c.bytes_read, 32 * 4);
   EXPECT_EQ(c.bytes_written, 128 * 4);
   // 2x upsampling touches every input row and column.
-  c = CostOf("resize_bilinear_backward", {Shape({1, 8, 8, 2}), DType::f32},
-             Attrs{{"input_hw", std::vector<int64_t>{4, 4}}});
+  c = CostOfOp("resize_bilinear_backward", {{Shape({1, 8, 8, 2}), DType::f32}},
+               Attrs{{"input_hw", std::vector<int64_t>{4, 4}}});
   EXPECT_EQ(c.elementwise_flops, 2 * (12 * 64 - 16));
   // 4x downsampling of 8 -> 2: src = 1.5, 5.5: rows 1, 2, 5, 6 are touched.
-  c = CostOf("resize_bilinear_backward", {Shape({1, 2, 2, 1}), DType::f32},
-             Attrs{{"input_hw", std::vector<int64_t>{8, 8}}});
+  c = CostOfOp("resize_bilinear_backward", {{Shape({1, 2, 2, 1}), DType::f32}},
+               Attrs{{"input_hw", std::vector<int64_t>{8, 8}}});
   EXPECT_EQ(c.elementwise_flops, 12 * 4 - 16);
 }
 
@@ -341,16 +311,16 @@ TEST(UpsampleNearest2x, Vjp) {
 }
 
 TEST(UpsampleNearest2x, Errors) {
-  ExpectError("upsample_nearest2x", Shape({4, 4, 3}), {}, "[N, H, W, C]");
-  ExpectError("upsample_nearest2x_backward", Shape({1, 5, 4, 3}), {}, "even");
+  ExpectPoolError("upsample_nearest2x", Shape({4, 4, 3}), {}, "[N, H, W, C]");
+  ExpectPoolError("upsample_nearest2x_backward", Shape({1, 5, 4, 3}), {}, "even");
 }
 
 TEST(UpsampleNearest2x, Cost) {
-  Cost c = CostOf("upsample_nearest2x", {Shape({2, 3, 5, 4}), DType::bf16}, {});
+  Cost c = CostOfOp("upsample_nearest2x", {{Shape({2, 3, 5, 4}), DType::bf16}}, {});
   EXPECT_EQ(c.total_flops(), 0);
   EXPECT_EQ(c.bytes_read, 120 * 2);
   EXPECT_EQ(c.bytes_written, 480 * 2);
-  c = CostOf("upsample_nearest2x_backward", {Shape({2, 6, 10, 4}), DType::bf16}, {});
+  c = CostOfOp("upsample_nearest2x_backward", {{Shape({2, 6, 10, 4}), DType::bf16}}, {});
   EXPECT_EQ(c.elementwise_flops, 3 * 120);
 }
 
@@ -423,4 +393,4 @@ TEST(PoolBuilders, BuildGraphs) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

@@ -3,13 +3,8 @@
 #include "ops/reduce/reduce.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::CudaMatchesCpu;
-using testing::RandomTensor;
-
-const DType kTypes[] = {DType::f32, DType::f16, DType::bf16};
 
 TEST(ReduceGpuTest, SumAndMean) {
   CF_SKIP_WITHOUT_GPU();
@@ -31,7 +26,7 @@ TEST(ReduceGpuTest, SumAndMean) {
   for (const char* op : {"sum", "mean"}) {
     for (const auto& [s, axes] : cases) {
       for (bool keepdim : {false, true}) {
-        for (DType t : kTypes) {
+        for (DType t : kGpuDTypes) {
           EXPECT_TRUE(CudaMatchesCpu(op, {RandomTensor(s, DType::f32, seed++)},
                                      Attrs{{"axes", axes}, {"keepdim", keepdim}}, t))
               << op << " " << s.ToString();
@@ -46,7 +41,7 @@ TEST(ReduceGpuTest, Softmax) {
   uint64_t seed = 100;
   // Warp rows (<= 1024) and block rows (256 and 1024 threads).
   for (const Shape& s : std::vector<Shape>{{1}, {13}, {5, 77}, {2, 8, 1024}, {3, 1025}, {2, 4096}, {2, 9000}}) {
-    for (DType t : kTypes) {
+    for (DType t : kGpuDTypes) {
       Tensor x = RandomTensor(s, DType::f32, seed++, -20, 40), dy = RandomTensor(s, DType::f32, seed++);
       EXPECT_TRUE(CudaMatchesCpu("softmax", {x}, {}, t)) << s.ToString();
       // softmax_backward takes the softmax output.
@@ -57,4 +52,4 @@ TEST(ReduceGpuTest, Softmax) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

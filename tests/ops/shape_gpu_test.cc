@@ -4,18 +4,12 @@
 #include "ops/shape/shape.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::CudaMatchesCpu;
-using testing::RandomIndices;
-using testing::RandomTensor;
-
-const DType kFloatTypes[] = {DType::f32, DType::f16, DType::bf16};
 
 // Data movement is exact: CPU and CUDA must agree bit for bit.
 void ExpectSame(const std::string& op, const std::vector<Tensor>& ins, const Attrs& attrs) {
-  for (DType t : kFloatTypes) EXPECT_TRUE(CudaMatchesCpu(op, ins, attrs, t, 0, 0)) << op << " " << DTypeName(t);
+  for (DType t : kGpuDTypes) EXPECT_TRUE(CudaMatchesCpu(op, ins, attrs, t, 0, 0)) << op << " " << DTypeName(t);
 }
 
 TEST(ShapeGpu, Reshape) {
@@ -104,4 +98,4 @@ TEST(ShapeGpu, SdSizes) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

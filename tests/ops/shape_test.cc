@@ -11,17 +11,8 @@
 #include "ops/shape/strided_copy.h"
 #include "tests/support/op_harness.h"
 
-namespace cf {
+namespace cf::testing {
 namespace {
-
-using testing::AllClose;
-using testing::BuildStatus;
-using testing::CheckVjp;
-using testing::RandomIndices;
-using testing::RandomTensor;
-using testing::RunOp;
-using testing::RunOp1;
-using testing::ToDoubles;
 
 const DType kAllTypes[] = {DType::f32, DType::f16, DType::bf16, DType::f64, DType::i32, DType::i64};
 
@@ -47,22 +38,6 @@ int64_t Ravel(const std::vector<int64_t>& c, const Shape& s) {
 ::testing::AssertionResult Same(const Tensor& got, const Shape& shape, const std::vector<double>& want) {
   if (got.shape() != shape) return ::testing::AssertionFailure() << "shape " << got.shape().ToString() << " vs " << shape.ToString();
   return AllClose(ToDoubles(got), want, 0, 0);
-}
-
-Cost CostOfOp(const std::string& op, const std::vector<TensorType>& ins, const Attrs& attrs) {
-  Graph g;
-  Builder b(&g);
-  std::vector<Value> xs;
-  for (size_t i = 0; i < ins.size(); ++i) xs.push_back(b.Input(absl::StrCat("x", i), ins[i].shape, ins[i].dtype));
-  b.Op(op, xs, attrs);
-  EXPECT_TRUE(b.ok()) << b.status().message();
-  return g.node(0).cost;
-}
-
-void ExpectError(const Status& s, const std::vector<std::string>& parts) {
-  ASSERT_FALSE(s.ok());
-  const std::string msg(s.message());
-  for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
 }
 
 // ---- the copy engine's canonical form
@@ -549,4 +524,4 @@ TEST(Pad, HelperAttrs) {
 }
 
 }  // namespace
-}  // namespace cf
+}  // namespace cf::testing

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <random>
 
+#include "absl/strings/str_join.h"
 #include "graph/autodiff.h"
 #include "ops/cpu_util.h"
 
@@ -93,13 +94,41 @@ StatusOr<Tensor> RunOp1(absl::string_view op, const std::vector<Tensor>& inputs,
   return outs[0];
 }
 
-Status BuildStatus(absl::string_view op, const std::vector<TensorType>& inputs, const Attrs& attrs) {
-  Graph g;
+namespace {
+
+// Adds `op` on inputs x0, x1, ... of `inputs` to `g`.
+Status BuildOneNode(Graph& g, absl::string_view op, const std::vector<TensorType>& inputs, const Attrs& attrs) {
   Builder b(&g);
   std::vector<Value> ins;
   for (size_t i = 0; i < inputs.size(); ++i) ins.push_back(b.Input(absl::StrCat("x", i), inputs[i].shape, inputs[i].dtype));
   b.Op(op, ins, attrs);
   return b.status();
+}
+
+}  // namespace
+
+Status BuildStatus(absl::string_view op, const std::vector<TensorType>& inputs, const Attrs& attrs) {
+  Graph g;
+  return BuildOneNode(g, op, inputs, attrs);
+}
+
+Cost CostOfOp(absl::string_view op, const std::vector<TensorType>& inputs, const Attrs& attrs) {
+  Graph g;
+  Status s = BuildOneNode(g, op, inputs, attrs);
+  EXPECT_TRUE(s.ok()) << op << ": " << s.message();
+  return g.nodes().empty() ? Cost{} : g.nodes().back().cost;
+}
+
+void ExpectError(const Status& s, const std::vector<std::string>& parts) {
+  ASSERT_FALSE(s.ok()) << "expected an error containing '" << absl::StrJoin(parts, "', '") << "'";
+  const std::string msg(s.message());
+  for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+}
+
+void ExpectError(absl::string_view op, const std::vector<TensorType>& inputs, const Attrs& attrs,
+                 const std::vector<std::string>& parts) {
+  SCOPED_TRACE(std::string(op));
+  ExpectError(BuildStatus(op, inputs, attrs), parts);
 }
 
 ::testing::AssertionResult AllClose(const std::vector<double>& actual, const std::vector<double>& expected,
@@ -125,6 +154,18 @@ Status BuildStatus(absl::string_view op, const std::vector<TensorType>& inputs, 
   return ::testing::AssertionFailure() << failures << " of " << actual.size() << " elements differ; worst at "
                                        << worst << ": got " << actual[worst] << ", expected " << expected[worst]
                                        << " (rtol " << rtol << ", atol " << atol << ")";
+}
+
+::testing::AssertionResult MatchesElementwiseRef(absl::string_view op, const Tensor& x, const Attrs& attrs,
+                                                 const std::function<double(double)>& f, double tol) {
+  auto y = RunOp1(op, {x}, attrs);
+  if (!y.ok()) return ::testing::AssertionFailure() << op << ": " << y.status().message();
+  if (y->shape() != x.shape())
+    return ::testing::AssertionFailure() << op << " output " << y->shape().ToString() << ", expected "
+                                         << x.shape().ToString();
+  std::vector<double> want = ToDoubles(x);
+  for (double& v : want) v = f(v);
+  return AllClose(ToDoubles(*y), want, tol, tol);
 }
 
 ::testing::AssertionResult CheckVjp(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs,
@@ -234,14 +275,8 @@ double DefaultRtol(DType dtype) {
     default: return 1e-12;
   }
 }
-double DefaultAtol(DType dtype) {
-  switch (dtype) {
-    case DType::f32: return 1e-5;
-    case DType::f16: return 5e-3;
-    case DType::bf16: return 2e-2;
-    default: return 1e-12;
-  }
-}
+// The same bound, absolute, for outputs near zero.
+double DefaultAtol(DType dtype) { return DefaultRtol(dtype); }
 
 Status GpuAvailable() { return CheckDeviceAvailable(Device::CUDA(0)); }
 

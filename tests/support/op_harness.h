@@ -1,11 +1,16 @@
 // Test harness shared by the op tests (in the spirit of ggml's
 // test-backend-ops): random inputs, running one op through the real graph
-// executor, float64 comparisons, VJP against finite differences, and CUDA
-// against CPU with poisoned outputs.
+// executor, float64 comparisons, VJP against finite differences, CUDA
+// against CPU with poisoned outputs, tolerances per dtype, costs and error
+// messages of one-node graphs. Tests that use it live in namespace
+// cf::testing (inside an anonymous namespace), so its names need no
+// qualification there.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,6 +18,28 @@
 #include "graph/executor.h"
 
 namespace cf::testing {
+
+// The floating storage types: all of them (CPU kernels against the float64
+// reference) and the ones CUDA kernels are checked in against the CPU.
+inline constexpr DType kFloatDTypes[] = {DType::f64, DType::f32, DType::f16, DType::bf16};
+inline constexpr DType kGpuDTypes[] = {DType::f32, DType::f16, DType::bf16};
+
+// A tolerance per storage dtype, e.g. `constexpr DTypeTol Tol{1e-12, 1e-5,
+// 2e-3, 1e-2};` then `Tol(t)`; dtypes other than f64, f32 and f16 get bf16's.
+struct DTypeTol {
+  double f64, f32, f16, bf16;
+  double operator()(DType t) const {
+    return t == DType::f64 ? f64 : t == DType::f32 ? f32 : t == DType::f16 ? f16 : bf16;
+  }
+  // An absolute tolerance for sums of `terms` products (GEMM, conv): the
+  // rounding errors of the accumulation grow like sqrt(terms); f64 keeps its own.
+  double ForSum(DType t, int64_t terms) const {
+    return t == DType::f64 ? f64 : (*this)(t)*std::sqrt(static_cast<double>(terms));
+  }
+};
+// One rounding of the output to the storage dtype (with f32 arithmetic): the
+// tolerance of most CPU kernels against their float64 reference.
+inline constexpr DTypeTol kStorageTol{1e-12, 1e-5, 2e-3, 1e-2};
 
 // Uniform random tensor on the CPU, values in [lo, hi) rounded to `dtype`.
 Tensor RandomTensor(const Shape& shape, DType dtype, uint64_t seed, double lo = -1.0, double hi = 1.0);
@@ -34,11 +61,27 @@ StatusOr<Tensor> RunOp1(absl::string_view op, const std::vector<Tensor>& inputs,
                         Device device = Device::CPU());
 // Shape/dtype inference only; the Status of building the one-node graph.
 Status BuildStatus(absl::string_view op, const std::vector<TensorType>& inputs, const Attrs& attrs = {});
+// The Cost of the one-node graph (a failed build is a test failure; an op
+// that builds no node, such as an identity, costs nothing).
+Cost CostOfOp(absl::string_view op, const std::vector<TensorType>& inputs, const Attrs& attrs = {});
+
+// `s` is an error whose message contains each of `parts` (test failures
+// otherwise; stops at a non-error).
+void ExpectError(const Status& s, const std::vector<std::string>& parts);
+// Building `op` on `inputs` fails with a message containing each of `parts`.
+void ExpectError(absl::string_view op, const std::vector<TensorType>& inputs, const Attrs& attrs,
+                 const std::vector<std::string>& parts);
 
 // |actual - expected| <= atol + rtol * |expected| elementwise; NaN or a size
 // mismatch fails. The message names the worst element.
 ::testing::AssertionResult AllClose(const std::vector<double>& actual, const std::vector<double>& expected,
                                     double rtol, double atol);
+
+// Runs the one-input `op` on `x` (CPU) and compares its output, which must
+// have x's shape, with `f` applied to each element of x in float64
+// (rtol = atol = tol).
+::testing::AssertionResult MatchesElementwiseRef(absl::string_view op, const Tensor& x, const Attrs& attrs,
+                                                 const std::function<double(double)>& f, double tol);
 
 // Checks the VJP of `op` against central finite differences, everything in
 // float64 on the CPU. `inputs` are f64 tensors (integer inputs are passed as
