@@ -373,6 +373,12 @@ Status Executor::Capture() {
 #if CF_HAS_CUDA
   cudaStream_t st = static_cast<cudaStream_t>(stream_->native());
   CF_RETURN_IF_ERROR(stream_->Synchronize());
+  // Review fix: a kernel that takes a cached block (no cudaMalloc, so the
+  // capture stays valid) and frees it on return leaves the graph pointing at
+  // memory the allocator hands out again (e.g. to the output copies below);
+  // count Allocate calls across the capture and refuse the graph if any.
+  CF_ASSIGN_OR_RETURN(Allocator * alloc, AllocatorFor(options_.device));
+  const int64_t allocs_before = alloc->stats().num_allocs;
   CF_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
   capturing_ = true;
   const int eager_kernels = last_run_.kernels;  // RunStep counts the captured launches too
@@ -392,16 +398,24 @@ Status Executor::Capture() {
       break;
     }
   }
+  bool failed = culprit != nullptr;
+  if (!failed && alloc->stats().num_allocs != allocs_before) {
+    failed = true;
+    failure = absl::FailedPreconditionError(absl::StrCat(
+        alloc->stats().num_allocs - allocs_before,
+        " device allocation(s) during capture (a kernel allocates temporaries, or another thread "
+        "allocated on this device meanwhile)"));
+  }
   capturing_ = false;
   last_run_.kernels = eager_kernels;
   cudaGraph_t graph = nullptr;
   cudaError_t end = cudaStreamEndCapture(st, &graph);
-  if (culprit != nullptr || end != cudaSuccess) {
+  if (failed || end != cudaSuccess) {
     if (graph != nullptr) (void)cudaGraphDestroy(graph);
     (void)cudaGetLastError();  // capture errors are not sticky; clear the last error
     std::string where = culprit != nullptr ? absl::StrCat(" at ", NodeName(*culprit)) : "";
-    std::string why = culprit != nullptr ? std::string(failure.message())
-                                         : absl::StrCat("cudaStreamEndCapture: ", cudaGetErrorString(end));
+    std::string why = failed ? std::string(failure.message())
+                             : absl::StrCat("cudaStreamEndCapture: ", cudaGetErrorString(end));
     return absl::FailedPreconditionError(absl::StrCat(
         "CUDA Graph capture failed", where, ": ", why,
         ". A kernel that synchronises, allocates or copies pageable host memory cannot be captured; "

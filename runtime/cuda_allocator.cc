@@ -132,11 +132,19 @@ class CachingCudaAllocator final : public Allocator {
   void ReleaseCacheLocked() {
     if (cached_.empty()) return;
     CudaDeviceGuard guard(ordinal_);
+    // Review fix: a block whose cudaFree fails (e.g. called during a stream
+    // capture, where cudaFree is not allowed) is still held: keep it cached
+    // and counted instead of leaking it and under-reporting bytes_reserved.
+    std::multimap<int64_t, void*> kept;
     for (const auto& [size, p] : cached_) {
-      if (cudaFree(p) != cudaSuccess) (void)cudaGetLastError();
+      if (cudaFree(p) != cudaSuccess) {
+        (void)cudaGetLastError();
+        kept.emplace(size, p);
+        continue;
+      }
       stats_.bytes_reserved -= size;
     }
-    cached_.clear();
+    cached_.swap(kept);
   }
 
   const int ordinal_;

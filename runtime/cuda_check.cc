@@ -18,6 +18,9 @@ const char* BaseName(const char* file) {
 Status CudaError(cudaError_t e, const char* expr, const char* file, int line) {
   std::string msg = absl::StrFormat("%s failed: %s (%s) at %s:%d", expr, cudaGetErrorName(e),
                                     cudaGetErrorString(e), BaseName(file), line);
+  // Clear the runtime's last error, so that the next CF_CUDA_CHECK_LAUNCH()
+  // does not report this failure against an unrelated kernel launch.
+  (void)cudaGetLastError();
   if (e == cudaErrorMemoryAllocation) return absl::ResourceExhaustedError(msg);
   return absl::InternalError(msg);
 }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "runtime/cuda_check.h"
+#include "runtime/device_guard.h"
 #include "runtime/stream.h"
 
 namespace cf {
@@ -73,6 +74,10 @@ Status Tensor::CopyFrom(const Tensor& src, Stream* stream) {
   } else {
     // Without a stream the copy is complete on return: our streams are
     // non-blocking, so they are not ordered after the legacy default stream.
+    // Review fix: cudaStreamLegacy is the current device's; make the CUDA
+    // side's device current so the copy and the wait are on that device.
+    CudaDeviceGuard guard(device().is_cuda() ? device().ordinal : src.device().ordinal);
+    CF_RETURN_IF_ERROR(guard.status());
     CF_CUDA_CHECK(cudaMemcpyAsync(raw(), src.raw(), static_cast<size_t>(n), kind, cudaStreamLegacy));
     CF_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
   }
@@ -98,6 +103,9 @@ Status Tensor::FillBytes(uint8_t byte) {
   }
 #if CF_HAS_CUDA
   // Complete on return (see CopyFrom): later work on any stream sees it.
+  // Review fix: on this tensor's device (the legacy stream is per device).
+  CudaDeviceGuard guard(device().ordinal);
+  CF_RETURN_IF_ERROR(guard.status());
   CF_CUDA_CHECK(cudaMemsetAsync(raw(), byte, static_cast<size_t>(nbytes()), cudaStreamLegacy));
   CF_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
   return absl::OkStatus();
