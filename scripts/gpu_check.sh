@@ -43,9 +43,21 @@ log "build"
 cmake --build "$build" -j "$(nproc)" >>"$results/build.log" 2>&1 || { grep -E "error|FAILED" "$results/build.log" | head -40; exit 4; }
 
 log "gpu tests"
-ctest --test-dir "$build" -L gpu --output-on-failure -j 4 >"$results/gpu_tests.log" 2>&1
+# Here a skipped gpu test is a failure (a driver mismatch must not pass as
+# "no GPU"): CF_REQUIRE_GPU turns CF_SKIP_WITHOUT_GPU into a test failure, and
+# any skip that remains is counted and fails the check.
+CF_REQUIRE_GPU=1 ctest --test-dir "$build" -L gpu --no-tests=error --output-on-failure -j 4 \
+  >"$results/gpu_tests.log" 2>&1
 test_rc=$?
 tail -5 "$results/gpu_tests.log"
+skipped=$(grep -c -E '\*\*\*Skipped|\(Skipped\)' "$results/gpu_tests.log")
+ran=$(grep -c -E '^ *[0-9]+/[0-9]+ Test +#' "$results/gpu_tests.log")
+log "gpu tests: $ran run, $skipped skipped"
+echo "gpu_check: $ran gpu tests run, $skipped skipped" >>"$results/gpu_tests.log"
+if [ "$skipped" -gt 0 ] || [ "$ran" -eq 0 ]; then
+  log "FAIL: gpu tests must run here, none may skip"
+  [ "$test_rc" -eq 0 ] && test_rc=5
+fi
 
 log "benchmarks"
 work="$build/gpu_check_work"

@@ -275,6 +275,15 @@ Status ConvCuda(KernelContext& ctx) {
     const T* bias = ctx.inputs.size() == 3 ? ctx.inputs[2].data<T>() : nullptr;
     T* y = ctx.outputs[0].data<T>();
     if (p.n * p.ho * p.wo * p.cout == 0) return absl::OkStatus();
+    if (p.cin == 0) {  // no input channels: y = bias (or 0), as on the CPU; cuDNN takes no empty tensors
+      const int64_t count = p.n * p.ho * p.wo * p.cout;
+      CF_CUDA_CHECK(cudaMemsetAsync(y, 0, count * sizeof(T), CudaStreamOf(ctx)));
+      if (bias) {
+        AddBias<T><<<GridFor(count), 256, 0, CudaStreamOf(ctx)>>>(y, bias, count, p.cout);
+        CF_CUDA_CHECK_LAUNCH();
+      }
+      return absl::OkStatus();
+    }
     if (p.depthwise()) return DepthwiseForwardCuda<T>(p, x, w, bias, y, CudaStreamOf(ctx));
     CF_RETURN_IF_ERROR(RunCudnn<Dir::kForward>(p, ctx.inputs[0].dtype(), ctx, Buffers{x, w, nullptr, y}));
     if (bias) {
@@ -296,6 +305,10 @@ Status BackwardInputCuda(KernelContext& ctx) {
     T* dx = ctx.outputs[0].data<T>();
     const int64_t count = p.n * p.h * p.w * p.cin;
     if (count == 0) return absl::OkStatus();
+    if (p.cout == 0) {  // no output channels: nothing flows back (cuDNN takes no empty tensors)
+      CF_CUDA_CHECK(cudaMemsetAsync(dx, 0, count * sizeof(T), CudaStreamOf(ctx)));
+      return absl::OkStatus();
+    }
     if (p.depthwise()) return DepthwiseBackwardInputCuda<T>(p, dy, w, dx, CudaStreamOf(ctx));
     return RunCudnn<Dir::kBackwardData>(p, ctx.inputs[0].dtype(), ctx, Buffers{nullptr, w, dy, dx});
   });
@@ -309,6 +322,7 @@ Status BackwardWeightCuda(KernelContext& ctx) {
     const T* x = ctx.inputs[0].data<T>();
     const T* dy = ctx.inputs[1].data<T>();
     T* dw = ctx.outputs[0].data<T>();
+    if (p.cout * p.kdim() == 0) return absl::OkStatus();  // an empty weight (Cin or Cout = 0)
     if (p.depthwise()) return DepthwiseBackwardWeightCuda<T>(p, x, dy, dw, CudaStreamOf(ctx), ctx.workspace);
     if (p.n * p.ho * p.wo == 0) {
       CF_CUDA_CHECK(cudaMemsetAsync(dw, 0, p.cout * p.kdim() * sizeof(T), CudaStreamOf(ctx)));

@@ -17,6 +17,8 @@
 #pragma once
 
 #include <algorithm>
+#include <bitset>
+#include <mutex>
 
 #include "ops/conv/conv_depthwise_cuda.h"
 #include "ops/cuda_util.cuh"
@@ -63,8 +65,10 @@ __device__ __forceinline__ void StageInput(const T* __restrict__ in, float* in_s
 
 // v2 forward / backward input. in: [N, IH, IW, C], w: [C, KH, KW], bias: [C]
 // or null, out: [N, OH, OW, C]. flip: use w[c, kh-1-ky, kw-1-kx] (backward
-// input). Grid (tiles_x·tiles_y, ceil(C/16), N), 256 threads; dynamic shared
-// memory TileFloats(kh, KW) + kh·KW·16 floats.
+// input). Grid (tiles_x·tiles_y, ceil(C/16), min(N, 65535)): a block loops
+// over the samples n = blockIdx.z, blockIdx.z + gridDim.z, ... (gridDim.z is
+// at most 65535). 256 threads; dynamic shared memory TileFloats(kh, KW) +
+// kh·KW·16 floats.
 template <typename T, int KW>
 __global__ void __launch_bounds__(kThreads)
     DwTiled(const T* __restrict__ in, const T* __restrict__ w, const T* __restrict__ bias, T* __restrict__ out,
@@ -75,45 +79,48 @@ __global__ void __launch_bounds__(kThreads)
   float* w_s = smem + TileFloats(s.kh, KW);  // [kh·KW][16], already flipped when asked
   const int tiles_x = (s.ow + kTWB - 1) / kTWB;
   const int oy0 = (blockIdx.x / tiles_x) * kTH, ox0 = (blockIdx.x % tiles_x) * kTWB;
-  const int c0 = blockIdx.y * kCB, n = blockIdx.z;
+  const int c0 = blockIdx.y * kCB;
   const int lane = threadIdx.x % kCB, g = threadIdx.x / kCB;
 
-  StageInput(in, in_s, n, s.ih, s.iw, s.c, oy0 - s.ph, ox0 - s.pw, c0, s.kh, KW);
-  const int kk = s.kh * KW;
-  for (int i = threadIdx.x; i < kk * kCB; i += kThreads) {
-    const int k = i % kk, ch = i / kk;  // reads w[(c0 + ch)·kk + k]: contiguous in i
-    const float v = c0 + ch < s.c ? LoadF(w, int64_t(c0) * kk + i) : 0.f;
-    w_s[(flip ? kk - 1 - k : k) * kCB + ch] = v;
-  }
-  __syncthreads();
+  for (int n = blockIdx.z; n < s.n; n += gridDim.z) {  // block-uniform: the barriers below are safe
+    StageInput(in, in_s, n, s.ih, s.iw, s.c, oy0 - s.ph, ox0 - s.pw, c0, s.kh, KW);
+    const int kk = s.kh * KW;
+    for (int i = threadIdx.x; i < kk * kCB; i += kThreads) {
+      const int k = i % kk, ch = i / kk;  // reads w[(c0 + ch)·kk + k]: contiguous in i
+      const float v = c0 + ch < s.c ? LoadF(w, int64_t(c0) * kk + i) : 0.f;
+      w_s[(flip ? kk - 1 - k : k) * kCB + ch] = v;
+    }
+    __syncthreads();
 
-  const int r = g % kTH, seg = g / kTH;
-  float acc[kTW];
+    const int r = g % kTH, seg = g / kTH;
+    float acc[kTW];
 #pragma unroll
-  for (int j = 0; j < kTW; ++j) acc[j] = 0.f;
-  for (int ky = 0; ky < s.kh; ++ky) {
-    float wr[KW];
+    for (int j = 0; j < kTW; ++j) acc[j] = 0.f;
+    for (int ky = 0; ky < s.kh; ++ky) {
+      float wr[KW];
 #pragma unroll
-    for (int kx = 0; kx < KW; ++kx) wr[kx] = w_s[(ky * KW + kx) * kCB + lane];
-    const float* row = in_s + ((r + ky) * iws + seg * kTW) * kCB + lane;
-    // Input p of the row meets output j through tap kx = p - j.
+      for (int kx = 0; kx < KW; ++kx) wr[kx] = w_s[(ky * KW + kx) * kCB + lane];
+      const float* row = in_s + ((r + ky) * iws + seg * kTW) * kCB + lane;
+      // Input p of the row meets output j through tap kx = p - j.
 #pragma unroll
-    for (int p = 0; p < kTW + KW - 1; ++p) {
-      const float v = row[p * kCB];
+      for (int p = 0; p < kTW + KW - 1; ++p) {
+        const float v = row[p * kCB];
 #pragma unroll
-      for (int j = 0; j < kTW; ++j) {
-        if (p - j >= 0 && p - j < KW) acc[j] = fmaf(wr[p - j], v, acc[j]);
+        for (int j = 0; j < kTW; ++j) {
+          if (p - j >= 0 && p - j < KW) acc[j] = fmaf(wr[p - j], v, acc[j]);
+        }
       }
     }
-  }
-  const int oy = oy0 + r, c = c0 + lane;
-  if (oy < s.oh && c < s.c) {
-    const float b = bias ? LoadF(bias, c) : 0.f;
+    const int oy = oy0 + r, c = c0 + lane;
+    if (oy < s.oh && c < s.c) {
+      const float b = bias ? LoadF(bias, c) : 0.f;
 #pragma unroll
-    for (int j = 0; j < kTW; ++j) {
-      const int ox = ox0 + seg * kTW + j;
-      if (ox < s.ow) StoreF(out, ((int64_t(n) * s.oh + oy) * s.ow + ox) * s.c + c, acc[j] + b);
+      for (int j = 0; j < kTW; ++j) {
+        const int ox = ox0 + seg * kTW + j;
+        if (ox < s.ow) StoreF(out, ((int64_t(n) * s.oh + oy) * s.ow + ox) * s.c + c, acc[j] + b);
+      }
     }
+    __syncthreads();  // the next sample restages the shared tiles
   }
   (void)cols;
 }
@@ -327,15 +334,42 @@ template <typename F> Status WithKw(int kw, F&& f) {
   }
 }
 
+// Dynamic shared memory of DwTiled<T, KW> for kh taps rows.
+__host__ inline size_t TiledSmemBytes(int kh, int kw) {
+  return (size_t(TileFloats(kh, kw)) + size_t(kh) * kw * kCB) * sizeof(float);
+}
+
+// Raises kKernel's dynamic shared memory limit once per device to `bytes` (the
+// most any launch of it needs), capped at the device's opt-in maximum. Setting
+// it before every launch raced between host threads launching the same
+// kernel with different sizes.
+template <auto kKernel>
+Status RaiseSmemLimitOnce(size_t bytes) {
+  static std::mutex mu;
+  static std::bitset<64> done;
+  int dev = 0;
+  CF_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  if (dev >= 0 && dev < 64 && done[dev]) return absl::OkStatus();
+  int optin = 0;
+  CF_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  CF_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     int(std::min<size_t>(bytes, size_t(std::max(optin, 0))))));
+  if (dev >= 0 && dev < 64) done[dev] = true;
+  return absl::OkStatus();
+}
+
 template <typename T>
 Status LaunchTiled(const T* in, const T* w, const T* bias, T* out, const TiledShape& s, int flip, cudaStream_t stream) {
   return WithKw(s.kw, [&](auto kw_tag) -> Status {
     constexpr int KW = decltype(kw_tag)::value;
-    const size_t smem = (size_t(TileFloats(s.kh, KW)) + size_t(s.kh) * KW * kCB) * sizeof(float);
+    const size_t smem = TiledSmemBytes(s.kh, KW);
+    size_t most = 0;
+    for (int kh = 1; kh <= kMaxTiledK; ++kh) most = std::max(most, TiledSmemBytes(kh, KW));
+    CF_RETURN_IF_ERROR((RaiseSmemLimitOnce<DwTiled<T, KW>>(most)));
     auto kernel = DwTiled<T, KW>;
-    CF_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     const int tiles = ((s.ow + kTWB - 1) / kTWB) * ((s.oh + kTH - 1) / kTH);
-    dim3 grid(tiles, (s.c + kCB - 1) / kCB, s.n);
+    dim3 grid(tiles, (s.c + kCB - 1) / kCB, std::min(s.n, 65535));
     kernel<<<grid, kThreads, smem, stream>>>(in, w, bias, out, s, flip);
     CF_CUDA_CHECK_LAUNCH();
     return absl::OkStatus();
@@ -393,8 +427,10 @@ Status DepthwiseBackwardWeightCuda(const ConvParams& p, const T* x, const T* dy,
     CF_RETURN_IF_ERROR(WithKw(s.kw, [&](auto kw_tag) -> Status {
       constexpr int KW = decltype(kw_tag)::value;
       const size_t smem = BwdWeightSmemBytes(s.kh, KW);
+      size_t most = 0;
+      for (int kh = 1; kh <= kMaxTiledK; ++kh) most = std::max(most, BwdWeightSmemBytes(kh, KW));
+      CF_RETURN_IF_ERROR((RaiseSmemLimitOnce<DwBwdWeightTiled<T, KW>>(most)));
       auto kernel = DwBwdWeightTiled<T, KW>;
-      CF_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
       kernel<<<dim3(blocks, chunks), kThreads, smem, stream>>>(x, dy, part, s);
       CF_CUDA_CHECK_LAUNCH();
       return absl::OkStatus();

@@ -110,7 +110,9 @@ Status MseCpu(KernelContext& ctx) {
     A total = 0;
     for (int64_t b = 0; b < B; ++b) {
       const A s = SquaredDiffSum(p.data<T>() + b * M, t.data<T>() + b * M, M);
-      total += weighted ? Load(ctx.inputs[2].data<T>(), b) * s : s;
+      // n == 0 is one empty "sample" (Samples): the weights, maybe an empty
+      // tensor, are not read.
+      total += weighted && n > 0 ? Load(ctx.inputs[2].data<T>(), b) * s : s;
     }
     // n == 0: the mean of nothing is NaN, as in PyTorch.
     Store(ctx.outputs[0].data<T>(), 0, total / static_cast<A>(n));

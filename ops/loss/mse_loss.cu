@@ -69,8 +69,9 @@ Status MseCuda(KernelContext& ctx) {
     const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(B * S, 65535LL * 16));
     MsePartialKernel<<<blocks, 256, 0, st>>>(p.data<T>(), t.data<T>(), partial, B, M, S, chunk);
     CF_CUDA_CHECK_LAUNCH();
-    const T* w = weighted ? ctx.inputs[2].data<T>() : nullptr;
-    // n == 0: 0 * inf = NaN, the mean of nothing (as on the CPU).
+    // n == 0: 0 * inf = NaN, the mean of nothing (as on the CPU); the weights
+    // are not read then (they may be an empty tensor).
+    const T* w = weighted && n > 0 ? ctx.inputs[2].data<T>() : nullptr;
     MseFinishKernel<<<1, 1024, 0, st>>>(partial, w, ctx.outputs[0].data<T>(), B, S, 1.f / static_cast<float>(n));
     CF_CUDA_CHECK_LAUNCH();
     return absl::OkStatus();

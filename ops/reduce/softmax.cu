@@ -13,13 +13,18 @@ namespace {
 
 constexpr int64_t kWarpRowMax = 1024;
 
-// Adds v to the running (m, s).
+// Adds v to the running (m, s). NaN propagates: a NaN v makes s NaN, and so
+// the whole row NaN, as on the CPU (the lanes' maxima are combined with fmaxf,
+// which drops NaN, so s must carry it).
 __device__ __forceinline__ void OnlineAdd(float v, float& m, float& s) {
   if (v > m) {
     s = s * expf(m - v) + 1.f;  // m = -inf, s = 0 the first time: 0 * 0 + 1
     m = v;
   } else if (m != -INFINITY) {
-    s += expf(v - m);
+    s += expf(v - m);  // NaN in v (or already in m) gives NaN
+  } else if (isnan(v)) {
+    m = v;  // a NaN first: v > -inf is false for it, so it must be kept here
+    s = v;
   }
 }
 // This thread's s rescaled to the combined maximum M.

@@ -3,6 +3,8 @@
 // for depthwise ones (the tiled path for stride 1 / dilation 1 / odd kernels
 // 3..31, the generic path for everything else).
 #include <cmath>
+#include <thread>
+#include <utility>
 
 #include "tests/support/conv_geometry.h"
 #include "tests/support/op_harness.h"
@@ -125,6 +127,101 @@ TEST(Conv2dGpu, Tf32OnlyWhenAllowed) {
   Attrs tf32 = g.attrs();
   tf32.Set("allow_tf32", true);
   EXPECT_TRUE(CudaMatchesCpu("conv2d", {x, w}, tf32, DType::f32, 3e-3, 3e-4 * 24));
+}
+
+// Zero channels: Cin = 0 gives y = bias (or zeros) as on the CPU, Cout = 0 a
+// zero input gradient, and either an empty weight gradient; none of them may
+// reach cuDNN (which takes no empty tensors).
+TEST(Conv2dGpu, ZeroChannels) {
+  CF_SKIP_WITHOUT_GPU();
+  uint64_t seed = 300;
+  for (auto [cin, cout] : {std::pair<int64_t, int64_t>{0, 8}, {8, 0}, {0, 0}}) {
+    Geo g = SquareConv(2, 5, 6, cin, cout, 3);
+    g.ph = g.pw = 1;
+    SCOPED_TRACE(g.str());
+    Tensor x = RandomTensor(g.x(), DType::f32, seed), w = RandomTensor(g.wt(), DType::f32, seed + 1);
+    Tensor bias = RandomTensor(Shape{cout}, DType::f32, seed + 2), dy = RandomTensor(g.y(), DType::f32, seed + 3);
+    seed += 5;
+    for (DType t : kGpuDTypes) {
+      EXPECT_TRUE(CudaMatchesCpu("conv2d", {x, w, bias}, g.attrs(), t));
+      EXPECT_TRUE(CudaMatchesCpu("conv2d", {x, w}, g.attrs(), t));
+      EXPECT_TRUE(CudaMatchesCpu("conv2d_backward_input", {dy, w}, g.backward_input_attrs(), t));
+      EXPECT_TRUE(CudaMatchesCpu("conv2d_backward_weight", {x, dy}, g.backward_weight_attrs(), t));
+    }
+  }
+}
+
+// More samples than gridDim.z allows (65535): the tiled forward and backward
+// input kernels loop over the batch.
+TEST(Conv2dGpu, DepthwiseTiledBatchBeyondGridZ) {
+  CF_SKIP_WITHOUT_GPU();
+  Geo g = SquareConv(65536 + 3, 3, 3, 16, 16, 3);
+  g.groups = 16;
+  g.ph = g.pw = 1;
+  SCOPED_TRACE(g.str());
+  Tensor x = RandomTensor(g.x(), DType::f32, 400), w = RandomTensor(g.wt(), DType::f32, 401);
+  Tensor bias = RandomTensor(Shape{g.cout}, DType::f32, 402), dy = RandomTensor(g.y(), DType::f32, 403);
+  const double tol = 2e-6 * std::sqrt(static_cast<double>(g.taps()));
+  EXPECT_TRUE(CudaMatchesCpu("conv2d", {x, w, bias}, g.attrs(), DType::f32, tol, tol));
+  EXPECT_TRUE(CudaMatchesCpu("conv2d_backward_input", {dy, w}, g.backward_input_attrs(), DType::f32, 2 * tol, 2 * tol));
+  EXPECT_TRUE(CudaMatchesCpu("conv2d", {x, w, bias}, g.attrs(), DType::bf16));
+}
+
+// Host threads launching the same tiled instantiation (kw = 31) with
+// different shared memory sizes (kh = 3 and 31) at once: the kernels' shared
+// memory limit is set once, not raced per launch.
+TEST(Conv2dGpu, DepthwiseConcurrentLaunchesWithDifferentSharedMemory) {
+  CF_SKIP_WITHOUT_GPU();
+  struct Job {
+    Geo g;
+    std::vector<Tensor> fwd_in, bwi_in, bww_in;
+    std::vector<double> y, dx, dw;
+  };
+  std::vector<Job> jobs;
+  for (int64_t kh : {3, 31}) {
+    Geo g{1, 12, 12, 16, 16, kh, 31};
+    g.groups = 16;
+    g.ph = kh / 2;
+    g.pw = 15;
+    Job j{g, {}, {}, {}, {}, {}, {}};
+    Tensor x = RandomTensor(g.x(), DType::f32, 500 + kh), w = RandomTensor(g.wt(), DType::f32, 501 + kh);
+    Tensor dy = RandomTensor(g.y(), DType::f32, 502 + kh);
+    j.fwd_in = {x, w};
+    j.bwi_in = {dy, w};
+    j.bww_in = {x, dy};
+    CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("conv2d", j.fwd_in, g.attrs()));
+    CF_ASSERT_OK_AND_ASSIGN(Tensor dx, RunOp1("conv2d_backward_input", j.bwi_in, g.backward_input_attrs()));
+    CF_ASSERT_OK_AND_ASSIGN(Tensor dw, RunOp1("conv2d_backward_weight", j.bww_in, g.backward_weight_attrs()));
+    j.y = ToDoubles(y);
+    j.dx = ToDoubles(dx);
+    j.dw = ToDoubles(dw);
+    for (auto* v : {&j.fwd_in, &j.bwi_in, &j.bww_in})
+      for (Tensor& t : *v) t = t.To(Device::CUDA(0)).value();
+    jobs.push_back(std::move(j));
+  }
+  constexpr int kThreads = 4, kRounds = 25;
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      for (int r = 0; r < kRounds && errors[i].empty(); ++r) {
+        const Job& j = jobs[(i + r) % jobs.size()];
+        const double tol = 1e-4 * std::sqrt(static_cast<double>(j.g.taps()));
+        auto y = RunOp1("conv2d", j.fwd_in, j.g.attrs(), Device::CUDA(0));
+        auto dx = RunOp1("conv2d_backward_input", j.bwi_in, j.g.backward_input_attrs(), Device::CUDA(0));
+        auto dw = RunOp1("conv2d_backward_weight", j.bww_in, j.g.backward_weight_attrs(), Device::CUDA(0));
+        if (!y.ok() || !dx.ok() || !dw.ok()) {
+          errors[i] = absl::StrCat(j.g.str(), ": ", y.status().message(), " / ", dx.status().message(), " / ",
+                                   dw.status().message());
+        } else if (!AllClose(ToDoubles(*y), j.y, tol, tol) || !AllClose(ToDoubles(*dx), j.dx, tol, tol) ||
+                   !AllClose(ToDoubles(*dw), j.dw, tol, 1e-3 * std::sqrt(double(j.g.pixels())))) {
+          errors[i] = absl::StrCat(j.g.str(), ": results differ from the CPU in round ", r);
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kThreads; ++i) EXPECT_TRUE(errors[i].empty()) << "thread " << i << ": " << errors[i];
 }
 
 }  // namespace

@@ -52,6 +52,26 @@ TEST(LossTest, Mse) {
   }
 }
 
+// No elements: the mean of nothing is NaN, weighted or not, and the weights
+// (here possibly an empty tensor) are not read; the backward is empty.
+TEST(LossTest, MseOfNothing) {
+  for (const Shape& s : {Shape({0, 3}), Shape({3, 0}), Shape({0})}) {
+    for (DType t : kFloatDTypes) {
+      Tensor p = RandomTensor(s, t, 1), tg = RandomTensor(s, t, 2), w = RandomTensor({s[0]}, t, 3, 0.5, 2);
+      for (bool weighted : {false, true}) {
+        std::vector<Tensor> ins = {p, tg};
+        if (weighted) ins.push_back(w);
+        CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("mse_loss", ins));
+        EXPECT_TRUE(std::isnan(ToDoubles(y)[0])) << s.ToString() << " weighted " << weighted;
+        std::vector<Tensor> back = {p, tg, RandomTensor({}, t, 4)};
+        if (weighted) back.push_back(w);
+        CF_ASSERT_OK_AND_ASSIGN(Tensor dp, RunOp1("mse_loss_backward", back));
+        EXPECT_EQ(dp.shape(), s);
+      }
+    }
+  }
+}
+
 TEST(LossTest, MseVjp) {
   Tensor p = RandomTensor({3, 2, 5}, DType::f64, 100), t = RandomTensor({3, 2, 5}, DType::f64, 101);
   Tensor w = RandomTensor({3}, DType::f64, 102, 0.5, 2);

@@ -3,6 +3,7 @@
 // strided-batched call, one call per inner batch run), bias and the fused
 // and unfused activation epilogues, K = 0, TF32.
 #include <cmath>
+#include <cstdint>
 
 #include "tests/support/op_harness.h"
 
@@ -76,6 +77,44 @@ TEST(MatmulGpu, BiasAndActivations) {
       Check("matmul", {{2, 64, 96}, {96, 72}, false, false, bias, act}, seed += 3);
       Check("linear", {{2, 17, 40}, {24, 40}, false, false, bias, act}, seed += 3);
     }
+}
+
+// A bias that is a view at an odd element offset (a slice of a fused bias):
+// cuBLASLt's bias epilogue reads it with vector loads, so such a bias goes
+// through the separate bias (+ activation) kernel; results must match an
+// aligned bias's.
+TEST(MatmulGpu, UnalignedBiasView) {
+  CF_SKIP_WITHOUT_GPU();
+  uint64_t seed = 300;
+  for (const char* act : {"none", "gelu", "gelu_tanh", "silu"}) {
+    for (const char* op : {"matmul", "linear"}) {
+      const bool linear = op == std::string("linear");
+      const int64_t m = 37, k = 64, n = 48;
+      Tensor a = RandomTensor(Shape{2, m, k}, DType::f32, seed++);
+      Tensor b = RandomTensor(linear ? Shape{n, k} : Shape{k, n}, DType::f32, seed++);
+      Tensor fused = RandomTensor(Shape{n + 3}, DType::f32, seed++);  // [n + 3]: the bias is elements 1 .. n
+      const Attrs attrs{{"activation", std::string(act)}};
+      for (DType t : kGpuDTypes) {
+        SCOPED_TRACE(absl::StrCat(op, " ", act, " ", DTypeName(t)));
+        Tensor fused_t = CastTo(fused, t);
+        CF_ASSERT_OK_AND_ASSIGN(Tensor fused_dev, fused_t.To(Device::CUDA(0)));
+        CF_ASSERT_OK_AND_ASSIGN(Tensor bias_view, fused_dev.Narrow0(1, n + 1));
+        ASSERT_NE(reinterpret_cast<uintptr_t>(bias_view.raw()) % 16, 0u) << "the view must be misaligned";
+        CF_ASSERT_OK_AND_ASSIGN(Tensor bias_host, CastTo(fused, DType::f32).Narrow0(1, n + 1));
+        Tensor bias = CastTo(bias_host, DType::f32);
+        Tensor at = CastTo(a, t), bt = CastTo(b, t);
+        CF_ASSERT_OK_AND_ASSIGN(Tensor want,
+                                RunOp1(op, {CastTo(at, DType::f32), CastTo(bt, DType::f32), bias}, attrs));
+        CF_ASSERT_OK_AND_ASSIGN(Tensor got, RunOp1(op, {at.To(Device::CUDA(0)).value(), bt.To(Device::CUDA(0)).value(),
+                                                        bias_view},
+                                                   attrs, Device::CUDA(0)));
+        const std::vector<double> wv = ToDoubles(want);
+        const double tol = t == DType::f32 ? 1e-5 * std::sqrt(double(k)) : -1;
+        EXPECT_TRUE(AllClose(ToDoubles(got), wv, tol < 0 ? DefaultRtol(t) : tol,
+                             tol < 0 ? ScaledAtol(wv, DefaultAtol(t), t) : tol));
+      }
+    }
+  }
 }
 
 TEST(MatmulGpu, ZeroInnerDimension) {

@@ -9,8 +9,8 @@ namespace cf::testing {
 namespace {
 
 // Tolerance of a low-precision run against the f64 reference on the same
-// (rounded) inputs: mostly the rounding of the output.
-constexpr DTypeTol Tol{1e-10, 1e-5, 3e-3, 2e-2};
+// (rounded) inputs: the rounding of the output (docs/conventions.md).
+constexpr DTypeTol Tol = kStorageTol;
 
 // ---- references ----------------------------------------------------------------
 
@@ -52,23 +52,84 @@ std::vector<double> RefLayerNorm(const std::vector<double>& x, int64_t c, double
   return y;
 }
 
+// The backward ops in closed form. x, dy [N, P, C] flattened; gamma empty for
+// no affine. With xhat = (x - mean) * rstd per (n, group) of M = P * C / G
+// elements and g = gamma * dy:
+//   dx = rstd * (g - mean_group(g) - xhat * mean_group(g * xhat)),
+//   dgamma[c] = sum over n, p of dy * xhat, dbeta[c] = sum over n, p of dy.
+// Returns {dx} or {dx, dgamma, dbeta}.
+std::vector<std::vector<double>> RefGroupNormBackward(const std::vector<double>& x, const std::vector<double>& dy,
+                                                      int64_t n, int64_t p, int64_t c, int64_t groups, double eps,
+                                                      const std::vector<double>& gamma) {
+  std::vector<double> dx(x.size()), dgamma(c, 0.0), dbeta(c, 0.0);
+  const int64_t cg = c / groups;
+  const double m = double(p * cg);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t g = 0; g < groups; ++g) {
+      auto at = [&](int64_t i, int64_t k) { return (b * p + i) * c + k; };
+      double s = 0;
+      for (int64_t i = 0; i < p; ++i)
+        for (int64_t k = g * cg; k < (g + 1) * cg; ++k) s += x[at(i, k)];
+      const double mean = s / m;
+      double v = 0;
+      for (int64_t i = 0; i < p; ++i)
+        for (int64_t k = g * cg; k < (g + 1) * cg; ++k) v += (x[at(i, k)] - mean) * (x[at(i, k)] - mean);
+      const double rstd = 1 / std::sqrt(v / m + eps);
+      double mean_g = 0, mean_gx = 0;
+      for (int64_t i = 0; i < p; ++i)
+        for (int64_t k = g * cg; k < (g + 1) * cg; ++k) {
+          const double xh = (x[at(i, k)] - mean) * rstd, gd = (gamma.empty() ? 1.0 : gamma[k]) * dy[at(i, k)];
+          mean_g += gd / m;
+          mean_gx += gd * xh / m;
+          dgamma[k] += dy[at(i, k)] * xh;
+          dbeta[k] += dy[at(i, k)];
+        }
+      for (int64_t i = 0; i < p; ++i)
+        for (int64_t k = g * cg; k < (g + 1) * cg; ++k) {
+          const double xh = (x[at(i, k)] - mean) * rstd, gd = (gamma.empty() ? 1.0 : gamma[k]) * dy[at(i, k)];
+          dx[at(i, k)] = rstd * (gd - mean_g - xh * mean_gx);
+        }
+    }
+  if (gamma.empty()) return {dx};
+  return {dx, dgamma, dbeta};
+}
+
+// layer_norm_backward: every row of C is one group of its own "sample".
+std::vector<std::vector<double>> RefLayerNormBackward(const std::vector<double>& x, const std::vector<double>& dy,
+                                                      int64_t c, double eps, const std::vector<double>& gamma) {
+  const int64_t rows = static_cast<int64_t>(x.size()) / c;
+  return RefGroupNormBackward(x, dy, rows, 1, c, 1, eps, gamma);
+}
+
+// adaln_modulate_backward: x, dy [B, T, C], scale [B, C] (or [B, 1, C], the
+// same numbers): dx = dy * (1 + scale), dshift = sum_T dy, dscale = sum_T dy * x.
+std::vector<std::vector<double>> RefAdaLnBackward(const std::vector<double>& x, const std::vector<double>& scale,
+                                                  const std::vector<double>& dy, int64_t b, int64_t t, int64_t c) {
+  std::vector<double> dx(x.size()), dshift(b * c, 0.0), dscale(b * c, 0.0);
+  for (int64_t i = 0; i < b; ++i)
+    for (int64_t j = 0; j < t; ++j)
+      for (int64_t k = 0; k < c; ++k) {
+        const int64_t e = (i * t + j) * c + k;
+        dx[e] = dy[e] * (1 + scale[i * c + k]);
+        dshift[i * c + k] += dy[e];
+        dscale[i * c + k] += dy[e] * x[e];
+      }
+  return {dx, dshift, dscale};
+}
+
 // ---- helpers -----------------------------------------------------------------
 
-// Runs `op` in `dtype` and in f64 on the same rounded inputs; compares every output.
-void ExpectMatchesF64(const std::string& op, const std::vector<Tensor>& inputs, const Attrs& attrs, DType dtype) {
-  std::vector<Tensor> low, ref;
-  for (const Tensor& t : inputs) {
-    low.push_back(CastTo(t, dtype));
-    ref.push_back(CastTo(low.back(), DType::f64));
-  }
-  auto got = RunOp(op, low, attrs);
-  auto want = RunOp(op, ref, attrs);
+// Runs `op` on `inputs` rounded to `dtype` and compares every output, element
+// by element, with `want` (computed in float64 from the same rounded inputs):
+// the storage tolerance, absolute part scaled by the output's largest value.
+void ExpectOutputsMatch(const std::string& op, const std::vector<Tensor>& rounded, const Attrs& attrs, DType dtype,
+                        const std::vector<std::vector<double>>& want) {
+  auto got = RunOp(op, rounded, attrs);
   ASSERT_TRUE(got.ok()) << got.status().message();
-  ASSERT_TRUE(want.ok()) << want.status().message();
-  ASSERT_EQ(got->size(), want->size());
-  for (size_t k = 0; k < got->size(); ++k) {
+  ASSERT_EQ(got->size(), want.size()) << op;
+  for (size_t k = 0; k < want.size(); ++k) {
     EXPECT_EQ((*got)[k].dtype(), dtype);
-    EXPECT_TRUE(AllClose(ToDoubles((*got)[k]), ToDoubles((*want)[k]), Tol(dtype), Tol(dtype)))
+    EXPECT_TRUE(AllClose(ToDoubles((*got)[k]), want[k], Tol(dtype), ScaledAtol(want[k], Tol(dtype), dtype)))
         << op << " output " << k << " " << DTypeName(dtype);
   }
 }
@@ -146,14 +207,32 @@ TEST(GroupNorm, Vjp) {
   EXPECT_TRUE(CheckVjp("group_norm", {x3, g3, b3}, Attrs{{"groups", int64_t{4}}}));
 }
 
-TEST(GroupNorm, BackwardLowPrecision) {
-  const Attrs attrs{{"groups", int64_t{4}}};
-  for (DType dt : kGpuDTypes) {
-    Tensor x = RandomTensor(Shape({2, 9, 7, 8}), DType::f32, 31);
-    Tensor dy = RandomTensor(Shape({2, 9, 7, 8}), DType::f32, 32);
-    Tensor g = RandomTensor(Shape({8}), DType::f32, 33, 0.5, 1.5);
-    ExpectMatchesF64("group_norm_backward", {x, dy, g}, attrs, dt);
-    ExpectMatchesF64("group_norm_backward", {x, dy}, attrs, dt);
+// Every element of dx, dgamma and dbeta against the closed form, in every
+// dtype: several groups, more than one statistics chunk (P > 128), no spatial
+// dims, one channel per group, a large mean.
+TEST(GroupNorm, BackwardMatchesClosedForm) {
+  const GnCase cases[] = {
+      {{2, 9, 7, 8}, 4, true}, {{2, 9, 7, 8}, 4, false}, {{1, 131, 4}, 4, true},
+      {{3, 16}, 2, true},      {{2, 5, 3, 2, 12}, 3, true},
+  };
+  uint64_t seed = 31;
+  for (const GnCase& k : cases) {
+    const int64_t n = k.shape.dim(0), c = k.shape.dim(-1), p = k.shape.numel() / (n * c);
+    for (double offset : {0.0, 50.0}) {
+      for (DType dt : kFloatDTypes) {
+        SCOPED_TRACE(absl::StrCat(k.shape.ToString(), " groups ", k.groups, " affine ", k.affine, " offset ", offset,
+                                  " ", DTypeName(dt)));
+        Tensor x = RandomTensor(k.shape, dt, seed++, offset - 2, offset + 3);
+        Tensor dy = RandomTensor(k.shape, dt, seed++);
+        Tensor g = RandomTensor(Shape({c}), dt, seed++, 0.5, 1.5);
+        std::vector<Tensor> ins{x, dy};
+        if (k.affine) ins.push_back(g);
+        const double eps = 1e-5;
+        ExpectOutputsMatch("group_norm_backward", ins, Attrs{{"groups", k.groups}, {"eps", eps}}, dt,
+                           RefGroupNormBackward(ToDoubles(x), ToDoubles(dy), n, p, c, k.groups, eps,
+                                                k.affine ? ToDoubles(g) : std::vector<double>{}));
+      }
+    }
   }
 }
 
@@ -243,13 +322,24 @@ TEST(LayerNorm, Vjp) {
   EXPECT_TRUE(CheckVjp("layer_norm", {x}, Attrs{{"eps", 1e-6}}));
 }
 
-TEST(LayerNorm, BackwardLowPrecision) {
-  for (DType dt : kGpuDTypes) {
-    Tensor x = RandomTensor(Shape({37, 24}), DType::f32, 51);
-    Tensor dy = RandomTensor(Shape({37, 24}), DType::f32, 52);
-    Tensor g = RandomTensor(Shape({24}), DType::f32, 53, 0.5, 1.5);
-    ExpectMatchesF64("layer_norm_backward", {x, dy, g}, {}, dt);
-    ExpectMatchesF64("layer_norm_backward", {x, dy}, {}, dt);
+TEST(LayerNorm, BackwardMatchesClosedForm) {
+  const Shape shapes[] = {{37, 24}, {2, 3, 7}, {5, 1153}, {4, 1}, {13}};
+  uint64_t seed = 51;
+  for (const Shape& s : shapes) {
+    const int64_t c = s.dim(-1);
+    for (bool affine : {false, true}) {
+      for (DType dt : kFloatDTypes) {
+        SCOPED_TRACE(absl::StrCat(s.ToString(), " affine ", affine, " ", DTypeName(dt)));
+        Tensor x = RandomTensor(s, dt, seed++, -3, 2), dy = RandomTensor(s, dt, seed++);
+        Tensor g = RandomTensor(Shape({c}), dt, seed++, 0.5, 1.5);
+        std::vector<Tensor> ins{x, dy};
+        if (affine) ins.push_back(g);
+        const double eps = 1e-6;
+        ExpectOutputsMatch("layer_norm_backward", ins, Attrs{{"eps", eps}}, dt,
+                           RefLayerNormBackward(ToDoubles(x), ToDoubles(dy), c, eps,
+                                                affine ? ToDoubles(g) : std::vector<double>{}));
+      }
+    }
   }
 }
 
@@ -311,12 +401,19 @@ TEST(AdaLnModulate, Vjp) {
                                           RandomTensor(Shape({2, 1, 3}), DType::f64, 65)}));
 }
 
-TEST(AdaLnModulate, BackwardLowPrecision) {
-  for (DType dt : kGpuDTypes) {
-    ExpectMatchesF64("adaln_modulate_backward",
-                     {RandomTensor(Shape({2, 19, 6}), DType::f32, 71), RandomTensor(Shape({2, 1, 6}), DType::f32, 72),
-                      RandomTensor(Shape({2, 19, 6}), DType::f32, 73)},
-                     {}, dt);
+TEST(AdaLnModulate, BackwardMatchesClosedForm) {
+  uint64_t seed = 71;
+  for (const Shape& s : {Shape({2, 19, 6}), Shape({3, 1, 5}), Shape({1, 300, 17})}) {
+    const int64_t b = s[0], t = s[1], c = s[2];
+    for (bool three_d : {false, true}) {
+      for (DType dt : kFloatDTypes) {
+        SCOPED_TRACE(absl::StrCat(s.ToString(), " 3-D ", three_d, " ", DTypeName(dt)));
+        Tensor x = RandomTensor(s, dt, seed++), dy = RandomTensor(s, dt, seed++);
+        Tensor scale = RandomTensor(three_d ? Shape({b, 1, c}) : Shape({b, c}), dt, seed++);
+        ExpectOutputsMatch("adaln_modulate_backward", {x, scale, dy}, {}, dt,
+                           RefAdaLnBackward(ToDoubles(x), ToDoubles(scale), ToDoubles(dy), b, t, c));
+      }
+    }
   }
 }
 

@@ -1,5 +1,7 @@
 // CUDA kernels of sum, mean, softmax and softmax_backward against the CPU
 // ones (outputs poisoned first) in f32, f16 and bf16.
+#include <cmath>
+
 #include "ops/reduce/reduce.h"
 #include "tests/support/op_harness.h"
 
@@ -47,6 +49,44 @@ TEST(ReduceGpuTest, Softmax) {
       // softmax_backward takes the softmax output.
       Tensor y = testing::RunOp1("softmax", {x}).value();
       EXPECT_TRUE(CudaMatchesCpu("softmax_backward", {y, dy}, {}, t)) << s.ToString();
+    }
+  }
+}
+
+// A NaN anywhere in a row makes the whole row NaN, as on the CPU, also when
+// it is the first value a lane (warp rows) or a thread (block rows) sees: the
+// online maximum once skipped it there ([NaN, 1, 2] gave [NaN, 0.27, 0.73]).
+TEST(ReduceGpuTest, SoftmaxNanPoisonsTheRow) {
+  CF_SKIP_WITHOUT_GPU();
+  struct Case {
+    int64_t L;
+    std::vector<int64_t> nan_at;  // NaN positions in row 1 (row 0 and row 2 stay finite)
+  };
+  const Case cases[] = {
+      {3, {0}},        {3, {2}},     {40, {0}},    {40, {33}},  {1024, {5, 700}},  // warp rows
+      {2000, {0}},     {2000, {255}}, {2000, {1999}}, {9000, {1023}},              // block rows
+  };
+  for (const Case& c : cases) {
+    for (DType t : kGpuDTypes) {
+      std::vector<double> v = ToDoubles(RandomTensor({3, c.L}, DType::f32, 7 + c.L, -3, 3));
+      for (int64_t i : c.nan_at) v[c.L + i] = NAN;
+      Tensor x = FromDoubles(v, {3, c.L}, t);
+      CF_ASSERT_OK_AND_ASSIGN(Tensor want, RunOp1("softmax", {CastTo(x, DType::f32)}));
+      CF_ASSERT_OK_AND_ASSIGN(Tensor got, RunOp1("softmax", {x.To(Device::CUDA(0)).value()}, {}, Device::CUDA(0)));
+      const std::vector<double> w = ToDoubles(want), g = ToDoubles(got);
+      for (int64_t r = 0; r < 3; ++r) {
+        const std::vector<double> wr(w.begin() + r * c.L, w.begin() + (r + 1) * c.L);
+        const std::vector<double> gr(g.begin() + r * c.L, g.begin() + (r + 1) * c.L);
+        if (r == 1) {
+          for (int64_t i = 0; i < c.L; ++i) {
+            ASSERT_TRUE(std::isnan(wr[i])) << "cpu, L " << c.L << " element " << i;
+            ASSERT_TRUE(std::isnan(gr[i])) << "cuda " << DTypeName(t) << ", L " << c.L << " element " << i << ": "
+                                           << gr[i];
+          }
+        } else {
+          EXPECT_TRUE(AllClose(gr, wr, DefaultRtol(t), ScaledAtol(wr, DefaultAtol(t), t))) << "row " << r;
+        }
+      }
     }
   }
 }

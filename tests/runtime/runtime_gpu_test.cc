@@ -10,16 +10,15 @@
 #include "runtime/rng.h"
 #include "runtime/stream.h"
 #include "runtime/tensor.h"
+#include "tests/support/op_harness.h"
 
 namespace cf {
 namespace {
 
 class RuntimeGpuTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    Status s = CheckDeviceAvailable(Device::CUDA(0));
-    if (!s.ok()) GTEST_SKIP() << "no usable CUDA device: " << s;
-  }
+  // Skips without a usable device (fails instead under CF_REQUIRE_GPU).
+  void SetUp() override { CF_SKIP_WITHOUT_GPU(); }
 };
 
 // Poisons a CUDA tensor, fills it there and on the CPU, compares the bytes.

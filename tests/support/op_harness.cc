@@ -1,6 +1,8 @@
 #include "tests/support/op_harness.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "absl/strings/str_join.h"
@@ -140,7 +142,9 @@ void ExpectError(absl::string_view op, const std::vector<TensorType>& inputs, co
   for (size_t i = 0; i < actual.size(); ++i) {
     double a = actual[i], e = expected[i];
     double err = std::fabs(a - e), allowed = atol + rtol * std::fabs(e);
-    bool bad = std::isnan(a) || std::isnan(e) || !(err <= allowed);
+    // An infinity matches only itself (else inf - x <= rtol * inf would pass
+    // any value for an infinite reference).
+    bool bad = std::isnan(a) || std::isnan(e) || !(err <= allowed) || ((std::isinf(a) || std::isinf(e)) && a != e);
     if (std::isinf(e) && a == e) bad = false;
     if (!bad) continue;
     ++failures;
@@ -275,36 +279,81 @@ double DefaultRtol(DType dtype) {
     default: return 1e-12;
   }
 }
-// The same bound, absolute, for outputs near zero.
+// The same bound for outputs near zero, as a fraction of the output's largest
+// magnitude (ScaledAtol): a fixed absolute bound would let an all-zero output
+// pass wherever the values are small (softmax of long rows, loss gradients).
 double DefaultAtol(DType dtype) { return DefaultRtol(dtype); }
+
+double MaxAbs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v)
+    if (std::isfinite(x)) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+double ScaledAtol(const std::vector<double>& expected, double rel, DType dtype) {
+  double tiny = 0;  // the smallest subnormal of the storage dtype
+  switch (dtype) {
+    case DType::f16: tiny = std::ldexp(1.0, -24); break;
+    case DType::bf16: tiny = std::ldexp(1.0, -133); break;
+    case DType::f32: tiny = std::ldexp(1.0, -149); break;
+    default: tiny = std::ldexp(1.0, -1074); break;
+  }
+  return std::max(rel * MaxAbs(expected), 2 * tiny);
+}
 
 Status GpuAvailable() { return CheckDeviceAvailable(Device::CUDA(0)); }
 
-::testing::AssertionResult CudaMatchesCpu(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs,
-                                          DType dtype, double rtol, double atol) {
+bool GpuRequired() {
+  const char* v = std::getenv("CF_REQUIRE_GPU");
+  return v != nullptr && v[0] != '\0' && std::string(v) != "0";
+}
+
+::testing::AssertionResult MatchesCpuReference(absl::string_view op, const std::vector<Tensor>& inputs,
+                                               const Attrs& attrs, DType dtype, const KernelUnderTest& run,
+                                               double rtol, double atol) {
   if (rtol < 0) rtol = DefaultRtol(dtype);
-  if (atol < 0) atol = DefaultAtol(dtype);
-  std::vector<Tensor> cpu_in, gpu_in;
+  std::vector<Tensor> cpu_in, test_in;
   for (const Tensor& t : inputs) {
     if (IsFloating(t.dtype())) {
       Tensor rounded = CastTo(t, dtype);  // both sides see the same values
       cpu_in.push_back(CastTo(rounded, DType::f32));
-      gpu_in.push_back(rounded.To(Device::CUDA(0)).value());
+      test_in.push_back(rounded);
     } else {
       cpu_in.push_back(t);
-      gpu_in.push_back(t.To(Device::CUDA(0)).value());
+      test_in.push_back(t);
     }
   }
   auto want = RunOp(op, cpu_in, attrs, Device::CPU());
   if (!want.ok()) return ::testing::AssertionFailure() << "cpu: " << want.status().message();
-  auto got = RunOp(op, gpu_in, attrs, Device::CUDA(0));
-  if (!got.ok()) return ::testing::AssertionFailure() << "cuda: " << got.status().message();
-  if (want->size() != got->size()) return ::testing::AssertionFailure() << "output count differs";
+  auto got = run(test_in);
+  if (!got.ok()) return ::testing::AssertionFailure() << "under test: " << got.status().message();
+  if (want->size() != got->size())
+    return ::testing::AssertionFailure() << op << ": " << got->size() << " outputs, expected " << want->size();
   for (size_t k = 0; k < want->size(); ++k) {
-    auto r = AllClose(ToDoubles((*got)[k]), ToDoubles((*want)[k]), rtol, atol);
+    const Tensor &g = (*got)[k], &w = (*want)[k];
+    if (g.shape() != w.shape())
+      return ::testing::AssertionFailure() << op << " output " << k << " has shape " << g.shape().ToString()
+                                           << ", expected " << w.shape().ToString();
+    const std::vector<double> wv = ToDoubles(w);
+    const double a = atol < 0 ? ScaledAtol(wv, DefaultAtol(dtype), dtype) : atol;
+    auto r = AllClose(ToDoubles(g), wv, rtol, a);
     if (!r) return ::testing::AssertionFailure() << op << " output " << k << " (" << DTypeName(dtype) << "): " << r.message();
   }
   return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult CudaMatchesCpu(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs,
+                                          DType dtype, double rtol, double atol) {
+  auto on_cuda = [&](const std::vector<Tensor>& in) -> StatusOr<std::vector<Tensor>> {
+    std::vector<Tensor> dev;
+    for (const Tensor& t : in) {
+      CF_ASSIGN_OR_RETURN(Tensor d, t.To(Device::CUDA(0)));
+      dev.push_back(std::move(d));
+    }
+    return RunOp(op, dev, attrs, Device::CUDA(0));
+  };
+  return MatchesCpuReference(op, inputs, attrs, dtype, on_cuda, rtol, atol);
 }
 
 }  // namespace cf::testing

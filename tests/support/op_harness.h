@@ -91,26 +91,55 @@ void ExpectError(absl::string_view op, const std::vector<TensorType>& inputs, co
 ::testing::AssertionResult CheckVjp(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs = {},
                                     std::vector<int> check = {}, double tol = 1e-6, int max_points = 40);
 
-// Tolerance of a CUDA kernel against the CPU one (DESIGN.md).
+// Tolerance of a CUDA kernel against the CPU one (docs/conventions.md): the
+// relative bound, and the absolute one as a fraction of the output's largest
+// magnitude (an all-zero output never passes for a nonzero reference).
 double DefaultRtol(DType dtype);
 double DefaultAtol(DType dtype);
+// The largest finite |v| (0 for none).
+double MaxAbs(const std::vector<double>& v);
+// The absolute tolerance `rel` * MaxAbs(expected), but at least two of the
+// dtype's smallest subnormals (so an exactly-zero reference allows rounding
+// noise at the bottom of the range only).
+double ScaledAtol(const std::vector<double>& expected, double rel, DType dtype);
 
-// Runs `op` on the CPU in f32 and on CUDA in `dtype` (inputs of floating type
-// are cast to `dtype` for CUDA and kept f32 for the CPU, after both are
-// rounded to `dtype`), outputs poisoned first, and compares.
+// The kernel under test: runs `op` on `inputs` (the rounded `dtype` tensors,
+// on the CPU) somewhere and returns its outputs.
+using KernelUnderTest = std::function<StatusOr<std::vector<Tensor>>(const std::vector<Tensor>& inputs)>;
+
+// Runs `op` on the CPU in f32 (inputs of floating type rounded to `dtype`,
+// then cast to f32) as the reference, and `run` on the same rounded inputs in
+// `dtype`, and compares every output: same shape, and
+// |got - want| <= rtol * |want| + atol_abs, where atol_abs is
+// ScaledAtol(want, DefaultAtol(dtype)) when atol < 0, else atol itself
+// (absolute). rtol < 0 means DefaultRtol(dtype). NaN never passes.
+::testing::AssertionResult MatchesCpuReference(absl::string_view op, const std::vector<Tensor>& inputs,
+                                               const Attrs& attrs, DType dtype, const KernelUnderTest& run,
+                                               double rtol = -1, double atol = -1);
+
+// MatchesCpuReference with `op` run on CUDA (inputs copied to the device,
+// outputs poisoned first).
 ::testing::AssertionResult CudaMatchesCpu(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs,
                                           DType dtype, double rtol = -1, double atol = -1);
 
 // OK when a CUDA device is usable; otherwise the reason.
 Status GpuAvailable();
+// CF_REQUIRE_GPU is set (to anything but "" or "0"): gpu tests fail instead of
+// skipping where there is no usable device (scripts/gpu_check.sh sets it).
+bool GpuRequired();
 
 }  // namespace cf::testing
 
-// In a gpu test: skips (with the reason) where there is no usable device.
-#define CF_SKIP_WITHOUT_GPU()                                              \
-  do {                                                                     \
-    ::absl::Status cf_gpu_ = ::cf::testing::GpuAvailable();                \
-    if (!cf_gpu_.ok()) GTEST_SKIP() << "no GPU: " << cf_gpu_.message();    \
+// In a gpu test (or its fixture's SetUp): skips (with the reason) where there
+// is no usable device; fails instead when CF_REQUIRE_GPU is set.
+#define CF_SKIP_WITHOUT_GPU()                                                                   \
+  do {                                                                                          \
+    ::absl::Status cf_gpu_ = ::cf::testing::GpuAvailable();                                     \
+    if (!cf_gpu_.ok()) {                                                                        \
+      if (::cf::testing::GpuRequired()) FAIL() << "CF_REQUIRE_GPU is set but there is no GPU: " \
+                                               << cf_gpu_.message();                            \
+      GTEST_SKIP() << "no GPU: " << cf_gpu_.message();                                          \
+    }                                                                                           \
   } while (0)
 
 #define CF_ASSERT_OK(expr)                                   \
