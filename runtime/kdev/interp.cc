@@ -268,8 +268,9 @@ const char* KindStr(Access k) {
 // Bounds, alignment and liveness; returns the byte offset.
 size_t CheckBounds(const Region* r, const void* p, size_t size, size_t align, Access kind) {
   if (r == nullptr) {
-    Throw(absl::StrFormat("%s: %s of %zu bytes through %s pointer %p", HereStr(), KindStr(kind), size,
-                          p ? "an unregistered" : "a null", p));
+    if (p == nullptr) Throw(absl::StrFormat("%s: %s of %zu bytes through a null pointer", HereStr(), KindStr(kind), size));
+    Throw(absl::StrFormat("%s: %s of %zu bytes through an unregistered pointer %p (not from a Buffer or shared memory)",
+                          HereStr(), KindStr(kind), size, p));
   }
   const std::ptrdiff_t off = static_cast<const char*>(p) - r->base;
   if (off < 0 || static_cast<size_t>(off) + size > r->bytes) {
