@@ -5,18 +5,20 @@
 // accounts it (graph/accounting.h) and prints our Table-1 FLOPs beside the
 // formula 2 * (8NC^2 + 4N^2C + 4NC) and the paper's printed value.
 //
-//   cf_flops [--model sd15|pixart|all] [--format md|csv|json] [--out FILE]
-//            [--dtype f16|bf16|f32] [--graph text|dot]
+//   cf_flops [--model=sd15|pixart|all] [--format=md|csv|json] [--out=FILE]
+//            [--dtype=f16|bf16|f32] [--graph=text|dot]
 // --graph prints the module's graph at 512x512 (the first model selected)
 // as text or Graphviz dot, with its memory plan, instead of the table.
+// --out writes FILE atomically (a temporary in its directory, then rename).
 //
 // See docs/accounting.md.
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
+#include "apps/common/cli.h"
+#include "apps/common/output_file.h"
 #include "graph/accounting.h"
 #include "graph/builder.h"
 #include "graph/planner.h"
@@ -51,7 +53,7 @@ std::vector<Resolution> ResolutionsFor(const ModelSpec& m) {
     return {{"512", 512, 512, 49.67},          {"1024", 1024, 1024, 714.08},     {"2K", 2560, 1440, 8587.98},
             {"4K", 4096, 2160, 49149.21},      {"8K", 7680, 4320, 688821.39},   {"16K", 15360, 8640, 11010934.11}};
   }
-  // The paper's PixArt 2K entry matches 2048x2048, not 2560x1440 (NOTES.md).
+  // The paper's PixArt 2K entry matches 2048x2048, not 2560x1440 (docs/paper-facts.md).
   return {{"512", 512, 512, 31.42},        {"1024", 1024, 1024, 241.63},     {"2K", 2048, 2048, 2821.94},
           {"4K", 4096, 2160, 11741.69},    {"8K", 7680, 4320, 157546.49},   {"16K", 15360, 8640, 2487706.88}};
 }
@@ -64,13 +66,13 @@ Value SelfAttention(Builder& b, Value x, const ModelSpec& m) {
   auto linear = [&](const char* name, Value in, bool bias) {
     auto s = b.scope(name);
     Value w = b.Parameter("weight", Shape{C, C}, x.dtype());
-    return Linear(in, w, bias ? b.Parameter("bias", Shape{C}, x.dtype()) : Value{});
+    return Linear(in, w, bias ? std::optional<Value>(b.Parameter("bias", Shape{C}, x.dtype())) : std::nullopt);
   };
   auto split_heads = [&](Value t) { return Permute(Reshape(t, {B, N, h, d}), {0, 2, 1, 3}); };  // [B, h, N, d]
   Value q = split_heads(linear("to_q", x, m.qkv_bias));
   Value k = split_heads(linear("to_k", x, m.qkv_bias));
   Value v = split_heads(linear("to_v", x, m.qkv_bias));
-  Value scores = Scale(MatMul(q, k, /*trans_a=*/false, /*trans_b=*/true), 1.0 / std::sqrt(static_cast<double>(d)));
+  Value scores = Scale(MatMul(q, k, std::nullopt, {.trans_b = true}), 1.0 / std::sqrt(static_cast<double>(d)));
   Value o = MatMul(Softmax(scores), v);                            // [B, h, N, d]
   o = Reshape(Permute(o, {0, 2, 1, 3}), {B, N, C});                // [B, N, C]
   return linear("to_out", o, /*bias=*/true);
@@ -176,93 +178,32 @@ std::string Json(const std::vector<RowResult>& rows, DType dtype) {
   return j.str() + "\n";
 }
 
-Status WriteFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return absl::UnavailableError(absl::StrCat("cannot open '", tmp, "' for writing"));
-    f << text;
-    f.flush();
-    if (!f) return absl::DataLossError(absl::StrCat("writing '", tmp, "' failed"));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    return absl::UnavailableError(absl::StrCat("cannot rename '", tmp, "' to '", path, "'"));
-  return absl::OkStatus();
-}
+struct Options {
+  std::string model = "all", format = "md", out, dtype = "f16", graph;
+};
 
-const char* kUsage =
-    "usage: cf_flops [--model sd15|pixart|all] [--format md|csv|json] [--out FILE] [--dtype f16|bf16|f32]\n"
-    "                [--graph text|dot]\n"
-    "Counts the paper's Table 1 self-attention rows from real graphs (docs/accounting.md).\n"
-    "--graph prints the module's graph at 512x512 (text or Graphviz dot) instead.\n";
-
-Status Main(int argc, char** argv) {
-  std::string model = "all", format = "md", out, dtype_name = "f16", graph;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&](std::string* dst) -> Status {
-      const size_t eq = arg.find('=');
-      if (eq != std::string::npos) {
-        *dst = arg.substr(eq + 1);
-        return absl::OkStatus();
-      }
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(arg, " needs a value"));
-      *dst = argv[++i];
-      return absl::OkStatus();
-    };
-    auto is = [&](const char* flag) { return arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0; };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return absl::OkStatus();
-    } else if (is("--model")) {
-      CF_RETURN_IF_ERROR(value(&model));
-    } else if (is("--format")) {
-      CF_RETURN_IF_ERROR(value(&format));
-    } else if (is("--out")) {
-      CF_RETURN_IF_ERROR(value(&out));
-    } else if (is("--dtype")) {
-      CF_RETURN_IF_ERROR(value(&dtype_name));
-    } else if (is("--graph")) {
-      CF_RETURN_IF_ERROR(value(&graph));
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown argument '", arg, "'\n", kUsage));
-    }
-  }
+Status Main(const Options& o) {
+  // The flags' values were checked by the parser (cf::cli::App::Enum).
   std::vector<ModelSpec> models;
-  if (model == "sd15" || model == "all") models.push_back(kSd15);
-  if (model == "pixart" || model == "all") models.push_back(kPixArt);
-  if (models.empty())
-    return absl::InvalidArgumentError(absl::StrCat("--model must be sd15, pixart or all, got '", model, "'"));
-  if (format != "md" && format != "csv" && format != "json")
-    return absl::InvalidArgumentError(absl::StrCat("--format must be md, csv or json, got '", format, "'"));
-  DType dtype;
-  if (dtype_name == "f16") {
-    dtype = DType::f16;
-  } else if (dtype_name == "bf16") {
-    dtype = DType::bf16;
-  } else if (dtype_name == "f32") {
-    dtype = DType::f32;
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat("--dtype must be f16, bf16 or f32, got '", dtype_name, "'"));
-  }
+  if (o.model == "sd15" || o.model == "all") models.push_back(kSd15);
+  if (o.model == "pixart" || o.model == "all") models.push_back(kPixArt);
+  const DType dtype = o.dtype == "bf16" ? DType::bf16 : o.dtype == "f32" ? DType::f32 : DType::f16;
 
-  if (!graph.empty()) {
-    if (graph != "text" && graph != "dot")
-      return absl::InvalidArgumentError(absl::StrCat("--graph must be text or dot, got '", graph, "'"));
+  if (!o.graph.empty()) {
     Graph g;
     CF_RETURN_IF_ERROR(BuildModule(models[0], ResolutionsFor(models[0])[0], dtype, &g));
     std::string text;
-    if (graph == "dot") {
+    if (o.graph == "dot") {
       text = g.ToDot();
     } else {
       CF_ASSIGN_OR_RETURN(MemoryPlan plan, PlanMemory(g));
       text = absl::StrCat(g.ToText(), "# memory plan: ", plan.ToString(), "\n");
     }
-    if (out.empty()) {
+    if (o.out.empty()) {
       std::fputs(text.c_str(), stdout);
       return absl::OkStatus();
     }
-    return WriteFile(out, text);
+    return cli::WriteFileAtomic(o.out, text);
   }
 
   std::vector<RowResult> rows;
@@ -272,22 +213,27 @@ Status Main(int argc, char** argv) {
       rows.push_back(std::move(row));
     }
   }
-  const std::string text = format == "md" ? Markdown(rows, dtype) : format == "csv" ? Csv(rows) : Json(rows, dtype);
-  if (out.empty()) {
+  const std::string text =
+      o.format == "md" ? Markdown(rows, dtype) : o.format == "csv" ? Csv(rows) : Json(rows, dtype);
+  if (o.out.empty()) {
     std::fputs(text.c_str(), stdout);
     return absl::OkStatus();
   }
-  return WriteFile(out, text);
+  return cli::WriteFileAtomic(o.out, text);
 }
 
 }  // namespace
 }  // namespace cf
 
 int main(int argc, char** argv) {
-  cf::Status s = cf::Main(argc, argv);
-  if (!s.ok()) {
-    std::fprintf(stderr, "cf_flops: %s\n", std::string(s.message()).c_str());
-    return 1;
-  }
-  return 0;
+  cf::cli::App app("cf_flops",
+                   "The paper's Table 1 self-attention rows (SD1.5 and PixArt, 512 to 16K), counted from real graphs "
+                   "(docs/accounting.md). --graph prints the module's graph at 512x512 and its memory plan instead.");
+  cf::Options o;
+  app.Enum("--model", &o.model, {"sd15", "pixart", "all"}, "which model's rows");
+  app.Enum("--format", &o.format, {"md", "csv", "json"}, "table format");
+  app.String("--out", &o.out, "FILE", "write to FILE (atomically) instead of stdout");
+  app.Enum("--dtype", &o.dtype, {"f16", "bf16", "f32"}, "storage dtype of the module");
+  app.Enum("--graph", &o.graph, {"text", "dot"}, "print the graph of the first model at 512x512 (text or Graphviz dot)");
+  return app.Run(argc, argv, [&] { return cf::Main(o); });
 }

@@ -1,16 +1,21 @@
 // cf_info: the runtime's view of this machine (devices, dtypes, library
 // versions) and of its op registry.
+//
+//   cf_info            (no options besides --help)
 #include <cstdio>
 
 #include "absl/strings/str_join.h"
+#include "apps/common/cli.h"
 #include "ops/op.h"
 #include "runtime/cuda_check.h"
 #include "runtime/device.h"
 #include "runtime/dtype.h"
 #include "runtime/thread_pool.h"
 
-int main() {
-  using namespace cf;
+namespace cf {
+namespace {
+
+Status Main() {
   std::printf("ConvFusion runtime\n");
   std::printf("  CPU threads        : %d\n", NumThreads());
   std::printf("  CUDA backend       : %s\n", kBuiltWithCuda ? "compiled in" : "not compiled");
@@ -47,5 +52,15 @@ int main() {
   std::printf("  storage dtypes     : f32 f16 bf16 (f64 on the CPU for tests), i32 i64 u8 bool\n");
   auto names = OpRegistry::Global().Names();
   std::printf("  ops registered     : %zu\n    %s\n", names.size(), absl::StrJoin(names, " ").c_str());
-  return 0;
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace cf
+
+int main(int argc, char** argv) {
+  cf::cli::App app("cf_info",
+                   "The runtime's view of this machine: CUDA, cuDNN and cuBLASLt versions, devices, dtypes and the "
+                   "registered ops.");
+  return app.Run(argc, argv, [] { return cf::Main(); });
 }

@@ -3,23 +3,25 @@
 // task, y = sin(x · a) + 0.5 x_0, and prints the loss curve, the graph's
 // size and memory plan, and a per-node timing table of one training step.
 //
-//   cf_train_demo [steps=2000] [lr=0.1] [cpu|cuda]
+//   cf_train_demo [--steps=2000] [--lr=0.1] [--device=cpu|cuda]
+//
+// --device=cuda without a usable CUDA device (or backend) fails with exit 1.
 //
 // One graph holds forward, loss, gradients (Grad) and the SGD update
 // p - lr * dp (built with ops); every step runs it once and writes the new
 // parameters back with SetParameter.
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <random>
 
+#include "apps/common/cli.h"
 #include "graph/autodiff.h"
 #include "graph/executor.h"
 #include "ops/activation/activation.h"
 #include "ops/elementwise/elementwise.h"
 #include "ops/loss/loss.h"
 #include "ops/matmul/matmul.h"
+#include "runtime/device.h"
 
 namespace cf {
 namespace {
@@ -34,6 +36,7 @@ Tensor Uniform(const Shape& shape, double bound, std::mt19937_64& rng) {
 }
 
 Status Main(int steps, double lr, Device device) {
+  CF_RETURN_IF_ERROR(CheckDeviceAvailable(device));
   // The task.
   std::mt19937_64 rng(11);
   Tensor xs = Uniform(Shape{kSamples, kIn}, 1.0, rng);
@@ -123,17 +126,15 @@ Status Main(int steps, double lr, Device device) {
 }  // namespace cf
 
 int main(int argc, char** argv) {
-  int steps = argc > 1 ? std::atoi(argv[1]) : 2000;
-  double lr = argc > 2 ? std::atof(argv[2]) : 0.1;
-  cf::Device device = argc > 3 && std::strcmp(argv[3], "cuda") == 0 ? cf::Device::CUDA() : cf::Device::CPU();
-  if (steps < 0 || !(lr > 0)) {
-    std::fprintf(stderr, "usage: cf_train_demo [steps=2000] [lr=0.1] [cpu|cuda]\n");
-    return 2;
-  }
-  cf::Status s = cf::Main(steps, lr, device);
-  if (!s.ok()) {
-    std::fprintf(stderr, "cf_train_demo: %s\n", std::string(s.message()).c_str());
-    return 1;
-  }
-  return 0;
+  cf::cli::App app("cf_train_demo",
+                   "Trains a small MLP (linear, GELU, linear; MSE) with SGD through autodiff and the executor; prints "
+                   "the loss curve, the memory plan and a per-node timing table of one step.");
+  int steps = 2000;
+  double lr = 0.1;
+  std::string device = "cpu";
+  app.Int("--steps", &steps, 1, 10'000'000, "training steps");
+  app.Double("--lr", &lr, cf::cli::Interval::AboveUpTo(0, 1000), "SGD learning rate");
+  app.Enum("--device", &device, {"cpu", "cuda"}, "where to train (cuda: the first GPU)");
+  return app.Run(argc, argv,
+                 [&] { return cf::Main(steps, lr, device == "cuda" ? cf::Device::CUDA() : cf::Device::CPU()); });
 }

@@ -48,8 +48,9 @@ int64_t TokensOf(const TensorType& t) {
 }
 
 bool Counted(const Node& n, const AccountOptions& o) {
-  if (o.pass == Pass::kForward && n.backward) return false;
+  if (o.pass == Pass::kForward && (n.backward || n.update)) return false;
   if (o.pass == Pass::kBackward && !n.backward) return false;
+  if (o.pass == Pass::kUpdate && !n.update) return false;
   if (!o.ops.empty() && std::find(o.ops.begin(), o.ops.end(), n.op->name) == o.ops.end()) return false;
   return true;
 }
@@ -230,10 +231,10 @@ StatusOr<const ScopeCost*> CostReport::HighestResolution(absl::string_view glob)
 namespace {
 
 struct Column {
-  const char* header;   // markdown header
+  const char* header;   // markdown header, before its unit
   const char* key;      // CSV / JSON key
   int64_t (*get)(const ScopeCost&);
-  enum Unit { kCount, kFlops, kBytes } unit;
+  enum Unit { kCount, kFlops, kScaledCount, kBytes } unit;
 };
 
 std::vector<Column> Columns(const TableOptions& t) {
@@ -241,37 +242,57 @@ std::vector<Column> Columns(const TableOptions& t) {
   c.push_back({"nodes", "nodes", [](const ScopeCost& s) { return s.nodes; }, Column::kCount});
   if (t.params) {
     c.push_back({"params", "params", [](const ScopeCost& s) { return s.params; }, Column::kCount});
-    c.push_back({"param MiB", "param_bytes", [](const ScopeCost& s) { return s.param_bytes; }, Column::kBytes});
+    c.push_back({"param", "param_bytes", [](const ScopeCost& s) { return s.param_bytes; }, Column::kBytes});
   }
   if (t.table1)
-    c.push_back({"Table-1 GFLOP", "table1_flops", [](const ScopeCost& s) { return s.cost.table1_flops(); },
+    c.push_back({"Table-1", "table1_flops", [](const ScopeCost& s) { return s.cost.table1_flops(); },
                  Column::kFlops});
   if (t.complete) {
-    c.push_back({"total GFLOP", "total_flops", [](const ScopeCost& s) { return s.cost.total_flops(); },
+    c.push_back({"total", "total_flops", [](const ScopeCost& s) { return s.cost.total_flops(); }, Column::kFlops});
+    c.push_back({"MAC", "mac_flops", [](const ScopeCost& s) { return s.cost.mac_flops; }, Column::kFlops});
+    c.push_back({"bias", "bias_flops", [](const ScopeCost& s) { return s.cost.bias_flops; }, Column::kFlops});
+    c.push_back({"elementwise", "elementwise_flops", [](const ScopeCost& s) { return s.cost.elementwise_flops; },
                  Column::kFlops});
-    c.push_back({"MAC GFLOP", "mac_flops", [](const ScopeCost& s) { return s.cost.mac_flops; }, Column::kFlops});
-    c.push_back({"bias GFLOP", "bias_flops", [](const ScopeCost& s) { return s.cost.bias_flops; }, Column::kFlops});
-    c.push_back({"elementwise GFLOP", "elementwise_flops", [](const ScopeCost& s) { return s.cost.elementwise_flops; },
-                 Column::kFlops});
-    c.push_back({"transcendental G", "transcendentals", [](const ScopeCost& s) { return s.cost.transcendentals; },
-                 Column::kFlops});
+    c.push_back({"transcendentals", "transcendentals", [](const ScopeCost& s) { return s.cost.transcendentals; },
+                 Column::kScaledCount});
   }
   if (t.bytes) {
-    c.push_back({"read MiB", "bytes_read", [](const ScopeCost& s) { return s.cost.bytes_read; }, Column::kBytes});
-    c.push_back({"written MiB", "bytes_written", [](const ScopeCost& s) { return s.cost.bytes_written; },
+    c.push_back({"read", "bytes_read", [](const ScopeCost& s) { return s.cost.bytes_read; }, Column::kBytes});
+    c.push_back({"written", "bytes_written", [](const ScopeCost& s) { return s.cost.bytes_written; },
                  Column::kBytes});
   }
   c.push_back({"tokens", "tokens", [](const ScopeCost& s) { return s.tokens; }, Column::kCount});
   return c;
 }
 
-std::string Human(int64_t v, Column::Unit u) {
-  switch (u) {
-    case Column::kFlops: return absl::StrFormat("%.3f", static_cast<double>(v) / 1e9);
-    case Column::kBytes: return absl::StrFormat("%.2f", static_cast<double>(v) / (1024.0 * 1024.0));
-    case Column::kCount: break;
+// The unit of one markdown column, chosen from its largest value so that a
+// small net does not print 0.000 everywhere: decimal prefixes for FLOPs and
+// counts (K, M, G, T), binary ones for bytes (KiB, MiB, GiB).
+struct Scale {
+  double divisor = 1;
+  std::string suffix;  // appended to the header
+};
+
+Scale ScaleFor(Column::Unit u, int64_t largest) {
+  const double v = static_cast<double>(largest);
+  if (u == Column::kBytes) {
+    static constexpr const char* kNames[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    double d = 1;
+    while (i < 4 && v >= d * 1024) d *= 1024, ++i;
+    return {d, kNames[i]};
   }
-  return absl::StrCat(v);
+  static constexpr const char* kPrefix[] = {"", "K", "M", "G", "T"};
+  int i = 0;
+  double d = 1;
+  while (i < 4 && v >= d * 1000) d *= 1000, ++i;
+  if (u == Column::kFlops) return {d, absl::StrCat(kPrefix[i], "FLOP")};
+  return {d, i == 0 ? "" : absl::StrCat("(", kPrefix[i], ")")};
+}
+
+std::string Human(int64_t v, Column::Unit u, const Scale& scale) {
+  if (u == Column::kCount || scale.divisor == 1) return absl::StrCat(v);
+  return absl::StrFormat("%.3f", static_cast<double>(v) / scale.divisor);
 }
 
 std::string DisplayPath(const ScopeCost& s) { return s.path.empty() ? s.name : s.path; }
@@ -301,17 +322,33 @@ std::vector<const ScopeCost*> CostReport::Rows(const TableOptions& t,
 
 std::string CostReport::ToMarkdown(const TableOptions& t, const std::vector<const ScopeCost*>* rows) const {
   const std::vector<Column> cols = Columns(t);
+  const std::vector<const ScopeCost*> shown = Rows(t, rows);
+  std::vector<Scale> scales;
+  for (const Column& c : cols) {
+    int64_t largest = 0;
+    for (const ScopeCost* r : shown) largest = std::max(largest, c.get(*r));
+    scales.push_back(ScaleFor(c.unit, largest));
+  }
   std::string s = "| scope |";
   std::string rule = "|---|";
-  for (const Column& c : cols) {
-    absl::StrAppend(&s, " ", t.human ? c.header : c.key, " |");
+  for (size_t i = 0; i < cols.size(); ++i) {
+    const Column& c = cols[i];
+    if (!t.human) {
+      absl::StrAppend(&s, " ", c.key, " |");
+    } else if (c.unit == Column::kCount || scales[i].suffix.empty()) {
+      absl::StrAppend(&s, " ", c.header, " |");
+    } else {
+      absl::StrAppend(&s, " ", c.header, " ", scales[i].suffix, " |");
+    }
     rule += "---:|";
   }
   absl::StrAppend(&s, "\n", rule, "\n");
-  for (const ScopeCost* r : Rows(t, rows)) {
+  for (const ScopeCost* r : shown) {
     absl::StrAppend(&s, "| ", DisplayPath(*r), " |");
-    for (const Column& c : cols)
-      absl::StrAppend(&s, " ", t.human ? Human(c.get(*r), c.unit) : absl::StrCat(c.get(*r)), " |");
+    for (size_t i = 0; i < cols.size(); ++i) {
+      const int64_t v = cols[i].get(*r);
+      absl::StrAppend(&s, " ", t.human ? Human(v, cols[i].unit, scales[i]) : absl::StrCat(v), " |");
+    }
     s += "\n";
   }
   return s;

@@ -19,14 +19,15 @@ namespace cf {
 // Which nodes are counted.
 enum class Pass : uint8_t {
   kAll,
-  kForward,   // nodes with !Node::backward
+  kForward,   // the rest: nodes neither backward nor update
   kBackward,  // nodes built by autodiff (Node::backward)
+  kUpdate,    // nodes built after a gradient, outside it: optimizer updates (Node::update)
 };
 
 struct AccountOptions {
   Pass pass = Pass::kAll;
   // Only nodes of these ops (e.g. {"matmul", "linear"}); empty: every op.
-  std::vector<std::string> ops;
+  std::vector<std::string> ops = {};
 };
 
 // One scope of the tree. A scope path "a.b.c" has the ancestors "a" and "a.b"
@@ -55,7 +56,8 @@ struct ScopeCost {
 struct TableOptions {
   int max_depth = -1;         // deepest scope level printed (-1: all); the root is always printed
   bool include_root = true;
-  bool human = true;          // markdown only: FLOPs in G (1e9), bytes in MiB; CSV and JSON are always exact
+  bool human = true;          // markdown only: each column in the unit its largest value needs (MFLOP,
+                              // GFLOP, KiB, MiB, ...); CSV and JSON are always exact integers
   bool table1 = true;         // the Table 1 convention column (mac + bias)
   bool complete = true;       // the complete count and its categories
   bool bytes = true;          // bytes read / written

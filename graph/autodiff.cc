@@ -129,8 +129,8 @@ StatusOr<std::vector<Value>> Grad(Builder& b, Value loss, const std::vector<Valu
                "Grad: the loss must be a one-element value of this graph, got ",
                loss.valid() ? loss.type().ToString() : "an invalid value");
   auto backward = b.backward_section();  // the seed is backward work too
-  Value one = b.Op1("full", {}, Attrs{{"shape", std::vector<int64_t>(loss.shape().dims().begin(),
-                                                                     loss.shape().dims().end())},
+  const Shape shape = loss.shape();
+  Value one = b.Op1("full", {}, Attrs{{"shape", std::vector<int64_t>(shape.dims().begin(), shape.dims().end())},
                                       {"dtype", loss.dtype()},
                                       {"value", 1.0}});
   CF_RETURN_IF_ERROR(b.status());

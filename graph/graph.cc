@@ -73,6 +73,10 @@ std::vector<std::vector<int>> Graph::Consumers() const {
 }
 
 Status Graph::Verify() const {
+  if (!build_status_.ok()) {
+    return Status(build_status_.code(),
+                  absl::StrCat("the graph's builder failed: ", build_status_.message()));
+  }
   const int nv = num_values();
   // Where each value becomes available: leaves at -1, intermediates at their producer.
   std::vector<int> produced_at(nv, -2);

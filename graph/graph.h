@@ -38,6 +38,9 @@ struct Node {
   // Built by autodiff (inside Builder::backward_section()): lets accounting
   // separate forward from backward work that shares a module scope.
   bool backward = false;
+  // Built after a backward section closed and outside one: the optimizer's
+  // update of the parameters, a pass of its own in accounting.
+  bool update = false;
 };
 
 class Graph {
@@ -66,8 +69,13 @@ class Graph {
   std::vector<std::vector<int>> Consumers() const;
 
   // Checks structure: ids in range, each intermediate produced exactly once
-  // and before use (no cycles), outputs exist, names unique.
+  // and before use (no cycles), outputs exist, names unique. A graph whose
+  // builder recorded an error fails with that error first.
   Status Verify() const;
+
+  // The first error of the Builder that made this graph (OK when none).
+  const Status& build_status() const { return build_status_; }
+  void set_build_status(Status s) { build_status_ = std::move(s); }
 
   std::string ToText() const;  // one line per node: "%5 = conv2d(%3, %4) {..} f32[..]  # scope"
   std::string ToDot() const;   // Graphviz
@@ -77,6 +85,7 @@ class Graph {
   // reference from Value::type() stays valid while more ops are built.
   std::deque<ValueInfo> values_;
   std::deque<Node> nodes_;
+  Status build_status_;
 };
 
 }  // namespace cf

@@ -445,7 +445,9 @@ Status VerifyPlan(const Graph& graph, const MemoryPlan& plan) {
   const int nv = graph.num_values();
   const size_t n = static_cast<size_t>(nv);
   if (plan.offset.size() != n || plan.alias_of.size() != n || plan.placement.size() != n)
-    return absl::InternalError(absl::StrCat("plan: sized for ", plan.offset.size(), " values, the graph has ", nv));
+    return absl::FailedPreconditionError(absl::StrCat("plan: made for a graph of ", plan.offset.size(),
+                                                      " values, this graph has ", nv,
+                                                      " (a stale plan, or another graph's): plan it again"));
 
   // Lifetimes recomputed from the graph (the plan's own are not trusted).
   std::vector<int> first(nv, -1), last(nv, -1);
@@ -479,19 +481,19 @@ Status VerifyPlan(const Graph& graph, const MemoryPlan& plan) {
     const Placement p = plan.placement[v];
     const int64_t bytes = info.type.bytes();
     if (p == Placement::kNone) {
-      if (IsTransient(info)) return absl::InternalError(absl::StrCat("plan: transient ", where(v), " is not planned"));
+      if (IsTransient(info)) return absl::FailedPreconditionError(absl::StrCat("plan: transient ", where(v), " is not planned"));
       if (plan.offset[v] != -1 || plan.alias_of[v] != -1)
-        return absl::InternalError(absl::StrCat("plan: unplanned ", where(v), " has an offset or alias"));
+        return absl::FailedPreconditionError(absl::StrCat("plan: unplanned ", where(v), " has an offset or alias"));
       continue;
     }
     if (!IsTransient(info))
-      return absl::InternalError(absl::StrCat("plan: ", where(v), " is an input, parameter, constant or output but "
+      return absl::FailedPreconditionError(absl::StrCat("plan: ", where(v), " is an input, parameter, constant or output but "
                                               "is placed as ", PlacementName(p)));
     if (p == Placement::kArena) {
       if (plan.alias_of[v] != -1)
-        return absl::InternalError(absl::StrCat("plan: ", where(v), " has its own range but an alias"));
+        return absl::FailedPreconditionError(absl::StrCat("plan: ", where(v), " has its own range but an alias"));
       if (plan.offset[v] < 0 || plan.offset[v] + bytes > plan.arena_bytes)
-        return absl::InternalError(absl::StrCat("plan: ", where(v), " at offset ", plan.offset[v], " (", bytes,
+        return absl::FailedPreconditionError(absl::StrCat("plan: ", where(v), " at offset ", plan.offset[v], " (", bytes,
                                                 " B) lies outside the arena (", plan.arena_bytes, " B)"));
       root[v] = v;
       continue;
@@ -499,24 +501,24 @@ Status VerifyPlan(const Graph& graph, const MemoryPlan& plan) {
     const Node& nd = graph.node(info.producer);
     const int a = p == Placement::kInPlace ? (nd.inputs.empty() ? -1 : nd.inputs[0]) : plan.alias_of[v];
     if (p == Placement::kInPlace && plan.alias_of[v] != -1)
-      return absl::InternalError(absl::StrCat("plan: in-place ", where(v), " has alias_of set (views only)"));
+      return absl::FailedPreconditionError(absl::StrCat("plan: in-place ", where(v), " has alias_of set (views only)"));
     if (nd.inputs.empty() || a != nd.inputs[0] || nd.outputs[0] != v)
-      return absl::InternalError(absl::StrCat("plan: ", where(v), " (", PlacementName(p),
+      return absl::FailedPreconditionError(absl::StrCat("plan: ", where(v), " (", PlacementName(p),
                                               ") must alias input 0 of its producer ", nd.op->name, ", not %", a));
     if (p == Placement::kInPlace || p == Placement::kView) {
       const bool rule = p == Placement::kInPlace
                             ? nd.op->inplace_ok && bytes == graph.value(a).type.bytes()
                             : nd.op->view_of_input0 && bytes <= graph.value(a).type.bytes();
       if (!rule)
-        return absl::InternalError(absl::StrCat("plan: ", where(v), " shares %", a, "'s bytes, but ", nd.op->name,
+        return absl::FailedPreconditionError(absl::StrCat("plan: ", where(v), " shares %", a, "'s bytes, but ", nd.op->name,
                                                 " allows no ", PlacementName(p), " alias of these sizes"));
       if (!in_arena(a) || plan.offset[v] != plan.offset[a])
-        return absl::InternalError(absl::StrCat("plan: ", where(v), " (", PlacementName(p), ") is at offset ",
+        return absl::FailedPreconditionError(absl::StrCat("plan: ", where(v), " (", PlacementName(p), ") is at offset ",
                                                 plan.offset[v], " but %", a, " is at ", plan.offset[a]));
       root[v] = root[a];
     } else {  // kBoundView
       if (!nd.op->view_of_input0 || in_arena(a) || plan.offset[v] != -1)
-        return absl::InternalError(absl::StrCat("plan: ", where(v), " is a bound view of %", a,
+        return absl::FailedPreconditionError(absl::StrCat("plan: ", where(v), " is a bound view of %", a,
                                                 ", which needs a view op whose input 0 is outside the arena"));
     }
   }
@@ -546,7 +548,7 @@ Status VerifyPlan(const Graph& graph, const MemoryPlan& plan) {
   }
   for (size_t g = 0; g < groups.size(); ++g) {
     if (groups[g].hi > plan.arena_bytes)
-      return absl::InternalError(absl::StrCat("plan: the buffer of ", where(groups[g].root), " ends at ",
+      return absl::FailedPreconditionError(absl::StrCat("plan: the buffer of ", where(groups[g].root), " ends at ",
                                               groups[g].hi, ", past the arena (", plan.arena_bytes, " B)"));
     // An in-place write at node i destroys the bytes: no member made before
     // i may be read after i.
@@ -557,7 +559,7 @@ Status VerifyPlan(const Graph& graph, const MemoryPlan& plan) {
       size_t j = i;
       for (; j < m.size() && first[m[j]] == first[m[i]]; ++j) {
         if (plan.placement[m[j]] == Placement::kInPlace && read_until > first[m[j]])
-          return absl::InternalError(absl::StrCat("plan: ", where(m[j]), " overwrites its input in place at node ",
+          return absl::FailedPreconditionError(absl::StrCat("plan: ", where(m[j]), " overwrites its input in place at node ",
                                                   first[m[j]], ", but a value sharing those bytes is read until node ",
                                                   read_until));
       }
@@ -584,7 +586,7 @@ Status VerifyPlan(const Graph& graph, const MemoryPlan& plan) {
     if (gr.hi == gr.lo) continue;  // empty: occupies nothing
     auto clash = [&](int other) {
       const Group& o = groups[other];
-      return absl::InternalError(absl::StrCat(
+      return absl::FailedPreconditionError(absl::StrCat(
           "plan: ", where(gr.root), " live at nodes [", gr.start, ", ", gr.end, "] in bytes [", gr.lo, ", ", gr.hi,
           ") and ", where(o.root), " live at nodes [", o.start, ", ", o.end, "] in bytes [", o.lo, ", ", o.hi,
           ") are live together and overlap"));

@@ -61,7 +61,8 @@ struct MemoryPlan {
 
 StatusOr<MemoryPlan> PlanMemory(const Graph& graph, const PlanOptions& options = {});
 
-// Checks a plan against the graph, in O(n log n): every transient is planned
+// Checks a plan against the graph, in O(n log n); FailedPrecondition when it
+// does not fit (a stale plan, made before values were added, says so): every transient is planned
 // and no other value is in the arena; aliases follow the in-place rule (input
 // 0 of an inplace_ok op, same byte size, and nothing else sharing those bytes
 // is read after that node) or the view rule (input 0 of a view op); every

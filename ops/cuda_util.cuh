@@ -11,6 +11,10 @@
 
 namespace cf {
 
+// Tensor::data<__half>() and data<__nv_bfloat16>() in CUDA code.
+template <> struct DTypeOf<__half> { static constexpr DType value = DType::f16; };
+template <> struct DTypeOf<__nv_bfloat16> { static constexpr DType value = DType::bf16; };
+
 __device__ __forceinline__ float LoadF(const float* p, int64_t i) { return p[i]; }
 __device__ __forceinline__ float LoadF(const __half* p, int64_t i) { return __half2float(p[i]); }
 __device__ __forceinline__ float LoadF(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }

@@ -2,6 +2,8 @@
 // names the call, the error string, the file and the line.
 #pragma once
 
+#include "runtime/config.h"  // CF_HAS_CUDA
+
 #include "runtime/status.h"
 
 #if CF_HAS_CUDA

@@ -1,6 +1,8 @@
 // Device: the CPU, or one CUDA device by ordinal.
 #pragma once
 
+#include "runtime/config.h"  // CF_HAS_CUDA
+
 #include <string>
 
 #include "runtime/status.h"

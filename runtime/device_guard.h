@@ -2,6 +2,8 @@
 // the previous one, so runtime calls never leave the current device changed.
 #pragma once
 
+#include "runtime/config.h"  // CF_HAS_CUDA
+
 #include "runtime/status.h"
 
 #if CF_HAS_CUDA

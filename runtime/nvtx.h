@@ -2,6 +2,8 @@
 // Compiles to nothing without CUDA.
 #pragma once
 
+#include "runtime/config.h"  // CF_HAS_CUDA
+
 #if CF_HAS_CUDA
 #include <nvtx3/nvToolsExt.h>
 namespace cf {

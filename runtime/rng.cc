@@ -85,6 +85,19 @@ Status FillNormal(Tensor& t, uint64_t seed, uint64_t offset, float mean, float s
   return Fill("FillNormal", t, RngDistribution::kNormal, seed, offset, mean, stddev, stream);
 }
 
+StatusOr<Tensor> RandomNormal(const Shape& shape, DType dtype, uint64_t seed, float mean, float stddev,
+                              Device device) {
+  CF_ASSIGN_OR_RETURN(Tensor t, Tensor::Empty(shape, dtype, device));
+  CF_RETURN_IF_ERROR(FillNormal(t, seed, 0, mean, stddev));
+  return t;
+}
+
+StatusOr<Tensor> RandomUniform(const Shape& shape, DType dtype, uint64_t seed, float lo, float hi, Device device) {
+  CF_ASSIGN_OR_RETURN(Tensor t, Tensor::Empty(shape, dtype, device));
+  CF_RETURN_IF_ERROR(FillUniform(t, seed, 0, lo, hi));
+  return t;
+}
+
 #if !CF_HAS_CUDA
 Status detail::FillRandomCuda(void*, DType, int64_t, RngDistribution, uint64_t, uint64_t, float,
                               float, int ordinal, void*) {

@@ -25,6 +25,14 @@ Status FillUniform(Tensor& t, uint64_t seed, uint64_t offset, float lo, float hi
 Status FillNormal(Tensor& t, uint64_t seed, uint64_t offset, float mean, float stddev,
                   Stream* stream = nullptr);
 
+// New tensors filled as above from offset 0 (the same seed gives the same
+// values on the CPU and on CUDA):
+//   CF_ASSIGN_OR_RETURN(Tensor w, RandomNormal({320, 3, 3, 320}, DType::f16, /*seed=*/1, 0.0f, 0.02f));
+StatusOr<Tensor> RandomNormal(const Shape& shape, DType dtype, uint64_t seed, float mean = 0.0f,
+                              float stddev = 1.0f, Device device = Device::CPU());
+StatusOr<Tensor> RandomUniform(const Shape& shape, DType dtype, uint64_t seed, float lo = 0.0f,
+                               float hi = 1.0f, Device device = Device::CPU());
+
 namespace detail {
 enum class RngDistribution : uint8_t { kUniform, kNormal };
 // CUDA side of the fills (rng.cu): n elements of `dtype` (f32, f16 or bf16)

@@ -39,6 +39,16 @@ class Shape {
   absl::InlinedVector<int64_t, kMaxRank> dims_;
 };
 
+// A 2D extent or step [h, w] for builder options; one integer means both:
+// `.stride = 2`, `.padding = {1, 0}`.
+struct Size2 {
+  int64_t h = 0, w = 0;
+  constexpr Size2() = default;
+  constexpr Size2(int64_t both) : h(both), w(both) {}  // NOLINT: implicit on purpose
+  constexpr Size2(int64_t h_, int64_t w_) : h(h_), w(w_) {}
+  bool operator==(const Size2&) const = default;
+};
+
 // Normalises a possibly negative axis; returns -1 when out of range.
 inline int NormalizeAxis(int axis, int rank) {
   if (axis < 0) axis += rank;

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <memory>
+#include <type_traits>
 #include <string>
+#include <vector>
 
+#include "absl/types/span.h"
 #include "runtime/allocator.h"
 #include "runtime/dtype.h"
 #include "runtime/shape.h"
@@ -12,6 +15,11 @@
 namespace cf {
 
 class Stream;
+
+namespace detail {
+[[noreturn]] void DataTypeMismatch(DType requested, DType actual);
+[[noreturn]] void UndefinedTensorAccess();
+}  // namespace detail
 
 // A block of device or host memory. Owning storage frees through its
 // allocator; borrowed storage (an executor's arena slice, a user pointer) does not.
@@ -44,6 +52,14 @@ class Tensor {
   // New uninitialised tensor on `device`.
   static StatusOr<Tensor> Empty(const Shape& shape, DType dtype, Device device = Device::CPU());
   static StatusOr<Tensor> Zeros(const Shape& shape, DType dtype, Device device = Device::CPU());
+  // A new tensor holding `values` (row-major, values.size() == shape.numel()),
+  // converted to `dtype`: floating T to a floating dtype (f16/bf16 round to
+  // nearest even), integer T to any dtype (integers must fit, and be exact in
+  // a floating dtype). T: float, double, int32_t, int64_t.
+  //   Tensor::FromValues<float>({1, 2, 3, 4}, {2, 2}, DType::bf16)
+  template <typename T>
+  static StatusOr<Tensor> FromValues(absl::Span<const T> values, const Shape& shape,
+                                     DType dtype = DTypeOf<T>::value, Device device = Device::CPU());
 
   bool defined() const { return storage_ != nullptr; }
   const Shape& shape() const { return shape_; }
@@ -54,8 +70,31 @@ class Tensor {
   int64_t offset() const { return offset_; }
   const std::shared_ptr<Storage>& storage() const { return storage_; }
 
-  void* raw() const { return static_cast<char*>(storage_->data()) + offset_; }
-  template <typename T> T* data() const { return static_cast<T*>(raw()); }
+  // The first byte. An undefined tensor has no memory: calling raw() (or
+  // data()) on one is a programming error that stops the program with a message.
+  void* raw() const {
+    if (storage_ == nullptr) [[unlikely]] detail::UndefinedTensorAccess();
+    return static_cast<char*>(storage_->data()) + offset_;
+  }
+  // Typed access: T must be dtype()'s element type (float for f32, f16_t or
+  // __half for f16, bf16_t or __nv_bfloat16 for bf16, double, int32_t,
+  // int64_t, uint8_t, bool). A mismatch (reading an f16 tensor as float) is a
+  // programming error that stops the program with a message naming both
+  // types; ToVector<T>() converts, data_as<W>() reinterprets the bytes.
+  template <typename T> T* data() const {
+    if (DTypeOf<T>::value != dtype_) [[unlikely]] detail::DataTypeMismatch(DTypeOf<T>::value, dtype_);
+    return static_cast<T*>(raw());
+  }
+  // The bytes reinterpreted as W, unchecked: for kernels that move words
+  // (a gather copying 16-byte rows), not for reading values.
+  template <typename W> W* data_as() const { return static_cast<W*>(raw()); }
+
+  // Host copies of the values, converted to T (float, double, int32_t or
+  // int64_t): floating dtypes convert to floating T, integer and bool dtypes
+  // to any T. Works on any device (a CUDA tensor is copied to the host).
+  template <typename T> StatusOr<std::vector<T>> ToVector() const;
+  // The value of a one-element tensor, converted as ToVector.
+  template <typename T> StatusOr<T> Item() const;
 
   // Same memory, new shape with the same element count (no copy).
   StatusOr<Tensor> Reshape(const Shape& shape) const;

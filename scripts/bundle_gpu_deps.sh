@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copies the Debian -dev packages the build needs (abseil, GoogleTest, Google
-# Benchmark: headers, libraries, CMake configs) into .deps/prefix, keeping the
+# Benchmark, CLI11: headers, libraries, CMake configs) into .deps/prefix, keeping the
 # /usr layout so their CMake configs stay valid. The GPU machine has no Debian
 # -dev packages; scripts/gpu_check.sh builds against this folder (carry it).
 set -euo pipefail
@@ -10,7 +10,7 @@ scripts/install_deps.sh
 prefix=.deps/prefix
 rm -rf "$prefix.tmp"
 mkdir -p "$prefix.tmp"
-pkgs=$(dpkg-query -W -f='${Package}\n' | grep -E '^(libabsl|libgtest-dev|libgmock-dev|libbenchmark)' )
+pkgs=$(dpkg-query -W -f='${Package}\n' | grep -E '^(libabsl|libgtest-dev|libgmock-dev|libbenchmark|libcli11-dev)' )
 for p in $pkgs; do
   dpkg -L "$p" | while read -r f; do
     case "$f" in

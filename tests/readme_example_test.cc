@@ -1,37 +1,34 @@
-// The README's example, as written there, builds, accounts and plans.
+// The README's example is examples/readme_example.cc, verbatim: the install
+// test builds and runs that file against the installed library, and this test
+// keeps the README's copy from drifting away from it.
 #include <gtest/gtest.h>
 
-#include "graph/accounting.h"
-#include "graph/planner.h"
-#include "ops/ops.h"
+#include <fstream>
+#include <sstream>
+#include <string>
 
-namespace cf {
 namespace {
 
-TEST(ReadmeExample, BuildsAccountsAndPlans) {
-  cf::Graph g;
-  cf::Builder b(&g);
-  cf::Value x = b.Input("x", cf::Shape{2, 64, 64, 320}, cf::DType::f16);  // NHWC
-  cf::Value h;
-  {
-    auto scope = b.scope("block");
-    cf::Value w = b.Parameter("conv.weight", cf::Shape{320, 3, 3, 320}, cf::DType::f16);
-    h = cf::Silu(cf::Conv2d(x, w, {}, {1, 1}, {1, 1}));  // [2, 64, 64, 320]
-  }
-  b.MarkOutput(h, "h");
-  ASSERT_TRUE(b.ok()) << b.status().message();
-  EXPECT_EQ(h.shape(), (Shape{2, 64, 64, 320}));
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
-  auto report = Account(g);
-  ASSERT_TRUE(report.ok()) << report.status().message();
-  const ScopeCost* block = report->Find("block");
-  ASSERT_NE(block, nullptr);
-  // 2 FLOPs per multiply-add: N*H*W*Cout * (kh*kw*Cin).
-  EXPECT_EQ(block->cost.mac_flops, int64_t{2} * 2 * 64 * 64 * 320 * (3 * 3 * 320));
-  auto plan = PlanMemory(g);
-  ASSERT_TRUE(plan.ok()) << plan.status().message();
-  EXPECT_LE(plan->arena_bytes, int64_t{2} * 64 * 64 * 320 * 2 + 256);
+TEST(ReadmeExample, IsTheExampleProgram) {
+  const std::string readme = ReadFile(std::string(CF_SOURCE_DIR) + "/README.md");
+  const std::string example = ReadFile(std::string(CF_SOURCE_DIR) + "/examples/readme_example.cc");
+  ASSERT_FALSE(readme.empty());
+  ASSERT_FALSE(example.empty());
+  const std::string marker = "<!-- examples/readme_example.cc -->\n```cpp\n";
+  const size_t begin = readme.find(marker);
+  ASSERT_NE(begin, std::string::npos) << "README.md has no block marked " << marker;
+  const size_t code = begin + marker.size();
+  const size_t end = readme.find("```\n", code);
+  ASSERT_NE(end, std::string::npos);
+  EXPECT_EQ(readme.substr(code, end - code), example)
+      << "README.md's example differs from examples/readme_example.cc: copy the file into the README";
 }
 
 }  // namespace
-}  // namespace cf

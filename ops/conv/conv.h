@@ -14,14 +14,23 @@
 // a shared-memory tiled kernel for depthwise convs.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "graph/builder.h"
 
 namespace cf {
 
-Value Conv2d(Value x, Value weight, Value bias = {}, std::vector<int64_t> stride = {1, 1},
-             std::vector<int64_t> padding = {0, 0}, std::vector<int64_t> dilation = {1, 1}, int64_t groups = 1);
+struct Conv2dOptions {
+  Size2 stride = 1;
+  Size2 padding = 0;
+  Size2 dilation = 1;
+  int64_t groups = 1;
+  bool allow_tf32 = false;  // CUDA f32: TF32 tensor cores instead of exact f32
+};
+//   Conv2d(x, w, bias, {.padding = 1})                       // 3x3, same size
+//   Conv2d(x, w, std::nullopt, {.stride = 2, .padding = 1})  // no bias
+Value Conv2d(Value x, Value weight, std::optional<Value> bias = std::nullopt, const Conv2dOptions& options = {});
 
 // The backward ops; `conv_attrs` are the forward call's attributes.
 Value Conv2dBackwardInput(Value grad_out, Value weight, const Shape& input_shape, const Attrs& conv_attrs);

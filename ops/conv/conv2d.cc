@@ -8,6 +8,7 @@
 #include "ops/conv/conv_params.h"
 #include "ops/cpu_util.h"
 #include "ops/elementwise/elementwise.h"
+#include "ops/elementwise/value_util.h"
 
 namespace cf {
 namespace {
@@ -178,14 +179,17 @@ std::vector<int64_t> Dims(const Shape& s) { return std::vector<int64_t>(s.dims()
 
 }  // namespace
 
-Value Conv2d(Value x, Value weight, Value bias, std::vector<int64_t> stride, std::vector<int64_t> padding,
-             std::vector<int64_t> dilation, int64_t groups) {
-  Builder* b = x.b != nullptr ? x.b : weight.b;
+Value Conv2d(Value x, Value weight, std::optional<Value> bias, const Conv2dOptions& o) {
+  Builder* b = detail::AnyBuilder({x, weight});
   if (b == nullptr) return {};
   std::vector<Value> ins{x, weight};
-  if (bias.valid()) ins.push_back(bias);
-  return b->Op1("conv2d", ins,
-                Attrs{{"stride", stride}, {"padding", padding}, {"dilation", dilation}, {"groups", groups}});
+  if (bias) ins.push_back(*bias);
+  Attrs attrs{{"stride", std::vector<int64_t>{o.stride.h, o.stride.w}},
+              {"padding", std::vector<int64_t>{o.padding.h, o.padding.w}},
+              {"dilation", std::vector<int64_t>{o.dilation.h, o.dilation.w}},
+              {"groups", o.groups}};
+  if (o.allow_tf32) attrs.Set("allow_tf32", true);
+  return b->Op1("conv2d", ins, attrs);
 }
 
 Value Conv2dBackwardInput(Value grad_out, Value weight, const Shape& input_shape, const Attrs& conv_attrs) {

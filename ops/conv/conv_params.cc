@@ -11,6 +11,18 @@ StatusOr<std::pair<int64_t, int64_t>> Pair(const Attrs& attrs, const std::string
   return std::make_pair(v[0], v.size() == 2 ? v[1] : v[0]);
 }
 
+// A hint when the shapes look like PyTorch's NCHW input / OIHW weight (the
+// usual mistake when porting), empty otherwise.
+std::string LayoutHint(const Shape& x, const Shape& w) {
+  const bool weight_oihw = w[1] > w[3] && w[2] == w[3];  // [Cout, Cin, k, k]: channels before a square kernel
+  const bool input_nchw = x[1] < x[3] && x[2] == x[3] && w[1] > 0 && x[1] % w[1] == 0;
+  if (!weight_oihw && !input_nchw) return "";
+  return absl::StrCat(" (", weight_oihw ? "the weight looks OIHW" : "", weight_oihw && input_nchw ? " and " : "",
+                      input_nchw ? "the input looks NCHW" : "",
+                      "; this runtime is channels-last: input [N, H, W, Cin], weight [Cout, kh, kw, Cin/groups]; "
+                      "PyTorch checkpoints are converted at load time)");
+}
+
 }  // namespace
 
 std::string ConvParams::ToString() const {
@@ -45,15 +57,16 @@ StatusOr<ConvParams> ConvParamsOf(const Attrs& attrs, const Shape& x, const Shap
   CF_CHECK_ARG(p.kh >= 1 && p.kw >= 1, "kernel must be at least 1x1, weight ", w.ToString());
   CF_CHECK_ARG(p.groups >= 1, "groups must be >= 1, got ", p.groups);
   CF_CHECK_ARG(p.cin % p.groups == 0, "groups ", p.groups, " does not divide the input channels ", p.cin,
-               " (input ", x.ToString(), ")");
+               " (input ", x.ToString(), ")", LayoutHint(x, w));
   CF_CHECK_ARG(p.cout % p.groups == 0, "groups ", p.groups, " does not divide the output channels ", p.cout,
                " (weight ", w.ToString(), ")");
   CF_CHECK_ARG(w[3] == p.cin / p.groups, "channel mismatch: input ", x.ToString(), " has ", p.cin,
-               " channels, so weight ", w.ToString(), " needs Cin/groups = ", p.cin / p.groups, " in its last dim");
+               " channels, so weight ", w.ToString(), " needs Cin/groups = ", p.cin / p.groups, " in its last dim",
+               LayoutHint(x, w));
   const int64_t eff_h = (p.kh - 1) * p.dh + 1, eff_w = (p.kw - 1) * p.dw + 1;
   const int64_t span_h = p.h + 2 * p.ph - eff_h, span_w = p.w + 2 * p.pw - eff_w;
   CF_CHECK_ARG(span_h >= 0 && span_w >= 0, "output would be empty: input ", x.ToString(), " padded by ", p.ph, "x",
-               p.pw, " is smaller than the dilated kernel ", eff_h, "x", eff_w);
+               p.pw, " is smaller than the dilated kernel ", eff_h, "x", eff_w, LayoutHint(x, w));
   p.ho = span_h / p.sh + 1;
   p.wo = span_w / p.sw + 1;
   return p;

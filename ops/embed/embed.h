@@ -43,7 +43,13 @@ Value TimestepEmbedding(Value timesteps, int64_t dim, const TimestepEmbeddingOpt
 // each half is [sin(pos * omega_k), cos(pos * omega_k)] for k < D/4 with
 // omega_k = 10000^(-k / (D/4)). embed_dim must be divisible by 4. MAE's
 // embedding is base_size = grid size, interpolation_scale = 1.
-Value SinCosPosEmbed2d(Builder& b, int64_t embed_dim, int64_t h, int64_t w, double base_size = 16.0,
-                       double interpolation_scale = 1.0, DType dtype = DType::f32);
+// Like Full, it has no input value, so it takes the Builder first.
+struct SinCosPosEmbedOptions {
+  double base_size = 16.0;
+  double interpolation_scale = 1.0;
+  DType dtype = DType::f32;
+};
+Value SinCosPosEmbed2d(Builder& b, int64_t embed_dim, int64_t h, int64_t w,
+                       const SinCosPosEmbedOptions& options = {});
 
 }  // namespace cf

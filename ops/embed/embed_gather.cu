@@ -37,7 +37,7 @@ Status LaunchGather(KernelContext& ctx, int64_t row_bytes, const uint8_t* nan_pa
   W fill;
   std::memcpy(&fill, nan_pattern, sizeof(W));
   GatherKernel<W, IdxT><<<GridFor(total), 256, 0, CudaStreamOf(ctx)>>>(
-      out.data<W>(), table.data<W>(), indices.data<IdxT>(), total, row_words, table.shape()[0], fill);
+      out.data_as<W>(), table.data_as<W>(), indices.data<IdxT>(), total, row_words, table.shape()[0], fill);
   CF_CUDA_CHECK_LAUNCH();
   return absl::OkStatus();
 }

@@ -70,15 +70,14 @@ StatusOr<SinCosParams> SinCosParamsOf(const Attrs& attrs) {
 }
 }  // namespace embed_internal
 
-Value SinCosPosEmbed2d(Builder& b, int64_t embed_dim, int64_t h, int64_t w, double base_size,
-                       double interpolation_scale, DType dtype) {
+Value SinCosPosEmbed2d(Builder& b, int64_t embed_dim, int64_t h, int64_t w, const SinCosPosEmbedOptions& o) {
   return b.Op1("sincos_pos_embed_2d", {},
                Attrs{{"embed_dim", embed_dim},
                      {"h", h},
                      {"w", w},
-                     {"base_size", base_size},
-                     {"interpolation_scale", interpolation_scale},
-                     {"dtype", dtype}});
+                     {"base_size", o.base_size},
+                     {"interpolation_scale", o.interpolation_scale},
+                     {"dtype", o.dtype}});
 }
 
 CF_REGISTER_OP(SinCosDef());

@@ -183,11 +183,11 @@ OpDef MseBackwardDef() {
 
 }  // namespace
 
-Value MseLoss(Value pred, Value target, Value per_sample_weight) {
+Value MseLoss(Value pred, Value target, std::optional<Value> per_sample_weight) {
   Builder* b = detail::AnyBuilder({pred, target});
   if (!b) return Value{};
   std::vector<Value> ins = {pred, target};
-  if (per_sample_weight.b != nullptr || per_sample_weight.id >= 0) ins.push_back(per_sample_weight);
+  if (per_sample_weight) ins.push_back(*per_sample_weight);
   return b->Op1("mse_loss", ins);
 }
 

@@ -6,6 +6,7 @@
 #include "ops/cpu_util.h"
 #include "ops/elementwise/elementwise.h"
 #include "ops/matmul/matmul_dims.h"
+#include "ops/elementwise/value_util.h"
 #include "ops/matmul/matmul_vjp_util.h"
 #include "ops/shape/shape.h"
 
@@ -102,14 +103,16 @@ StatusOr<std::vector<Value>> MatmulVjp(VjpContext& ctx) {
   Value g = ctx.grad_outputs[0];
   if (!g.valid()) return grads;
   Value a = ctx.inputs[0], b = ctx.inputs[1];
-  Value bias = n_in == 3 ? ctx.inputs[2] : Value{};
+  const std::optional<Value> bias = n_in == 3 ? std::optional<Value>(ctx.inputs[2]) : std::nullopt;
   const bool ta = ctx.attrs.Bool("trans_a", false), tb = ctx.attrs.Bool("trans_b", false);
   const std::string act = ctx.attrs.Str("activation", "none");
   const bool tf32 = ctx.attrs.Bool("allow_tf32", false);
-  auto mm = [&](Value x, Value y, bool tx, bool ty) { return MatMulEx(x, y, tx, ty, {}, "none", tf32); };
+  auto mm = [&](Value x, Value y, bool tx, bool ty) {
+    return MatMul(x, y, std::nullopt, {.trans_a = tx, .trans_b = ty, .allow_tf32 = tf32});
+  };
   if (act != "none") {
     // Recompute the pre-activation and go through the activation's own VJP.
-    Value z = MatMulEx(a, b, ta, tb, bias, "none", tf32);
+    Value z = MatMul(a, b, bias, {.trans_a = ta, .trans_b = tb, .allow_tf32 = tf32});
     CF_ASSIGN_OR_RETURN(g, ActivationVjp(ctx.b, act, z, ctx.outputs[0], g));
   }
   const bool b_unbatched = b.rank() == 2 || b.shape().prod(0, b.rank() - 2) == 1;
@@ -134,7 +137,7 @@ StatusOr<std::vector<Value>> MatmulVjp(VjpContext& ctx) {
     }
     grads[1] = db;
   }
-  if (bias.valid() && ctx.needs_grad[2]) grads[2] = SumTo(g, bias.shape());
+  if (bias && ctx.needs_grad[2]) grads[2] = SumTo(g, bias->shape());
   return grads;
 }
 
@@ -146,19 +149,21 @@ StatusOr<std::vector<Value>> LinearVjp(VjpContext& ctx) {
   Value g = ctx.grad_outputs[0];
   if (!g.valid()) return grads;
   Value x = ctx.inputs[0], w = ctx.inputs[1];
-  Value bias = n_in == 3 ? ctx.inputs[2] : Value{};
+  const std::optional<Value> bias = n_in == 3 ? std::optional<Value>(ctx.inputs[2]) : std::nullopt;
   const std::string act = ctx.attrs.Str("activation", "none");
   const bool tf32 = ctx.attrs.Bool("allow_tf32", false);
+  auto mm = [&](Value x, Value y, bool tx) {
+    return MatMul(x, y, std::nullopt, {.trans_a = tx, .allow_tf32 = tf32});
+  };
   if (act != "none") {
-    Value z = ctx.b.Op1("linear", bias.valid() ? std::vector<Value>{x, w, bias} : std::vector<Value>{x, w},
-                        Attrs{{"allow_tf32", tf32}});
+    Value z = Linear(x, w, bias, {.allow_tf32 = tf32});
     CF_ASSIGN_OR_RETURN(g, ActivationVjp(ctx.b, act, z, ctx.outputs[0], g));
   }
   const int64_t in = w.dim(1), out = w.dim(0);
   Value g2 = Reshape(g, {-1, out});
-  if (ctx.needs_grad[0]) grads[0] = Reshape(MatMulEx(g2, w, false, false, {}, "none", tf32), Dims(x.shape()));
-  if (ctx.needs_grad[1]) grads[1] = MatMulEx(g2, Reshape(x, {-1, in}), true, false, {}, "none", tf32);
-  if (bias.valid() && ctx.needs_grad[2]) grads[2] = SumTo(g, bias.shape());
+  if (ctx.needs_grad[0]) grads[0] = Reshape(mm(g2, w, false), Dims(x.shape()));
+  if (ctx.needs_grad[1]) grads[1] = mm(g2, Reshape(x, {-1, in}), true);
+  if (bias && ctx.needs_grad[2]) grads[2] = SumTo(g, bias->shape());
   return grads;
 }
 
@@ -172,27 +177,24 @@ OpDef MatmulDef(const std::string& name) {
 
 }  // namespace
 
-Value MatMulEx(Value a, Value b, bool trans_a, bool trans_b, Value bias, const std::string& activation,
-               bool allow_tf32) {
-  Builder* bld = a.b != nullptr ? a.b : b.b;
+Value MatMul(Value a, Value b, std::optional<Value> bias, const MatMulOptions& o) {
+  Builder* bld = detail::AnyBuilder({a, b});
   if (bld == nullptr) return {};
-  Attrs attrs{{"trans_a", trans_a}, {"trans_b", trans_b}, {"activation", activation}};
-  if (allow_tf32) attrs.Set("allow_tf32", true);
+  Attrs attrs{{"trans_a", o.trans_a}, {"trans_b", o.trans_b}, {"activation", o.activation}};
+  if (o.allow_tf32) attrs.Set("allow_tf32", true);
   std::vector<Value> ins{a, b};
-  if (bias.valid()) ins.push_back(bias);
+  if (bias) ins.push_back(*bias);
   return bld->Op1("matmul", ins, attrs);
 }
 
-Value MatMul(Value a, Value b, bool trans_a, bool trans_b, Value bias, const std::string& activation) {
-  return MatMulEx(a, b, trans_a, trans_b, bias, activation, false);
-}
-
-Value Linear(Value x, Value weight, Value bias, const std::string& activation) {
-  Builder* bld = x.b != nullptr ? x.b : weight.b;
+Value Linear(Value x, Value weight, std::optional<Value> bias, const LinearOptions& o) {
+  Builder* bld = detail::AnyBuilder({x, weight});
   if (bld == nullptr) return {};
+  Attrs attrs{{"activation", o.activation}};
+  if (o.allow_tf32) attrs.Set("allow_tf32", true);
   std::vector<Value> ins{x, weight};
-  if (bias.valid()) ins.push_back(bias);
-  return bld->Op1("linear", ins, Attrs{{"activation", activation}});
+  if (bias) ins.push_back(*bias);
+  return bld->Op1("linear", ins, attrs);
 }
 
 CF_REGISTER_OP(MatmulDef("matmul"));

@@ -12,22 +12,27 @@
 //             allow_tf32 attributes).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "graph/builder.h"
 
 namespace cf {
 
-// act(op(a) · op(b) + bias). `bias` may be an invalid Value (no bias).
-Value MatMul(Value a, Value b, bool trans_a = false, bool trans_b = false, Value bias = {},
-             const std::string& activation = "none");
+struct MatMulOptions {
+  bool trans_a = false;
+  bool trans_b = false;
+  std::string activation = "none";  // "none", "gelu", "gelu_tanh", "silu"
+  bool allow_tf32 = false;          // CUDA f32: TF32 tensor cores (the CPU ignores it)
+};
+// act(op(a) op(b) + bias):  MatMul(q, k, std::nullopt, {.trans_b = true})
+Value MatMul(Value a, Value b, std::optional<Value> bias = std::nullopt, const MatMulOptions& options = {});
 
-// MatMul with every attribute, including allow_tf32 (CUDA f32 inputs may use
-// TF32 tensor cores; the CPU ignores it).
-Value MatMulEx(Value a, Value b, bool trans_a, bool trans_b, Value bias, const std::string& activation,
-               bool allow_tf32);
-
-// x · weightᵀ + bias; `bias` may be invalid.
-Value Linear(Value x, Value weight, Value bias = {}, const std::string& activation = "none");
+struct LinearOptions {
+  std::string activation = "none";
+  bool allow_tf32 = false;
+};
+// act(x weight^T + bias):  Linear(x, w, bias, {.activation = "gelu"})
+Value Linear(Value x, Value weight, std::optional<Value> bias = std::nullopt, const LinearOptions& options = {});
 
 }  // namespace cf

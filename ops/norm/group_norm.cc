@@ -287,7 +287,7 @@ OpDef GroupNormBackwardDef() {
 
 }  // namespace
 
-Value GroupNorm(Value x, Value gamma, Value beta, int64_t groups, double eps) {
+Value GroupNorm(Value x, std::optional<Value> gamma, std::optional<Value> beta, int64_t groups, double eps) {
   return norm_internal::AffineNormOp("GroupNorm", "group_norm", x, gamma, beta,
                                      Attrs{{"groups", groups}, {"eps", eps}});
 }

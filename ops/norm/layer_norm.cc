@@ -186,7 +186,7 @@ OpDef LayerNormBackwardDef() {
 
 }  // namespace
 
-Value LayerNorm(Value x, Value gamma, Value beta, double eps) {
+Value LayerNorm(Value x, std::optional<Value> gamma, std::optional<Value> beta, double eps) {
   return norm_internal::AffineNormOp("LayerNorm", "layer_norm", x, gamma, beta, Attrs{{"eps", eps}});
 }
 

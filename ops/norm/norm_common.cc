@@ -65,15 +65,16 @@ StatusOr<std::vector<Value>> AffineNormVjp(VjpContext& ctx, const char* backward
   return GradsFromBackwardOp(ctx, backward_op, ins, std::move(attrs));
 }
 
-Value AffineNormOp(const char* api, const char* op, Value x, Value gamma, Value beta, Attrs attrs) {
-  if (!x.valid()) return {};
+Value AffineNormOp(const char* api, const char* op, Value x, const std::optional<Value>& gamma,
+                   const std::optional<Value>& beta, Attrs attrs) {
+  if (x.b == nullptr) return {};
   Builder& b = *x.b;
-  if (gamma.valid() != beta.valid()) {
+  if (gamma.has_value() != beta.has_value()) {
     b.Fail(absl::InvalidArgumentError(absl::StrCat(api, ": gamma and beta must both be given or both be absent")));
     return {};
   }
   std::vector<Value> ins{x};
-  if (gamma.valid()) ins.insert(ins.end(), {gamma, beta});
+  if (gamma) ins.insert(ins.end(), {*gamma, *beta});
   return b.Op1(op, ins, attrs);
 }
 

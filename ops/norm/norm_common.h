@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "ops/op.h"
@@ -40,8 +41,9 @@ StatusOr<std::vector<Value>> GradsFromBackwardOp(VjpContext& ctx, const char* ba
 // The VJP of group_norm / layer_norm: `backward_op`(x, dy [, gamma]).
 StatusOr<std::vector<Value>> AffineNormVjp(VjpContext& ctx, const char* backward_op, Attrs attrs);
 
-// Builds `op`(x [, gamma, beta]); gamma and beta are both valid or both
-// invalid, else the builder fails with an error naming `api`.
-Value AffineNormOp(const char* api, const char* op, Value x, Value gamma, Value beta, Attrs attrs);
+// Builds `op`(x [, gamma, beta]); gamma and beta are both given or both
+// absent, else the builder fails with an error naming `api`.
+Value AffineNormOp(const char* api, const char* op, Value x, const std::optional<Value>& gamma,
+                   const std::optional<Value>& beta, Attrs attrs);
 
 }  // namespace cf::norm_internal

@@ -151,10 +151,11 @@ OpDef AvgPoolBackwardDef() {
 
 }  // namespace
 
-Value AvgPool2d(Value x, std::vector<int64_t> kernel, std::vector<int64_t> stride, std::vector<int64_t> padding) {
-  if (!x.valid()) return {};
-  Attrs a{{"kernel", std::move(kernel)}, {"padding", std::move(padding)}};
-  if (!stride.empty()) a.Set("stride", std::move(stride));
+Value AvgPool2d(Value x, Size2 kernel, const AvgPool2dOptions& o) {
+  if (x.b == nullptr) return {};
+  Attrs a{{"kernel", std::vector<int64_t>{kernel.h, kernel.w}},
+          {"padding", std::vector<int64_t>{o.padding.h, o.padding.w}}};
+  if (o.stride) a.Set("stride", std::vector<int64_t>{o.stride->h, o.stride->w});
   return x.b->Op1("avg_pool2d", {x}, a);
 }
 

@@ -2,6 +2,7 @@
 // PyTorch's semantics. See docs/ops/pool.md.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "graph/builder.h"
@@ -12,8 +13,13 @@ namespace cf {
 // padding (zeros counted in the average, count_include_pad = true;
 // ceil_mode = false). Errors when the kernel does not fit the padded input or
 // a padding exceeds half its kernel (PyTorch's rules).
-Value AvgPool2d(Value x, std::vector<int64_t> kernel, std::vector<int64_t> stride = {},
-                std::vector<int64_t> padding = {0, 0});
+struct AvgPool2dOptions {
+  std::optional<Size2> stride = std::nullopt;  // default: the kernel
+  Size2 padding = 0;
+};
+//   AvgPool2d(x, 2)                                  // 2x2, stride 2
+//   AvgPool2d(x, 3, {.stride = 1, .padding = 1})
+Value AvgPool2d(Value x, Size2 kernel, const AvgPool2dOptions& options = {});
 
 // "adaptive_avg_pool2d": to [N, oh, ow, C]; bin i covers
 // [floor(i*H/oh), ceil((i+1)*H/oh)). oh > H and ow > W are allowed.

@@ -3,6 +3,8 @@
 // out[i] = in[i - before] where that is inside the input, else the fill value.
 #pragma once
 
+#include "runtime/config.h"  // CF_HAS_CUDA
+
 #include <array>
 #include <cstdint>
 

@@ -1,6 +1,8 @@
 // Helpers shared by the shape ops' definitions (not part of the public API).
 #pragma once
 
+#include "runtime/config.h"  // CF_HAS_CUDA
+
 #include <vector>
 
 #include "absl/strings/str_join.h"

@@ -12,6 +12,8 @@
 //         (2D transposes, NHWC <-> NCHW); else one thread per element.
 #pragma once
 
+#include "runtime/config.h"  // CF_HAS_CUDA
+
 #include <array>
 #include <cstdint>
 

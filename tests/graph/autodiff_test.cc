@@ -377,7 +377,7 @@ TEST(AutodiffFiniteDifferences, ConvNet) {
     {
       auto s = b.scope("conv1");
       h = Conv2d(x, RandomParameter(b, "weight", Shape{8, 3, 3, 4}, 1), RandomParameter(b, "bias", Shape{8}, 2),
-                 {1, 1}, {1, 1});
+                 {.padding = 1});
     }
     {
       auto s = b.scope("norm");
@@ -388,7 +388,7 @@ TEST(AutodiffFiniteDifferences, ConvNet) {
     {
       auto s = b.scope("conv2");
       h = Conv2d(h, RandomParameter(b, "weight", Shape{3, 3, 3, 8}, 5), RandomParameter(b, "bias", Shape{3}, 6),
-                 {2, 2}, {1, 1});
+                 {.stride = 2, .padding = 1});
     }
     return ProjectToScalar(h, 200);
   };
@@ -415,7 +415,7 @@ Value AttentionBlock(Builder& b, Value x, int heads) {
     k = split(k);
     v = split(v);
   }
-  Value scores = Scale(MatMul(q, k, false, true), 1.0 / std::sqrt(static_cast<double>(D)));
+  Value scores = Scale(MatMul(q, k, std::nullopt, {.trans_b = true}), 1.0 / std::sqrt(static_cast<double>(D)));
   Value o = MatMul(Softmax(scores), v);
   if (heads > 1) o = Reshape(Transpose(o, 1, 2), {B, T, C});
   {

@@ -98,7 +98,7 @@ void BuildBlock(Builder& b) {
   Value wo = b.Parameter("wo", Shape{32, 32}, DType::f32, RandomTensor(Shape{32, 32}, DType::f32, 4));
   Value h = LayerNorm(x, gamma, beta);
   Value q = Linear(h, wq);
-  Value a = Softmax(Scale(MatMul(q, h, false, true), 0.125));
+  Value a = Softmax(Scale(MatMul(q, h, std::nullopt, {.trans_b = true}), 0.125));
   b.MarkOutput(x + Silu(Linear(MatMul(a, h), wo)), "y");
 }
 

@@ -211,7 +211,7 @@ TEST(Conv2dCost, Formulas) {
   Value x = b.Input("x", {2, 64, 64, 320}, DType::f16);
   Value w = b.Input("w", {320, 3, 3, 320}, DType::f16);
   Value bias = b.Input("bias", {320}, DType::f16);
-  Value y = Conv2d(x, w, bias, {1, 1}, {1, 1});
+  Value y = Conv2d(x, w, bias, {.padding = 1});
   ASSERT_TRUE(b.ok()) << b.status().message();
   Cost c = g.nodes().back().cost;
   EXPECT_EQ(c.mac_flops, 2LL * 2 * 64 * 64 * 320 * 3 * 3 * 320);
@@ -223,7 +223,7 @@ TEST(Conv2dCost, Formulas) {
   // Depthwise 13x13 on 64x64x160, stride 2 with padding 6: Ho = Wo = 32.
   Value xd = b.Input("xd", {1, 64, 64, 160}, DType::f32);
   Value wd = b.Input("wd", {160, 13, 13, 1}, DType::f32);
-  Conv2d(xd, wd, {}, {2, 2}, {6, 6}, {1, 1}, 160);
+  Conv2d(xd, wd, std::nullopt, {.stride = 2, .padding = 6, .groups = 160});
   ASSERT_TRUE(b.ok());
   c = g.nodes().back().cost;
   EXPECT_EQ(c.mac_flops, 2LL * 32 * 32 * 160 * 169);

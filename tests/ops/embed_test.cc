@@ -257,7 +257,7 @@ TEST(SinCosPosEmbed2d, MatchesDiffusers) {
 TEST(SinCosPosEmbed2d, HelperErrorsAndCost) {
   Graph g;
   Builder b(&g);
-  Value e = SinCosPosEmbed2d(b, 1152, 64, 64, 64, 1.0, DType::f16);
+  Value e = SinCosPosEmbed2d(b, 1152, 64, 64, {.base_size = 64, .dtype = DType::f16});
   ASSERT_TRUE(b.ok()) << b.status().message();
   EXPECT_EQ(e.shape(), (Shape{4096, 1152}));
   EXPECT_EQ(e.dtype(), DType::f16);

@@ -72,9 +72,13 @@ std::vector<double> RefMatmul(const Tensor& a, const Tensor& b, bool ta, bool tb
 }
 
 // Tolerance of the CPU GEMM against the float64 reference: one rounding of
-// the output to the storage dtype plus f32 accumulation over k terms.
+// the output to the storage dtype (relative), plus the f32 accumulation over
+// k terms (absolute, growing like sqrt(k)) for every storage dtype but f64:
+// the sums are f32 whatever the storage, so f16/bf16 get no more absolute
+// slack than f32 (a GEMM accumulating in bf16 fails; see
+// RejectsLowPrecisionAccumulation).
 constexpr DTypeTol Rtol = kStorageTol;
-double Atol(DType t, int64_t k) { return Rtol.ForSum(t, k); }
+double Atol(DType t, int64_t k) { return t == DType::f64 ? Rtol.f64 : Rtol.ForSum(DType::f32, k); }
 
 struct Case {
   Shape a, b;
@@ -188,10 +192,53 @@ TEST(LinearCpu, MatchesReference) {
       EXPECT_TRUE(AllClose(ToDoubles(y), want, Rtol(t), Atol(t, 41))) << DTypeName(t);
     }
   }
-  // A 1-D input is one row.
-  Tensor x = RandomTensor(Shape{6}, DType::f64, 1), w = RandomTensor(Shape{4, 6}, DType::f64, 2);
-  CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("linear", {x, w}));
-  EXPECT_EQ(y.shape(), Shape({4}));
+  // A 1-D input is one row: [6] x [4, 6]^T (+ bias) = [4].
+  for (DType t : kFloatDTypes) {
+    Tensor x = RandomTensor(Shape{6}, t, 1), w = RandomTensor(Shape{4, 6}, t, 2), bias = RandomTensor(Shape{4}, t, 3);
+    for (bool with_bias : {false, true}) {
+      std::vector<Tensor> ins{x, w};
+      if (with_bias) ins.push_back(bias);
+      CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("linear", ins, Attrs{{"activation", std::string("silu")}}));
+      EXPECT_EQ(y.shape(), Shape({4}));
+      Shape s;
+      CF_ASSERT_OK_AND_ASSIGN(Tensor row, x.Reshape(Shape{1, 6}));
+      std::vector<double> want = RefMatmul(row, w, false, true, with_bias ? &bias : nullptr, "silu", &s);
+      EXPECT_EQ(s, Shape({1, 4}));
+      EXPECT_TRUE(AllClose(ToDoubles(y), want, Rtol(t), Atol(t, 6))) << DTypeName(t) << " bias " << with_bias;
+    }
+  }
+}
+
+// The tolerance is tight enough to reject a GEMM that accumulates in the
+// storage dtype: the same sums with every partial sum rounded to bf16 (or
+// f16) fail clearly, while the f32-accumulated result of the CPU kernel passes.
+TEST(MatmulCpu, RejectsLowPrecisionAccumulation) {
+  for (DType t : {DType::f16, DType::bf16}) {
+    const int64_t m = 38, k = 300, n = 33;
+    Tensor a = RandomTensor(Shape{m, k}, t, 11), b = RandomTensor(Shape{k, n}, t, 12);
+    Shape s;
+    const std::vector<double> want = RefMatmul(a, b, false, false, nullptr, "none", &s);
+    const std::vector<double> av = ToDoubles(a), bv = ToDoubles(b);
+    auto round = [t](double v) {
+      const float f = static_cast<float>(v);
+      return t == DType::bf16 ? double(BF16BitsToF32(F32ToBF16Bits(f))) : double(F16BitsToF32(F32ToF16Bits(f)));
+    };
+    std::vector<double> low(m * n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double acc = 0;
+        for (int64_t q = 0; q < k; ++q) acc = round(acc + round(av[i * k + q] * bv[q * n + j]));
+        low[i * n + j] = acc;
+      }
+    auto r = AllClose(low, want, Rtol(t), Atol(t, k));
+    EXPECT_FALSE(r) << DTypeName(t) << ": low-precision accumulation passed";
+    int64_t bad = 0;
+    for (int64_t i = 0; i < m * n; ++i)
+      bad += std::fabs(low[i] - want[i]) > Atol(t, k) + Rtol(t) * std::fabs(want[i]);
+    EXPECT_GT(bad, m * n / 4) << DTypeName(t) << ": only " << bad << " of " << m * n << " elements fail";
+    CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("matmul", {a, b}));
+    EXPECT_TRUE(AllClose(ToDoubles(y), want, Rtol(t), Atol(t, k))) << DTypeName(t);
+  }
 }
 
 // ---- VJPs ---------------------------------------------------------------------------
@@ -273,8 +320,8 @@ Cost CostOfOne(const std::function<Value(Builder&)>& build) {
 TEST(MatmulCost, Formulas) {
   // [2, 3, 5, 7] x [7, 4] + bias, gelu: 6 matrices of 5x4 outputs, K = 7.
   Cost c = CostOfOne([](Builder& b) {
-    return MatMul(b.Input("a", {2, 3, 5, 7}, DType::f32), b.Input("b", {7, 4}, DType::f32), false, false,
-                  b.Input("bias", {4}, DType::f32), "gelu");
+    return MatMul(b.Input("a", {2, 3, 5, 7}, DType::f32), b.Input("b", {7, 4}, DType::f32),
+                  b.Input("bias", {4}, DType::f32), {.activation = "gelu"});
   });
   EXPECT_EQ(c.mac_flops, 2 * 6 * 5 * 4 * 7);
   EXPECT_EQ(c.bias_flops, 6 * 5 * 4);
@@ -294,15 +341,15 @@ TEST(MatmulCost, Formulas) {
 
   // Broadcast batches: [2, 1, 5, 7] x [3, 7, 4] -> 6 products; silu, tanh-gelu counts.
   c = CostOfOne([](Builder& b) {
-    return MatMul(b.Input("a", {2, 1, 5, 7}, DType::f32), b.Input("b", {3, 7, 4}, DType::f32), false, false, {},
-                  "silu");
+    return MatMul(b.Input("a", {2, 1, 5, 7}, DType::f32), b.Input("b", {3, 7, 4}, DType::f32),
+                  std::nullopt, {.activation = "silu"});
   });
   EXPECT_EQ(c.mac_flops, 2 * 6 * 5 * 4 * 7);
   EXPECT_EQ(c.elementwise_flops, 2 * 6 * 5 * 4);
   EXPECT_EQ(c.transcendentals, 6 * 5 * 4);
   c = CostOfOne([](Builder& b) {
     return Linear(b.Input("x", {10, 8}, DType::f32), b.Input("w", {3, 8}, DType::f32),
-                  b.Input("bias", {3}, DType::f32), "gelu_tanh");
+                  b.Input("bias", {3}, DType::f32), {.activation = "gelu_tanh"});
   });
   EXPECT_EQ(c.mac_flops, 2 * 10 * 3 * 8);
   EXPECT_EQ(c.bias_flops, 30);

@@ -1,0 +1,263 @@
+// The executables' command lines, run as processes: usage errors exit 2,
+// failures at run time exit 1, each with one line on stderr naming the flag
+// (or the path); nothing is left behind in the working directory; --help
+// exits 0 with usage; good invocations do their job. The paths of the built
+// executables come from tests/CMakeLists.txt (CF_INFO_EXE, CF_FLOPS_EXE,
+// CF_TRAIN_DEMO_EXE).
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/device.h"
+
+namespace cf {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A fresh directory; removed with everything in it when the fixture ends.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "cf_cli_test.XXXXXX").string();
+    EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// Runs `exe args...` in `cwd`; stdout and stderr go to files outside it.
+Result RunApp(const std::string& exe, const std::vector<std::string>& args, const fs::path& cwd) {
+  TempDir capture;
+  const fs::path out = capture.path() / "stdout", err = capture.path() / "stderr";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0 || ::chdir(cwd.c_str()) != 0) ::_exit(127);
+    std::vector<char*> argv{const_cast<char*>(exe.c_str())};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(exe.c_str(), argv.data());
+    ::_exit(127);
+  }
+  Result r;
+  int status = 0;
+  if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) r.code = WEXITSTATUS(status);
+  r.out = ReadAll(out);
+  r.err = ReadAll(err);
+  return r;
+}
+
+std::set<std::string> Entries(const fs::path& dir) {
+  std::set<std::string> names;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) names.insert(fs::relative(e.path(), dir).string());
+  return names;
+}
+
+std::string Show(const std::string& exe, const std::vector<std::string>& args) {
+  std::string s = fs::path(exe).filename().string();
+  for (const std::string& a : args) s += " " + a;
+  return s;
+}
+
+struct Bad {
+  std::string exe;
+  std::vector<std::string> args;
+  int code;              // 2: usage error, 1: failure at run time
+  std::string mentions;  // stderr names this (the flag, the argument or the path)
+};
+
+const std::string kInfo = CF_INFO_EXE, kFlops = CF_FLOPS_EXE, kTrain = CF_TRAIN_DEMO_EXE;
+
+TEST(AppsCli, BadInvocationsExitWithOneLineAndLeaveNothing) {
+  const std::vector<Bad> table = {
+      // cf_info takes no options.
+      {kInfo, {"--bogus"}, 2, "--bogus"},
+      {kInfo, {"--ops=3"}, 2, "--ops"},
+      {kInfo, {"extra"}, 2, "extra"},
+      // cf_flops
+      {kFlops, {"--format=xml"}, 2, "--format"},
+      {kFlops, {"--format", "xml"}, 2, "--format"},
+      {kFlops, {"--model=sd21"}, 2, "--model"},
+      {kFlops, {"--dtype=f64"}, 2, "--dtype"},
+      {kFlops, {"--graph=svg"}, 2, "--graph"},
+      {kFlops, {"--out="}, 2, "--out"},
+      {kFlops, {"--out"}, 2, "--out"},
+      {kFlops, {"--format=csv", "--bogus"}, 2, "--bogus"},
+      {kFlops, {"table.md"}, 2, "table.md"},
+      {kFlops, {"--out=sub"}, 1, "sub"},                     // a directory
+      {kFlops, {"--out=sub/"}, 1, "sub/"},                   // ditto
+      {kFlops, {"--out=missing/t.md"}, 1, "missing"},        // no such directory
+      {kFlops, {"--out=plain.txt/t.md"}, 1, "plain.txt"},    // a file is not a directory
+      {kFlops, {"--graph=dot", "--out=sub"}, 1, "sub"},
+      // cf_train_demo
+      {kTrain, {"--steps=99999999999"}, 2, "--steps"},
+      {kTrain, {"--steps=99999999999999999999999"}, 2, "--steps"},
+      {kTrain, {"--steps=0"}, 2, "--steps"},
+      {kTrain, {"--steps=-5"}, 2, "--steps"},
+      {kTrain, {"--steps=1.5"}, 2, "--steps"},
+      {kTrain, {"--steps=abc"}, 2, "--steps"},
+      {kTrain, {"--steps="}, 2, "--steps"},
+      {kTrain, {"--steps"}, 2, "--steps"},
+      {kTrain, {"--lr=0"}, 2, "--lr"},
+      {kTrain, {"--lr=-0.1"}, 2, "--lr"},
+      {kTrain, {"--lr=nan"}, 2, "--lr"},
+      {kTrain, {"--lr=inf"}, 2, "--lr"},
+      {kTrain, {"--lr=1e999"}, 2, "--lr"},
+      {kTrain, {"--lr=0.1x"}, 2, "--lr"},
+      {kTrain, {"--device=tpu"}, 2, "--device"},
+      {kTrain, {"--device=CUDA"}, 2, "--device"},
+      {kTrain, {"tpu"}, 2, "tpu"},
+      {kTrain, {"100", "0.1", "cpu"}, 2, "100"},  // the old positional syntax
+      {kTrain, {"--step=5"}, 2, "--step"},
+  };
+  for (const Bad& b : table) {
+    SCOPED_TRACE(Show(b.exe, b.args));
+    TempDir dir;
+    fs::create_directory(dir.path() / "sub");
+    std::ofstream(dir.path() / "plain.txt") << "fixture\n";
+    const std::set<std::string> before = Entries(dir.path());
+    const Result r = RunApp(b.exe, b.args, dir.path());
+    EXPECT_EQ(r.code, b.code) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(r.err.empty() || r.err.back() != '\n') << r.err;
+    EXPECT_EQ(r.err.rfind(fs::path(b.exe).filename().string() + ": ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(b.mentions), std::string::npos) << r.err;
+    if (b.code == 2) {
+      EXPECT_NE(r.err.find("--help"), std::string::npos) << r.err;
+    }
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(Entries(dir.path()), before);  // no output, no temporary
+  }
+}
+
+TEST(AppsCli, Messages) {
+  TempDir dir;
+  EXPECT_EQ(RunApp(kTrain, {"--steps=99999999999"}, dir.path()).err,
+            "cf_train_demo: --steps: value 99999999999 is out of range [1, 10000000] (see --help)\n");
+  EXPECT_EQ(RunApp(kTrain, {"--device=tpu"}, dir.path()).err,
+            "cf_train_demo: --device: 'tpu' is not one of cpu, cuda (see --help)\n");
+  EXPECT_EQ(RunApp(kTrain, {"--lr=0"}, dir.path()).err,
+            "cf_train_demo: --lr: value 0 is out of range (0, 1000] (see --help)\n");
+  EXPECT_EQ(RunApp(kFlops, {"--bogus=1"}, dir.path()).err, "cf_flops: --bogus: unknown flag (see --help)\n");
+}
+
+TEST(AppsCli, CudaWithoutADeviceIsARunTimeFailure) {
+  TempDir dir;
+  const Result r = RunApp(kTrain, {"--device=cuda", "--steps=1"}, dir.path());
+  if (CheckDeviceAvailable(Device::CUDA()).ok()) {
+    EXPECT_EQ(r.code, 0) << r.err;
+  } else {
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("cuda"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  EXPECT_TRUE(Entries(dir.path()).empty());
+}
+
+TEST(AppsCli, HelpExitsZeroWithUsage) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> table = {
+      {kInfo, {}},
+      {kFlops, {"--model", "--format", "--out", "--dtype", "--graph", "md|csv|json"}},
+      {kTrain, {"--steps", "--lr", "--device", "cpu|cuda", "[1, 10000000]", "(default: 2000)"}},
+  };
+  for (const auto& [exe, mentions] : table) {
+    for (const char* flag : {"--help", "-h"}) {
+      SCOPED_TRACE(Show(exe, {flag}));
+      TempDir dir;
+      const Result r = RunApp(exe, {flag}, dir.path());
+      EXPECT_EQ(r.code, 0);
+      EXPECT_EQ(r.err, "");
+      EXPECT_NE(r.out.find("Usage: " + fs::path(exe).filename().string()), std::string::npos) << r.out;
+      EXPECT_NE(r.out.find("--help"), std::string::npos) << r.out;
+      for (const std::string& m : mentions) EXPECT_NE(r.out.find(m), std::string::npos) << m << "\n" << r.out;
+      EXPECT_TRUE(Entries(dir.path()).empty());
+    }
+  }
+  // --help wins over a bad value elsewhere on the line.
+  TempDir dir;
+  EXPECT_EQ(RunApp(kTrain, {"--steps=abc", "--help"}, dir.path()).code, 0);
+}
+
+TEST(AppsCli, InfoRuns) {
+  TempDir dir;
+  const Result r = RunApp(kInfo, {}, dir.path());
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("ConvFusion runtime"), std::string::npos);
+  EXPECT_NE(r.out.find("ops registered"), std::string::npos);
+}
+
+TEST(AppsCli, FlopsToStdoutAndToFiles) {
+  TempDir dir;
+  Result r = RunApp(kFlops, {"--format", "csv", "--model=sd15"}, dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("model,resolution,", 0), 0u) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 7);  // header + 6 resolutions
+
+  r = RunApp(kFlops, {"--format=json", "--out", "t.json"}, dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(ReadAll(dir.path() / "t.json").rfind("{", 0), 0u);
+  EXPECT_EQ(Entries(dir.path()), (std::set<std::string>{"t.json"}));
+
+  // Overwrites an existing file, by absolute path; the default format is markdown.
+  std::ofstream(dir.path() / "t.md") << "old\n";
+  r = RunApp(kFlops, {"--out=" + (dir.path() / "t.md").string()}, dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(ReadAll(dir.path() / "t.md").find("| SD1.5 | 512 (512x512) |"), std::string::npos);
+
+  // A failed write keeps the old file and leaves no temporary.
+  r = RunApp(kFlops, {"--out=t.md/"}, dir.path());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(ReadAll(dir.path() / "t.md").find("| SD1.5 |"), std::string::npos);
+
+  r = RunApp(kFlops, {"--graph=dot", "--out=g.dot"}, dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(ReadAll(dir.path() / "g.dot").rfind("digraph", 0), 0u);
+  EXPECT_EQ(Entries(dir.path()), (std::set<std::string>{"t.json", "t.md", "g.dot"}));
+}
+
+TEST(AppsCli, TrainDemoRuns) {
+  TempDir dir;
+  // A repeated flag takes the last value.
+  const Result r = RunApp(kTrain, {"--steps=10000000", "--steps=5", "--lr", "0.05", "--device=cpu"}, dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_NE(r.out.find("     5  "), std::string::npos) << r.out;  // the last step's loss line
+  EXPECT_NE(r.out.find("one training step on cpu"), std::string::npos) << r.out;
+  EXPECT_TRUE(Entries(dir.path()).empty());
+}
+
+}  // namespace
+}  // namespace cf
