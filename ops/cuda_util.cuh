@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "ops/grid_for.h"
 #include "ops/op.h"
 #include "runtime/cuda_check.h"
 
@@ -41,12 +42,8 @@ inline cudaStream_t CudaStreamOf(const KernelContext& ctx);
 // the query fails), for sizing grids to fill the GPU.
 int NumSms();
 
-// Blocks for a grid-stride loop over n elements.
-inline unsigned GridFor(int64_t n, int threads = 256) {
-  int64_t blocks = (n + threads - 1) / threads;
-  if (blocks > 65535LL * 16) blocks = 65535LL * 16;
-  return static_cast<unsigned>(blocks < 1 ? 1 : blocks);
-}
+// GridFor(n, threads): blocks for a grid-stride loop over n elements
+// (ops/grid_for.h, shared with the kdev launch-geometry functions).
 
 }  // namespace cf
 
