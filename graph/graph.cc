@@ -72,6 +72,8 @@ std::vector<std::vector<int>> Graph::Consumers() const {
   return c;
 }
 
+void Graph::set_build_status(Status s) { build_status_ = std::move(s); }
+
 Status Graph::Verify() const {
   if (!build_status_.ok()) {
     return Status(build_status_.code(),

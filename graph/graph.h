@@ -74,8 +74,8 @@ class Graph {
   Status Verify() const;
 
   // The first error of the Builder that made this graph (OK when none).
-  const Status& build_status() const { return build_status_; }
-  void set_build_status(Status s) { build_status_ = std::move(s); }
+  Status build_status() const { return build_status_; }
+  void set_build_status(Status s);  // in graph.cc: nvcc warns on the discarded Status& of an inline assignment
 
   std::string ToText() const;  // one line per node: "%5 = conv2d(%3, %4) {..} f32[..]  # scope"
   std::string ToDot() const;   // Graphviz
