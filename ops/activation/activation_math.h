@@ -25,24 +25,32 @@ constexpr double kSqrt2OverPi = 0.79788456080286535588;  // sqrt(2 / pi)
 constexpr double kGeluCubic = 0.044715;
 constexpr double kQuickGelu = 1.702;
 
+// x / (1 + e^-z) without overflow: for z < 0 it is evaluated as
+// x e^z / (1 + e^z), so the far negative tail (silu below -88, tanh-GELU
+// below -10 in float) is its tiny value instead of x / inf = 0.
+template <typename A> CF_HD A TimesLogistic(A x, A z) {
+  const A e = ExpT(z > A(0) ? -z : z);  // e^-|z| in (0, 1]; NaN stays NaN
+  return z > A(0) ? x / (A(1) + e) : x * e / (A(1) + e);
+}
+
 // f(x); p is negative_slope (leaky_relu) or alpha (elu), unused otherwise.
 template <Kind K, typename A> CF_HD A Forward(A x, A p) {
   if constexpr (K == Kind::kSigmoid) {
     // 1 / (1 + e^-x): E2 T1
-    return A(1) / (A(1) + ExpT(-x));
+    return TimesLogistic(A(1), x);
   } else if constexpr (K == Kind::kSilu) {
     // x / (1 + e^-x): E2 T1
-    return x / (A(1) + ExpT(-x));
+    return TimesLogistic(x, x);
   } else if constexpr (K == Kind::kGeluErf) {
     // 0.5 x (1 + erf(x / sqrt 2)): E4 T1
     return A(0.5) * x * ErfcT(-x * A(kInvSqrt2));
   } else if constexpr (K == Kind::kGeluTanh) {
     // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): E8 T1
     const A u = A(kSqrt2OverPi) * (x + A(kGeluCubic) * (x * x) * x);
-    return x / (A(1) + ExpT(A(-2) * u));
+    return TimesLogistic(x, A(2) * u);
   } else if constexpr (K == Kind::kQuickGelu) {
     // x / (1 + e^(-1.702 x)): E3 T1
-    return x / (A(1) + ExpT(-A(kQuickGelu) * x));
+    return TimesLogistic(x, A(kQuickGelu) * x);
   } else if constexpr (K == Kind::kLeakyRelu) {
     // x > 0 ? x : p x: E2
     return x > A(0) ? x : p * x;
@@ -57,11 +65,11 @@ template <Kind K, typename A> CF_HD A Forward(A x, A p) {
 template <Kind K, typename A> CF_HD A Derivative(A x, A p) {
   if constexpr (K == Kind::kSigmoid) {
     // s = 1 / (1 + e^-x) (E2 T1); s (1 - s) (E2): E4 T1
-    const A s = A(1) / (A(1) + ExpT(-x));
+    const A s = TimesLogistic(A(1), x);
     return s * (A(1) - s);
   } else if constexpr (K == Kind::kSilu) {
     // s (E2 T1); s (1 + x (1 - s)) (E4): E6 T1
-    const A s = A(1) / (A(1) + ExpT(-x));
+    const A s = TimesLogistic(A(1), x);
     return s * (A(1) + x * (A(1) - s));
   } else if constexpr (K == Kind::kGeluErf) {
     // 0.5 (1 + erf(x / sqrt 2)) (E3 T1) + x e^(-x^2 / 2) / sqrt(2 pi) (E4 T1) + (E1): E8 T2
@@ -72,12 +80,12 @@ template <Kind K, typename A> CF_HD A Derivative(A x, A p) {
     // Evaluated with s = (1 + t) / 2 = 1 / (1 + e^-2u): s + x s (1 - s) 2c (1 + 3a x2).
     const A x2 = x * x;
     const A u = A(kSqrt2OverPi) * (x + A(kGeluCubic) * x2 * x);
-    const A s = A(1) / (A(1) + ExpT(A(-2) * u));
+    const A s = TimesLogistic(A(1), A(2) * u);
     return s + x * s * (A(1) - s) * (A(2 * kSqrt2OverPi) * (A(1) + A(3 * kGeluCubic) * x2));
   } else if constexpr (K == Kind::kQuickGelu) {
     // kx = 1.702 x (E1); s = 1 / (1 + e^-kx) (E2 T1); s (1 + kx (1 - s)) (E4): E7 T1
     const A kx = A(kQuickGelu) * x;
-    const A s = A(1) / (A(1) + ExpT(-kx));
+    const A s = TimesLogistic(A(1), kx);
     return s * (A(1) + kx * (A(1) - s));
   } else if constexpr (K == Kind::kLeakyRelu) {
     // x > 0 ? 1 : p: E1

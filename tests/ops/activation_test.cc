@@ -3,6 +3,7 @@
 // finite differences, shape errors and cost formulas.
 #include "ops/activation/activation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -42,6 +43,60 @@ TEST(ActivationTest, Forward) {
         Tensor x = RandomTensor(s, t, seed++, -6, 6);
         EXPECT_TRUE(MatchesElementwiseRef(c.op, x, c.attrs, c.f, Tol(t)))
             << c.op << " " << c.attrs.ToString() << " " << s.ToString() << " " << DTypeName(t);
+      }
+    }
+  }
+}
+
+// Far tails, relative to a float64 reference that does not cancel itself
+// (0.5 x erfc(-x / sqrt 2), x / (1 + e^-2u)): on [-12, -6] GELU is tiny
+// (1e-32 at -12) and the textbook 0.5 x (1 + erf(x / sqrt 2)) in float has
+// 100% relative error there; the kernels claim the accurate forms. The bound
+// per element is the storage rounding plus the arithmetic's rounding times
+// the tails' condition number (about x^2 for GELU, 0.07 |x|^3 for its tanh
+// form: an argument error of one ulp moves e^(-x^2/2) by x^2 ulps); outputs
+// that underflow the storage dtype (f16) or the arithmetic may round to
+// nearby subnormals.
+TEST(ActivationTest, FarTailsKeepRelativeAccuracy) {
+  auto gelu_erf = [](double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); };
+  auto gelu_tanh = [](double x) {
+    const double u = std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x);
+    return x / (1 + std::exp(-2 * u));
+  };
+  const std::vector<ActCase> cases = {
+      {"gelu", {}, gelu_erf},
+      {"gelu", Attrs{{"approximate", std::string("tanh")}}, gelu_tanh},
+      {"silu", {}, SiluRef},
+      {"quick_gelu", {}, [](double x) { return x / (1 + std::exp(-1.702 * x)); }},
+      {"sigmoid", {}, SigmoidRef},
+      {"elu", {}, [](double x) { return x > 0 ? x : std::expm1(x); }},
+  };
+  uint64_t seed = 50;
+  for (const ActCase& c : cases) {
+    for (auto [lo, hi] : {std::pair<double, double>{-12, -6}, {6, 12}}) {
+      for (DType t : kFloatDTypes) {
+        Tensor x = RandomTensor({4001}, t, seed++, lo, hi);
+        CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1(c.op, {x}, c.attrs));
+        const std::vector<double> xv = ToDoubles(x), got = ToDoubles(y);
+        const double arith = t == DType::f64 ? std::ldexp(1.0, -52) : std::ldexp(1.0, -23);
+        // Where the result is subnormal in the arithmetic, an intermediate such
+        // as e^-|2u| already is: x times its half-ulp error (|x| <= 12).
+        const double floor =
+            std::max(ScaledAtol({0.0}, 0, t), t == DType::f64 ? 0.0 : 16 * std::ldexp(1.0, -149));
+        int64_t bad = 0, worst = -1;
+        double worst_rel = 0;
+        for (size_t i = 0; i < xv.size(); ++i) {
+          const double want = c.f(xv[i]), ax = std::fabs(xv[i]);
+          const double rtol = Tol(t) + 4 * arith * (1 + ax * ax + 0.1 * ax * ax * ax);
+          const double err = std::fabs(got[i] - want);
+          if (!(err <= rtol * std::fabs(want) + floor)) {
+            ++bad;
+            if (worst < 0 || err / std::fabs(want) > worst_rel) worst = int64_t(i), worst_rel = err / std::fabs(want);
+          }
+        }
+        EXPECT_EQ(bad, 0) << c.op << " " << c.attrs.ToString() << " on [" << lo << ", " << hi << "] "
+                          << DTypeName(t) << ": worst at x = " << (worst >= 0 ? xv[worst] : 0) << ", got "
+                          << (worst >= 0 ? got[worst] : 0) << ", relative error " << worst_rel;
       }
     }
   }

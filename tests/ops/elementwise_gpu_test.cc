@@ -1,5 +1,8 @@
 // CUDA kernels of the elementwise family against the CPU ones (outputs
 // poisoned first) in f32, f16 and bf16.
+#include <algorithm>
+#include <cmath>
+
 #include "ops/elementwise/elementwise.h"
 #include "tests/support/op_harness.h"
 
@@ -25,6 +28,8 @@ TEST(ElementwiseGpuTest, Binary) {
     for (const auto& [sa, sb] : cases) {
       for (DType t : kGpuDTypes) {
         Tensor a = RandomTensor(sa, DType::f32, seed++);
+        // Wide divisors (tiny, huge, zero, inf) are in EdgeValues, compared
+        // relatively.
         Tensor b = std::string(op) == "div" ? RandomTensor(sb, DType::f32, seed++, 0.5, 2)
                                             : RandomTensor(sb, DType::f32, seed++);
         EXPECT_TRUE(CudaMatchesCpu(op, {a, b}, {}, t)) << op << " " << sa.ToString() << " x " << sb.ToString();
@@ -53,6 +58,58 @@ TEST(ElementwiseGpuTest, Unary) {
             << u.op << " " << s.ToString();
       }
     }
+  }
+}
+
+// Edge values against the CPU kernels: zeros, subnormals, tiny and huge
+// magnitudes, overflow to inf, infinities and NaN (the same pattern of NaN
+// and inf on both sides; the rest relative, with an absolute floor of one
+// subnormal spacing of the storage or of the f32 arithmetic).
+double EdgeAtol(DType t) { return std::max(ScaledAtol({0.0}, 0, t), 2 * std::ldexp(1.0, -149)); }
+
+::testing::AssertionResult CudaMatchesCpuWithSpecials(const std::string& op, const std::vector<Tensor>& ins,
+                                                      const Attrs& attrs, DType t) {
+  std::vector<Tensor> cpu, gpu;
+  for (const Tensor& x : ins) {
+    cpu.push_back(testing::CastTo(x, t));
+    gpu.push_back(cpu.back().To(Device::CUDA(0)).value());
+  }
+  auto want = RunOp1(op, cpu, attrs);
+  auto got = RunOp1(op, gpu, attrs, Device::CUDA(0));
+  if (!want.ok() || !got.ok()) return ::testing::AssertionFailure() << op << ": a run failed";
+  return AllCloseWithSpecials(ToDoubles(*got), ToDoubles(*want), DefaultRtol(t), EdgeAtol(t));
+}
+
+TEST(ElementwiseGpuTest, EdgeValues) {
+  CF_SKIP_WITHOUT_GPU();
+  const double inf = INFINITY, nan = NAN;
+  const std::vector<double> exps = {-inf, -1e4, -746, -104, -103, -100, -88, -20, -1e-30, 0, 1e-30,
+                                    11,   12,   88,   89,   709,  710,  inf, nan};
+  const std::vector<double> roots = {-inf, -1, -1e-30, -0.0, 0, 1e-45, 1e-40, 6e-8, 1e-30, 2, 1e30, 3e38, inf, nan};
+  const std::vector<double> num = {1, -1, 0, 0, 1, 1e30, 1e-30, inf, inf, 1e-40, 3, nan, -5, 65504, 1e38, 1e-38};
+  const std::vector<double> den = {0, 0, 0, -0.0, inf, 1e-30, 1e30, inf, 2, 3, 7, 1, 1e-40, 1e-4, 0.1, 1e10};
+  auto vec = [](const std::vector<double>& v) {
+    return testing::FromDoubles(v, {static_cast<int64_t>(v.size())}, DType::f32);
+  };
+  uint64_t seed = 500;
+  for (DType t : kGpuDTypes) {
+    SCOPED_TRACE(DTypeName(t));
+    EXPECT_TRUE(CudaMatchesCpuWithSpecials("exp", {vec(exps)}, {}, t));
+    EXPECT_TRUE(CudaMatchesCpuWithSpecials("exp", {LogUniformTensor({3, 4099}, DType::f32, seed++, -6, 3)}, {}, t));
+    for (const char* op : {"sqrt", "rsqrt"}) {
+      EXPECT_TRUE(CudaMatchesCpuWithSpecials(op, {vec(roots)}, {}, t)) << op;
+      EXPECT_TRUE(CudaMatchesCpuWithSpecials(op, {LogUniformTensor({3, 4099}, DType::f32, seed++, -40, 38, true)},
+                                             {}, t))
+          << op;
+    }
+    EXPECT_TRUE(CudaMatchesCpuWithSpecials("div", {vec(num), vec(den)}, {}, t));
+    EXPECT_TRUE(CudaMatchesCpuWithSpecials(
+        "div", {LogUniformTensor({3, 4099}, DType::f32, seed++, -20, 20), LogUniformTensor({3, 4099}, DType::f32, seed++, -20, 20)},
+        {}, t));
+    // A broadcast divisor of wide magnitudes (the per-channel path).
+    EXPECT_TRUE(CudaMatchesCpuWithSpecials(
+        "div", {RandomTensor({4, 6, 320}, DType::f32, seed++), LogUniformTensor({320}, DType::f32, seed++, -20, 20)},
+        {}, t));
   }
 }
 
@@ -96,6 +153,42 @@ TEST(ElementwiseGpuTest, Cast) {
           << DTypeName(from) << " -> " << DTypeName(to);
     }
   }
+}
+
+// Casts of NaN, infinities, overflow (f32 -> f16 / bf16 goes to inf),
+// underflow to subnormals and zero, ties of the rounding, and the saturation
+// of float -> integer (NaN -> 0) and i64 -> i32: the same values as the CPU.
+TEST(ElementwiseGpuTest, CastSpecialsOverflowAndSaturation) {
+  CF_SKIP_WITHOUT_GPU();
+  const double inf = INFINITY, nan = NAN;
+  const std::vector<double> floats = {nan, inf, -inf, 1e10, -1e10, 3e9, -3e9, 65504, 65520, -65520, 1e5, 3.4e38,
+                                      3.3e38, 1e-8, 3e-8, -6e-8, 1e-40, 1e-45, -0.0, 0, 2.5, -2.5, 2.7, -2.7,
+                                      2147483647.0, -2147483648.0, 1 + 1.0 / 1024 + 1.0 / 2048, 1 + 1.0 / 256 + 1.0 / 512};
+  const DType float_types[] = {DType::f32, DType::f16, DType::bf16};
+  const DType all[] = {DType::f32, DType::f16, DType::bf16, DType::i32, DType::i64};
+  for (DType from : float_types) {
+    Tensor x = testing::FromDoubles(floats, {static_cast<int64_t>(floats.size())}, from);
+    for (DType to : all) {
+      CF_ASSERT_OK_AND_ASSIGN(Tensor want, RunOp1("cast", {x}, Attrs{{"dtype", to}}));
+      CF_ASSERT_OK_AND_ASSIGN(Tensor got, RunOp1("cast", {x.To(Device::CUDA()).value()}, Attrs{{"dtype", to}},
+                                                 Device::CUDA()));
+      EXPECT_TRUE(AllCloseWithSpecials(ToDoubles(got), ToDoubles(want), 0, 0))
+          << DTypeName(from) << " -> " << DTypeName(to);
+    }
+  }
+  Tensor big = testing::FromDoubles({5e9, -5e9, 2147483648.0, -2147483649.0, 7, -7, 9.007199254740993e15}, {7},
+                                    DType::i64);
+  for (DType to : all) {
+    CF_ASSERT_OK_AND_ASSIGN(Tensor want, RunOp1("cast", {big}, Attrs{{"dtype", to}}));
+    CF_ASSERT_OK_AND_ASSIGN(Tensor got, RunOp1("cast", {big.To(Device::CUDA()).value()}, Attrs{{"dtype", to}},
+                                               Device::CUDA()));
+    EXPECT_TRUE(AllCloseWithSpecials(ToDoubles(got), ToDoubles(want), 0, 0)) << "i64 -> " << DTypeName(to);
+  }
+  // The saturation itself (the CPU behaviour the GPU is compared with).
+  CF_ASSERT_OK_AND_ASSIGN(Tensor sat, RunOp1("cast", {testing::FromDoubles({1e10, -1e10, nan}, {3}, DType::f32).To(
+                                                         Device::CUDA()).value()},
+                                             Attrs{{"dtype", DType::i32}}, Device::CUDA()));
+  EXPECT_EQ(ToDoubles(sat), (std::vector<double>{2147483647.0, -2147483648.0, 0}));
 }
 
 }  // namespace

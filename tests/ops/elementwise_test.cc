@@ -2,6 +2,7 @@
 // here with plain loops: add/sub/mul/div with broadcasting, scale and the
 // unary ops, cast, sum_to and broadcast_to; VJPs by finite differences;
 // shape errors and cost formulas.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -154,6 +155,71 @@ TEST(ElementwiseTest, Unary) {
         EXPECT_TRUE(MatchesElementwiseRef(u.op, x, u.attrs, u.f, Tol(t)))
             << u.op << " " << s.ToString() << " " << DTypeName(t);
       }
+    }
+  }
+}
+
+// Edge values of exp, sqrt, rsqrt and div: zeros, subnormals, tiny and huge
+// magnitudes, overflow to inf, infinities and NaN, against float64 on the
+// same rounded inputs with the result rounded to the storage dtype. The
+// absolute floor is one subnormal spacing of the storage (or of f32, the
+// arithmetic of the other dtypes).
+double EdgeAtol(DType t) {
+  return std::max(ScaledAtol({0.0}, 0, t), t == DType::f64 ? 0.0 : 2 * std::ldexp(1.0, -149));
+}
+std::vector<double> RoundedTo(std::vector<double> v, DType t) {
+  return ToDoubles(testing::FromDoubles(v, {static_cast<int64_t>(v.size())}, t));
+}
+
+TEST(ElementwiseTest, UnaryEdgeValues) {
+  const double inf = INFINITY, nan = NAN;
+  struct Edge {
+    const char* op;
+    std::function<double(double)> f;
+    std::vector<double> specials;
+    double lo_exp, hi_exp;
+    bool positive;
+  };
+  const std::vector<double> roots = {-inf, -1, -1e-30, -0.0, 0, 1e-45, 1e-40, 6e-8, 1e-30, 2, 1e30, 3e38, 1e300, inf,
+                                     nan};
+  const std::vector<Edge> edges = {
+      {"exp", [](double x) { return std::exp(x); },
+       {-inf, -1e4, -746, -104, -103, -100, -88, -20, -1e-30, 0, 1e-30, 11, 12, 88, 89, 709, 710, inf, nan}, -6, 3,
+       false},
+      {"sqrt", [](double x) { return std::sqrt(x); }, roots, -40, 38, true},
+      {"rsqrt", [](double x) { return 1 / std::sqrt(x); }, roots, -40, 38, true},
+  };
+  uint64_t seed = 250;
+  for (const Edge& e : edges) {
+    for (DType t : kFloatDTypes) {
+      for (bool specials : {true, false}) {
+        Tensor x = specials ? testing::FromDoubles(e.specials, {static_cast<int64_t>(e.specials.size())}, t)
+                            : LogUniformTensor({5000}, t, seed++, e.lo_exp, e.hi_exp, e.positive);
+        CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1(e.op, {x}));
+        std::vector<double> want = ToDoubles(x);
+        for (double& v : want) v = e.f(v);
+        EXPECT_TRUE(AllCloseWithSpecials(ToDoubles(y), RoundedTo(want, t), Tol(t), EdgeAtol(t)))
+            << e.op << " " << DTypeName(t) << (specials ? " specials" : " log-uniform");
+      }
+    }
+  }
+}
+
+TEST(ElementwiseTest, DivEdgeValues) {
+  const double inf = INFINITY, nan = NAN;
+  const std::vector<double> a = {1, -1, 0, 0, 1, 1e30, 1e-30, inf, inf, 1e-40, 3, nan, -5, 65504, 1e38, 1e-38};
+  const std::vector<double> b = {0, 0, 0, -0.0, inf, 1e-30, 1e30, inf, 2, 3, 7, 1, 1e-40, 1e-4, 0.1, 1e10};
+  uint64_t seed = 260;
+  for (DType t : kFloatDTypes) {
+    for (bool specials : {true, false}) {
+      const Shape s{specials ? static_cast<int64_t>(a.size()) : 5000};
+      Tensor x = specials ? testing::FromDoubles(a, s, t) : LogUniformTensor(s, t, seed++, -20, 20);
+      Tensor y = specials ? testing::FromDoubles(b, s, t) : LogUniformTensor(s, t, seed++, -20, 20);
+      CF_ASSERT_OK_AND_ASSIGN(Tensor q, RunOp1("div", {x, y}));
+      std::vector<double> xv = ToDoubles(x), yv = ToDoubles(y), want(xv.size());
+      for (size_t i = 0; i < xv.size(); ++i) want[i] = xv[i] / yv[i];
+      EXPECT_TRUE(AllCloseWithSpecials(ToDoubles(q), RoundedTo(want, t), Tol(t), EdgeAtol(t)))
+          << DTypeName(t) << (specials ? " specials" : " log-uniform");
     }
   }
 }

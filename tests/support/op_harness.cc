@@ -160,6 +160,35 @@ void ExpectError(absl::string_view op, const std::vector<TensorType>& inputs, co
                                        << " (rtol " << rtol << ", atol " << atol << ")";
 }
 
+::testing::AssertionResult AllCloseWithSpecials(const std::vector<double>& actual,
+                                                const std::vector<double>& expected, double rtol, double atol) {
+  if (actual.size() != expected.size())
+    return ::testing::AssertionFailure() << "size " << actual.size() << " vs expected " << expected.size();
+  int64_t failures = 0, first = -1;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    const double a = actual[i], e = expected[i];
+    bool ok;
+    if (std::isnan(e)) ok = std::isnan(a);
+    else if (std::isinf(e) || std::isinf(a)) ok = a == e;
+    else ok = !std::isnan(a) && std::fabs(a - e) <= atol + rtol * std::fabs(e);
+    if (ok) continue;
+    if (failures++ == 0) first = static_cast<int64_t>(i);
+  }
+  if (failures == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << failures << " of " << actual.size() << " elements differ; first at "
+                                       << first << ": got " << actual[first] << ", expected " << expected[first]
+                                       << " (rtol " << rtol << ", atol " << atol << ")";
+}
+
+Tensor LogUniformTensor(const Shape& shape, DType dtype, uint64_t seed, double lo_exp, double hi_exp, bool positive) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> e(lo_exp, hi_exp);
+  std::bernoulli_distribution neg(positive ? 0.0 : 0.5);
+  std::vector<double> v(shape.numel());
+  for (double& x : v) x = (neg(rng) ? -1 : 1) * std::pow(10.0, e(rng));
+  return FromDoubles(v, shape, dtype);
+}
+
 ::testing::AssertionResult MatchesElementwiseRef(absl::string_view op, const Tensor& x, const Attrs& attrs,
                                                  const std::function<double(double)>& f, double tol) {
   auto y = RunOp1(op, {x}, attrs);

@@ -77,6 +77,17 @@ void ExpectError(absl::string_view op, const std::vector<TensorType>& inputs, co
 ::testing::AssertionResult AllClose(const std::vector<double>& actual, const std::vector<double>& expected,
                                     double rtol, double atol);
 
+// AllClose for values that include NaN and infinities on purpose: an expected
+// NaN needs a NaN, an expected infinity the same infinity, and the rest
+// |actual - expected| <= atol + rtol * |expected|.
+::testing::AssertionResult AllCloseWithSpecials(const std::vector<double>& actual,
+                                                const std::vector<double>& expected, double rtol, double atol);
+
+// Signed values with magnitudes log-uniform in [10^lo_exp, 10^hi_exp] (tiny
+// and huge ones alike), rounded to `dtype` (so they may underflow or overflow).
+Tensor LogUniformTensor(const Shape& shape, DType dtype, uint64_t seed, double lo_exp, double hi_exp,
+                        bool positive = false);
+
 // Runs the one-input `op` on `x` (CPU) and compares its output, which must
 // have x's shape, with `f` applied to each element of x in float64
 // (rtol = atol = tol).
