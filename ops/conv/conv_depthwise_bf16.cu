@@ -1,6 +1,6 @@
 // The bf16 instantiation of the depthwise conv2d CUDA kernels (one dtype per
 // translation unit so they compile in parallel).
-#include "ops/conv/conv_depthwise_kernels.cuh"
+#include "ops/conv/conv_depthwise_launch.cuh"
 
 namespace cf {
 CF_DEPTHWISE_CUDA_INSTANTIATE(__nv_bfloat16)
