@@ -16,4 +16,13 @@ inline unsigned GridFor(int64_t n, int threads = 256) {
   return static_cast<unsigned>(blocks < 1 ? 1 : blocks);
 }
 
+// The launch shape of a one-thread-per-element grid-stride kernel:
+// <<<g.grid, g.block>>>, no shared memory.
+struct GridStride {
+  unsigned grid, block;
+};
+inline GridStride GridStrideFor(int64_t n, int threads = 256) {
+  return {GridFor(n, threads), static_cast<unsigned>(threads)};
+}
+
 }  // namespace cf

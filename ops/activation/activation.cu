@@ -1,26 +1,14 @@
-// CUDA kernels of silu, gelu, quick_gelu, leaky_relu, elu, sigmoid and their
-// backward ops (definitions in activation.cc), f32 arithmetic, 16-byte vector
-// access when the pointers are aligned.
+// CUDA launchers of silu, gelu, quick_gelu, leaky_relu, elu, sigmoid and their
+// backward ops (definitions in activation.cc; kernels in activation_kernels.cuh),
+// f32 arithmetic, 16-byte vector access when the pointers are aligned.
+#include "ops/activation/activation_kernels.cuh"
 #include "ops/activation/activation_ops.h"
 #include "ops/cuda_util.cuh"
-#include "ops/elementwise/elementwise_cuda.cuh"
 
 namespace cf {
 namespace {
 
 using act::Kind;
-
-// x, out: [n] of T; out = f(x); out may be x.
-template <typename T, Kind K>
-__global__ void ActivationKernel(const T* x, T* out, int64_t n, float p, bool vec) {
-  ew::MapElementwise(out, n, vec, [=](float v) { return act::Forward<K>(v, p); }, x);
-}
-
-// x, dy, dx: [n] of T; dx = dy * f'(x); dx may be x.
-template <typename T, Kind K>
-__global__ void ActivationBackwardKernel(const T* x, const T* dy, T* dx, int64_t n, float p, bool vec) {
-  ew::MapElementwise(dx, n, vec, [=](float v, float g) { return g * act::Derivative<K>(v, p); }, x, dy);
-}
 
 Status ActivationCuda(KernelContext& ctx) {
   CF_ASSIGN_OR_RETURN(act::Selected sel, act::Select(ctx.op, ctx.attrs));
@@ -34,14 +22,15 @@ Status ActivationCuda(KernelContext& ctx) {
     using KT = decltype(kind);  // the kind as a type (usable in nested lambdas)
     return DispatchCudaFloat(out.dtype(), ctx.op, [&](auto tag) -> Status {
       using T = decltype(tag);
-      bool vec = ew::Aligned16(x.raw()) && ew::Aligned16(out.raw());
-      if (backward) vec = vec && ew::Aligned16(ctx.inputs[1].raw());
-      const unsigned grid = GridFor(vec ? n / ew::kPack<T> + 1 : n);
+      bool aligned = ew::Aligned16(x.raw()) && ew::Aligned16(out.raw());
+      if (backward) aligned = aligned && ew::Aligned16(ctx.inputs[1].raw());
+      const ew::MapLaunch g = ew::MapGeometry(n, sizeof(T), aligned);
       if (backward) {
-        ActivationBackwardKernel<T, KT::value><<<grid, 256, 0, CudaStreamOf(ctx)>>>(
-            x.data<T>(), ctx.inputs[1].data<T>(), out.data<T>(), n, p, vec);
+        act::ActivationBackwardKernel<T, KT::value><<<g.grid, g.block, 0, CudaStreamOf(ctx)>>>(
+            x.data<T>(), ctx.inputs[1].data<T>(), out.data<T>(), n, p, g.vec);
       } else {
-        ActivationKernel<T, KT::value><<<grid, 256, 0, CudaStreamOf(ctx)>>>(x.data<T>(), out.data<T>(), n, p, vec);
+        act::ActivationKernel<T, KT::value><<<g.grid, g.block, 0, CudaStreamOf(ctx)>>>(x.data<T>(), out.data<T>(), n,
+                                                                                        p, g.vec);
       }
       CF_CUDA_CHECK_LAUNCH();
       return absl::OkStatus();

@@ -1,4 +1,6 @@
-// CUDA kernels of geglu and geglu_backward (definitions in geglu.cc).
+// CUDA launchers of geglu and geglu_backward (definitions in geglu.cc; kernels
+// in activation_kernels.cuh).
+#include "ops/activation/activation_kernels.cuh"
 #include "ops/activation/activation_ops.h"
 #include "ops/cuda_util.cuh"
 
@@ -6,32 +8,6 @@ namespace cf {
 namespace {
 
 using act::Kind;
-
-// x: [rows, 2D] of T (h = x[:, :D], gate = x[:, D:]); out: [rows, D];
-// out[r, i] = h[r, i] * gelu(gate[r, i]). One thread per output element.
-template <typename T, Kind K>
-__global__ void GegluKernel(const T* x, T* out, int64_t rows, int64_t D) {
-  const int64_t n = rows * D;
-  for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < n; o += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = o / D, i = o - r * D;
-    const T* h = x + r * 2 * D;
-    StoreF(out, o, LoadF(h, i) * act::Forward<K>(LoadF(h, D + i), 0.f));
-  }
-}
-
-// x: [rows, 2D]; dy: [rows, D]; dx: [rows, 2D] (may be x):
-// dh = dy gelu(g), dg = dy h gelu'(g).
-template <typename T, Kind K>
-__global__ void GegluBackwardKernel(const T* x, const T* dy, T* dx, int64_t rows, int64_t D) {
-  const int64_t n = rows * D;
-  for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < n; o += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = o / D, i = o - r * D;
-    const int64_t hi = r * 2 * D + i, gi = hi + D;
-    const float h = LoadF(x, hi), g = LoadF(x, gi), d = LoadF(dy, o);
-    StoreF(dx, hi, d * act::Forward<K>(g, 0.f));
-    StoreF(dx, gi, d * h * act::Derivative<K>(g, 0.f));
-  }
-}
 
 Status GegluCuda(KernelContext& ctx) {
   CF_ASSIGN_OR_RETURN(act::Selected sel, act::Select(ctx.op, ctx.attrs));
@@ -44,12 +20,13 @@ Status GegluCuda(KernelContext& ctx) {
     using KT = decltype(kind);
     return DispatchCudaFloat(x.dtype(), ctx.op, [&](auto tag) -> Status {
       using T = decltype(tag);
-      const unsigned grid = GridFor(rows * D);
+      const GridStride g = act::GegluGeometry(rows, D);
       if (backward) {
-        GegluBackwardKernel<T, KT::value><<<grid, 256, 0, CudaStreamOf(ctx)>>>(
+        act::GegluBackwardKernel<T, KT::value><<<g.grid, g.block, 0, CudaStreamOf(ctx)>>>(
             x.data<T>(), ctx.inputs[1].data<T>(), ctx.outputs[0].data<T>(), rows, D);
       } else {
-        GegluKernel<T, KT::value><<<grid, 256, 0, CudaStreamOf(ctx)>>>(x.data<T>(), ctx.outputs[0].data<T>(), rows, D);
+        act::GegluKernel<T, KT::value><<<g.grid, g.block, 0, CudaStreamOf(ctx)>>>(x.data<T>(), ctx.outputs[0].data<T>(),
+                                                                                   rows, D);
       }
       CF_CUDA_CHECK_LAUNCH();
       return absl::OkStatus();

@@ -1,30 +1,13 @@
 // CUDA kernel of cast (definition in elementwise_cast.cc) between f32, f16,
-// bf16, i32 and i64; conversions as on the CPU (cast_math.h).
+// bf16, i32 and i64; conversions as on the CPU (cast_math.h); the kernel is
+// in elementwise_cuda.cuh.
 #include <type_traits>
 
 #include "ops/cuda_util.cuh"
-#include "ops/elementwise/cast_math.h"
+#include "ops/elementwise/elementwise_cuda.cuh"
 
 namespace cf {
 namespace {
-
-template <typename T> __device__ __forceinline__ float ToF(T v) {
-  if constexpr (std::is_same_v<T, __half>) return __half2float(v);
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat162float(v);
-  else return v;
-}
-
-// in: [n] of From; out: [n] of To.
-template <typename From, typename To>
-__global__ void CastKernel(const From* in, To* out, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    constexpr bool kFromInt = std::is_integral_v<From>, kToInt = std::is_integral_v<To>;
-    if constexpr (kFromInt && kToInt) out[i] = ew::IntToInt<To>(in[i]);
-    else if constexpr (kFromInt) StoreF(out, i, static_cast<float>(in[i]));
-    else if constexpr (kToInt) out[i] = ew::FloatToInt<To>(ToF(in[i]));
-    else StoreF(out, i, ToF(in[i]));
-  }
-}
 
 template <typename F>
 Status DispatchCudaCast(DType t, F&& fn) {
@@ -44,7 +27,8 @@ Status CastCuda(KernelContext& ctx) {
     using From = decltype(from_tag);
     return DispatchCudaCast(out.dtype(), [&](auto to_tag) -> Status {
       using To = decltype(to_tag);
-      CastKernel<From, To><<<GridFor(n), 256, 0, CudaStreamOf(ctx)>>>(x.data<From>(), out.data<To>(), n);
+      const GridStride g = ew::CastGeometry(n);
+      ew::CastKernel<From, To><<<g.grid, g.block, 0, CudaStreamOf(ctx)>>>(x.data<From>(), out.data<To>(), n);
       CF_CUDA_CHECK_LAUNCH();
       return absl::OkStatus();
     });

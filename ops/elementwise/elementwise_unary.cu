@@ -1,19 +1,13 @@
-// CUDA kernels of scale, exp, sqrt, rsqrt, neg, square (definitions in
-// elementwise_unary.cc): 16-byte vector loads when aligned, f32 arithmetic.
+// CUDA launchers of scale, exp, sqrt, rsqrt, neg, square (definitions in
+// elementwise_unary.cc; kernels in elementwise_cuda.cuh): 16-byte vector
+// loads when aligned, f32 arithmetic.
 #include "ops/cuda_util.cuh"
 #include "ops/elementwise/elementwise_cuda.cuh"
-#include "ops/elementwise/elementwise_math.h"
 
 namespace cf {
 namespace {
 
 using ew::UnaryKind;
-
-// x, out: [n] of T; out may be x. p0, p1: scale's mul and add.
-template <typename T, UnaryKind K>
-__global__ void UnaryKernel(const T* x, T* out, int64_t n, float p0, float p1, bool vec) {
-  ew::MapElementwise(out, n, vec, [=](float v) { return ew::Unary<K>(v, p0, p1); }, x);
-}
 
 template <UnaryKind K>
 Status UnaryCuda(KernelContext& ctx) {
@@ -25,9 +19,8 @@ Status UnaryCuda(KernelContext& ctx) {
   const float p1 = static_cast<float>(ctx.attrs.Float("add", 0.0));
   return DispatchCudaFloat(out.dtype(), ctx.op, [&](auto tag) -> Status {
     using T = decltype(tag);
-    const bool vec = ew::Aligned16(x.raw()) && ew::Aligned16(out.raw());
-    const int64_t work = vec ? n / ew::kPack<T> + 1 : n;
-    UnaryKernel<T, K><<<GridFor(work), 256, 0, CudaStreamOf(ctx)>>>(x.data<T>(), out.data<T>(), n, p0, p1, vec);
+    const ew::MapLaunch g = ew::MapGeometry(n, sizeof(T), ew::Aligned16(x.raw()) && ew::Aligned16(out.raw()));
+    ew::UnaryKernel<T, K><<<g.grid, g.block, 0, CudaStreamOf(ctx)>>>(x.data<T>(), out.data<T>(), n, p0, p1, g.vec);
     CF_CUDA_CHECK_LAUNCH();
     return absl::OkStatus();
   });
