@@ -125,12 +125,35 @@ Status Graph::Verify() const {
   return absl::OkStatus();
 }
 
+// A name or string attribute inside ToText's double quotes: backslash,
+// quote and newline escaped (\\, \", \n), so every line parses back.
+static std::string TextEscape(const std::string& s) {
+  std::string r;
+  for (char c : s) {
+    if (c == '\n') {
+      r += "\\n";
+      continue;
+    }
+    if (c == '"' || c == '\\') r.push_back('\\');
+    r.push_back(c);
+  }
+  return r;
+}
+
+// The node's attributes as Attrs::ToString writes them, string values escaped.
+static std::string TextAttrs(const Attrs& attrs) {
+  Attrs escaped = attrs;
+  for (const auto& [k, v] : attrs.map())
+    if (const std::string* str = std::get_if<std::string>(&v)) escaped.Set(k, TextEscape(*str));
+  return escaped.ToString();
+}
+
 std::string Graph::ToText() const {
   std::string s;
   for (const ValueInfo& v : values_) {
     if (v.kind == ValueKind::kIntermediate) continue;
-    absl::StrAppend(&s, "%", v.id, " = ", ValueKindName(v.kind), " \"", v.name, "\" ", v.type.ToString(),
-                    v.frozen ? " frozen" : "", "\n");
+    absl::StrAppend(&s, "%", v.id, " = ", ValueKindName(v.kind), " \"", TextEscape(v.name), "\" ",
+                    v.type.ToString(), v.frozen ? " frozen" : "", "\n");
   }
   for (const Node& n : nodes_) {
     std::vector<std::string> outs, ins;
@@ -139,10 +162,10 @@ std::string Graph::ToText() const {
     std::vector<std::string> types;
     for (int o : n.outputs) types.push_back(values_[o].type.ToString());
     absl::StrAppend(&s, absl::StrJoin(outs, ", "), " = ", n.op->name, "(", absl::StrJoin(ins, ", "), ")",
-                    n.attrs.map().empty() ? "" : " {" + n.attrs.ToString() + "}", " : ",
+                    n.attrs.map().empty() ? "" : " {" + TextAttrs(n.attrs) + "}", " : ",
                     absl::StrJoin(types, ", "), n.scope.empty() ? "" : "  # " + n.scope, "\n");
   }
-  for (int o : Outputs()) absl::StrAppend(&s, "output \"", values_[o].output_name, "\" = %", o, "\n");
+  for (int o : Outputs()) absl::StrAppend(&s, "output \"", TextEscape(values_[o].output_name), "\" = %", o, "\n");
   return s;
 }
 

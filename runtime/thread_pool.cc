@@ -77,6 +77,12 @@ ThreadPool& Pool() {
   return *pool;
 }
 
+std::atomic<ParallelForObserver> g_observer{nullptr};
+
+void Observe(int64_t b, int64_t e) {
+  if (ParallelForObserver o = g_observer.load(std::memory_order_acquire)) o(b, e);
+}
+
 // One ParallelFor call. Shared with the helper tasks, which may start after
 // the caller has finished every chunk; they then find none left and only touch
 // the counters here, never `fn`.
@@ -95,6 +101,7 @@ struct Job {
   void RunChunks() {
     for (int64_t c = next.fetch_add(1); c < num_chunks; c = next.fetch_add(1)) {
       try {
+        Observe(ChunkStart(c), ChunkStart(c + 1));
         (*fn)(ChunkStart(c), ChunkStart(c + 1));
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu);
@@ -112,17 +119,23 @@ struct Job {
 
 int NumThreads() { return Pool().num_threads(); }
 
+ParallelForObserver SetParallelForObserver(ParallelForObserver observer) {
+  return g_observer.exchange(observer, std::memory_order_acq_rel);
+}
+
 void ParallelFor(int64_t begin, int64_t end, int64_t grain,
                  const std::function<void(int64_t, int64_t)>& fn) {
   if (end <= begin) return;
   grain = std::max<int64_t>(grain, 1);
   const int64_t n = end - begin;
   if (n <= grain || t_in_parallel) {
+    Observe(begin, end);
     fn(begin, end);
     return;
   }
   ThreadPool& pool = Pool();
   if (pool.num_workers() == 0) {
+    Observe(begin, end);
     fn(begin, end);
     return;
   }
@@ -130,6 +143,7 @@ void ParallelFor(int64_t begin, int64_t end, int64_t grain,
   // still has at least `grain` indices.
   const int64_t num_chunks = std::min<int64_t>(n / grain, 4 * int64_t{pool.num_threads()});
   if (num_chunks <= 1) {
+    Observe(begin, end);
     fn(begin, end);
     return;
   }

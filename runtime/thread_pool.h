@@ -21,4 +21,10 @@ int NumThreads();
 void ParallelFor(int64_t begin, int64_t end, int64_t grain,
                  const std::function<void(int64_t, int64_t)>& fn);
 
+// Test hook: when set (non-null), ParallelFor calls observer(chunk_begin,
+// chunk_end) on the thread that runs each chunk, just before the chunk, so a
+// test can check which threads did an op's work. Returns the previous one.
+using ParallelForObserver = void (*)(int64_t chunk_begin, int64_t chunk_end);
+ParallelForObserver SetParallelForObserver(ParallelForObserver observer);
+
 }  // namespace cf

@@ -3,6 +3,8 @@
 // shapes, scopes and parameter names, lookups, ToText and ToDot.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "graph/builder.h"
 #include "ops/core/full.h"
 
@@ -302,17 +304,22 @@ TEST(Graph, ToTextAndToDot) {
     auto s = b.scope("blk");
     Value w = b.Parameter("w", Shape{4}, DType::f16, {}, /*frozen=*/true);
     Value f = Full(b, Shape{2, 4}, DType::f32, 1.5);
-    y = b.Op1("gt_op", {x, w, f});
+    y = b.Op1("gt_op", {x, w, f}, Attrs{{"note", std::string("say \"hi\" \\ bye\nnext")}});
   }
-  b.MarkOutput(y, "out \"quoted\"");
+  b.MarkOutput(y, "out \"quoted\" \\ back");
   ASSERT_TRUE(b.ok()) << b.status();
   const std::string text = g.ToText();
   EXPECT_NE(text.find("%0 = input \"x\" f32[2, 4]\n"), std::string::npos) << text;
   EXPECT_NE(text.find("%1 = parameter \"blk.w\" f16[4] frozen\n"), std::string::npos) << text;
   EXPECT_NE(text.find("%2 = full() {dtype=f32, shape=[2,4], value=1.5} : f32[2, 4]  # blk\n"), std::string::npos)
       << text;
-  EXPECT_NE(text.find("%3 = gt_op(%0, %1, %2) : f32[2, 4]  # blk\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("output \"out \"quoted\"\" = %3\n"), std::string::npos) << text;
+  // Quotes, backslashes and newlines in names and string attributes are
+  // escaped, so each entry stays one line with balanced quotes.
+  EXPECT_NE(text.find("%3 = gt_op(%0, %1, %2) {note=\"say \\\"hi\\\" \\\\ bye\\nnext\"} : f32[2, 4]  # blk\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("output \"out \\\"quoted\\\" \\\\ back\" = %3\n"), std::string::npos) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 5) << text;  // 2 values, 2 nodes, 1 output
 
   const std::string dot = g.ToDot();
   EXPECT_EQ(dot.rfind("digraph cf {", 0), 0u) << dot;
@@ -320,7 +327,7 @@ TEST(Graph, ToTextAndToDot) {
   EXPECT_NE(dot.find("n1 [shape=box, label=\"gt_op\\nblk\"]"), std::string::npos) << dot;
   EXPECT_NE(dot.find("v0 -> n1"), std::string::npos) << dot;
   EXPECT_NE(dot.find("n0 -> n1"), std::string::npos) << dot;  // full's output into gt_op
-  EXPECT_NE(dot.find("label=\"out \\\"quoted\\\"\""), std::string::npos) << dot;
+  EXPECT_NE(dot.find("label=\"out \\\"quoted\\\" \\\\ back\""), std::string::npos) << dot;
   EXPECT_EQ(dot.substr(dot.size() - 2), "}\n");
 }
 

@@ -5,6 +5,8 @@
 // errors; cost formulas.
 #include "ops/conv/conv.h"
 
+#include <utility>
+
 #include "graph/builder.h"
 #include "tests/support/conv_geometry.h"
 #include "tests/support/op_harness.h"
@@ -166,6 +168,33 @@ TEST(Conv2dCpu, SeveralIm2colBands) {
   s.sh = s.sw = 2;
   s.ph = s.pw = 1;
   CheckAll(s, DType::f32, 210);
+}
+
+// Zero channels: Cin = 0 gives y = bias (or zeros), Cout = 0 a zero input
+// gradient, and either an empty weight gradient (the CUDA kernels are
+// checked against this in conv_gpu_test).
+TEST(Conv2dCpu, ZeroChannels) {
+  for (auto [cin, cout] : {std::pair<int64_t, int64_t>{0, 8}, {8, 0}}) {
+    ConvGeometry g = SquareConv(2, 5, 6, cin, cout, 3);
+    g.ph = g.pw = 1;
+    SCOPED_TRACE(g.str());
+    for (DType t : kFloatDTypes) {
+      Tensor x = RandomTensor(g.x(), t, 1), w = RandomTensor(g.wt(), t, 2), bias = RandomTensor(Shape{cout}, t, 3);
+      Tensor dy = RandomTensor(g.y(), t, 4);
+      CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("conv2d", {x, w, bias}, g.attrs()));
+      ASSERT_EQ(y.shape(), g.y());
+      std::vector<double> want(g.y().numel()), bv = ToDoubles(bias);
+      for (size_t i = 0; i < want.size(); ++i) want[i] = bv[i % cout];
+      EXPECT_TRUE(AllClose(ToDoubles(y), want, 0, 0)) << DTypeName(t);
+      CF_ASSERT_OK_AND_ASSIGN(Tensor y0, RunOp1("conv2d", {x, w}, g.attrs()));
+      EXPECT_TRUE(AllClose(ToDoubles(y0), std::vector<double>(g.y().numel(), 0.0), 0, 0)) << DTypeName(t);
+      CF_ASSERT_OK_AND_ASSIGN(Tensor dx, RunOp1("conv2d_backward_input", {dy, w}, g.backward_input_attrs()));
+      ASSERT_EQ(dx.shape(), g.x());
+      EXPECT_TRUE(AllClose(ToDoubles(dx), std::vector<double>(g.x().numel(), 0.0), 0, 0)) << DTypeName(t);
+      CF_ASSERT_OK_AND_ASSIGN(Tensor dw, RunOp1("conv2d_backward_weight", {x, dy}, g.backward_weight_attrs()));
+      EXPECT_EQ(dw.shape(), g.wt());
+    }
+  }
 }
 
 TEST(Conv2dVjp, FiniteDifferences) {

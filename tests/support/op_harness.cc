@@ -3,11 +3,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <chrono>
+#include <mutex>
 #include <random>
+#include <set>
+#include <thread>
 
 #include "absl/strings/str_join.h"
 #include "graph/autodiff.h"
 #include "ops/cpu_util.h"
+#include "runtime/thread_pool.h"
 
 namespace cf::testing {
 
@@ -329,6 +334,32 @@ double ScaledAtol(const std::vector<double>& expected, double rel, DType dtype) 
     default: tiny = std::ldexp(1.0, -1074); break;
   }
   return std::max(rel * MaxAbs(expected), 2 * tiny);
+}
+
+namespace {
+std::mutex g_threads_mu;
+std::set<std::thread::id>* g_threads = nullptr;
+void RecordThread(int64_t, int64_t) {
+  {
+    std::lock_guard<std::mutex> lock(g_threads_mu);
+    if (g_threads) g_threads->insert(std::this_thread::get_id());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+}  // namespace
+
+int ThreadsUsedBy(const std::function<void()>& fn) {
+  std::set<std::thread::id> seen;
+  {
+    std::lock_guard<std::mutex> lock(g_threads_mu);
+    g_threads = &seen;
+  }
+  ParallelForObserver prev = SetParallelForObserver(RecordThread);
+  fn();
+  SetParallelForObserver(prev);
+  std::lock_guard<std::mutex> lock(g_threads_mu);
+  g_threads = nullptr;
+  return static_cast<int>(seen.size());
 }
 
 Status GpuAvailable() { return CheckDeviceAvailable(Device::CUDA(0)); }

@@ -133,6 +133,11 @@ using KernelUnderTest = std::function<StatusOr<std::vector<Tensor>>(const std::v
 ::testing::AssertionResult CudaMatchesCpu(absl::string_view op, const std::vector<Tensor>& inputs, const Attrs& attrs,
                                           DType dtype, double rtol = -1, double atol = -1);
 
+// The number of distinct threads that ran ParallelFor chunks while `fn` ran
+// (runtime/thread_pool.h's observer; each chunk is delayed by a millisecond
+// so idle workers get to claim some). 0 when no chunk ran.
+int ThreadsUsedBy(const std::function<void()>& fn);
+
 // OK when a CUDA device is usable; otherwise the reason.
 Status GpuAvailable();
 // CF_REQUIRE_GPU is set (to anything but "" or "0"): gpu tests fail instead of
