@@ -174,7 +174,7 @@ TEST(Conv2dCpu, SeveralIm2colBands) {
 // gradient, and either an empty weight gradient (the CUDA kernels are
 // checked against this in conv_gpu_test).
 TEST(Conv2dCpu, ZeroChannels) {
-  for (auto [cin, cout] : {std::pair<int64_t, int64_t>{0, 8}, {8, 0}}) {
+  for (auto [cin, cout] : {std::pair<int64_t, int64_t>{0, 8}, {8, 0}, {0, 0}}) {
     ConvGeometry g = SquareConv(2, 5, 6, cin, cout, 3);
     g.ph = g.pw = 1;
     SCOPED_TRACE(g.str());
@@ -184,7 +184,7 @@ TEST(Conv2dCpu, ZeroChannels) {
       CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("conv2d", {x, w, bias}, g.attrs()));
       ASSERT_EQ(y.shape(), g.y());
       std::vector<double> want(g.y().numel()), bv = ToDoubles(bias);
-      for (size_t i = 0; i < want.size(); ++i) want[i] = bv[i % cout];
+      for (size_t i = 0; i < want.size(); ++i) want[i] = bv[i % std::max<int64_t>(cout, 1)];
       EXPECT_TRUE(AllClose(ToDoubles(y), want, 0, 0)) << DTypeName(t);
       CF_ASSERT_OK_AND_ASSIGN(Tensor y0, RunOp1("conv2d", {x, w}, g.attrs()));
       EXPECT_TRUE(AllClose(ToDoubles(y0), std::vector<double>(g.y().numel(), 0.0), 0, 0)) << DTypeName(t);
