@@ -1,15 +1,9 @@
-// CUDA kernel of `full` (definition in full.cc).
+// CUDA launcher of `full` (definition in full.cc; kernel in full_kernel.cuh).
+#include "ops/core/full_kernel.cuh"
 #include "ops/cuda_util.cuh"
 
 namespace cf {
 namespace {
-
-// out: [n] of T, every element set to v.
-template <typename T>
-__global__ void FullKernel(T* out, int64_t n, float v) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    StoreF(out, i, v);
-}
 
 Status FullCuda(KernelContext& ctx) {
   Tensor& out = ctx.outputs[0];
@@ -18,7 +12,8 @@ Status FullCuda(KernelContext& ctx) {
   const float v = static_cast<float>(ctx.attrs.Float("value", 0.0));
   return DispatchCudaFloat(out.dtype(), "full", [&](auto tag) -> Status {
     using T = decltype(tag);
-    FullKernel<T><<<GridFor(n), 256, 0, CudaStreamOf(ctx)>>>(out.data<T>(), n, v);
+    const GridStride g = core::FullGeometry(n);
+    core::FullKernel<T><<<g.grid, g.block, 0, CudaStreamOf(ctx)>>>(out.data<T>(), n, v);
     CF_CUDA_CHECK_LAUNCH();
     return absl::OkStatus();
   });
