@@ -1,0 +1,163 @@
+// The layer_norm CUDA kernels (ops/norm/layer_norm_kernels.cuh, with the
+// norm family's helpers in norm_kernels.cuh) run on the CPU interpreter of
+// runtime/kdev against the CPU kernels, with the launch geometry the CUDA
+// launchers use: the register-resident vector path for every vector count
+// (C % 4 == 0 up to 1152) and the generic path (odd C, C past 1152, and
+// buffers whose element offset breaks 4-element alignment), affine or not,
+// f32/f16/bf16, forward and backward (dx, dgamma, dbeta in two stages with
+// a small SM count, so several chunks); empty and huge shapes through the
+// geometry.
+#include "ops/norm/layer_norm_kernels.cuh"
+#include "tests/ops/kernel_interp_util.h"
+
+namespace cf::testing {
+namespace {
+
+using namespace layer_norm_kernels;
+
+template <int... Ks, class F> Status WithVecsIn(int k, F&& f, std::integer_sequence<int, Ks...>) {
+  Status st = absl::InternalError("no such vector count");
+  ((k == Ks + 1 ? (void)(st = f(std::integral_constant<int, Ks + 1>{})) : (void)0), ...);
+  return st;
+}
+
+// LayerNormCudaT (layer_norm.cu) on the interpreter.
+template <class T>
+Status InterpForward(kd::Ptr<const T> x, kd::Ptr<const T> gamma, kd::Ptr<const T> beta, kd::Ptr<T> y, int64_t rows,
+                     int64_t c, float eps) {
+  const bool aligned = norm_cuda::Aligned4<T>({x.raw(), y.raw(), gamma.raw(), beta.raw()});
+  const LnForwardLaunch l = LnForwardLaunchFor(rows, c, aligned);
+  if (l.empty()) return absl::OkStatus();
+  if (l.vecs > 0) {
+    return WithVecsIn(
+        l.vecs,
+        [&](auto k) {
+          return ki::Launch(InterpCfg("LnWarpVecKernel", l.grid, l.block), &LnWarpVecKernel<T, decltype(k)::value>, x,
+                            gamma, beta, y, rows, int(c), eps);
+        },
+        std::make_integer_sequence<int, kMaxVecs>{});
+  }
+  return ki::Launch(InterpCfg("LnWarpGenericKernel", l.grid, l.block), &LnWarpGenericKernel<T>, x, gamma, beta, y, rows,
+                    int(c), eps);
+}
+
+// LayerNormBackwardCudaT on the interpreter.
+template <class T>
+Status InterpBackward(kd::Ptr<const T> x, kd::Ptr<const T> dy, kd::Ptr<const T> gamma, kd::Ptr<T> dx, kd::Ptr<T> dgamma,
+                      kd::Ptr<T> dbeta, int64_t rows, int64_t c, float eps, int sms) {
+  const LnBackwardPlan p = LnBackwardPlanFor(rows, c, sms);
+  if (p.chunks == 0) return absl::InternalError("test: the launcher zeroes the outputs");
+  ki::Buffer<float> row_stats(size_t(2 * rows), "row_stats"), part_g(size_t(p.chunks * c), "part_g"),
+      part_b(size_t(p.chunks * c), "part_b");
+  CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("LnBwdDxKernel", p.dx_grid, p.block), &LnBwdDxKernel<T>, x, dy, gamma, dx,
+                                row_stats.ptr(), rows, int(c), eps));
+  if (!gamma) return absl::OkStatus();
+  CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("LnBwdParamPartialKernel", p.param_grid, p.block),
+                                &LnBwdParamPartialKernel<T>, x, dy, kd::Ptr<const float>(row_stats.ptr()), rows,
+                                int(c), p.chunk_rows, part_g.ptr(), part_b.ptr()));
+  return ki::Launch(InterpCfg("SumChunksKernel", norm_cuda::SumChunksGrid(1, int(c)), kd::Dim3(32, 8)),
+                    &norm_cuda::SumChunksKernel<T>, kd::Ptr<const float>(part_g.ptr()),
+                    kd::Ptr<const float>(part_b.ptr()), p.chunks, int(c), dgamma, dbeta);
+}
+
+// Shapes: every vector count 1..9 (C = 4, 128 + 4, ..., 1152), rows not a
+// multiple of the 8 rows of a block, C = 1156 (past the vector limit), odd
+// C, C = 1 and one element.
+const Shape kShapes[] = {{3, 4},    {9, 132},   {2, 256},  {1, 3, 388}, {2, 512},  {1, 640}, {2, 768},
+                         {1, 900},  {1, 1024},  {3, 1152}, {2, 1156},   {3, 13},   {9, 1},   {1, 1},
+                         {2, 7, 8}, {1, 2, 2500}};
+
+TEST(NormInterp, LayerNormForward) {
+  uint64_t seed = 200;
+  for (const Shape& s : kShapes) {
+    const int64_t c = s.dim(-1), rows = s.numel() / c;
+    for (bool affine : {false, true}) {
+      for (DType t : kInterpDTypes) {
+        for (size_t offset : {size_t{0}, size_t{1}}) {  // offset 1: the generic path
+          std::vector<Tensor> ins{RandomTensor(s, DType::f32, seed++, -3, 2)};
+          if (affine) {
+            ins.push_back(RandomTensor(Shape({c}), DType::f32, seed++, 0.5, 1.5));
+            ins.push_back(RandomTensor(Shape({c}), DType::f32, seed++));
+          }
+          EXPECT_TRUE(MatchesCpuReference("layer_norm", ins, Attrs{{"eps", 1e-6}}, t,
+                                          [&](const std::vector<Tensor>& in) {
+                                            return DispatchKd(t, [&](auto tag) -> StatusOr<std::vector<Tensor>> {
+                                              using T = decltype(tag);
+                                              DevBuf<T> xb(in[0], "x", offset), yb(size_t(s.numel()), "y", offset);
+                                              std::unique_ptr<DevBuf<T>> gb, bb;
+                                              if (affine) {
+                                                gb = std::make_unique<DevBuf<T>>(in[1], "gamma", offset);
+                                                bb = std::make_unique<DevBuf<T>>(in[2], "beta", offset);
+                                              }
+                                              CF_RETURN_IF_ERROR(InterpForward<T>(
+                                                  xb, gb ? kd::Ptr<const T>(*gb) : nullptr,
+                                                  bb ? kd::Ptr<const T>(*bb) : nullptr, yb, rows, c, 1e-6f));
+                                              return std::vector<Tensor>{yb.ToTensor(s)};
+                                            });
+                                          }))
+              << s.ToString() << " affine " << affine << " offset " << offset;
+        }
+      }
+    }
+  }
+}
+
+TEST(NormInterp, LayerNormBackward) {
+  const Shape shapes[] = {{2, 77, 40}, {4, 132}, {3, 13}, {300, 5}, {1, 1}, {9, 1}};
+  uint64_t seed = 300;
+  for (const Shape& s : shapes) {
+    const int64_t c = s.dim(-1), rows = s.numel() / c;
+    for (bool affine : {false, true}) {
+      for (DType t : kInterpDTypes) {
+        std::vector<Tensor> ins{RandomTensor(s, DType::f32, seed++), RandomTensor(s, DType::f32, seed++)};
+        if (affine) ins.push_back(RandomTensor(Shape({c}), DType::f32, seed++, 0.5, 1.5));
+        const double tol = t == DType::f32 ? 1e-4 : -1;
+        EXPECT_TRUE(MatchesCpuReference(
+            "layer_norm_backward", ins, {}, t,
+            [&](const std::vector<Tensor>& in) {
+              return DispatchKd(t, [&](auto tag) -> StatusOr<std::vector<Tensor>> {
+                using T = decltype(tag);
+                DevBuf<T> xb(in[0], "x", 1), dyb(in[1], "dy", 1), dxb(size_t(s.numel()), "dx", 1);
+                std::unique_ptr<DevBuf<T>> gb, dgb, dbb;
+                if (affine) {
+                  gb = std::make_unique<DevBuf<T>>(in[2], "gamma", 1);
+                  dgb = std::make_unique<DevBuf<T>>(size_t(c), "dgamma", 1);
+                  dbb = std::make_unique<DevBuf<T>>(size_t(c), "dbeta", 1);
+                }
+                CF_RETURN_IF_ERROR(InterpBackward<T>(xb, dyb, gb ? kd::Ptr<const T>(*gb) : nullptr, dxb,
+                                                     dgb ? dgb->ptr() : nullptr, dbb ? dbb->ptr() : nullptr, rows, c,
+                                                     1e-5f, /*sms=*/2));
+                std::vector<Tensor> out{dxb.ToTensor(s)};
+                if (affine) {
+                  out.push_back(dgb->ToTensor(Shape{c}));
+                  out.push_back(dbb->ToTensor(Shape{c}));
+                }
+                return out;
+              });
+            },
+            tol, tol))
+            << s.ToString() << " affine " << affine;
+      }
+    }
+  }
+}
+
+TEST(NormInterp, LayerNormGeometry) {
+  EXPECT_TRUE(LnForwardLaunchFor(0, 64, true).empty());
+  EXPECT_TRUE(LnForwardLaunchFor(5, 0, true).empty());
+  EXPECT_EQ(LnForwardLaunchFor(1, 1152, true).vecs, 9);
+  EXPECT_EQ(LnForwardLaunchFor(1, 1152, false).vecs, 0);
+  EXPECT_EQ(LnForwardLaunchFor(1, 1156, true).vecs, 0);
+  EXPECT_EQ(LnForwardLaunchFor(1, 6, true).vecs, 0);
+  const LnForwardLaunch big = LnForwardLaunchFor(int64_t(1) << 33, 64, true);
+  EXPECT_EQ(big.grid.x, unsigned((int64_t(1) << 33) / 8));  // below 2^31 - 1
+  EXPECT_EQ(big.block.x * big.block.y, 256u);
+  const LnBackwardPlan p = LnBackwardPlanFor(int64_t(1) << 24, 320, 132);
+  EXPECT_EQ(p.chunks * p.chunk_rows >= (int64_t(1) << 24), true);
+  EXPECT_LE(p.chunks, 65535);
+  EXPECT_EQ(p.param_grid.x, 10u);
+  EXPECT_EQ(LnBackwardPlanFor(0, 8, 132).chunks, 0);
+}
+
+}  // namespace
+}  // namespace cf::testing
