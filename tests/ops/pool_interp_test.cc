@@ -1,0 +1,84 @@
+// The upsample_nearest2x CUDA kernels (ops/pool/upsample_nearest2x_kernels.cuh)
+// run on the CPU interpreter of runtime/kdev against the CPU kernels, with the
+// copy unit and grid the CUDA launcher picks: 16-, 8-, 4- and 2-byte units
+// (channel rows and element offsets that break each alignment), odd maps,
+// one element, f32/f16/bf16; empty and huge shapes through the geometry.
+#include <set>
+
+#include "ops/pool/upsample_nearest2x_kernels.cuh"
+#include "tests/ops/kernel_interp_util.h"
+
+namespace cf::testing {
+namespace {
+
+using namespace upsample_kernels;
+
+template <class T, class U> Status Upsample(const DevBuf<T>& x, DevBuf<T>& y, const Shape& xs) {
+  const int64_t row_bytes = xs[3] * int64_t(sizeof(T)), cu = row_bytes / int64_t(sizeof(U));
+  const int64_t total = xs[0] * 2 * xs[1] * 2 * xs[2] * cu;
+  const UpsampleLaunch l = UpsampleLaunchFor(total);
+  if (l.empty()) return absl::OkStatus();
+  return ki::Launch(InterpCfg("UpsampleKernel", l.grid, l.block), &UpsampleKernel<U>,
+                    kd::ptr_cast<const U>(kd::Ptr<const T>(x)), kd::ptr_cast<U>(y.ptr()), total, xs[1], xs[2], cu);
+}
+
+// UpsampleCuda's dispatch on the unit (upsample_nearest2x.cu).
+template <class T> StatusOr<int> UpsampleAny(const DevBuf<T>& x, DevBuf<T>& y, const Shape& xs) {
+  const int unit = UpsampleUnitBytes(xs[3] * int64_t(sizeof(T)), reinterpret_cast<uintptr_t>(x.host()),
+                                     reinterpret_cast<uintptr_t>(y.host()));
+  switch (unit) {
+    case 16: CF_RETURN_IF_ERROR((Upsample<T, kd::uint4>(x, y, xs))); break;
+    case 8: CF_RETURN_IF_ERROR((Upsample<T, kd::uint2>(x, y, xs))); break;
+    case 4: CF_RETURN_IF_ERROR((Upsample<T, uint32_t>(x, y, xs))); break;
+    default: CF_RETURN_IF_ERROR((Upsample<T, uint16_t>(x, y, xs))); break;
+  }
+  return unit;
+}
+
+TEST(PoolInterp, UpsampleNearest2x) {
+  const Shape shapes[] = {{1, 3, 5, 4}, {2, 3, 4, 2}, {1, 5, 3, 3}, {1, 1, 1, 1}, {1, 4, 7, 8}, {2, 2, 3, 5}};
+  uint64_t seed = 1;
+  std::set<int> units;
+  for (const Shape& xs : shapes) {
+    const Shape ys{xs[0], 2 * xs[1], 2 * xs[2], xs[3]};
+    for (DType t : kInterpDTypes) {
+      for (size_t offset : {size_t{0}, size_t{1}}) {
+        const Tensor x = RandomTensor(xs, DType::f32, seed++), dy = RandomTensor(ys, DType::f32, seed++);
+        EXPECT_TRUE(MatchesCpuReference("upsample_nearest2x", {x}, {}, t, [&](const std::vector<Tensor>& in) {
+          return DispatchKd(t, [&](auto tag) -> StatusOr<std::vector<Tensor>> {
+            using T = decltype(tag);
+            DevBuf<T> xb(in[0], "x", offset), yb(size_t(ys.numel()), "y", offset);
+            CF_ASSIGN_OR_RETURN(int unit, UpsampleAny<T>(xb, yb, xs));
+            units.insert(unit);
+            return std::vector<Tensor>{yb.ToTensor(ys)};
+          });
+        })) << xs.ToString() << " offset " << offset;
+        EXPECT_TRUE(MatchesCpuReference("upsample_nearest2x_backward", {dy}, {}, t, [&](const std::vector<Tensor>& in) {
+          return DispatchKd(t, [&](auto tag) -> StatusOr<std::vector<Tensor>> {
+            using T = decltype(tag);
+            DevBuf<T> dyb(in[0], "dy", offset), dxb(size_t(xs.numel()), "dx", offset);
+            const UpsampleLaunch l = UpsampleLaunchFor(xs.numel());
+            CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("UpsampleBackwardKernel", l.grid, l.block),
+                                          &UpsampleBackwardKernel<T>, kd::Ptr<const T>(dyb), dxb.ptr(), xs.numel(),
+                                          xs[1], xs[2], xs[3]));
+            return std::vector<Tensor>{dxb.ToTensor(xs)};
+          });
+        })) << xs.ToString() << " offset " << offset;
+      }
+    }
+  }
+  EXPECT_EQ(units, (std::set<int>{2, 4, 8, 16}));  // every copy unit ran
+}
+
+TEST(PoolInterp, UpsampleGeometry) {
+  EXPECT_TRUE(UpsampleLaunchFor(0).empty());
+  EXPECT_EQ(UpsampleLaunchFor(1).grid, 1u);
+  EXPECT_EQ(UpsampleLaunchFor(int64_t(1) << 40).grid, 65535u * 16);  // the grid-stride loop covers the rest
+  EXPECT_EQ(UpsampleUnitBytes(16 * 3, 256, 512), 16);
+  EXPECT_EQ(UpsampleUnitBytes(16, 256 + 8, 512), 8);
+  EXPECT_EQ(UpsampleUnitBytes(12, 256, 512), 4);
+  EXPECT_EQ(UpsampleUnitBytes(6, 256, 512), 2);
+}
+
+}  // namespace
+}  // namespace cf::testing
