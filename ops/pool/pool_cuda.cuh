@@ -1,8 +1,10 @@
 // The launch shared by the pool family's CUDA kernels: one thread per
-// element of the op's output (grid-stride), channels fastest.
+// element of the op's output (grid-stride), channels fastest, with the
+// geometry of pool_kernels.cuh (which the interpreted tests use too).
 #pragma once
 
 #include "ops/cuda_util.cuh"
+#include "ops/pool/pool_kernels.cuh"
 
 namespace cf::pool_internal {
 
@@ -25,13 +27,13 @@ template <typename Pick, typename... Extra>
 Status LaunchPoolKernel(KernelContext& ctx, bool backward, Pick pick, Extra... extra) {
   const PoolSides s = SidesOf(ctx, backward);
   const int64_t total = ctx.outputs[0].numel();
-  if (total == 0) return absl::OkStatus();
+  const PoolLaunch l = PoolLaunchFor(total);
+  if (l.empty()) return absl::OkStatus();
   return DispatchCudaFloat(ctx.inputs[0].dtype(), ctx.op, [&](auto tag) -> Status {
     using T = decltype(tag);
     const auto kernel = pick(tag);
-    kernel<<<GridFor(total), 256, 0, CudaStreamOf(ctx)>>>(ctx.inputs[0].data<T>(), ctx.outputs[0].data<T>(), total,
-                                                         s.full[1], s.full[2], s.full[3], s.pooled[1], s.pooled[2],
-                                                         extra...);
+    kernel<<<l.grid, l.block, 0, CudaStreamOf(ctx)>>>(ctx.inputs[0].data<T>(), ctx.outputs[0].data<T>(), total,
+                                                     s.full[1], s.full[2], s.full[3], s.pooled[1], s.pooled[2], extra...);
     CF_CUDA_CHECK_LAUNCH();
     return absl::OkStatus();
   });

@@ -3,8 +3,11 @@
 // copy unit and grid the CUDA launcher picks: 16-, 8-, 4- and 2-byte units
 // (channel rows and element offsets that break each alignment), odd maps,
 // one element, f32/f16/bf16; empty and huge shapes through the geometry.
+// The grid-stride pool kernels (avg_pool2d, ...) run with LaunchPoolKernel's
+// geometry (pool_kernels.cuh) on odd maps, one element and element offsets.
 #include <set>
 
+#include "ops/pool/avg_pool2d_kernels.cuh"
 #include "ops/pool/upsample_nearest2x_kernels.cuh"
 #include "tests/ops/kernel_interp_util.h"
 
@@ -78,6 +81,87 @@ TEST(PoolInterp, UpsampleGeometry) {
   EXPECT_EQ(UpsampleUnitBytes(16, 256 + 8, 512), 8);
   EXPECT_EQ(UpsampleUnitBytes(12, 256, 512), 4);
   EXPECT_EQ(UpsampleUnitBytes(6, 256, 512), 2);
+}
+
+// ---- grid-stride pool kernels (pool_cuda.cuh's LaunchPoolKernel) ---------------------------
+
+using pool_internal::PoolLaunch;
+using pool_internal::PoolLaunchFor;
+
+// LaunchPoolKernel on the interpreter: kernel(src, dst, total, H, W, C, OH, OW,
+// extra...) over dst = the pooled side (forward) or the full side (backward),
+// both buffers `offset` elements into their allocations.
+template <class T, class... Params, class... Extra>
+StatusOr<std::vector<Tensor>> RunPool(const char* name, void (*kernel)(Params...), const Tensor& src,
+                                      const Shape& full, const Shape& pooled, bool backward, size_t offset,
+                                      Extra... extra) {
+  const Shape& ds = backward ? full : pooled;
+  DevBuf<T> sb(src, backward ? "dy" : "x", offset), db(size_t(ds.numel()), backward ? "dx" : "y", offset);
+  const PoolLaunch l = PoolLaunchFor(ds.numel());
+  if (!l.empty())
+    CF_RETURN_IF_ERROR(ki::Launch(InterpCfg(name, l.grid, l.block), kernel, kd::Ptr<const T>(sb), db.ptr(),
+                                  ds.numel(), full[1], full[2], full[3], pooled[1], pooled[2], extra...));
+  return std::vector<Tensor>{db.ToTensor(ds)};
+}
+
+// A forward op and its backward (attrs plus input_hw) against the CPU kernels,
+// f32/f16/bf16, element offsets 0 and 1. run(T{}, src, backward, offset).
+template <class Run>
+void CheckPoolPair(const std::string& op, const Shape& xs, const Shape& ys, const Attrs& attrs, uint64_t* seed,
+                   Run run) {
+  Attrs battrs = attrs;
+  battrs.Set("input_hw", std::vector<int64_t>{xs[1], xs[2]});
+  for (DType t : kInterpDTypes) {
+    for (size_t offset : {size_t{0}, size_t{1}}) {
+      const Tensor x = RandomTensor(xs, DType::f32, (*seed)++), dy = RandomTensor(ys, DType::f32, (*seed)++);
+      EXPECT_TRUE(MatchesCpuReference(op, {x}, attrs, t, [&](const std::vector<Tensor>& in) {
+        return DispatchKd(t, [&](auto tag) { return run(tag, in[0], false, offset); });
+      })) << op << " " << xs.ToString() << " -> " << ys.ToString() << " offset " << offset;
+      EXPECT_TRUE(MatchesCpuReference(op + "_backward", {dy}, battrs, t, [&](const std::vector<Tensor>& in) {
+        return DispatchKd(t, [&](auto tag) { return run(tag, in[0], true, offset); });
+      })) << op << "_backward " << xs.ToString() << " -> " << ys.ToString() << " offset " << offset;
+    }
+  }
+}
+
+TEST(PoolInterp, AvgPool2d) {
+  using pool_internal::PoolGeom;
+  using pool_internal::PoolOutLen;
+  struct Case {
+    Shape xs;
+    PoolGeom g;
+  };
+  const Case cases[] = {
+      {{2, 7, 5, 3}, {3, 3, 2, 2, 0, 0}},  // 7x5 -> 3x2
+      {{1, 7, 5, 3}, {3, 2, 2, 2, 1, 1}},  // padding: windows clipped at both edges
+      {{1, 37, 45, 2}, {4, 5, 3, 4, 2, 2}},
+      {{1, 6, 6, 5}, {2, 2, 2, 2, 0, 0}},
+      {{1, 5, 4, 1}, {3, 3, 1, 1, 1, 1}},  // overlapping windows
+      {{1, 1, 1, 1}, {1, 1, 1, 1, 0, 0}},  // one element
+  };
+  uint64_t seed = 100;
+  for (const Case& c : cases) {
+    const PoolGeom g = c.g;
+    const Shape ys{c.xs[0], PoolOutLen(c.xs[1], g.kh, g.sh, g.ph), PoolOutLen(c.xs[2], g.kw, g.sw, g.pw), c.xs[3]};
+    const Attrs a{{"kernel", std::vector<int64_t>{g.kh, g.kw}},
+                  {"stride", std::vector<int64_t>{g.sh, g.sw}},
+                  {"padding", std::vector<int64_t>{g.ph, g.pw}}};
+    CheckPoolPair("avg_pool2d", c.xs, ys, a, &seed, [&](auto tag, const Tensor& src, bool backward, size_t offset) {
+      using T = decltype(tag);
+      return backward ? RunPool<T>("AvgPoolKernel<backward>", &avg_pool_kernels::AvgPoolKernel<T, true>, src, c.xs,
+                                   ys, true, offset, g)
+                      : RunPool<T>("AvgPoolKernel", &avg_pool_kernels::AvgPoolKernel<T, false>, src, c.xs, ys, false,
+                                   offset, g);
+    });
+  }
+}
+
+TEST(PoolInterp, PoolGeometry) {
+  EXPECT_TRUE(PoolLaunchFor(0).empty());
+  EXPECT_EQ(PoolLaunchFor(1).grid, 1u);
+  EXPECT_EQ(PoolLaunchFor(257).grid, 2u);
+  EXPECT_EQ(PoolLaunchFor(257).block, 256u);
+  EXPECT_EQ(PoolLaunchFor(int64_t(1) << 40).grid, 65535u * 16);  // the grid-stride loop covers the rest
 }
 
 }  // namespace
