@@ -3,10 +3,11 @@
 // copy unit and grid the CUDA launcher picks: 16-, 8-, 4- and 2-byte units
 // (channel rows and element offsets that break each alignment), odd maps,
 // one element, f32/f16/bf16; empty and huge shapes through the geometry.
-// The grid-stride pool kernels (avg_pool2d, ...) run with LaunchPoolKernel's
+// The grid-stride pool kernels (avg_pool2d, adaptive_avg_pool2d, ...) run with LaunchPoolKernel's
 // geometry (pool_kernels.cuh) on odd maps, one element and element offsets.
 #include <set>
 
+#include "ops/pool/adaptive_avg_pool2d_kernels.cuh"
 #include "ops/pool/avg_pool2d_kernels.cuh"
 #include "ops/pool/upsample_nearest2x_kernels.cuh"
 #include "tests/ops/kernel_interp_util.h"
@@ -153,6 +154,35 @@ TEST(PoolInterp, AvgPool2d) {
                       : RunPool<T>("AvgPoolKernel", &avg_pool_kernels::AvgPoolKernel<T, false>, src, c.xs, ys, false,
                                    offset, g);
     });
+  }
+}
+
+TEST(PoolInterp, AdaptiveAvgPool2d) {
+  struct Case {
+    Shape xs;
+    int64_t oh, ow;
+  };
+  const Case cases[] = {
+      {{2, 7, 5, 3}, 3, 2},    // overlapping bins of unequal sizes
+      {{1, 37, 45, 2}, 5, 7},
+      {{1, 5, 4, 3}, 9, 8},    // upsampling: bins of one input, each input in several bins
+      {{1, 6, 6, 4}, 1, 1},    // global average
+      {{1, 1, 1, 1}, 1, 1},    // one element
+      {{1, 4, 3, 5}, 4, 3},    // identity
+  };
+  uint64_t seed = 200;
+  for (const Case& c : cases) {
+    const Shape ys{c.xs[0], c.oh, c.ow, c.xs[3]};
+    const Attrs a{{"output_size", std::vector<int64_t>{c.oh, c.ow}}};
+    CheckPoolPair("adaptive_avg_pool2d", c.xs, ys, a, &seed,
+                  [&](auto tag, const Tensor& src, bool backward, size_t offset) {
+                    using T = decltype(tag);
+                    return backward ? RunPool<T>("AdaptiveBackwardKernel",
+                                                 &adaptive_pool_kernels::AdaptiveBackwardKernel<T>, src, c.xs, ys,
+                                                 true, offset)
+                                    : RunPool<T>("AdaptiveKernel", &adaptive_pool_kernels::AdaptiveKernel<T>, src,
+                                                 c.xs, ys, false, offset);
+                  });
   }
 }
 
