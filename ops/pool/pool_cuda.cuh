@@ -33,7 +33,8 @@ Status LaunchPoolKernel(KernelContext& ctx, bool backward, Pick pick, Extra... e
     using T = decltype(tag);
     const auto kernel = pick(tag);
     kernel<<<l.grid, l.block, 0, CudaStreamOf(ctx)>>>(ctx.inputs[0].data<T>(), ctx.outputs[0].data<T>(), total,
-                                                     s.full[1], s.full[2], s.full[3], s.pooled[1], s.pooled[2], extra...);
+                                                     s.full[1], s.full[2], s.full[3], s.pooled[1], s.pooled[2],
+                                                     extra...);
     CF_CUDA_CHECK_LAUNCH();
     return absl::OkStatus();
   });

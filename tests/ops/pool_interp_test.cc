@@ -3,12 +3,13 @@
 // copy unit and grid the CUDA launcher picks: 16-, 8-, 4- and 2-byte units
 // (channel rows and element offsets that break each alignment), odd maps,
 // one element, f32/f16/bf16; empty and huge shapes through the geometry.
-// The grid-stride pool kernels (avg_pool2d, adaptive_avg_pool2d, ...) run with LaunchPoolKernel's
+// The grid-stride pool kernels (avg_pool2d, adaptive_avg_pool2d, resize_bilinear) run with LaunchPoolKernel's
 // geometry (pool_kernels.cuh) on odd maps, one element and element offsets.
 #include <set>
 
 #include "ops/pool/adaptive_avg_pool2d_kernels.cuh"
 #include "ops/pool/avg_pool2d_kernels.cuh"
+#include "ops/pool/resize_bilinear_kernels.cuh"
 #include "ops/pool/upsample_nearest2x_kernels.cuh"
 #include "tests/ops/kernel_interp_util.h"
 
@@ -186,12 +187,44 @@ TEST(PoolInterp, AdaptiveAvgPool2d) {
   }
 }
 
+TEST(PoolInterp, ResizeBilinear) {
+  struct Case {
+    Shape xs;
+    int64_t oh, ow;
+  };
+  const Case cases[] = {
+      {{2, 7, 5, 3}, 3, 2},    // downsampling 7x5 -> 3x2
+      {{1, 37, 45, 2}, 11, 13},
+      {{1, 5, 4, 3}, 9, 11},   // upsampling: taps clamped at both edges
+      {{1, 3, 3, 2}, 7, 1},    // one output column
+      {{1, 1, 1, 1}, 1, 1},    // one element
+      {{1, 1, 1, 2}, 3, 4},    // from one pixel: both taps of every output coincide
+  };
+  uint64_t seed = 300;
+  for (const Case& c : cases) {
+    const Shape ys{c.xs[0], c.oh, c.ow, c.xs[3]};
+    const Attrs a{{"size", std::vector<int64_t>{c.oh, c.ow}}};
+    const resize_kernels::ResizeScales sc = resize_kernels::ResizeScalesFor(c.xs[1], c.xs[2], c.oh, c.ow);
+    CheckPoolPair("resize_bilinear", c.xs, ys, a, &seed,
+                  [&](auto tag, const Tensor& src, bool backward, size_t offset) {
+                    using T = decltype(tag);
+                    return backward ? RunPool<T>("ResizeBackwardKernel", &resize_kernels::ResizeBackwardKernel<T>,
+                                                 src, c.xs, ys, true, offset, sc.sh, sc.sw)
+                                    : RunPool<T>("ResizeKernel", &resize_kernels::ResizeKernel<T>, src, c.xs, ys,
+                                                 false, offset, sc.sh, sc.sw);
+                  });
+  }
+}
+
 TEST(PoolInterp, PoolGeometry) {
   EXPECT_TRUE(PoolLaunchFor(0).empty());
   EXPECT_EQ(PoolLaunchFor(1).grid, 1u);
   EXPECT_EQ(PoolLaunchFor(257).grid, 2u);
   EXPECT_EQ(PoolLaunchFor(257).block, 256u);
   EXPECT_EQ(PoolLaunchFor(int64_t(1) << 40).grid, 65535u * 16);  // the grid-stride loop covers the rest
+  const resize_kernels::ResizeScales sc = resize_kernels::ResizeScalesFor(7, 5, 3, 10);
+  EXPECT_EQ(sc.sh, 7.f / 3.f);
+  EXPECT_EQ(sc.sw, 0.5f);
 }
 
 }  // namespace
