@@ -7,6 +7,7 @@
 // f32/f16/bf16, forward and backward (dx, dgamma, dbeta in two stages with
 // a small SM count, so several chunks); empty and huge shapes through the
 // geometry.
+#include "ops/norm/group_norm_kernels.cuh"
 #include "ops/norm/layer_norm_kernels.cuh"
 #include "tests/ops/kernel_interp_util.h"
 
@@ -157,6 +158,210 @@ TEST(NormInterp, LayerNormGeometry) {
   EXPECT_LE(p.chunks, 65535);
   EXPECT_EQ(p.param_grid.x, 10u);
   EXPECT_EQ(LnBackwardPlanFor(0, 8, 132).chunks, 0);
+}
+
+
+// ---- group_norm ----------------------------------------------------------------------------
+
+namespace gnk = group_norm_kernels;
+
+template <class F> Status WithCptIn(int cpt, F&& f) {
+  switch (cpt) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 8: return f(std::integral_constant<int, 8>{});
+    default: return f(std::integral_constant<int, 16>{});
+  }
+}
+
+// GnStats (group_norm.cu) on the interpreter: stats [N * G] x {mean, rstd}.
+template <class T>
+Status InterpGnStats(kd::Ptr<const T> x, const norm_internal::GnDims& d, float eps, const gnk::GnPlan& p,
+                     ki::Buffer<float>& stats) {
+  ki::Buffer<float> partial(size_t(d.N * p.chunks * d.G * 3), "partial");
+  CF_RETURN_IF_ERROR(WithCptIn(p.cpt, [&](auto k) {
+    return ki::Launch(InterpCfg("GnStatsPartialKernel", p.grid, p.block, p.smem),
+                      &gnk::GnStatsPartialKernel<T, decltype(k)::value>, x, d.P, int(d.C), int(d.G), int(d.Cg), p.rows,
+                      partial.ptr());
+  }));
+  const int ng = int(d.N * d.G);
+  return ki::Launch(InterpCfg("GnStatsFinalKernel", kd::Dim3(gnk::GnFinalGrid(ng)), kd::Dim3(256)),
+                    &gnk::GnStatsFinalKernel, kd::Ptr<const float>(partial.ptr()), p.chunks, ng, int(d.G), eps,
+                    stats.ptr());
+}
+
+// GroupNormCudaT on the interpreter; chunks: the stats plan's chunk count (out).
+template <class T>
+Status InterpGnForward(kd::Ptr<const T> x, kd::Ptr<const T> gamma, kd::Ptr<const T> beta, kd::Ptr<T> y,
+                       const norm_internal::GnDims& d, float eps, int sms, int64_t* chunks) {
+  const gnk::GnPlan p = gnk::GnPlanFor(d, 2, sms);
+  *chunks = p.chunks;
+  ki::Buffer<float> stats(size_t(d.N * d.G * 2), "stats");
+  CF_RETURN_IF_ERROR(InterpGnStats<T>(x, d, eps, p, stats));
+  const gnk::GnEltLaunch l = gnk::GnEltLaunchFor(d, norm_cuda::Aligned4<T>({x.raw(), y.raw()}));
+  const ki::LaunchConfig cfg = InterpCfg("GnNormalizeKernel", kd::Dim3(l.grid), kd::Dim3(l.block));
+  const kd::Ptr<const float> st = stats.ptr();
+  const int64_t pc = d.P * d.C;
+  if (l.vec == 4)
+    return ki::Launch(cfg, &gnk::GnNormalizeKernel<T, 4>, x, st, gamma, beta, y, l.total, pc, int(d.C), int(d.G),
+                      int(d.Cg));
+  return ki::Launch(cfg, &gnk::GnNormalizeKernel<T, 1>, x, st, gamma, beta, y, l.total, pc, int(d.C), int(d.G),
+                    int(d.Cg));
+}
+
+// GroupNormBackwardCudaT on the interpreter; chunks: the partial-sum plan's chunk count (out).
+template <class T>
+Status InterpGnBackward(kd::Ptr<const T> x, kd::Ptr<const T> dy, kd::Ptr<const T> gamma, kd::Ptr<T> dx,
+                        kd::Ptr<T> dgamma, kd::Ptr<T> dbeta, const norm_internal::GnDims& d, float eps, int sms,
+                        int64_t* chunks) {
+  const gnk::GnPlan ps = gnk::GnPlanFor(d, 2, sms), pb = gnk::GnPlanFor(d, 8, sms);
+  *chunks = pb.chunks;
+  ki::Buffer<float> stats(size_t(d.N * d.G * 2), "stats"), coef(size_t(d.N * d.G * 2), "coef"),
+      part_dy(size_t(d.N * pb.chunks * d.C), "part_dy"), part_dyxh(size_t(d.N * pb.chunks * d.C), "part_dyxh"),
+      s_dy(size_t(d.N * d.C), "s_dy"), s_dyxh(size_t(d.N * d.C), "s_dyxh");
+  CF_RETURN_IF_ERROR(InterpGnStats<T>(x, d, eps, ps, stats));
+  const int c = int(d.C), g = int(d.G), cg = int(d.Cg);
+  const kd::Ptr<const float> st = stats.ptr();
+  CF_RETURN_IF_ERROR(WithCptIn(pb.cpt, [&](auto k) {
+    return ki::Launch(InterpCfg("GnBwdPartialKernel", pb.grid, pb.block, pb.smem),
+                      &gnk::GnBwdPartialKernel<T, decltype(k)::value>, x, dy, st, d.P, c, g, cg, pb.rows,
+                      part_dy.ptr(), part_dyxh.ptr());
+  }));
+  CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("SumChunksKernel", norm_cuda::SumChunksGrid(d.N, c), kd::Dim3(32, 8)),
+                                &norm_cuda::SumChunksKernel<float>, kd::Ptr<const float>(part_dy.ptr()),
+                                kd::Ptr<const float>(part_dyxh.ptr()), pb.chunks, c, s_dy.ptr(), s_dyxh.ptr()));
+  CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("GnBwdGroupKernel", kd::Dim3(gnk::GnGroupGrid(d)), kd::Dim3(256)),
+                                &gnk::GnBwdGroupKernel<T>, kd::Ptr<const float>(s_dy.ptr()),
+                                kd::Ptr<const float>(s_dyxh.ptr()), gamma, int(d.N), c, g, cg,
+                                1.f / float(d.P * d.Cg), coef.ptr(), dgamma, dbeta));
+  const gnk::GnEltLaunch l = gnk::GnEltLaunchFor(d, norm_cuda::Aligned4<T>({x.raw(), dy.raw(), dx.raw()}));
+  const ki::LaunchConfig cfg = InterpCfg("GnBwdDxKernel", kd::Dim3(l.grid), kd::Dim3(l.block));
+  const kd::Ptr<const float> cf = coef.ptr();
+  const int64_t pc = d.P * d.C;
+  if (l.vec == 4)
+    return ki::Launch(cfg, &gnk::GnBwdDxKernel<T, 4>, x, dy, st, cf, gamma, dx, l.total, pc, c, g, cg);
+  return ki::Launch(cfg, &gnk::GnBwdDxKernel<T, 1>, x, dy, st, cf, gamma, dx, l.total, pc, c, g, cg);
+}
+
+struct GnCase {
+  Shape shape;
+  int64_t groups;
+};
+// [2, 7, 5, 96] / 32 groups (Cg = 3, four stats chunks with 2 SMs), odd Cg
+// with C breaking 4-vectors, one-element spatial maps, C > 256 (cpt 4) and
+// C > 2048 (cpt 16, one thread-row), several backward chunks, Cg = 1 and
+// G = 1.
+const GnCase kGnCases[] = {{{2, 7, 5, 96}, 32}, {{2, 33, 6}, 3},  {{3, 1, 1, 30}, 6}, {{1, 1, 1, 7}, 1},
+                           {{2, 20, 10, 32}, 8}, {{1, 9, 600}, 5}, {{1, 3, 4100}, 4}, {{2, 3, 3, 20}, 20}};
+
+TEST(NormInterp, GroupNormForward) {
+  uint64_t seed = 400;
+  bool saw_chunks = false;
+  for (const GnCase& gc : kGnCases) {
+    const Shape& s = gc.shape;
+    const int64_t c = s.dim(-1);
+    const Attrs attrs{{"groups", gc.groups}, {"eps", 1e-5}};
+    const norm_internal::GnDims d = norm_internal::GnDimsOf(s, attrs);
+    for (bool affine : {false, true}) {
+      for (DType t : kInterpDTypes) {
+        for (size_t offset : {size_t{0}, size_t{1}}) {  // offset 1: the scalar path
+          // A large common offset tests the shifted sums.
+          std::vector<Tensor> ins{RandomTensor(s, DType::f32, seed++, 3, 5)};
+          if (affine) {
+            ins.push_back(RandomTensor(Shape({c}), DType::f32, seed++, 0.5, 1.5));
+            ins.push_back(RandomTensor(Shape({c}), DType::f32, seed++));
+          }
+          EXPECT_TRUE(MatchesCpuReference("group_norm", ins, attrs, t, [&](const std::vector<Tensor>& in) {
+            return DispatchKd(t, [&](auto tag) -> StatusOr<std::vector<Tensor>> {
+              using T = decltype(tag);
+              DevBuf<T> xb(in[0], "x", offset), yb(size_t(s.numel()), "y", offset);
+              std::unique_ptr<DevBuf<T>> gb, bb;
+              if (affine) {
+                gb = std::make_unique<DevBuf<T>>(in[1], "gamma", offset);
+                bb = std::make_unique<DevBuf<T>>(in[2], "beta", offset);
+              }
+              int64_t chunks = 0;
+              CF_RETURN_IF_ERROR(InterpGnForward<T>(xb, gb ? kd::Ptr<const T>(*gb) : nullptr,
+                                                    bb ? kd::Ptr<const T>(*bb) : nullptr, yb, d, 1e-5f, /*sms=*/2,
+                                                    &chunks));
+              saw_chunks |= chunks > 1;
+              return std::vector<Tensor>{yb.ToTensor(s)};
+            });
+          })) << s.ToString() << " groups " << gc.groups << " affine " << affine << " offset " << offset;
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(saw_chunks);
+}
+
+TEST(NormInterp, GroupNormBackward) {
+  uint64_t seed = 500;
+  bool saw_chunks = false;
+  for (const GnCase& gc : kGnCases) {
+    const Shape& s = gc.shape;
+    const int64_t c = s.dim(-1);
+    const Attrs attrs{{"groups", gc.groups}, {"eps", 1e-5}};
+    const norm_internal::GnDims d = norm_internal::GnDimsOf(s, attrs);
+    for (bool affine : {false, true}) {
+      for (DType t : kInterpDTypes) {
+        for (size_t offset : {size_t{0}, size_t{1}}) {
+          std::vector<Tensor> ins{RandomTensor(s, DType::f32, seed++), RandomTensor(s, DType::f32, seed++)};
+          if (affine) ins.push_back(RandomTensor(Shape({c}), DType::f32, seed++, 0.5, 1.5));
+          const double tol = t == DType::f32 ? 1e-4 : -1;
+          EXPECT_TRUE(MatchesCpuReference(
+              "group_norm_backward", ins, attrs, t,
+              [&](const std::vector<Tensor>& in) {
+                return DispatchKd(t, [&](auto tag) -> StatusOr<std::vector<Tensor>> {
+                  using T = decltype(tag);
+                  DevBuf<T> xb(in[0], "x", offset), dyb(in[1], "dy", offset), dxb(size_t(s.numel()), "dx", offset);
+                  std::unique_ptr<DevBuf<T>> gb, dgb, dbb;
+                  if (affine) {
+                    gb = std::make_unique<DevBuf<T>>(in[2], "gamma", offset);
+                    dgb = std::make_unique<DevBuf<T>>(size_t(c), "dgamma", offset);
+                    dbb = std::make_unique<DevBuf<T>>(size_t(c), "dbeta", offset);
+                  }
+                  int64_t chunks = 0;
+                  CF_RETURN_IF_ERROR(InterpGnBackward<T>(xb, dyb, gb ? kd::Ptr<const T>(*gb) : nullptr, dxb,
+                                                         dgb ? dgb->ptr() : nullptr, dbb ? dbb->ptr() : nullptr, d,
+                                                         1e-5f, /*sms=*/2, &chunks));
+                  saw_chunks |= chunks > 1;
+                  std::vector<Tensor> out{dxb.ToTensor(s)};
+                  if (affine) {
+                    out.push_back(dgb->ToTensor(Shape{c}));
+                    out.push_back(dbb->ToTensor(Shape{c}));
+                  }
+                  return out;
+                });
+              },
+              tol, tol))
+              << s.ToString() << " groups " << gc.groups << " affine " << affine << " offset " << offset;
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(saw_chunks);
+}
+
+TEST(NormInterp, GroupNormGeometry) {
+  const norm_internal::GnDims d{2, 35, 96, 32, 3};
+  const gnk::GnPlan p = gnk::GnPlanFor(d, 2, 2);
+  EXPECT_EQ(p.cpt, 1);
+  EXPECT_EQ(p.tx, 96);
+  EXPECT_EQ(p.ty, 5);
+  EXPECT_EQ(p.chunks, 4);
+  EXPECT_EQ(p.grid.x, 4u);
+  EXPECT_EQ(p.grid.y, 2u);
+  EXPECT_EQ(p.smem, size_t(2 * 5 * 96 * 4));
+  const gnk::GnPlan big = gnk::GnPlanFor(norm_internal::GnDims{1, 4096, 6144, 32, 192}, 2, 132);
+  EXPECT_EQ(big.cpt, 16);
+  EXPECT_EQ(big.ty, 1);
+  EXPECT_LE(big.smem, size_t(48 * 1024));
+  EXPECT_LE(big.block.x * big.block.y, 512u);
+  EXPECT_EQ(gnk::GnEltLaunchFor(d, true).vec, 4);
+  EXPECT_EQ(gnk::GnEltLaunchFor(d, false).vec, 1);
+  EXPECT_EQ(gnk::GnEltLaunchFor(norm_internal::GnDims{2, 35, 30, 6, 5}, true).vec, 1);
 }
 
 }  // namespace
