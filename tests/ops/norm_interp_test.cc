@@ -7,6 +7,7 @@
 // f32/f16/bf16, forward and backward (dx, dgamma, dbeta in two stages with
 // a small SM count, so several chunks); empty and huge shapes through the
 // geometry.
+#include "ops/norm/adaln_modulate_kernels.cuh"
 #include "ops/norm/group_norm_kernels.cuh"
 #include "ops/norm/layer_norm_kernels.cuh"
 #include "tests/ops/kernel_interp_util.h"
@@ -362,6 +363,134 @@ TEST(NormInterp, GroupNormGeometry) {
   EXPECT_EQ(gnk::GnEltLaunchFor(d, true).vec, 4);
   EXPECT_EQ(gnk::GnEltLaunchFor(d, false).vec, 1);
   EXPECT_EQ(gnk::GnEltLaunchFor(norm_internal::GnDims{2, 35, 30, 6, 5}, true).vec, 1);
+}
+
+
+// ---- adaln_modulate ------------------------------------------------------------------------
+
+namespace adk = adaln_kernels;
+
+// AdaLnCudaT (adaln_modulate.cu) on the interpreter; y may be x.
+template <class T>
+Status InterpAdaLnForward(kd::Ptr<const T> x, kd::Ptr<const T> shift, kd::Ptr<const T> scale, kd::Ptr<T> y,
+                          const Shape& s, int* vec) {
+  const int64_t numel = s.numel(), c = s[2];
+  const bool aligned = norm_cuda::Aligned4<T>({x.raw(), shift.raw(), scale.raw(), y.raw()});
+  const adk::AdaLnLaunch l = adk::AdaLnLaunchFor(numel, c, aligned);
+  *vec = l.vec;
+  const ki::LaunchConfig cfg = InterpCfg("AdaLnKernel", kd::Dim3(l.grid), kd::Dim3(l.block));
+  if (l.vec == 4) return ki::Launch(cfg, &adk::AdaLnKernel<T, 4>, x, shift, scale, y, l.total, s[1] * c, int(c));
+  return ki::Launch(cfg, &adk::AdaLnKernel<T, 1>, x, shift, scale, y, l.total, s[1] * c, int(c));
+}
+
+// AdaLnBackwardCudaT on the interpreter; chunks: the plan's chunk count (out).
+template <class T>
+Status InterpAdaLnBackward(kd::Ptr<const T> x, kd::Ptr<const T> scale, kd::Ptr<const T> dy, kd::Ptr<T> dx,
+                           kd::Ptr<T> dshift, kd::Ptr<T> dscale, const Shape& s, int sms, int64_t* chunks) {
+  const int64_t bn = s[0], tn = s[1], c = s[2];
+  const adk::AdaLnBwdPlan p = adk::AdaLnBwdPlanFor(bn, tn, c, sms);
+  *chunks = p.chunks;
+  const size_t n_part = size_t(bn * p.chunks * c);
+  ki::Buffer<float> part_shift(n_part, "part_shift"), part_scale(n_part, "part_scale");
+  CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("AdaLnBwdPartialKernel", p.grid, p.block), &adk::AdaLnBwdPartialKernel<T>, x,
+                                scale, dy, dx, tn, int(c), p.rows, part_shift.ptr(), part_scale.ptr()));
+  return ki::Launch(InterpCfg("SumChunksKernel", norm_cuda::SumChunksGrid(bn, int(c)), kd::Dim3(32, 8)),
+                    &norm_cuda::SumChunksKernel<T>, kd::Ptr<const float>(part_shift.ptr()),
+                    kd::Ptr<const float>(part_scale.ptr()), p.chunks, int(c), dshift, dscale);
+}
+
+// x [B, T, C] with modulations [B, C] (mod3 false) or [B, 1, C]: 4-vectors
+// (C = 96, 40), C breaking them (30, 7), one token, one element, and several
+// token chunks with 4 SMs ([2, 70, 40], [1, 100, 7]).
+struct AdaLnCase {
+  Shape shape;
+  bool mod3;
+};
+const AdaLnCase kAdaLnCases[] = {{{2, 7, 96}, false}, {{3, 5, 30}, true}, {{2, 1, 7}, false}, {{1, 1, 1}, true},
+                                 {{2, 70, 40}, true}, {{1, 100, 7}, false}};
+
+Shape ModShape(const AdaLnCase& a) {
+  return a.mod3 ? Shape({a.shape[0], 1, a.shape[2]}) : Shape({a.shape[0], a.shape[2]});
+}
+
+TEST(NormInterp, AdaLnModulateForward) {
+  uint64_t seed = 600;
+  bool saw_vec4 = false;
+  for (const AdaLnCase& ac : kAdaLnCases) {
+    const Shape& s = ac.shape;
+    const Shape ms = ModShape(ac);
+    for (DType t : kInterpDTypes) {
+      for (size_t offset : {size_t{0}, size_t{1}}) {  // offset 1: the scalar path
+        for (bool in_place : {false, true}) {
+          const std::vector<Tensor> ins{RandomTensor(s, DType::f32, seed++), RandomTensor(ms, DType::f32, seed++),
+                                        RandomTensor(ms, DType::f32, seed++)};
+          EXPECT_TRUE(MatchesCpuReference("adaln_modulate", ins, {}, t, [&](const std::vector<Tensor>& in) {
+            return DispatchKd(t, [&](auto tag) -> StatusOr<std::vector<Tensor>> {
+              using T = decltype(tag);
+              DevBuf<T> xb(in[0], "x", offset), shb(in[1], "shift", offset), scb(in[2], "scale", offset),
+                  yb(size_t(s.numel()), "y", offset);
+              DevBuf<T>& out = in_place ? xb : yb;
+              int vec = 0;
+              CF_RETURN_IF_ERROR(InterpAdaLnForward<T>(xb, shb, scb, out, s, &vec));
+              saw_vec4 |= vec == 4;
+              return std::vector<Tensor>{out.ToTensor(s)};
+            });
+          })) << s.ToString() << " offset " << offset << " in place " << in_place;
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(saw_vec4);
+}
+
+TEST(NormInterp, AdaLnModulateBackward) {
+  uint64_t seed = 700;
+  bool saw_chunks = false;
+  for (const AdaLnCase& ac : kAdaLnCases) {
+    const Shape& s = ac.shape;
+    const Shape ms = ModShape(ac);
+    for (DType t : kInterpDTypes) {
+      for (size_t offset : {size_t{0}, size_t{1}}) {
+        const std::vector<Tensor> ins{RandomTensor(s, DType::f32, seed++), RandomTensor(ms, DType::f32, seed++),
+                                      RandomTensor(s, DType::f32, seed++)};
+        const double tol = t == DType::f32 ? 1e-4 : -1;
+        EXPECT_TRUE(MatchesCpuReference(
+            "adaln_modulate_backward", ins, {}, t,
+            [&](const std::vector<Tensor>& in) {
+              return DispatchKd(t, [&](auto tag) -> StatusOr<std::vector<Tensor>> {
+                using T = decltype(tag);
+                DevBuf<T> xb(in[0], "x", offset), scb(in[1], "scale", offset), dyb(in[2], "dy", offset),
+                    dxb(size_t(s.numel()), "dx", offset), dshb(size_t(ms.numel()), "dshift", offset),
+                    dscb(size_t(ms.numel()), "dscale", offset);
+                int64_t chunks = 0;
+                CF_RETURN_IF_ERROR(InterpAdaLnBackward<T>(xb, scb, dyb, dxb, dshb, dscb, s, /*sms=*/4, &chunks));
+                saw_chunks |= chunks > 1;
+                return std::vector<Tensor>{dxb.ToTensor(s), dshb.ToTensor(ms), dscb.ToTensor(ms)};
+              });
+            },
+            tol, tol))
+            << s.ToString() << " offset " << offset;
+      }
+    }
+  }
+  EXPECT_TRUE(saw_chunks);
+}
+
+TEST(NormInterp, AdaLnModulateGeometry) {
+  EXPECT_EQ(adk::AdaLnLaunchFor(2 * 7 * 96, 96, true).vec, 4);
+  EXPECT_EQ(adk::AdaLnLaunchFor(2 * 7 * 96, 96, true).total, 2 * 7 * 24);
+  EXPECT_EQ(adk::AdaLnLaunchFor(2 * 7 * 96, 96, false).vec, 1);
+  EXPECT_EQ(adk::AdaLnLaunchFor(3 * 5 * 30, 30, true).vec, 1);
+  const adk::AdaLnBwdPlan p = adk::AdaLnBwdPlanFor(2, 70, 40, 4);
+  EXPECT_EQ(p.rows, 32);
+  EXPECT_EQ(p.chunks, 3);
+  EXPECT_EQ(p.grid.x, 2u);
+  EXPECT_EQ(p.grid.y, 3u);
+  EXPECT_EQ(p.grid.z, 2u);
+  const adk::AdaLnBwdPlan big = adk::AdaLnBwdPlanFor(2, 4096, 1152, 132);
+  EXPECT_EQ(big.grid.x, 36u);
+  EXPECT_EQ(big.chunks, 7);  // 528 blocks wanted / (36 columns x batch 2) = 7 chunks of 586 tokens
+  EXPECT_EQ(big.rows, 586);
 }
 
 }  // namespace
