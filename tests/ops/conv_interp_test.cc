@@ -40,7 +40,7 @@ Status Tiled(const TiledShape& s, kd::Ptr<const T> in, kd::Ptr<const T> w, kd::P
   ls.grid.z = std::min(ls.grid.z, max_grid_z);
   return WithKw<T>(s.kw, [&](auto tag) {
     constexpr int KW = decltype(tag)::value;
-    return ki::Launch(InterpCfg("DwTiled", ls.grid, ls.block, ls.smem), &DwTiled<T, KW>, in, w, bias, out, s, flip);
+    return ki::Launch(KdConfig("DwTiled", ls.grid, ls.block, ls.smem), &DwTiled<T, KW>, in, w, bias, out, s, flip);
   });
 }
 
@@ -52,7 +52,7 @@ Status Forward(const ConvParams& p, kd::Ptr<const T> x, kd::Ptr<const T> w, kd::
   if (p.n * p.ho * p.wo * p.cin == 0) return absl::OkStatus();
   if (TiledOk(p)) return Tiled<T>(TiledForwardShape(p), x, w, bias, y, 0, max_grid_z);
   const LaunchShape ls = GenericLaunch(p.n * p.ho * p.wo * p.cin);
-  return ki::Launch(InterpCfg("DwForwardGeneric", ls.grid, ls.block), &DwForwardGeneric<T>, x, w, bias, y, GeoOf(p));
+  return ki::Launch(KdConfig("DwForwardGeneric", ls.grid, ls.block), &DwForwardGeneric<T>, x, w, bias, y, GeoOf(p));
 }
 
 template <class T>
@@ -60,7 +60,7 @@ Status BackwardInput(const ConvParams& p, kd::Ptr<const T> dy, kd::Ptr<const T> 
   if (p.n * p.h * p.w * p.cin == 0) return absl::OkStatus();
   if (TiledBackwardInputOk(p)) return Tiled<T>(TiledBackwardInputShape(p), dy, w, nullptr, dx, 1, max_grid_z);
   const LaunchShape ls = GenericLaunch(p.n * p.h * p.w * p.cin);
-  return ki::Launch(InterpCfg("DwBackwardInputGeneric", ls.grid, ls.block), &DwBackwardInputGeneric<T>, dy, w, dx,
+  return ki::Launch(KdConfig("DwBackwardInputGeneric", ls.grid, ls.block), &DwBackwardInputGeneric<T>, dy, w, dx,
                     GeoOf(p));
 }
 
@@ -77,18 +77,18 @@ Status BackwardWeight(const ConvParams& p, kd::Ptr<const T> x, kd::Ptr<const T> 
     part = std::make_unique<ki::Buffer<float>>(size_t(blocks) * kk * c, "part");
     CF_RETURN_IF_ERROR(WithKw<T>(s.kw, [&](auto tag) {
       constexpr int KW = decltype(tag)::value;
-      return ki::Launch(InterpCfg("DwBwdWeightTiled", ls.grid, ls.block, ls.smem), &DwBwdWeightTiled<T, KW>, x, dy,
+      return ki::Launch(KdConfig("DwBwdWeightTiled", ls.grid, ls.block, ls.smem), &DwBwdWeightTiled<T, KW>, x, dy,
                         part->ptr(), s);
     }));
   } else {
     blocks = GenericBwdWeightSplits(p);
     part = std::make_unique<ki::Buffer<float>>(size_t(blocks) * kk * c, "part");
     const LaunchShape ls = GenericLaunch(int64_t(blocks) * kk * c);
-    CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("DwBackwardWeightGeneric", ls.grid, ls.block),
+    CF_RETURN_IF_ERROR(ki::Launch(KdConfig("DwBackwardWeightGeneric", ls.grid, ls.block),
                                   &DwBackwardWeightGeneric<T>, x, dy, part->ptr(), GeoOf(p), blocks));
   }
   const LaunchShape ls = GenericLaunch(int64_t(kk) * c);
-  return ki::Launch(InterpCfg("DwReducePartials", ls.grid, ls.block), &DwReducePartials<T>,
+  return ki::Launch(KdConfig("DwReducePartials", ls.grid, ls.block), &DwReducePartials<T>,
                     kd::Ptr<const float>(part->ptr()), dw, blocks, kk, c);
 }
 

@@ -1,8 +1,8 @@
 // Helpers for the interpreted op-kernel tests (tests/ops/*_interp_test.cc):
 // CPU tensors as "device" buffers of the kdev storage types (optionally at an
 // element offset that breaks vector alignment), results back as tensors, a
-// dtype dispatch over float / kd::half / kd::bfloat16, and a launch
-// configuration from a kernel's geometry. The kernels are compared with the
+// dtype dispatch over float / kd::half / kd::bfloat16 (launch configurations
+// are KdConfig, tests/support/kdev_tensor.h). The kernels are compared with the
 // op's CPU kernel through MatchesCpuReference (tests/support/op_harness.h).
 #pragma once
 
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "runtime/kdev/kdev.h"
+#include "tests/support/kdev_tensor.h"  // KdConfig
 #include "tests/support/op_harness.h"
 
 namespace cf::testing {
@@ -74,18 +75,6 @@ template <class T> class DevBuf {
   std::vector<T> storage_;
   std::unique_ptr<ki::Buffer<T>> buf_;
 };
-
-// A launch configuration; dynamic shared memory above 48 KiB is opted in, as
-// the CUDA launchers do with cudaFuncSetAttribute.
-inline ki::LaunchConfig InterpCfg(const std::string& name, kd::Dim3 grid, kd::Dim3 block, size_t smem = 0) {
-  ki::LaunchConfig c;
-  c.name = name;
-  c.grid = grid;
-  c.block = block;
-  c.dynamic_smem = smem;
-  c.smem_opt_in = smem > 48 * 1024;
-  return c;
-}
 
 // The storage dtypes with their conventions tolerance (docs/conventions.md).
 inline constexpr DType kInterpDTypes[] = {DType::f32, DType::f16, DType::bf16};

@@ -34,12 +34,12 @@ Status InterpForward(kd::Ptr<const T> x, kd::Ptr<const T> gamma, kd::Ptr<const T
     return WithVecsIn(
         l.vecs,
         [&](auto k) {
-          return ki::Launch(InterpCfg("LnWarpVecKernel", l.grid, l.block), &LnWarpVecKernel<T, decltype(k)::value>, x,
+          return ki::Launch(KdConfig("LnWarpVecKernel", l.grid, l.block), &LnWarpVecKernel<T, decltype(k)::value>, x,
                             gamma, beta, y, rows, int(c), eps);
         },
         std::make_integer_sequence<int, kMaxVecs>{});
   }
-  return ki::Launch(InterpCfg("LnWarpGenericKernel", l.grid, l.block), &LnWarpGenericKernel<T>, x, gamma, beta, y, rows,
+  return ki::Launch(KdConfig("LnWarpGenericKernel", l.grid, l.block), &LnWarpGenericKernel<T>, x, gamma, beta, y, rows,
                     int(c), eps);
 }
 
@@ -51,13 +51,13 @@ Status InterpBackward(kd::Ptr<const T> x, kd::Ptr<const T> dy, kd::Ptr<const T> 
   if (p.chunks == 0) return absl::InternalError("test: the launcher zeroes the outputs");
   ki::Buffer<float> row_stats(size_t(2 * rows), "row_stats"), part_g(size_t(p.chunks * c), "part_g"),
       part_b(size_t(p.chunks * c), "part_b");
-  CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("LnBwdDxKernel", p.dx_grid, p.block), &LnBwdDxKernel<T>, x, dy, gamma, dx,
+  CF_RETURN_IF_ERROR(ki::Launch(KdConfig("LnBwdDxKernel", p.dx_grid, p.block), &LnBwdDxKernel<T>, x, dy, gamma, dx,
                                 row_stats.ptr(), rows, int(c), eps));
   if (!gamma) return absl::OkStatus();
-  CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("LnBwdParamPartialKernel", p.param_grid, p.block),
+  CF_RETURN_IF_ERROR(ki::Launch(KdConfig("LnBwdParamPartialKernel", p.param_grid, p.block),
                                 &LnBwdParamPartialKernel<T>, x, dy, kd::Ptr<const float>(row_stats.ptr()), rows,
                                 int(c), p.chunk_rows, part_g.ptr(), part_b.ptr()));
-  return ki::Launch(InterpCfg("SumChunksKernel", norm_cuda::SumChunksGrid(1, int(c)), kd::Dim3(32, 8)),
+  return ki::Launch(KdConfig("SumChunksKernel", norm_cuda::SumChunksGrid(1, int(c)), kd::Dim3(32, 8)),
                     &norm_cuda::SumChunksKernel<T>, kd::Ptr<const float>(part_g.ptr()),
                     kd::Ptr<const float>(part_b.ptr()), p.chunks, int(c), dgamma, dbeta);
 }
@@ -182,12 +182,12 @@ Status InterpGnStats(kd::Ptr<const T> x, const norm_internal::GnDims& d, float e
                      ki::Buffer<float>& stats) {
   ki::Buffer<float> partial(size_t(d.N * p.chunks * d.G * 3), "partial");
   CF_RETURN_IF_ERROR(WithCptIn(p.cpt, [&](auto k) {
-    return ki::Launch(InterpCfg("GnStatsPartialKernel", p.grid, p.block, p.smem),
+    return ki::Launch(KdConfig("GnStatsPartialKernel", p.grid, p.block, p.smem),
                       &gnk::GnStatsPartialKernel<T, decltype(k)::value>, x, d.P, int(d.C), int(d.G), int(d.Cg), p.rows,
                       partial.ptr());
   }));
   const int ng = int(d.N * d.G);
-  return ki::Launch(InterpCfg("GnStatsFinalKernel", kd::Dim3(gnk::GnFinalGrid(ng)), kd::Dim3(256)),
+  return ki::Launch(KdConfig("GnStatsFinalKernel", kd::Dim3(gnk::GnFinalGrid(ng)), kd::Dim3(256)),
                     &gnk::GnStatsFinalKernel, kd::Ptr<const float>(partial.ptr()), p.chunks, ng, int(d.G), eps,
                     stats.ptr());
 }
@@ -201,7 +201,7 @@ Status InterpGnForward(kd::Ptr<const T> x, kd::Ptr<const T> gamma, kd::Ptr<const
   ki::Buffer<float> stats(size_t(d.N * d.G * 2), "stats");
   CF_RETURN_IF_ERROR(InterpGnStats<T>(x, d, eps, p, stats));
   const gnk::GnEltLaunch l = gnk::GnEltLaunchFor(d, norm_cuda::Aligned4<T>({x.raw(), y.raw()}));
-  const ki::LaunchConfig cfg = InterpCfg("GnNormalizeKernel", kd::Dim3(l.grid), kd::Dim3(l.block));
+  const ki::LaunchConfig cfg = KdConfig("GnNormalizeKernel", kd::Dim3(l.grid), kd::Dim3(l.block));
   const kd::Ptr<const float> st = stats.ptr();
   const int64_t pc = d.P * d.C;
   if (l.vec == 4)
@@ -225,19 +225,19 @@ Status InterpGnBackward(kd::Ptr<const T> x, kd::Ptr<const T> dy, kd::Ptr<const T
   const int c = int(d.C), g = int(d.G), cg = int(d.Cg);
   const kd::Ptr<const float> st = stats.ptr();
   CF_RETURN_IF_ERROR(WithCptIn(pb.cpt, [&](auto k) {
-    return ki::Launch(InterpCfg("GnBwdPartialKernel", pb.grid, pb.block, pb.smem),
+    return ki::Launch(KdConfig("GnBwdPartialKernel", pb.grid, pb.block, pb.smem),
                       &gnk::GnBwdPartialKernel<T, decltype(k)::value>, x, dy, st, d.P, c, g, cg, pb.rows,
                       part_dy.ptr(), part_dyxh.ptr());
   }));
-  CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("SumChunksKernel", norm_cuda::SumChunksGrid(d.N, c), kd::Dim3(32, 8)),
+  CF_RETURN_IF_ERROR(ki::Launch(KdConfig("SumChunksKernel", norm_cuda::SumChunksGrid(d.N, c), kd::Dim3(32, 8)),
                                 &norm_cuda::SumChunksKernel<float>, kd::Ptr<const float>(part_dy.ptr()),
                                 kd::Ptr<const float>(part_dyxh.ptr()), pb.chunks, c, s_dy.ptr(), s_dyxh.ptr()));
-  CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("GnBwdGroupKernel", kd::Dim3(gnk::GnGroupGrid(d)), kd::Dim3(256)),
+  CF_RETURN_IF_ERROR(ki::Launch(KdConfig("GnBwdGroupKernel", kd::Dim3(gnk::GnGroupGrid(d)), kd::Dim3(256)),
                                 &gnk::GnBwdGroupKernel<T>, kd::Ptr<const float>(s_dy.ptr()),
                                 kd::Ptr<const float>(s_dyxh.ptr()), gamma, int(d.N), c, g, cg,
                                 1.f / float(d.P * d.Cg), coef.ptr(), dgamma, dbeta));
   const gnk::GnEltLaunch l = gnk::GnEltLaunchFor(d, norm_cuda::Aligned4<T>({x.raw(), dy.raw(), dx.raw()}));
-  const ki::LaunchConfig cfg = InterpCfg("GnBwdDxKernel", kd::Dim3(l.grid), kd::Dim3(l.block));
+  const ki::LaunchConfig cfg = KdConfig("GnBwdDxKernel", kd::Dim3(l.grid), kd::Dim3(l.block));
   const kd::Ptr<const float> cf = coef.ptr();
   const int64_t pc = d.P * d.C;
   if (l.vec == 4)
@@ -378,7 +378,7 @@ Status InterpAdaLnForward(kd::Ptr<const T> x, kd::Ptr<const T> shift, kd::Ptr<co
   const bool aligned = norm_cuda::Aligned4<T>({x.raw(), shift.raw(), scale.raw(), y.raw()});
   const adk::AdaLnLaunch l = adk::AdaLnLaunchFor(numel, c, aligned);
   *vec = l.vec;
-  const ki::LaunchConfig cfg = InterpCfg("AdaLnKernel", kd::Dim3(l.grid), kd::Dim3(l.block));
+  const ki::LaunchConfig cfg = KdConfig("AdaLnKernel", kd::Dim3(l.grid), kd::Dim3(l.block));
   if (l.vec == 4) return ki::Launch(cfg, &adk::AdaLnKernel<T, 4>, x, shift, scale, y, l.total, s[1] * c, int(c));
   return ki::Launch(cfg, &adk::AdaLnKernel<T, 1>, x, shift, scale, y, l.total, s[1] * c, int(c));
 }
@@ -392,9 +392,9 @@ Status InterpAdaLnBackward(kd::Ptr<const T> x, kd::Ptr<const T> scale, kd::Ptr<c
   *chunks = p.chunks;
   const size_t n_part = size_t(bn * p.chunks * c);
   ki::Buffer<float> part_shift(n_part, "part_shift"), part_scale(n_part, "part_scale");
-  CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("AdaLnBwdPartialKernel", p.grid, p.block), &adk::AdaLnBwdPartialKernel<T>, x,
+  CF_RETURN_IF_ERROR(ki::Launch(KdConfig("AdaLnBwdPartialKernel", p.grid, p.block), &adk::AdaLnBwdPartialKernel<T>, x,
                                 scale, dy, dx, tn, int(c), p.rows, part_shift.ptr(), part_scale.ptr()));
-  return ki::Launch(InterpCfg("SumChunksKernel", norm_cuda::SumChunksGrid(bn, int(c)), kd::Dim3(32, 8)),
+  return ki::Launch(KdConfig("SumChunksKernel", norm_cuda::SumChunksGrid(bn, int(c)), kd::Dim3(32, 8)),
                     &norm_cuda::SumChunksKernel<T>, kd::Ptr<const float>(part_shift.ptr()),
                     kd::Ptr<const float>(part_scale.ptr()), p.chunks, int(c), dshift, dscale);
 }

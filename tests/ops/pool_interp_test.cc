@@ -23,7 +23,7 @@ template <class T, class U> Status Upsample(const DevBuf<T>& x, DevBuf<T>& y, co
   const int64_t total = xs[0] * 2 * xs[1] * 2 * xs[2] * cu;
   const UpsampleLaunch l = UpsampleLaunchFor(total);
   if (l.empty()) return absl::OkStatus();
-  return ki::Launch(InterpCfg("UpsampleKernel", l.grid, l.block), &UpsampleKernel<U>,
+  return ki::Launch(KdConfig("UpsampleKernel", l.grid, l.block), &UpsampleKernel<U>,
                     kd::ptr_cast<const U>(kd::Ptr<const T>(x)), kd::ptr_cast<U>(y.ptr()), total, xs[1], xs[2], cu);
 }
 
@@ -63,7 +63,7 @@ TEST(PoolInterp, UpsampleNearest2x) {
             using T = decltype(tag);
             DevBuf<T> dyb(in[0], "dy", offset), dxb(size_t(xs.numel()), "dx", offset);
             const UpsampleLaunch l = UpsampleLaunchFor(xs.numel());
-            CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("UpsampleBackwardKernel", l.grid, l.block),
+            CF_RETURN_IF_ERROR(ki::Launch(KdConfig("UpsampleBackwardKernel", l.grid, l.block),
                                           &UpsampleBackwardKernel<T>, kd::Ptr<const T>(dyb), dxb.ptr(), xs.numel(),
                                           xs[1], xs[2], xs[3]));
             return std::vector<Tensor>{dxb.ToTensor(xs)};
@@ -101,7 +101,7 @@ StatusOr<std::vector<Tensor>> RunPool(const char* name, void (*kernel)(Params...
   DevBuf<T> sb(src, backward ? "dy" : "x", offset), db(size_t(ds.numel()), backward ? "dx" : "y", offset);
   const PoolLaunch l = PoolLaunchFor(ds.numel());
   if (!l.empty())
-    CF_RETURN_IF_ERROR(ki::Launch(InterpCfg(name, l.grid, l.block), kernel, kd::Ptr<const T>(sb), db.ptr(),
+    CF_RETURN_IF_ERROR(ki::Launch(KdConfig(name, l.grid, l.block), kernel, kd::Ptr<const T>(sb), db.ptr(),
                                   ds.numel(), full[1], full[2], full[3], pooled[1], pooled[2], extra...));
   return std::vector<Tensor>{db.ToTensor(ds)};
 }

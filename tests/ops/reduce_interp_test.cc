@@ -29,25 +29,25 @@ Status InterpReduce(const ReducePlan& p, kd::Ptr<const T> x, kd::Ptr<T> out, flo
   const kd::Ptr<const float> cpartial = partial.ptr();
   switch (l.kind) {
     case ReduceLaunch::kGeneral:
-      return ki::Launch(InterpCfg("GeneralSumKernel", l.grid1, 256), &GeneralSumKernel<T>, x, out, GeneralReduceOf(p),
+      return ki::Launch(KdConfig("GeneralSumKernel", l.grid1, 256), &GeneralSumKernel<T>, x, out, GeneralReduceOf(p),
                         p.num_out, p.num_reduce, scale);
     case ReduceLaunch::kRowWarp:
-      return ki::Launch(InterpCfg("RowSumWarpKernel", l.grid1, 256), &RowSumWarpKernel<T, T>, x, out, A, R, scale);
+      return ki::Launch(KdConfig("RowSumWarpKernel", l.grid1, 256), &RowSumWarpKernel<T, T>, x, out, A, R, scale);
     case ReduceLaunch::kRowBlock:
-      return ki::Launch(InterpCfg("RowSumBlockKernel", l.grid1, 256), &RowSumBlockKernel<T, T>, x, out, A, R,
+      return ki::Launch(KdConfig("RowSumBlockKernel", l.grid1, 256), &RowSumBlockKernel<T, T>, x, out, A, R,
                         int64_t{1}, l.chunk, scale);
     case ReduceLaunch::kRowSplit:
-      CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("RowSumBlockKernel", l.grid1, 256), &RowSumBlockKernel<T, float>, x,
+      CF_RETURN_IF_ERROR(ki::Launch(KdConfig("RowSumBlockKernel", l.grid1, 256), &RowSumBlockKernel<T, float>, x,
                                     partial.ptr(), A, R, l.S, l.chunk, 1.f));
-      return ki::Launch(InterpCfg("RowSumWarpKernel", l.grid2, 256), &RowSumWarpKernel<float, T>, cpartial, out, A,
+      return ki::Launch(KdConfig("RowSumWarpKernel", l.grid2, 256), &RowSumWarpKernel<float, T>, cpartial, out, A,
                         l.S, scale);
     case ReduceLaunch::kCol:
-      return ki::Launch(InterpCfg("ColSumKernel", l.grid1, col), &ColSumKernel<T, T>, x, out, A, R, B, int64_t{1},
+      return ki::Launch(KdConfig("ColSumKernel", l.grid1, col), &ColSumKernel<T, T>, x, out, A, R, B, int64_t{1},
                         l.chunk, scale);
     case ReduceLaunch::kColSplit:
-      CF_RETURN_IF_ERROR(ki::Launch(InterpCfg("ColSumKernel", l.grid1, col), &ColSumKernel<T, float>, x,
+      CF_RETURN_IF_ERROR(ki::Launch(KdConfig("ColSumKernel", l.grid1, col), &ColSumKernel<T, float>, x,
                                     partial.ptr(), A, R, B, l.S, l.chunk, 1.f));
-      return ki::Launch(InterpCfg("ColSumKernel", l.grid2, col), &ColSumKernel<float, T>, cpartial, out, A, l.S, B,
+      return ki::Launch(KdConfig("ColSumKernel", l.grid2, col), &ColSumKernel<float, T>, cpartial, out, A, l.S, B,
                         int64_t{1}, l.S, scale);
   }
   return absl::InternalError("unknown reduce kind");
@@ -126,17 +126,17 @@ template <class T> Status InterpSoftmax(kd::Ptr<const T> x, kd::Ptr<T> y, int64_
   const SoftmaxLaunch ls = SoftmaxLaunchFor(rows, L);
   if (ls.empty()) return absl::OkStatus();
   if (ls.warp_per_row)
-    return ki::Launch(InterpCfg("SoftmaxWarpKernel", ls.grid, ls.block), &SoftmaxWarpKernel<T>, x, y, rows, L);
-  return ki::Launch(InterpCfg("SoftmaxBlockKernel", ls.grid, ls.block), &SoftmaxBlockKernel<T>, x, y, rows, L);
+    return ki::Launch(KdConfig("SoftmaxWarpKernel", ls.grid, ls.block), &SoftmaxWarpKernel<T>, x, y, rows, L);
+  return ki::Launch(KdConfig("SoftmaxBlockKernel", ls.grid, ls.block), &SoftmaxBlockKernel<T>, x, y, rows, L);
 }
 template <class T>
 Status InterpSoftmaxBackward(kd::Ptr<const T> y, kd::Ptr<const T> dy, kd::Ptr<T> dx, int64_t rows, int64_t L) {
   const SoftmaxLaunch ls = SoftmaxLaunchFor(rows, L);
   if (ls.empty()) return absl::OkStatus();
   if (ls.warp_per_row)
-    return ki::Launch(InterpCfg("SoftmaxBackwardWarpKernel", ls.grid, ls.block), &SoftmaxBackwardWarpKernel<T>, y, dy,
+    return ki::Launch(KdConfig("SoftmaxBackwardWarpKernel", ls.grid, ls.block), &SoftmaxBackwardWarpKernel<T>, y, dy,
                       dx, rows, L);
-  return ki::Launch(InterpCfg("SoftmaxBackwardBlockKernel", ls.grid, ls.block), &SoftmaxBackwardBlockKernel<T>, y, dy,
+  return ki::Launch(KdConfig("SoftmaxBackwardBlockKernel", ls.grid, ls.block), &SoftmaxBackwardBlockKernel<T>, y, dy,
                     dx, rows, L);
 }
 

@@ -23,7 +23,7 @@ Status RunPad(const DevBuf<T>& x, DevBuf<T>& y, const PadPlan& p) {
   int64_t n = 0;
   const DevPad<I> d = DevPadOf<I>(p.l, &n);
   const GridStride g = PadGridFor(n);
-  return ki::Launch(InterpCfg(sizeof(I) == 4 ? "PadKernel<u32>" : "PadKernel<i64>", g.grid, g.block),
+  return ki::Launch(KdConfig(sizeof(I) == 4 ? "PadKernel<u32>" : "PadKernel<i64>", g.grid, g.block),
                     &PadKernel<W, I>, kd::ptr_cast<W>(y.ptr()), kd::ptr_cast<const W>(kd::Ptr<const T>(x)), d,
                     static_cast<I>(n), PadFill<W>(p));
 }
@@ -150,7 +150,7 @@ Status RunCopyGeneric(kd::Ptr<uint8_t> dst, kd::Ptr<const uint8_t> src, const Co
   using W = typename sck::CopyWord<V>::T;
   const int64_t n = l.numel();
   const GridStride g = sck::CopyGridFor(n);
-  return ki::Launch(InterpCfg(sizeof(I) == 4 ? "StridedCopyKernel<u32>" : "StridedCopyKernel<i64>", g.grid, g.block),
+  return ki::Launch(KdConfig(sizeof(I) == 4 ? "StridedCopyKernel<u32>" : "StridedCopyKernel<i64>", g.grid, g.block),
                     &sck::StridedCopyKernel<W, I>, kd::ptr_cast<W>(dst), kd::ptr_cast<const W>(src),
                     sck::ToDev<I>(l), static_cast<I>(n));
 }
@@ -159,7 +159,7 @@ template <int V>
 Status RunCopyTransposed(kd::Ptr<uint8_t> dst, kd::Ptr<const uint8_t> src, const CopyLayout& l, int q) {
   using W = typename sck::CopyWord<V>::T;
   const sck::TransposeLaunch t = sck::TransposeLaunchFor(l, q);
-  return ki::Launch(InterpCfg("TransposeTiledKernel", t.grid, t.block), &sck::TransposeTiledKernel<W>,
+  return ki::Launch(KdConfig("TransposeTiledKernel", t.grid, t.block), &sck::TransposeTiledKernel<W>,
                     kd::ptr_cast<W>(dst), kd::ptr_cast<const W>(src), t.batch, t.num_batch, t.M, t.N, t.src_n,
                     t.dst_m);
 }
@@ -354,12 +354,12 @@ TEST(ShapeInterp, StridedCopyGridStride) {
   sck::TransposeLaunch t = sck::TransposeLaunchFor(l, sck::StridedCopyPlanFor(l, 4, 0, 0).q);
   EXPECT_EQ(t.num_batch, 5);
   t.grid.z = 2;
-  const Status tiled = ki::Launch(InterpCfg("TransposeTiledKernel", t.grid, t.block), &sck::TransposeTiledKernel<uint32_t>,
+  const Status tiled = ki::Launch(KdConfig("TransposeTiledKernel", t.grid, t.block), &sck::TransposeTiledKernel<uint32_t>,
                                   yb.ptr(), kd::Ptr<const uint32_t>(xb.ptr()), t.batch, t.num_batch, t.M, t.N, t.src_n,
                                   t.dst_m);
   ASSERT_TRUE(tiled.ok()) << tiled;
   EXPECT_EQ(got, want);
-  const Status generic = ki::Launch(InterpCfg("StridedCopyKernel<u32>", 1, 256), &sck::StridedCopyKernel<uint32_t, uint32_t>,
+  const Status generic = ki::Launch(KdConfig("StridedCopyKernel<u32>", 1, 256), &sck::StridedCopyKernel<uint32_t, uint32_t>,
                                     yb2.ptr(), kd::Ptr<const uint32_t>(xb.ptr()), sck::ToDev<uint32_t>(l),
                                     uint32_t(xs.numel()));
   ASSERT_TRUE(generic.ok()) << generic;

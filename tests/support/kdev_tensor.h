@@ -84,12 +84,15 @@ class DevTensor {
   std::shared_ptr<void> buf_;  // the Buffer<T>, deleted as its own type
 };
 
+// A launch configuration; dynamic shared memory above 48 KiB is opted in, as
+// the CUDA launchers do with cudaFuncSetAttribute.
 inline kd::interp::LaunchConfig KdConfig(const std::string& name, kd::Dim3 grid, kd::Dim3 block, size_t smem = 0) {
   kd::interp::LaunchConfig c;
   c.name = name;
   c.grid = grid;
   c.block = block;
   c.dynamic_smem = smem;
+  c.smem_opt_in = smem > 48 * 1024;
   return c;
 }
 
