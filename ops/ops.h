@@ -4,6 +4,7 @@
 #pragma once
 
 #include "ops/activation/activation.h"
+#include "ops/attention/attention.h"
 #include "ops/conv/conv.h"
 #include "ops/core/full.h"
 #include "ops/elementwise/elementwise.h"
