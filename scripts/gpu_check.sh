@@ -75,6 +75,16 @@ done
 log "pytorch baseline"
 timeout 120 python3 scripts/torch_baseline.py "$results/torch_baseline.json" >>"$results/bench.log" 2>&1 \
   || log "torch baseline failed (see bench.log)"
+# flex_attention compiles with Triton first; its cases join torch_baseline.json.
+timeout 240 python3 scripts/torch_flex_na.py "$work/flex_na.json" >>"$results/bench.log" 2>&1 \
+  && python3 - "$results/torch_baseline.json" "$work/flex_na.json" <<'PY' || log "flex_attention baseline failed (see bench.log)"
+import json, os, sys
+base, flex = sys.argv[1], sys.argv[2]
+b = json.load(open(base)) if os.path.exists(base) else {"cases": {}}
+b["cases"].update(json.load(open(flex))["cases"])
+json.dump(b, open(base + ".tmp", "w"), indent=1)
+os.replace(base + ".tmp", base)
+PY
 
 log "summary"
 python3 scripts/gpu_summary.py "$results" "$work" | tee "$results/summary.txt"

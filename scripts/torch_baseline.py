@@ -82,6 +82,27 @@ def main():
         record(f"permute_2x4096x8x40_{tag}", bench(lambda: x.permute(0, 2, 1, 3).contiguous()),
                nbytes=2 * x.numel() * x.element_size())
 
+    # Attention (issue 9 shapes): SD1.5 top level at 512 / 1024 / 2K (B=2, 8
+    # heads x 40; N = 4096, 16384, 57600) and PixArt at 1024 (16 x 72, N =
+    # 4096), forward and forward+backward, in PyTorch's own [B, heads, N, d]
+    # layout (whatever SDPA backend it picks). The exp floor: one exponential
+    # per score at ~3.9e12/s (docs/paper-facts.md).
+    for dt, tag in ((torch.float16, "f16"), (torch.bfloat16, "bf16")):
+        for (heads, d, n) in ((8, 40, 4096), (8, 40, 16384), (8, 40, 57600), (16, 72, 4096)):
+            q, k, v = (torch.randn(2, heads, n, d, dtype=dt, device=dev, requires_grad=True) for _ in range(3))
+            flops = 4 * 2 * heads * n * n * d
+            name = f"sdpa_b2_{heads}x{d}_n{n}_{tag}"
+            iters = 3 if n > 20000 else 10
+            fwd = bench(lambda: F.scaled_dot_product_attention(q, k, v), iters=iters, warmup=2)
+            record(name + "_fwd", fwd, flops=flops)
+            o = F.scaled_dot_product_attention(q, k, v)
+            g = torch.randn_like(o)
+            both = bench(lambda: torch.autograd.grad(F.scaled_dot_product_attention(q, k, v), (q, k, v), g),
+                         iters=iters, warmup=2)
+            record(name + "_bwd", max(both - fwd, 1e-6), flops=2.5 * flops)
+            results[name + "_exp_floor"] = {"ms": 2 * heads * n * n / 3.9e12 * 1e3, "tflops": 0.0, "gbps": 0.0}
+            del q, k, v, o, g
+
     with open(out_path + ".tmp", "w") as f:
         json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cases": results}, f, indent=1)
     import os
