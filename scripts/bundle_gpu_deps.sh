@@ -10,11 +10,11 @@ scripts/install_deps.sh
 prefix=.deps/prefix
 rm -rf "$prefix.tmp"
 mkdir -p "$prefix.tmp"
-pkgs=$(dpkg-query -W -f='${Package}\n' | grep -E '^(libabsl|libgtest-dev|libgmock-dev|libbenchmark|libcli11-dev)' )
+pkgs=$(dpkg-query -W -f='${Package}\n' | grep -E '^(libabsl|libgtest-dev|libgmock-dev|libbenchmark|libcli11-dev|nlohmann-json3-dev)' )
 for p in $pkgs; do
   dpkg -L "$p" | while read -r f; do
     case "$f" in
-      /usr/include/*|/usr/lib/*) ;;
+      /usr/include/*|/usr/lib/*|/usr/share/cmake/*) ;;
       *) continue ;;
     esac
     [ -f "$f" ] || continue
