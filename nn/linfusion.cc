@@ -63,9 +63,10 @@ Value LinFusionAttention(Builder& b, Value x, const LinFusionOptions& o) {
   Value k = Projection(b, h + Mlp(b, h, "to_k_", C, mid, o, dt), "to_k", C, C, o.qkv_bias, dt, o.frozen);  // [B, N, C]
   Value v = Projection(b, h, "to_v", C, C, o.qkv_bias, dt, o.frozen);          // [B, N, C]
   Value a = LinearAttention(q, k, v, {.heads = o.heads, .eps = o.eps});       // [B, N, C]
-  Value out = Projection(b, a, "to_out.0", C, C, true, dt, o.frozen);          // [B, N, C]
-  return in_shape.rank() == 4 ? Reshape(out, std::vector<int64_t>(in_shape.dims().begin(), in_shape.dims().end()))
-                              : out;                                           // x's shape
+  // Back to x's shape before to_out: reshaping an intermediate is a view,
+  // reshaping a graph output would be a copy.
+  if (in_shape.rank() == 4) a = Reshape(a, std::vector<int64_t>(in_shape.dims().begin(), in_shape.dims().end()));
+  return Projection(b, a, "to_out.0", C, C, true, dt, o.frozen);               // x's shape
 }
 
 }  // namespace cf
