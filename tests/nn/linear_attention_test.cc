@@ -17,6 +17,7 @@
 #include "ops/attention/attention.h"
 #include "ops/elementwise/elementwise.h"
 #include "ops/reduce/reduce.h"
+#include "runtime/dtype.h"
 #include "tests/support/op_harness.h"
 
 namespace cf::testing {
@@ -29,12 +30,27 @@ struct Dims {
 
 double Phi(double x) { return x > 0 ? x + 1.0 : std::exp(x); }  // elu(x) + 1
 
+// x rounded to `t` (f64: unchanged).
+double Round(double x, DType t) {
+  switch (t) {
+    case DType::f32: return static_cast<float>(x);
+    case DType::f16: return F16BitsToF32(F32ToF16Bits(static_cast<float>(x)));
+    case DType::bf16: return BF16BitsToF32(F32ToBF16Bits(static_cast<float>(x)));
+    default: return x;
+  }
+}
+
 // The definition, per (batch, head): phi = elu + 1 on q and k,
 // z = phi(q) . mean_N(phi(k)) + eps, kv = (phi(k)^T / sqrt(N)) (v / sqrt(N)),
-// out = (phi(q) kv) / z. Layout [B, N, H*d].
+// out = (phi(q) kv) / z. Layout [B, N, H*d]. With `naive` set to a storage
+// dtype it is the authors' PyTorch code run in that dtype instead: every
+// tensor they store (phi(q), phi(k), the mean, k / sqrt(N), v / sqrt(N), kv,
+// z, phi(q) kv, out) rounded to it, sums accumulated exactly.
 std::vector<double> Reference(const std::vector<double>& q, const std::vector<double>& k,
-                              const std::vector<double>& v, const Dims& s, double eps) {
+                              const std::vector<double>& v, const Dims& s, double eps, DType naive = DType::f64) {
   const int64_t C = s.C();
+  const double rn = 1.0 / std::sqrt(static_cast<double>(s.N));
+  auto r = [&](double x) { return Round(x, naive); };
   std::vector<double> out(q.size());
   auto at = [&](int64_t b, int64_t n, int64_t h, int64_t i) { return (b * s.N + n) * C + h * s.d + i; };
   for (int64_t b = 0; b < s.B; ++b) {
@@ -42,23 +58,32 @@ std::vector<double> Reference(const std::vector<double>& q, const std::vector<do
       std::vector<double> kv(s.d * s.d, 0.0), kmean(s.d, 0.0);
       for (int64_t n = 0; n < s.N; ++n) {
         for (int64_t i = 0; i < s.d; ++i) {
-          const double pk = Phi(k[at(b, n, h, i)]);
+          const double pk = r(Phi(k[at(b, n, h, i)]));
           kmean[i] += pk / s.N;
-          for (int64_t j = 0; j < s.d; ++j) kv[i * s.d + j] += pk * v[at(b, n, h, j)] / s.N;
+          for (int64_t j = 0; j < s.d; ++j) kv[i * s.d + j] += r(pk * rn) * r(v[at(b, n, h, j)] * rn);
         }
       }
+      for (double& x : kmean) x = r(x);
+      for (double& x : kv) x = r(x);
       for (int64_t n = 0; n < s.N; ++n) {
-        double z = eps;
-        for (int64_t i = 0; i < s.d; ++i) z += Phi(q[at(b, n, h, i)]) * kmean[i];
+        double z = 0;
+        for (int64_t i = 0; i < s.d; ++i) z += r(Phi(q[at(b, n, h, i)])) * kmean[i];
+        z = r(r(z) + eps);
         for (int64_t j = 0; j < s.d; ++j) {
           double num = 0;
-          for (int64_t i = 0; i < s.d; ++i) num += Phi(q[at(b, n, h, i)]) * kv[i * s.d + j];
-          out[at(b, n, h, j)] = num / z;
+          for (int64_t i = 0; i < s.d; ++i) num += r(Phi(q[at(b, n, h, i)])) * kv[i * s.d + j];
+          out[at(b, n, h, j)] = r(r(num) / z);
         }
       }
     }
   }
   return out;
+}
+
+double MaxAbsDiff(const std::vector<double>& a, const std::vector<double>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
 }
 
 // Builds LinearAttention on inputs q, k, v, runs it on the CPU with the arena
@@ -112,6 +137,12 @@ TEST(LinearAttention, ForwardMatchesFloat64Reference) {
       ASSERT_EQ(got.shape(), shape);
       const double tol = kTol(t) * std::sqrt(static_cast<double>(s.N + s.d));
       EXPECT_TRUE(AllClose(ToDoubles(got), want, tol, tol * MaxAbs(want)));
+      if (t == DType::f16 || t == DType::bf16) {
+        // At most twice the error of the authors' code run in the same dtype.
+        const std::vector<double> naive = Reference(ToDoubles(q), ToDoubles(k), ToDoubles(v), s, c.eps, t);
+        const double ours = MaxAbsDiff(ToDoubles(got), want), theirs = MaxAbsDiff(naive, want);
+        EXPECT_LE(ours, 2 * theirs) << "naive " << DTypeName(t) << " error " << theirs;
+      }
     }
   }
 }
