@@ -567,6 +567,270 @@ KD_GLOBAL void KD_LAUNCH_BOUNDS(kFmaThreads)
 }
 
 // ---------------------------------------------------------------------------
+// Backward on tensor cores (f16 / bf16, 16-byte aligned q, k, v, dout): the
+// same FlashAttention-2 split as the CUDA-core kernels above, with the
+// forward's fragment plumbing. Both kernels zero the k16 tail of every tile
+// that feeds a reduction over d (Q, K, V, dO), and round P and dS to the
+// storage type for the second product, as FlashAttention does.
+
+template <int D> constexpr size_t MmaBwdQSmemBytes() {
+  return size_t(MmaDims<D>::SQ) * (2 * kFwdBM + 4 * kFwdBN) * 2;
+}
+// Queries per inner tile of the dK / dV kernel: 32 from d = 128 on keeps the
+// dK and dV accumulators plus two score tiles in registers.
+template <int D> constexpr int MmaBwdKvBM() { return D <= 80 ? 64 : 32; }
+template <int D> constexpr size_t MmaBwdKvSmemBytes() {
+  return size_t(MmaDims<D>::SQ) * (2 * kFwdBN + 4 * MmaBwdKvBM<D>()) * 2 + 4 * size_t(MmaBwdKvBM<D>()) * 4;
+}
+
+// Zeroes columns [D, DK) of `rows` rows of stride SQ starting at base.
+template <class T, int D> KD_DEVICE void ZeroKTail(kd::Ptr<T> base, int rows) {
+  using M = MmaDims<D>;
+  if constexpr (M::DK > D) {
+    constexpr int kPad = M::DK - D;
+    for (int e = kd::threadIdx.x; e < rows * kPad; e += kFwdThreads) kd::StoreF(base, (e / kPad) * M::SQ + D + e % kPad, 0.f);
+  }
+}
+
+// acc[NB / 8][4] = A B^T over d for the warp's 16 rows of a (stride SQ) and
+// NB rows of b (stride SQ): the QK^T of the forward, for any pair of tiles.
+template <class T, int D, int NB>
+KD_DEVICE void MmaRowsDot(float (*acc)[4], kd::Ptr<T> a, kd::Ptr<T> b, int lane) {
+  using M = MmaDims<D>;
+  KD_UNROLL
+  for (int n = 0; n < NB / 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+  KD_UNROLL
+  for (int kk = 0; kk < M::KS; ++kk) {
+    uint32_t af[4];
+    kd::ldmatrix_x4(af, a + ((lane & 15) * M::SQ + kk * 16 + (lane >> 4) * 8));
+    KD_UNROLL
+    for (int np = 0; np < NB / 16; ++np) {
+      uint32_t bf[4];
+      kd::ldmatrix_x4(bf, b + ((np * 16 + (lane >> 4) * 8 + (lane & 7)) * M::SQ + kk * 16 + ((lane >> 3) & 1) * 8));
+      MmaAcc<T>(acc[2 * np], af, bf);
+      MmaAcc<T>(acc[2 * np + 1], af, bf + 2);
+    }
+  }
+}
+
+// o[NTD][4] += P B for the warp's P [16][NK] (accumulator layout, rounded to
+// T) and B [NK][D] row-major at b (stride SQ): the PV of the forward.
+template <class T, int D, int NK>
+KD_DEVICE void MmaAccumPB(float (*o)[4], float (*pm)[4], kd::Ptr<T> b, int lane) {
+  using M = MmaDims<D>;
+  KD_UNROLL
+  for (int kk = 0; kk < NK / 16; ++kk) {
+    const uint32_t a[4] = {Pack2<T>(pm[2 * kk][0], pm[2 * kk][1]), Pack2<T>(pm[2 * kk][2], pm[2 * kk][3]),
+                           Pack2<T>(pm[2 * kk + 1][0], pm[2 * kk + 1][1]),
+                           Pack2<T>(pm[2 * kk + 1][2], pm[2 * kk + 1][3])};
+    const kd::Ptr<T> brow = b + (kk * 16 + (lane & 15)) * M::SQ;
+    KD_UNROLL
+    for (int dp = 0; dp < M::NTD / 2; ++dp) {
+      uint32_t bf[4];
+      kd::ldmatrix_x4_trans(bf, brow + (dp * 16 + (lane >> 4) * 8));
+      MmaAcc<T>(o[2 * dp], a, bf);
+      MmaAcc<T>(o[2 * dp + 1], a, bf + 2);
+    }
+    if constexpr (M::NTD % 2 == 1) {
+      uint32_t bf[2];
+      kd::ldmatrix_x2_trans(bf, brow + (M::NTD - 1) * 8);
+      MmaAcc<T>(o[M::NTD - 1], a, bf);
+    }
+  }
+}
+
+// dQ for 64 queries per CTA (16 per warp): key tiles of 64 stream through a
+// two-stage cp.async pipeline; S = Q K^T and dP = dO V^T on tensor cores,
+// dS = P (dP - D), dQ += dS K.
+template <class T, int D>
+KD_GLOBAL void KD_LAUNCH_BOUNDS(kFwdThreads)
+    SdpaBwdQMmaKernel(kd::Ptr<const T> q, kd::Ptr<const T> k, kd::Ptr<const T> v, kd::Ptr<const T> dout,
+                      kd::Ptr<const float> lse, kd::Ptr<const float> dvec, kd::Ptr<const uint8_t> mask, kd::Ptr<T> dq,
+                      SdpaDev p) {
+  using M = MmaDims<D>;
+  constexpr int SQ = M::SQ, NTD = M::NTD;
+  KD_DYNAMIC_SHARED(T, smem);
+  const kd::Ptr<T> qs = smem, dos = smem + kFwdBM * SQ;          // [64][SQ] each
+  const kd::Ptr<T> ks = smem + 2 * kFwdBM * SQ;                  // [2][64][SQ]
+  const kd::Ptr<T> vs = smem + (2 * kFwdBM + 2 * kFwdBN) * SQ;   // [2][64][SQ]
+  const int tid = kd::threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int h = kd::blockIdx.y;
+  const int64_t b = kd::blockIdx.z;
+  const int64_t i0 = int64_t(kd::blockIdx.x) * kFwdBM;
+  const int64_t i1 = i0 + kFwdBM < p.nq ? i0 + kFwdBM : p.nq;
+  const int64_t row_stride = int64_t(p.heads) * D;
+  const int64_t qoff = (b * p.nq * p.heads + h) * D, koff = (b * p.nkv * p.heads + h) * D;
+  const int64_t kb = KeyLo(p, i0), ke = KeyHi(p, i1 - 1);
+  const int64_t t_begin = kb / kFwdBN, t_end = ke > kb ? (ke + kFwdBN - 1) / kFwdBN : t_begin;
+  ZeroKTail<T, D>(smem, 2 * kFwdBM + 4 * kFwdBN);
+  // Per-row lse (log2 units) and D of rows g and g + 8; -inf: the row saw nothing.
+  float lse2[2], dr[2];
+  KD_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    const int64_t i = i0 + warp * 16 + (lane >> 2) + 8 * r;
+    const int64_t li = (b * p.heads + h) * p.nq + i;
+    lse2[r] = i < p.nq ? float(lse[li]) * 1.4426950408889634f : -INFINITY;
+    dr[r] = i < p.nq ? float(dvec[li]) : 0.f;
+  }
+  float acc[NTD][4];
+  KD_UNROLL
+  for (int n = 0; n < NTD; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+  if (t_begin < t_end) {
+    LoadRowsAsync<T, D, kFwdBM>(qs, SQ, q + qoff, row_stride, i0, p.nq);
+    LoadRowsAsync<T, D, kFwdBM>(dos, SQ, dout + qoff, row_stride, i0, p.nq);
+    LoadRowsAsync<T, D, kFwdBN>(ks, SQ, k + koff, row_stride, t_begin * kFwdBN, p.nkv);
+    LoadRowsAsync<T, D, kFwdBN>(vs, SQ, v + koff, row_stride, t_begin * kFwdBN, p.nkv);
+    kd::cp_async_commit();
+  }
+  for (int64_t t = t_begin; t < t_end; ++t) {
+    const int buf = int(t - t_begin) & 1;
+    if (t + 1 < t_end) {
+      LoadRowsAsync<T, D, kFwdBN>(ks + (buf ^ 1) * kFwdBN * SQ, SQ, k + koff, row_stride, (t + 1) * kFwdBN, p.nkv);
+      LoadRowsAsync<T, D, kFwdBN>(vs + (buf ^ 1) * kFwdBN * SQ, SQ, v + koff, row_stride, (t + 1) * kFwdBN, p.nkv);
+      kd::cp_async_commit();
+      kd::cp_async_wait<1>();
+    } else {
+      kd::cp_async_wait<0>();
+    }
+    kd::syncthreads();
+    const kd::Ptr<T> kt = ks + buf * kFwdBN * SQ, vt = vs + buf * kFwdBN * SQ;
+    float s[kFwdBN / 8][4], dp[kFwdBN / 8][4];
+    MmaRowsDot<T, D, kFwdBN>(s, qs + warp * 16 * SQ, kt, lane);
+    MmaRowsDot<T, D, kFwdBN>(dp, dos + warp * 16 * SQ, vt, lane);
+    const int64_t j0 = t * kFwdBN;
+    KD_UNROLL
+    for (int n = 0; n < kFwdBN / 8; ++n) {
+      KD_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        const int r = e >> 1;
+        const int64_t i = i0 + warp * 16 + (lane >> 2) + 8 * r;
+        const int64_t j = j0 + n * 8 + 2 * (lane & 3) + (e & 1);
+        const bool vis = lse2[r] != -INFINITY && InBand(p, i, j) && KeyKept(mask, p, b, j);
+        const float pr = vis ? exp2f(s[n][e] * p.scale_log2 - lse2[r]) : 0.f;
+        s[n][e] = pr * (dp[n][e] - dr[r]);  // dS
+      }
+    }
+    MmaAccumPB<T, D, kFwdBN>(acc, s, kt, lane);
+    kd::syncthreads();  // this stage is refilled by the next prefetch
+  }
+  KD_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    const int64_t i = i0 + warp * 16 + (lane >> 2) + 8 * r;
+    if (i >= p.nq) continue;
+    const kd::Ptr<T> row = dq + ((b * p.nq + i) * p.heads + h) * D;
+    KD_UNROLL
+    for (int n = 0; n < NTD; ++n) {
+      const int col = n * 8 + 2 * (lane & 3);
+      kd::StoreF(row, col, acc[n][2 * r] * p.scale);
+      kd::StoreF(row, col + 1, acc[n][2 * r + 1] * p.scale);
+    }
+  }
+}
+
+// dK, dV for 64 keys per CTA (16 per warp), looping over the query tiles
+// that see them (two-stage cp.async pipeline of Q, dO, lse, D): S^T = K Q^T,
+// dP^T = V dO^T, P^T = exp(S^T scale - lse), dS^T = P^T (dP^T - D), then
+// dV += P^T dO and dK += dS^T Q.
+template <class T, int D>
+KD_GLOBAL void KD_LAUNCH_BOUNDS(kFwdThreads)
+    SdpaBwdKvMmaKernel(kd::Ptr<const T> q, kd::Ptr<const T> k, kd::Ptr<const T> v, kd::Ptr<const T> dout,
+                       kd::Ptr<const float> lse, kd::Ptr<const float> dvec, kd::Ptr<const uint8_t> mask,
+                       kd::Ptr<T> dk, kd::Ptr<T> dv, SdpaDev p) {
+  using M = MmaDims<D>;
+  constexpr int SQ = M::SQ, NTD = M::NTD, BM = MmaBwdKvBM<D>();
+  KD_DYNAMIC_SHARED(T, smem);
+  const kd::Ptr<T> ks = smem, vs = smem + kFwdBN * SQ;          // [64][SQ] each
+  const kd::Ptr<T> qs = smem + 2 * kFwdBN * SQ;                 // [2][BM][SQ]
+  const kd::Ptr<T> dos = smem + (2 * kFwdBN + 2 * BM) * SQ;     // [2][BM][SQ]
+  const kd::Ptr<float> stats = kd::ptr_cast<float>(smem + (2 * kFwdBN + 4 * BM) * SQ);  // [2][lse | D][BM]
+  const int tid = kd::threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int h = kd::blockIdx.y;
+  const int64_t b = kd::blockIdx.z;
+  const int64_t j0 = int64_t(kd::blockIdx.x) * kFwdBN;
+  const int64_t j1 = j0 + kFwdBN < p.nkv ? j0 + kFwdBN : p.nkv;
+  const int64_t row_stride = int64_t(p.heads) * D;
+  const int64_t qoff = (b * p.nq * p.heads + h) * D, koff = (b * p.nkv * p.heads + h) * D;
+  const int64_t lrow = (b * p.heads + h) * p.nq;
+  const int64_t qlo = QueryLo(p, j0), qhi = QueryHi(p, j1);
+  const int64_t t_begin = qlo / BM, t_end = qhi > qlo ? (qhi + BM - 1) / BM : t_begin;
+  ZeroKTail<T, D>(smem, 2 * kFwdBN + 4 * BM);
+  bool kept[2];  // keys of rows g and g + 8
+  KD_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    const int64_t j = j0 + warp * 16 + (lane >> 2) + 8 * r;
+    kept[r] = j < p.nkv && KeyKept(mask, p, b, j);
+  }
+  // Q, dO rows and lse / D of query tile t into stage st (rows >= Nq: zeros, lse 0, masked below).
+  auto stage = [&](int st, int64_t t) {
+    LoadRowsAsync<T, D, BM>(qs + st * BM * SQ, SQ, q + qoff, row_stride, t * BM, p.nq);
+    LoadRowsAsync<T, D, BM>(dos + st * BM * SQ, SQ, dout + qoff, row_stride, t * BM, p.nq);
+    if (tid < 2 * BM) {
+      const int r = tid % BM;
+      const bool in = t * BM + r < p.nq;
+      const kd::Ptr<const float> src = (tid < BM ? lse : dvec) + (lrow + (in ? t * BM + r : 0));
+      kd::cp_async_zfill<4>(stats + (st * 2 * BM + tid), src, in ? 4 : 0);
+    }
+    kd::cp_async_commit();
+  };
+  float dka[NTD][4], dva[NTD][4];
+  KD_UNROLL
+  for (int n = 0; n < NTD; ++n)
+    KD_UNROLL
+    for (int e = 0; e < 4; ++e) dka[n][e] = dva[n][e] = 0.f;
+  if (t_begin < t_end) {
+    LoadRowsAsync<T, D, kFwdBN>(ks, SQ, k + koff, row_stride, j0, p.nkv);
+    LoadRowsAsync<T, D, kFwdBN>(vs, SQ, v + koff, row_stride, j0, p.nkv);
+    stage(0, t_begin);
+  }
+  for (int64_t t = t_begin; t < t_end; ++t) {
+    const int buf = int(t - t_begin) & 1;
+    if (t + 1 < t_end) {
+      stage(buf ^ 1, t + 1);
+      kd::cp_async_wait<1>();
+    } else {
+      kd::cp_async_wait<0>();
+    }
+    kd::syncthreads();
+    const kd::Ptr<T> qt = qs + buf * BM * SQ, dot = dos + buf * BM * SQ;
+    const kd::Ptr<float> lt = stats + buf * 2 * BM, dt = lt + BM;
+    float s[BM / 8][4], dp[BM / 8][4];
+    MmaRowsDot<T, D, BM>(s, ks + warp * 16 * SQ, qt, lane);   // S^T: rows keys, columns queries
+    MmaRowsDot<T, D, BM>(dp, vs + warp * 16 * SQ, dot, lane);  // dP^T
+    const int64_t ib = t * BM;
+    KD_UNROLL
+    for (int n = 0; n < BM / 8; ++n) {
+      KD_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        const int r = e >> 1, c = n * 8 + 2 * (lane & 3) + (e & 1);
+        const int64_t j = j0 + warp * 16 + (lane >> 2) + 8 * r, i = ib + c;
+        const float li = lt[c];
+        const bool vis = kept[r] && i < p.nq && li != -INFINITY && InBand(p, i, j);
+        const float pr = vis ? exp2f(s[n][e] * p.scale_log2 - li * 1.4426950408889634f) : 0.f;
+        s[n][e] = pr;
+        dp[n][e] = pr * (dp[n][e] - float(dt[c]));  // dS^T
+      }
+    }
+    MmaAccumPB<T, D, BM>(dva, s, dot, lane);
+    MmaAccumPB<T, D, BM>(dka, dp, qt, lane);
+    kd::syncthreads();  // this stage is refilled by the next prefetch
+  }
+  KD_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    const int64_t j = j0 + warp * 16 + (lane >> 2) + 8 * r;
+    if (j >= p.nkv) continue;
+    const int64_t base = ((b * p.nkv + j) * p.heads + h) * D;
+    KD_UNROLL
+    for (int n = 0; n < NTD; ++n) {
+      const int col = n * 8 + 2 * (lane & 3);
+      kd::StoreF(dk, base + col, dka[n][2 * r] * p.scale);
+      kd::StoreF(dk, base + col + 1, dka[n][2 * r + 1] * p.scale);
+      kd::StoreF(dv, base + col, dva[n][2 * r]);
+      kd::StoreF(dv, base + col + 1, dva[n][2 * r + 1]);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // attention_probs: probs [B, heads, Q, Nkv] f32, the softmax row of query
 // queries[x] of head y, batch z; any head dim (q row in dynamic shared memory).
 
@@ -686,18 +950,37 @@ inline StatusOr<SdpaLaunch> SdpaFwdPlanFor(const SdpaParams& p, bool mma) {
 struct SdpaBwdPlan {
   SdpaLaunch dot, kv, dq;
   int64_t dot_rows = 0;  // B * Nq * heads
+  bool mma = false;      // the tensor-core dK / dV and dQ kernels
 };
-inline StatusOr<SdpaBwdPlan> SdpaBwdPlanFor(const SdpaParams& p) {
+// The smem bytes of the tensor-core backward kernels of head dim d.
+inline size_t MmaBwdSmem(int d, bool kv) {
+  size_t bytes = 0;
+  (void)WithHeadDim(d, [&](auto dc) {
+    constexpr int D = decltype(dc)::value;
+    bytes = kv ? MmaBwdKvSmemBytes<D>() : MmaBwdQSmemBytes<D>();
+    return absl::OkStatus();
+  });
+  return bytes;
+}
+// Backward: tensor cores for f16/bf16 whose q, k, v, dout are 16-byte
+// aligned (SdpaUseMma), else CUDA cores.
+inline StatusOr<SdpaBwdPlan> SdpaBwdPlanFor(const SdpaParams& p, bool mma) {
   CF_RETURN_IF_ERROR(SdpaCheckHeadDim("attention_backward", p.head_dim));
   const int d = int(p.head_dim);
   SdpaBwdPlan b;
+  b.mma = mma;
   b.dot_rows = p.batch * p.nq * p.heads;
   const int64_t dot_blocks = (b.dot_rows + kDotRowsPerBlock - 1) / kDotRowsPerBlock;
   CF_CHECK_ARG(dot_blocks <= 0x7fffffff, "attention_backward: ", b.dot_rows, " rows exceed the CUDA grid x limit");
   b.dot.grid = kd::Dim3(unsigned(dot_blocks < 1 ? 1 : dot_blocks));
   b.dot.block = kd::Dim3(32 * kDotRowsPerBlock);
-  CF_ASSIGN_OR_RETURN(b.kv, SdpaTiledPlan("attention_backward", p, p.nkv, kFmaBN, kFmaThreads, BwdKvSmemBytes(d)));
-  CF_ASSIGN_OR_RETURN(b.dq, SdpaTiledPlan("attention_backward", p, p.nq, kFmaBM, kFmaThreads, BwdQSmemBytes(d)));
+  if (mma) {
+    CF_ASSIGN_OR_RETURN(b.kv, SdpaTiledPlan("attention_backward", p, p.nkv, kFwdBN, kFwdThreads, MmaBwdSmem(d, true)));
+    CF_ASSIGN_OR_RETURN(b.dq, SdpaTiledPlan("attention_backward", p, p.nq, kFwdBM, kFwdThreads, MmaBwdSmem(d, false)));
+  } else {
+    CF_ASSIGN_OR_RETURN(b.kv, SdpaTiledPlan("attention_backward", p, p.nkv, kFmaBN, kFmaThreads, BwdKvSmemBytes(d)));
+    CF_ASSIGN_OR_RETURN(b.dq, SdpaTiledPlan("attention_backward", p, p.nq, kFmaBM, kFmaThreads, BwdQSmemBytes(d)));
+  }
   return b;
 }
 
@@ -766,28 +1049,40 @@ template <class T, int D> Status SdpaForwardCuda(const SdpaParams& p, const Sdpa
 template <class T, int D> Status SdpaBackwardCuda(const SdpaParams& p, const SdpaBwdArgs& a, cudaStream_t stream) {
   using namespace sdpa_kernels;
   if (p.batch == 0) return absl::OkStatus();
-  CF_ASSIGN_OR_RETURN(SdpaBwdPlan bp, SdpaBwdPlanFor(p));
+  const bool mma = !std::is_same_v<T, float> && Aligned16(a.q) && Aligned16(a.k) && Aligned16(a.v) &&
+                   Aligned16(a.dout);
+  CF_ASSIGN_OR_RETURN(SdpaBwdPlan bp, SdpaBwdPlanFor(p, mma));
   const SdpaDev dev = DevOf(p);
   const T* q = static_cast<const T*>(a.q);
   const T* k = static_cast<const T*>(a.k);
   const T* v = static_cast<const T*>(a.v);
   const T* dout = static_cast<const T*>(a.dout);
   const uint8_t* mask = MaskOrNull(p, a.mask);
+  T* dq = static_cast<T*>(a.dq);
+  T* dk = static_cast<T*>(a.dk);
+  T* dv = static_cast<T*>(a.dv);
   if (bp.dot_rows > 0) {
     SdpaBwdDotKernel<T><<<bp.dot.grid, bp.dot.block, 0, stream>>>(static_cast<const T*>(a.out), dout, a.dvec,
                                                                     bp.dot_rows, D, p.nq, dev.heads);
     CF_CUDA_CHECK_LAUNCH();
   }
-  if (p.nkv > 0) {  // with Nq = 0 this writes dk = dv = 0
-    CF_RETURN_IF_ERROR(OptInSmem(SdpaBwdKvKernel<T, D>, bp.kv.smem));
-    SdpaBwdKvKernel<T, D><<<bp.kv.grid, bp.kv.block, bp.kv.smem, stream>>>(
-        q, k, v, dout, a.lse, a.dvec, mask, static_cast<T*>(a.dk), static_cast<T*>(a.dv), dev);
+  // With Nq = 0 the dK / dV kernel writes zeros, and with Nkv = 0 the dQ one.
+  auto kv_kernel = SdpaBwdKvKernel<T, D>;
+  auto q_kernel = SdpaBwdQKernel<T, D>;
+  if constexpr (!std::is_same_v<T, float>) {
+    if (mma) {
+      kv_kernel = SdpaBwdKvMmaKernel<T, D>;
+      q_kernel = SdpaBwdQMmaKernel<T, D>;
+    }
+  }
+  if (p.nkv > 0) {
+    CF_RETURN_IF_ERROR(OptInSmem(kv_kernel, bp.kv.smem));
+    kv_kernel<<<bp.kv.grid, bp.kv.block, bp.kv.smem, stream>>>(q, k, v, dout, a.lse, a.dvec, mask, dk, dv, dev);
     CF_CUDA_CHECK_LAUNCH();
   }
-  if (p.nq > 0) {  // with Nkv = 0 this writes dq = 0
-    CF_RETURN_IF_ERROR(OptInSmem(SdpaBwdQKernel<T, D>, bp.dq.smem));
-    SdpaBwdQKernel<T, D><<<bp.dq.grid, bp.dq.block, bp.dq.smem, stream>>>(q, k, v, dout, a.lse, a.dvec, mask,
-                                                                          static_cast<T*>(a.dq), dev);
+  if (p.nq > 0) {
+    CF_RETURN_IF_ERROR(OptInSmem(q_kernel, bp.dq.smem));
+    q_kernel<<<bp.dq.grid, bp.dq.block, bp.dq.smem, stream>>>(q, k, v, dout, a.lse, a.dvec, mask, dq, dev);
     CF_CUDA_CHECK_LAUNCH();
   }
   return absl::OkStatus();

@@ -177,8 +177,8 @@ Status InterpForward(const SdpaParams& p, DevTensor& q, DevTensor& k, DevTensor&
 // SdpaBackwardCuda on the interpreter (the three kernels, in order).
 template <class T, int D>
 Status InterpBackward(const SdpaParams& p, DevTensor& q, DevTensor& k, DevTensor& v, DevTensor& out, DevTensor& lse,
-                      DevTensor& dout, DevTensor* mask, DevTensor& dq, DevTensor& dk, DevTensor& dv) {
-  CF_ASSIGN_OR_RETURN(SdpaBwdPlan bp, SdpaBwdPlanFor(p));
+                      DevTensor& dout, DevTensor* mask, DevTensor& dq, DevTensor& dk, DevTensor& dv, bool mma) {
+  CF_ASSIGN_OR_RETURN(SdpaBwdPlan bp, SdpaBwdPlanFor(p, mma));
   ki::Buffer<float> dvec(size_t(std::max<int64_t>(bp.dot_rows, 1)), "dvec");
   const SdpaDev dev = DevOf(p);
   const kd::Ptr<const T> qp = q.ptr<T>(), kp = k.ptr<T>(), vp = v.ptr<T>(), dop = dout.ptr<T>();
@@ -186,12 +186,21 @@ Status InterpBackward(const SdpaParams& p, DevTensor& q, DevTensor& k, DevTensor
   CF_RETURN_IF_ERROR(ki::Launch(KdConfig("SdpaBwdDotKernel", bp.dot.grid, bp.dot.block), &SdpaBwdDotKernel<T>,
                                 kd::Ptr<const T>(out.ptr<T>()), dop, dvec.ptr(), bp.dot_rows, D, p.nq,
                                 int(p.heads)));
+  auto kv_kernel = &SdpaBwdKvKernel<T, D>;
+  auto q_kernel = &SdpaBwdQKernel<T, D>;
+  if constexpr (!std::is_same_v<T, float>) {
+    if (mma) {
+      kv_kernel = &SdpaBwdKvMmaKernel<T, D>;
+      q_kernel = &SdpaBwdQMmaKernel<T, D>;
+    }
+  }
   if (p.nkv > 0)
-    CF_RETURN_IF_ERROR(ki::Launch(KdConfig("SdpaBwdKvKernel", bp.kv.grid, bp.kv.block, bp.kv.smem),
-                                  &SdpaBwdKvKernel<T, D>, qp, kp, vp, dop, lp, dvp, MaskPtr(mask), dk.ptr<T>(),
-                                  dv.ptr<T>(), dev));
-  return ki::Launch(KdConfig("SdpaBwdQKernel", bp.dq.grid, bp.dq.block, bp.dq.smem), &SdpaBwdQKernel<T, D>, qp, kp,
-                    vp, dop, lp, dvp, MaskPtr(mask), dq.ptr<T>(), dev);
+    CF_RETURN_IF_ERROR(ki::Launch(KdConfig(mma ? "SdpaBwdKvMmaKernel" : "SdpaBwdKvKernel", bp.kv.grid, bp.kv.block,
+                                           bp.kv.smem),
+                                  kv_kernel, qp, kp, vp, dop, lp, dvp, MaskPtr(mask), dk.ptr<T>(), dv.ptr<T>(), dev));
+  if (p.nq == 0) return absl::OkStatus();
+  return ki::Launch(KdConfig(mma ? "SdpaBwdQMmaKernel" : "SdpaBwdQKernel", bp.dq.grid, bp.dq.block, bp.dq.smem),
+                    q_kernel, qp, kp, vp, dop, lp, dvp, MaskPtr(mask), dq.ptr<T>(), dev);
 }
 
 // Compares out / lse with the float64 reference: the output within a few
@@ -233,9 +242,9 @@ template <class T, int D> void CheckForward(const Case& c, bool mma, uint64_t se
   }
 }
 
-template <class T, int D> void CheckBackward(const Case& c, uint64_t seed) {
+template <class T, int D> void CheckBackward(const Case& c, bool mma, uint64_t seed) {
   const DType dt = KdDType<T>();
-  SCOPED_TRACE(absl::StrCat(c.Name(), " ", DTypeName(dt), " backward"));
+  SCOPED_TRACE(absl::StrCat(c.Name(), " ", DTypeName(dt), mma ? " mma" : " fma", " backward"));
   Inputs in = MakeInputs(c, dt, seed);
   std::vector<double> ref_out, ref_lse;
   RefForward(in, &ref_out, &ref_lse);
@@ -245,7 +254,7 @@ template <class T, int D> void CheckBackward(const Case& c, uint64_t seed) {
   DevTensor q(in.q, "q"), k(in.k, "k"), v(in.v, "v"), out(out_t, "out"), lse(lse_t, "lse"), dout(dout_t, "dout");
   std::unique_ptr<DevTensor> mask = c.mask ? std::make_unique<DevTensor>(in.mask, "key_mask") : nullptr;
   DevTensor dq(in.q.shape(), dt, "dq"), dk(in.k.shape(), dt, "dk"), dv(in.v.shape(), dt, "dv");
-  const Status st = InterpBackward<T, D>(in.p, q, k, v, out, lse, dout, mask.get(), dq, dk, dv);
+  const Status st = InterpBackward<T, D>(in.p, q, k, v, out, lse, dout, mask.get(), dq, dk, dv, mma);
   ASSERT_TRUE(st.ok()) << st;
   std::vector<double> want[3];
   RefBackward(in, ToDoubles(out_t), ToDoubles(dout_t), &want[0], &want[1], &want[2]);
@@ -325,12 +334,28 @@ TEST(AttentionInterp, ForwardNoKeys) {
   CheckForward<float, 64>({.nq = 20, .nkv = 0, .heads = 1, .d = 64}, false, 250);
 }
 
-TEST(AttentionInterp, Backward) {
-  CheckBackward<float, 40>({.nq = 37, .nkv = 45, .heads = 2, .d = 40}, 300);
-  CheckBackward<kd::half, 64>({.batch = 2, .nq = 37, .nkv = 77, .heads = 1, .d = 64, .mask = true}, 310);
-  CheckBackward<kd::bfloat16, 72>({.nq = 70, .nkv = 70, .heads = 1, .d = 72, .causal = true}, 320);
-  CheckBackward<kd::half, 160>({.nq = 40, .nkv = 40, .heads = 1, .d = 160, .window = 5}, 330);
-  CheckBackward<float, 80>({.nq = 33, .nkv = 0, .heads = 1, .d = 80}, 340);  // no keys: dq = 0
+TEST(AttentionInterp, BackwardCudaCores) {
+  CheckBackward<float, 40>({.nq = 37, .nkv = 45, .heads = 2, .d = 40}, false, 300);
+  CheckBackward<kd::half, 64>({.batch = 2, .nq = 37, .nkv = 77, .heads = 1, .d = 64, .mask = true}, false, 310);
+  CheckBackward<kd::bfloat16, 72>({.nq = 70, .nkv = 70, .heads = 1, .d = 72, .causal = true}, false, 320);
+  CheckBackward<float, 160>({.nq = 40, .nkv = 40, .heads = 1, .d = 160, .window = 5}, false, 330);
+  CheckBackward<float, 80>({.nq = 33, .nkv = 0, .heads = 1, .d = 80}, false, 340);  // no keys: dq = 0
+  CheckBackward<float, 64>({.nq = 0, .nkv = 20, .heads = 1, .d = 64}, false, 350);  // no queries: dk = dv = 0
+}
+
+// Every head dim on the tensor cores in f16 (tails in both tiles), bf16, masks and bands.
+TEST(AttentionInterp, BackwardMma) {
+  CheckBackward<kd::half, 40>({.d = 40}, true, 360);
+  CheckBackward<kd::half, 64>({.d = 64}, true, 370);
+  CheckBackward<kd::half, 72>({.d = 72}, true, 380);
+  CheckBackward<kd::half, 80>({.d = 80}, true, 390);
+  CheckBackward<kd::half, 128>({.d = 128}, true, 400);
+  CheckBackward<kd::half, 160>({.d = 160}, true, 410);
+  CheckBackward<kd::bfloat16, 40>({.batch = 2, .nq = 37, .nkv = 77, .heads = 1, .d = 40, .mask = true}, true, 420);
+  // Several query and key blocks: both cp.async pipelines turn over; tiles off the diagonal are skipped.
+  CheckBackward<kd::bfloat16, 64>({.nq = 150, .nkv = 150, .heads = 1, .d = 64, .causal = true}, true, 430);
+  CheckBackward<kd::half, 128>({.nq = 140, .nkv = 140, .heads = 1, .d = 128, .window = 20}, true, 440);
+  CheckBackward<kd::half, 80>({.nq = 33, .nkv = 0, .heads = 1, .d = 80}, true, 450);
 }
 
 template <class T>
@@ -393,7 +418,7 @@ TEST(AttentionInterp, Geometry) {
   ASSERT_TRUE(l.ok());
   EXPECT_GT(l->smem, 48u * 1024);
   EXPECT_TRUE(KdConfig("x", l->grid, l->block, l->smem).smem_opt_in);
-  auto b = SdpaBwdPlanFor(p);
+  auto b = SdpaBwdPlanFor(p, false);
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(b->kv.grid.x, 3u);   // ceil(77 / 32)
   EXPECT_EQ(b->dq.grid.x, 129u);  // ceil(4097 / 32)
@@ -401,13 +426,13 @@ TEST(AttentionInterp, Geometry) {
   p.head_dim = 48;
   ExpectError(SdpaFwdPlanFor(p, true).status(),
               {"attention on CUDA supports head dims 40, 64, 72, 80, 128, 160; got 48"});
-  ExpectError(SdpaBwdPlanFor(p).status(), {"attention_backward", "got 48"});
+  ExpectError(SdpaBwdPlanFor(p, true).status(), {"attention_backward", "got 48"});
   p.head_dim = 64;
   p.heads = 70000;  // gridDim.y
   ExpectError(SdpaFwdPlanFor(p, false).status(), {"65535"});
   p.heads = 8;
   p.batch = 70000;  // gridDim.z
-  ExpectError(SdpaBwdPlanFor(p).status(), {"65535"});
+  ExpectError(SdpaBwdPlanFor(p, true).status(), {"65535"});
   ExpectError(SdpaProbsPlanFor(p, 3).status(), {"65535"});
 }
 
