@@ -1,0 +1,368 @@
+// convfusion-module: runs one module on tensors read from a safetensors file
+// and writes its outputs to another, so that the runtime can be compared
+// with a PyTorch implementation tensor by tensor (docs/module-runner.md).
+//
+//   convfusion-module attention --input=in.safetensors --output=out.safetensors
+//       [--causal] [--scale=S] [--window=W] [--device=cpu|cuda] [--dtype=f32|f16|bf16]
+//     q [B, Nq, heads, d], k and v [B, Nkv, heads, d], optional mask [B, Nkv]
+//     (any dtype, nonzero: the key is visible) -> output [B, Nq, heads, d]
+//   convfusion-module neighborhood --kernel=K|Kh,Kw [--dilation=D|Dh,Dw] [--scale=S] ...
+//     q, k, v [B, H, W, heads, d] -> output [B, H, W, heads, d]
+//
+// Inputs are converted to --dtype (the output's dtype). Exit codes follow
+// apps/common/cli.h: 2 for a bad command line, 1 for a failure at run time
+// (a missing tensor, wrong shapes, no GPU for --device=cuda).
+//
+// A subcommand is one function in kSubcommands: it declares its flags on its
+// own cli::App, checks them, reads and checks its tensors, and hands
+// RunAndWrite a function that builds its module's named outputs.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "apps/common/cli.h"
+#include "graph/builder.h"
+#include "graph/executor.h"
+#include "nn/safetensors.h"
+#include "ops/attention/attention.h"
+#include "ops/shape/shape.h"
+#include "runtime/device.h"
+
+namespace cf {
+namespace {
+
+constexpr const char* kProgram = "convfusion-module";
+
+// ---- Shared by the subcommands ---------------------------------------------------
+
+// The flags every subcommand has.
+struct CommonFlags {
+  std::string input, output;
+  std::string device = "cpu";
+  std::string dtype = "f32";
+  std::string scale;  // empty: 1/sqrt(d)
+};
+
+void AddCommonFlags(cli::App& app, CommonFlags* c) {
+  app.String("--input", &c->input, "FILE", "safetensors file with the module's inputs (required)");
+  app.String("--output", &c->output, "FILE", "safetensors file to write the outputs to, atomically (required)");
+  app.Enum("--device", &c->device, {"cpu", "cuda"}, "where to run (cuda: the first GPU)");
+  app.Enum("--dtype", &c->dtype, {"f32", "f16", "bf16"}, "compute and output dtype; inputs are converted to it");
+  app.String("--scale", &c->scale, "S", "attention score scale (default: 1/sqrt(d))");
+}
+
+int UsageError(const cli::App& app, const std::string& what) {
+  std::fprintf(stderr, "%s: %s (see --help)\n", app.name().c_str(), cli::OneLine(what).c_str());
+  return cli::kExitUsage;
+}
+
+// Checks what the parser cannot: required flags and --scale. Returns -1 to
+// go on, else the exit code (a message was printed).
+int CheckCommonFlags(const cli::App& app, const CommonFlags& c, std::optional<double>* scale) {
+  if (c.input.empty()) return UsageError(app, "--input: is required");
+  if (c.output.empty()) return UsageError(app, "--output: is required");
+  if (!c.scale.empty()) {
+    double v = 0;
+    if (!absl::SimpleAtod(c.scale, &v) || !std::isfinite(v))
+      return UsageError(app, absl::StrCat("--scale: '", c.scale, "' is not a finite number"));
+    *scale = v;
+  }
+  return -1;
+}
+
+// "K" or "Kh,Kw", each in [lo, hi] (and odd when `odd`).
+int ParseSize2Flag(const cli::App& app, const std::string& flag, const std::string& text, int64_t lo, int64_t hi,
+                   bool odd, Size2* out) {
+  const std::vector<std::string> parts = absl::StrSplit(text, ',');
+  if (parts.size() > 2) return UsageError(app, absl::StrCat(flag, ": '", text, "' is not N or H,W"));
+  int64_t v[2] = {0, 0};
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (!absl::SimpleAtoi(parts[i], &v[i]))
+      return UsageError(app, absl::StrCat(flag, ": '", text, "' is not N or H,W (integers)"));
+    if (v[i] < lo || v[i] > hi || (odd && v[i] % 2 == 0))
+      return UsageError(app, absl::StrCat(flag, ": ", v[i], " is not ", odd ? "an odd integer" : "an integer", " in [",
+                                          lo, ", ", hi, "]"));
+  }
+  *out = parts.size() == 1 ? Size2(v[0]) : Size2(v[0], v[1]);
+  return -1;
+}
+
+// Runs the body like cli::App::Run does after parsing: 1 with one line on a
+// failure or an exception.
+int RunBody(const cli::App& app, const std::function<Status()>& body) {
+  try {
+    const Status s = body();
+    if (!s.ok()) return cli::Fail(app.name(), s);
+  } catch (const std::exception& e) {
+    return cli::Fail(app.name(), absl::InternalError(absl::StrCat("unexpected exception: ", e.what())));
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout))
+    return cli::Fail(app.name(), absl::DataLossError("cannot write to stdout"));
+  return cli::kExitOk;
+}
+
+DType ComputeDType(const CommonFlags& c) { return ParseDType(c.dtype).value(); }
+Device DeviceOf(const CommonFlags& c) { return c.device == "cuda" ? Device::CUDA() : Device::CPU(); }
+
+// A required input tensor; the error names it, what is expected, and what the file has.
+StatusOr<Tensor> ReadInput(const SafetensorsFile& f, const std::string& name, const std::string& expected) {
+  if (!f.contains(name)) {
+    std::vector<std::string> have(f.names().begin(), f.names().begin() + std::min<size_t>(f.names().size(), 8));
+    if (f.names().size() > 8) have.push_back("...");
+    return absl::NotFoundError(absl::StrCat("input '", f.path(), "' has no tensor '", name, "' (", expected,
+                                            "; the file has: ", have.empty() ? "no tensors" : absl::StrJoin(have, ", "),
+                                            ")"));
+  }
+  return f.Read(name);
+}
+
+std::string Describe(const std::string& name, const Tensor& t) {
+  return absl::StrCat("'", name, "' ", DTypeName(t.dtype()), t.shape().ToString());
+}
+
+// `t` (a floating tensor) converted to `dtype`, reshaped to `shape`.
+StatusOr<Tensor> ToCompute(const std::string& name, const Tensor& t, DType dtype, const Shape& shape) {
+  if (!IsFloating(t.dtype()))
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor ", Describe(name, t), " is not floating (F64, F32, F16, BF16 or F8)"));
+  Tensor out = t;
+  if (t.dtype() != dtype) {
+    CF_ASSIGN_OR_RETURN(out, Tensor::Empty(t.shape(), dtype));
+    CF_RETURN_IF_ERROR(out.CopyFrom(t));
+  }
+  return out.Reshape(shape);
+}
+
+// Rank and agreement checks, with the tensors' names and shapes.
+Status CheckRank(const std::string& name, const Tensor& t, int rank, const char* layout) {
+  if (t.shape().rank() != rank)
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor ", Describe(name, t), " has rank ", t.shape().rank(), "; expected ", layout));
+  return absl::OkStatus();
+}
+
+// The module's named outputs, in the layout they are written in.
+using Outputs = std::vector<std::pair<std::string, Value>>;
+using BuildFn = std::function<Outputs(Builder&, const std::map<std::string, Value>&)>;
+
+// Builds the module's graph on inputs named like `inputs`, runs it on the
+// device and writes every output (with `metadata`, --device and --dtype) to
+// --output.
+Status RunAndWrite(const CommonFlags& c, const std::map<std::string, Tensor>& inputs, const BuildFn& build,
+                   const std::map<std::string, std::string>& metadata) {
+  Graph g;
+  Builder b(&g);
+  std::map<std::string, Value> values;
+  for (const auto& [name, t] : inputs) values[name] = b.Input(name, t.shape(), t.dtype());
+  const Outputs outs = build(b, values);
+  for (const auto& [name, v] : outs) b.MarkOutput(v, name);
+  CF_ASSIGN_OR_RETURN(Graph * graph, b.Finish());
+  ExecutorOptions eo;
+  eo.device = DeviceOf(c);
+  CF_ASSIGN_OR_RETURN(auto exec, Executor::Create(*graph, eo));
+  CF_ASSIGN_OR_RETURN(auto results, exec->RunNamed(inputs));
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [name, v] : outs) tensors.push_back({name, results.at(name)});
+  std::map<std::string, std::string> meta = metadata;
+  meta["device"] = c.device;
+  meta["dtype"] = c.dtype;
+  return WriteSafetensors(c.output, tensors, meta);  // copies device tensors to the host
+}
+
+// ---- attention -------------------------------------------------------------------
+
+constexpr const char* kAttentionInputs =
+    "attention needs q [B, Nq, heads, d], k and v [B, Nkv, heads, d], and takes an optional mask [B, Nkv]";
+
+Status RunAttention(const CommonFlags& c, const AttentionOptions& base) {
+  CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
+  CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(c.input));
+  CF_ASSIGN_OR_RETURN(Tensor q, ReadInput(f, "q", kAttentionInputs));
+  CF_ASSIGN_OR_RETURN(Tensor k, ReadInput(f, "k", kAttentionInputs));
+  CF_ASSIGN_OR_RETURN(Tensor v, ReadInput(f, "v", kAttentionInputs));
+  CF_RETURN_IF_ERROR(CheckRank("q", q, 4, "[B, Nq, heads, d]"));
+  CF_RETURN_IF_ERROR(CheckRank("k", k, 4, "[B, Nkv, heads, d]"));
+  CF_RETURN_IF_ERROR(CheckRank("v", v, 4, "[B, Nkv, heads, d]"));
+  const Shape& qs = q.shape();
+  if (k.shape()[0] != qs[0] || k.shape()[2] != qs[2] || k.shape()[3] != qs[3])
+    return absl::InvalidArgumentError(absl::StrCat("tensors ", Describe("q", q), " and ", Describe("k", k),
+                                                   " differ in B, heads or d ([B, N, heads, d])"));
+  if (v.shape() != k.shape())
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensors ", Describe("k", k), " and ", Describe("v", v), " differ in shape"));
+  const int64_t B = qs[0], nq = qs[1], heads = qs[2], d = qs[3], nkv = k.shape()[1];
+  if (heads < 1 || d < 1)
+    return absl::InvalidArgumentError(absl::StrCat("tensor ", Describe("q", q), " has no heads or channels"));
+
+  const DType dtype = ComputeDType(c);
+  std::map<std::string, Tensor> inputs;
+  CF_ASSIGN_OR_RETURN(inputs["q"], ToCompute("q", q, dtype, Shape{B, nq, heads * d}));
+  CF_ASSIGN_OR_RETURN(inputs["k"], ToCompute("k", k, dtype, Shape{B, nkv, heads * d}));
+  CF_ASSIGN_OR_RETURN(inputs["v"], ToCompute("v", v, dtype, Shape{B, nkv, heads * d}));
+  if (f.contains("mask")) {
+    CF_ASSIGN_OR_RETURN(Tensor m, f.Read("mask"));
+    if (m.shape() != Shape{B, nkv})
+      return absl::InvalidArgumentError(absl::StrCat("tensor ", Describe("mask", m), " is not [B, Nkv] = [", B, ", ",
+                                                     nkv, "] (from ", Describe("k", k), ")"));
+    // Any dtype: nonzero (NaN included) is visible.
+    CF_ASSIGN_OR_RETURN(std::vector<double> mv, m.ToVector<double>());
+    CF_ASSIGN_OR_RETURN(Tensor u8, Tensor::Empty(m.shape(), DType::u8));
+    for (size_t i = 0; i < mv.size(); ++i) u8.data<uint8_t>()[i] = mv[i] != 0 ? 1 : 0;
+    inputs["mask"] = u8;
+  }
+
+  AttentionOptions options = base;
+  options.heads = heads;
+  const bool masked = inputs.count("mask") != 0;
+  return RunAndWrite(
+      c, inputs,
+      [&](Builder&, const std::map<std::string, Value>& in) {
+        AttentionOptions o = options;
+        if (masked) o.key_mask = in.at("mask");
+        return Outputs{{"output", Reshape(Attention(in.at("q"), in.at("k"), in.at("v"), o), {B, nq, heads, d})}};
+      },
+      {{"module", "attention"}});
+}
+
+int AttentionCommand(int argc, char** argv) {
+  cli::App app(absl::StrCat(kProgram, " attention"),
+               "Scaled dot-product attention (self or cross) on q, k, v [B, N, heads, d] from --input; "
+               "writes output [B, Nq, heads, d] to --output.");
+  CommonFlags c;
+  bool causal = false;
+  int64_t window = -1;
+  AddCommonFlags(app, &c);
+  app.Flag("--causal", &causal, "key j is visible to query i only when j <= i");
+  app.Int("--window", &window, -1, std::numeric_limits<int32_t>::max(),
+          "band half-width: key j is visible only when |i - j| <= W (-1: no band)");
+  if (const int code = app.Parse(argc, argv); code >= 0) return code;
+  AttentionOptions options;
+  if (const int code = CheckCommonFlags(app, c, &options.scale); code >= 0) return code;
+  options.causal = causal;
+  options.window = window;
+  return RunBody(app, [&] { return RunAttention(c, options); });
+}
+
+// ---- neighborhood ----------------------------------------------------------------
+
+constexpr const char* kNeighborhoodInputs = "neighborhood needs q, k, v [B, H, W, heads, d]";
+
+Status RunNeighborhood(const CommonFlags& c, const NeighborhoodAttentionOptions& base) {
+  CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
+  CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(c.input));
+  CF_ASSIGN_OR_RETURN(Tensor q, ReadInput(f, "q", kNeighborhoodInputs));
+  CF_ASSIGN_OR_RETURN(Tensor k, ReadInput(f, "k", kNeighborhoodInputs));
+  CF_ASSIGN_OR_RETURN(Tensor v, ReadInput(f, "v", kNeighborhoodInputs));
+  for (const auto& [name, t] : {std::pair<const char*, const Tensor&>{"q", q}, {"k", k}, {"v", v}})
+    CF_RETURN_IF_ERROR(CheckRank(name, t, 5, "[B, H, W, heads, d]"));
+  for (const auto& [name, t] : {std::pair<const char*, const Tensor&>{"k", k}, {"v", v}})
+    if (t.shape() != q.shape())
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensors ", Describe("q", q), " and ", Describe(name, t), " differ in shape"));
+  const Shape& s = q.shape();
+  const int64_t B = s[0], H = s[1], W = s[2], heads = s[3], d = s[4];
+  if (heads < 1 || d < 1)
+    return absl::InvalidArgumentError(absl::StrCat("tensor ", Describe("q", q), " has no heads or channels"));
+  const DType dtype = ComputeDType(c);
+  std::map<std::string, Tensor> inputs;
+  for (const auto& [name, t] : {std::pair<const char*, const Tensor&>{"q", q}, {"k", k}, {"v", v}}) {
+    CF_ASSIGN_OR_RETURN(inputs[name], ToCompute(name, t, dtype, Shape{B, H, W, heads * d}));
+  }
+  NeighborhoodAttentionOptions options = base;
+  options.heads = heads;
+  return RunAndWrite(
+      c, inputs,
+      [&](Builder&, const std::map<std::string, Value>& in) {
+        const Value out = NeighborhoodAttention(in.at("q"), in.at("k"), in.at("v"), options);
+        return Outputs{{"output", Reshape(out, {B, H, W, heads, d})}};
+      },
+      {{"module", "neighborhood"},
+       {"kernel", absl::StrCat(options.kernel.h, ",", options.kernel.w)},
+       {"dilation", absl::StrCat(options.dilation.h, ",", options.dilation.w)}});
+}
+
+int NeighborhoodCommand(int argc, char** argv) {
+  cli::App app(absl::StrCat(kProgram, " neighborhood"),
+               "2D neighborhood attention (NATTEN's windows) on q, k, v [B, H, W, heads, d] from --input; "
+               "writes output [B, H, W, heads, d] to --output.");
+  CommonFlags c;
+  std::string kernel, dilation = "1";
+  AddCommonFlags(app, &c);
+  app.String("--kernel", &kernel, "K|KH,KW", "window size per axis, odd, 3..31 (required)");
+  app.String("--dilation", &dilation, "D|DH,DW", "dilation per axis, >= 1");
+  if (const int code = app.Parse(argc, argv); code >= 0) return code;
+  NeighborhoodAttentionOptions options;
+  if (const int code = CheckCommonFlags(app, c, &options.scale); code >= 0) return code;
+  if (kernel.empty()) return UsageError(app, "--kernel: is required");
+  if (const int code = ParseSize2Flag(app, "--kernel", kernel, 3, 31, true, &options.kernel); code >= 0) return code;
+  if (const int code = ParseSize2Flag(app, "--dilation", dilation, 1, 1 << 20, false, &options.dilation); code >= 0)
+    return code;
+  return RunBody(app, [&] { return RunNeighborhood(c, options); });
+}
+
+// ---- The table of subcommands -----------------------------------------------------
+
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);  // argv[0] is the subcommand's name
+};
+
+constexpr Subcommand kSubcommands[] = {
+    {"attention", "scaled dot-product attention: q, k, v [B, N, heads, d], optional mask [B, Nkv]", AttentionCommand},
+    {"neighborhood", "2D neighborhood attention: q, k, v [B, H, W, heads, d], --kernel, --dilation",
+     NeighborhoodCommand},
+};
+
+std::string TopHelp() {
+  std::string s = absl::StrCat(
+      "Runs one module on tensors from a safetensors file and writes its outputs to another.\n"
+      "Usage: ", kProgram, " SUBCOMMAND --input=IN.safetensors --output=OUT.safetensors [flags]\n\n"
+      "Subcommands:\n");
+  for (const Subcommand& sc : kSubcommands) absl::StrAppend(&s, absl::StrFormat("  %-14s %s\n", sc.name, sc.summary));
+  absl::StrAppend(&s, "\n", kProgram, " SUBCOMMAND --help shows its flags.\n");
+  return s;
+}
+
+std::string Names() {
+  std::vector<std::string> names;
+  for (const Subcommand& sc : kSubcommands) names.push_back(sc.name);
+  return absl::StrJoin(names, ", ");
+}
+
+int Main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "%s: needs a subcommand: %s (see --help)\n", kProgram, Names().c_str());
+    return cli::kExitUsage;
+  }
+  const std::string first = argv[1];
+  if (first == "--help" || first == "-h") {
+    std::fputs(TopHelp().c_str(), stdout);
+    return cli::kExitOk;
+  }
+  for (const Subcommand& sc : kSubcommands)
+    if (first == sc.name) return sc.run(argc - 1, argv + 1);
+  if (!first.empty() && first[0] == '-') {
+    std::fprintf(stderr, "%s: %s: the subcommand (%s) comes first (see --help)\n", kProgram,
+                 first.substr(0, first.find('=')).c_str(), Names().c_str());
+  } else {
+    std::fprintf(stderr, "%s: unknown subcommand '%s': one of %s (see --help)\n", kProgram, first.c_str(),
+                 Names().c_str());
+  }
+  return cli::kExitUsage;
+}
+
+}  // namespace
+}  // namespace cf
+
+int main(int argc, char** argv) { return cf::Main(argc, argv); }
