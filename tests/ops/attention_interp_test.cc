@@ -1,12 +1,13 @@
 // The scaled dot-product attention CUDA kernels (ops/attention/sdpa_kernels.cuh)
 // on the CPU interpreter of runtime/kdev, with the launch geometry the CUDA
-// launchers use, against a float64 reference written here (and against the
-// CPU op "attention" where it is registered): the tensor-core forward for
-// every head dim in f16 and some in bf16 (37 x 45 tokens, so query and key
-// tiles have tails; 130 x 150 for several query blocks and a three-tile
-// cp.async pipeline), the CUDA-core forward in f32 and for misaligned f16,
-// key masks with a fully masked batch, causal, window bands, cross
-// attention with 77 keys, the backward kernels and attention_probs. The
+// launchers use, against a float64 reference written here and against the
+// CPU ops "attention", "attention_backward" and "attention_probs": the
+// tensor-core forward for every head dim in f16 and some in bf16 (37 x 45
+// tokens, so query and key tiles have tails; 130 x 150 for several query
+// blocks and a three-tile cp.async pipeline), the CUDA-core forward in f32
+// and for misaligned f16/bf16, key masks with a fully masked batch, causal,
+// window bands, cross attention with 77 keys, both backward paths (CUDA
+// cores; tensor cores for every head dim) and attention_probs. The
 // interpreter's race, bounds, init and barrier checks must stay clean.
 #include <cmath>
 #include <cstring>
@@ -233,13 +234,11 @@ template <class T, int D> void CheckForward(const Case& c, bool mma, uint64_t se
   RefForward(in, &want_out, &want_lse);
   const std::vector<double> got_out = ToDoubles(out.ToTensor()), got_lse = ToDoubles(lse.ToTensor());
   EXPECT_TRUE(ForwardClose(got_out, got_lse, want_out, want_lse, dt));
-  if (OpRegistry::Global().FindKernel("attention", DeviceKind::kCPU)) {
-    std::vector<Tensor> ins{in.q, in.k, in.v};
-    if (c.mask) ins.push_back(in.mask);
-    auto cpu = RunOp("attention", ins, AttrsOf(c));
-    ASSERT_TRUE(cpu.ok()) << cpu.status();
-    EXPECT_TRUE(ForwardClose(got_out, got_lse, ToDoubles((*cpu)[0]), ToDoubles((*cpu)[1]), dt)) << "vs the CPU op";
-  }
+  std::vector<Tensor> ins{in.q, in.k, in.v};
+  if (c.mask) ins.push_back(in.mask);
+  auto cpu = RunOp("attention", ins, AttrsOf(c));
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  EXPECT_TRUE(ForwardClose(got_out, got_lse, ToDoubles((*cpu)[0]), ToDoubles((*cpu)[1]), dt)) << "vs the CPU op";
 }
 
 template <class T, int D> void CheckBackward(const Case& c, bool mma, uint64_t seed) {
@@ -263,15 +262,13 @@ template <class T, int D> void CheckBackward(const Case& c, bool mma, uint64_t s
   const char* names[3] = {"dq", "dk", "dv"};
   for (int g = 0; g < 3; ++g)
     EXPECT_TRUE(AllClose(got[g], want[g], 2 * e, 8 * e * std::max(MaxAbs(want[g]), 1e-3))) << names[g];
-  if (OpRegistry::Global().FindKernel("attention_backward", DeviceKind::kCPU)) {
-    std::vector<Tensor> ins{in.q, in.k, in.v, out_t, lse_t, dout_t};
-    if (c.mask) ins.push_back(in.mask);
-    auto cpu = RunOp("attention_backward", ins, AttrsOf(c));
-    ASSERT_TRUE(cpu.ok()) << cpu.status();
-    for (int g = 0; g < 3; ++g) {
-      const std::vector<double> w = ToDoubles((*cpu)[size_t(g)]);
-      EXPECT_TRUE(AllClose(got[g], w, 4 * e, 16 * e * std::max(MaxAbs(w), 1e-3))) << names[g] << " vs the CPU op";
-    }
+  std::vector<Tensor> ins{in.q, in.k, in.v, out_t, lse_t, dout_t};
+  if (c.mask) ins.push_back(in.mask);
+  auto cpu = RunOp("attention_backward", ins, AttrsOf(c));
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  for (int g = 0; g < 3; ++g) {
+    const std::vector<double> w = ToDoubles((*cpu)[size_t(g)]);
+    EXPECT_TRUE(AllClose(got[g], w, 4 * e, 16 * e * std::max(MaxAbs(w), 1e-3))) << names[g] << " vs the CPU op";
   }
 }
 
@@ -383,15 +380,13 @@ void CheckProbs(const Case& c, const std::vector<int64_t>& queries, uint64_t see
       }
   const std::vector<double> got = ToDoubles(probs.ToTensor());
   EXPECT_TRUE(AllClose(got, want, 1e-5, 1e-6));
-  if (OpRegistry::Global().FindKernel("attention_probs", DeviceKind::kCPU)) {
-    std::vector<Tensor> ins{in.q, in.k};
-    if (c.mask) ins.push_back(in.mask);
-    Attrs a = AttrsOf(c);
-    a.Set("queries", queries);
-    auto cpu = RunOp1("attention_probs", ins, a);
-    ASSERT_TRUE(cpu.ok()) << cpu.status();
-    EXPECT_TRUE(AllClose(got, ToDoubles(*cpu), 1e-5, 1e-6)) << "vs the CPU op";
-  }
+  std::vector<Tensor> ins{in.q, in.k};
+  if (c.mask) ins.push_back(in.mask);
+  Attrs a = AttrsOf(c);
+  a.Set("queries", queries);
+  auto cpu = RunOp1("attention_probs", ins, a);
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  EXPECT_TRUE(AllClose(got, ToDoubles(*cpu), 1e-5, 1e-6)) << "vs the CPU op";
 }
 
 TEST(AttentionInterp, Probs) {
