@@ -86,10 +86,10 @@ WindowAttentionOutputs WindowAttention(Builder& b, Value x, const WindowAttentio
       core = Attention(q, k, v, {.heads = o.heads, .window = o.window}) + *o.residual;  // [B, N, C] o_win + r
       break;
   }
-  Value out = Projection(b, core, "to_out.0", C, o.out_bias, dt, o.frozen);  // [B, N, C]
-  res.out = in_shape.rank() == 4
-                ? Reshape(out, std::vector<int64_t>(in_shape.dims().begin(), in_shape.dims().end()))
-                : out;                                                        // x's shape
+  // Back to x's shape before to_out: reshaping an intermediate is a view,
+  // reshaping a graph output would be a copy.
+  if (in_shape.rank() == 4) core = Reshape(core, std::vector<int64_t>(in_shape.dims().begin(), in_shape.dims().end()));
+  res.out = Projection(b, core, "to_out.0", C, o.out_bias, dt, o.frozen);    // x's shape
   if (!b.ok()) return {};
   return res;
 }
