@@ -1025,7 +1025,7 @@ inline const uint8_t* MaskOrNull(const SdpaParams& p, const uint8_t* m) { return
 template <class T, int D> Status SdpaForwardCuda(const SdpaParams& p, const SdpaFwdArgs& a, cudaStream_t stream) {
   using namespace sdpa_kernels;
   if (p.batch == 0 || p.nq == 0) return absl::OkStatus();
-  const bool mma = !std::is_same_v<T, float> && Aligned16(a.q) && Aligned16(a.k) && Aligned16(a.v);
+  const bool mma = SdpaUseMma(DTypeOf<T>::value, Aligned16(a.q) && Aligned16(a.k) && Aligned16(a.v));
   CF_ASSIGN_OR_RETURN(SdpaLaunch l, SdpaFwdPlanFor(p, mma));
   const SdpaDev dev = DevOf(p);
   const T* q = static_cast<const T*>(a.q);
@@ -1049,8 +1049,8 @@ template <class T, int D> Status SdpaForwardCuda(const SdpaParams& p, const Sdpa
 template <class T, int D> Status SdpaBackwardCuda(const SdpaParams& p, const SdpaBwdArgs& a, cudaStream_t stream) {
   using namespace sdpa_kernels;
   if (p.batch == 0) return absl::OkStatus();
-  const bool mma = !std::is_same_v<T, float> && Aligned16(a.q) && Aligned16(a.k) && Aligned16(a.v) &&
-                   Aligned16(a.dout);
+  const bool mma =
+      SdpaUseMma(DTypeOf<T>::value, Aligned16(a.q) && Aligned16(a.k) && Aligned16(a.v) && Aligned16(a.dout));
   CF_ASSIGN_OR_RETURN(SdpaBwdPlan bp, SdpaBwdPlanFor(p, mma));
   const SdpaDev dev = DevOf(p);
   const T* q = static_cast<const T*>(a.q);

@@ -29,9 +29,11 @@ struct Case {
   bool causal = false;
   int64_t window = -1;
   bool mask = false;  // random key mask, batch 1 (if any) fully masked
+  double scale = 0;   // 0: the default 1/sqrt(d)
   std::string Name() const {
     return absl::StrCat("B", batch, " Nq", nq, " Nkv", nkv, " ", heads, "x", d, causal ? " causal" : "",
-                        window >= 0 ? absl::StrCat(" window ", window) : "", mask ? " mask" : "");
+                        window >= 0 ? absl::StrCat(" window ", window) : "", mask ? " mask" : "",
+                        scale > 0 ? absl::StrCat(" scale ", scale) : "");
   }
 };
 
@@ -39,6 +41,7 @@ Attrs AttrsOf(const Case& c) {
   Attrs a{{"heads", c.heads}};
   if (c.causal) a.Set("causal", true);
   if (c.window >= 0) a.Set("window", c.window);
+  if (c.scale > 0) a.Set("scale", c.scale);
   return a;
 }
 
@@ -301,6 +304,9 @@ TEST(AttentionInterp, ForwardCudaCores) {
 TEST(AttentionInterp, ForwardKeyMask) {
   CheckForward<kd::half, 64>({.batch = 2, .nq = 37, .nkv = 100, .heads = 1, .d = 64, .mask = true}, true, 140);
   CheckForward<float, 40>({.batch = 2, .nq = 20, .nkv = 45, .heads = 2, .d = 40, .mask = true}, false, 150);
+  // Batch and head indexing together, and a scale attribute.
+  CheckForward<kd::half, 40>({.batch = 3, .nq = 21, .nkv = 70, .heads = 3, .d = 40, .mask = true, .scale = 0.3}, true,
+                             155);
 }
 
 TEST(AttentionInterp, ForwardCausal) {
@@ -353,6 +359,8 @@ TEST(AttentionInterp, BackwardMma) {
   CheckBackward<kd::bfloat16, 64>({.nq = 150, .nkv = 150, .heads = 1, .d = 64, .causal = true}, true, 430);
   CheckBackward<kd::half, 128>({.nq = 140, .nkv = 140, .heads = 1, .d = 128, .window = 20}, true, 440);
   CheckBackward<kd::half, 80>({.nq = 33, .nkv = 0, .heads = 1, .d = 80}, true, 450);
+  CheckBackward<kd::half, 72>({.batch = 3, .nq = 21, .nkv = 70, .heads = 2, .d = 72, .mask = true, .scale = 0.3}, true,
+                              460);
 }
 
 template <class T>
