@@ -337,6 +337,67 @@ TEST(AttentionInterp, ForwardNoKeys) {
   CheckForward<float, 64>({.nq = 20, .nkv = 0, .heads = 1, .d = 64}, false, 250);
 }
 
+// softmax(q k^T * scale) v as eager code in T computes it: each product in
+// f32 rounded to T (the scores, the scaled scores, the softmax row computed in
+// f32, the output).
+template <class T> std::vector<double> NaiveSamePrecision(const Inputs& in) {
+  auto r = [](double x) { return double(float(T(float(x)))); };
+  const SdpaParams& p = in.p;
+  std::vector<double> out(size_t(p.batch * p.nq * p.channels()), 0.0), s(size_t(p.nkv));
+  for (int64_t b = 0; b < p.batch; ++b)
+    for (int64_t h = 0; h < p.heads; ++h)
+      for (int64_t i = 0; i < p.nq; ++i) {
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < p.nkv; ++j) {
+          float acc = 0;
+          for (int64_t c = 0; c < p.head_dim; ++c)
+            acc += float(in.qd[size_t(Tok(p, b, i, p.nq, h) + c)]) * float(in.kd_[size_t(Tok(p, b, j, p.nkv, h) + c)]);
+          s[size_t(j)] = p.Visible(i, j) && Kept(in, b, j) ? r(r(acc) * float(p.scale)) : -INFINITY;
+          mx = std::max(mx, float(s[size_t(j)]));
+        }
+        if (mx == -INFINITY) continue;
+        float sum = 0;
+        for (int64_t j = 0; j < p.nkv; ++j) sum += std::exp(float(s[size_t(j)]) - mx);
+        for (int64_t c = 0; c < p.head_dim; ++c) {
+          float acc = 0;
+          for (int64_t j = 0; j < p.nkv; ++j)
+            acc += float(r(std::exp(float(s[size_t(j)]) - mx) / sum)) * float(in.vd[size_t(Tok(p, b, j, p.nkv, h) + c)]);
+          out[size_t(Tok(p, b, i, p.nq, h) + c)] = r(acc);
+        }
+      }
+  return out;
+}
+
+double MaxAbsError(const std::vector<double>& got, const std::vector<double>& want) {
+  double e = 0;
+  for (size_t i = 0; i < got.size(); ++i) e = std::max(e, std::abs(got[i] - want[i]));
+  return e;
+}
+
+// The bound: the tensor-core kernel's error against float64 is at
+// most 2x that of a naive implementation in the same precision.
+template <class T, int D> void CheckErrorAgainstNaive(const Case& c, uint64_t seed) {
+  const DType dt = KdDType<T>();
+  SCOPED_TRACE(absl::StrCat(c.Name(), " ", DTypeName(dt)));
+  Inputs in = MakeInputs(c, dt, seed);
+  DevTensor q(in.q, "q"), k(in.k, "k"), v(in.v, "v");
+  DevTensor out(in.q.shape(), dt, "out"), lse(Shape({c.batch, c.heads, c.nq}), DType::f32, "lse");
+  const Status st = InterpForward<T, D>(in.p, q, k, v, nullptr, out, lse, true);
+  ASSERT_TRUE(st.ok()) << st;
+  std::vector<double> want, want_lse;
+  RefForward(in, &want, &want_lse);
+  const double kernel_err = MaxAbsError(ToDoubles(out.ToTensor()), want);
+  const double naive_err = MaxAbsError(NaiveSamePrecision<T>(in), want);
+  EXPECT_GT(naive_err, 0);
+  EXPECT_LE(kernel_err, 2 * naive_err) << "kernel " << kernel_err << ", naive " << naive_err;
+}
+
+TEST(AttentionInterp, ErrorAtMostTwiceNaive) {
+  CheckErrorAgainstNaive<kd::half, 40>({.nq = 64, .nkv = 200, .heads = 2, .d = 40}, 500);
+  CheckErrorAgainstNaive<kd::bfloat16, 72>({.nq = 64, .nkv = 200, .heads = 1, .d = 72}, 510);
+  CheckErrorAgainstNaive<kd::half, 160>({.nq = 30, .nkv = 77, .heads = 1, .d = 160}, 520);
+}
+
 TEST(AttentionInterp, BackwardCudaCores) {
   CheckBackward<float, 40>({.nq = 37, .nkv = 45, .heads = 2, .d = 40}, false, 300);
   CheckBackward<kd::half, 64>({.batch = 2, .nq = 37, .nkv = 77, .heads = 1, .d = 64, .mask = true}, false, 310);
