@@ -21,12 +21,14 @@
 // Forward, f32 (and f16/bf16 views that are not 16-byte aligned):
 // SdpaFwdFmaKernel, the same online softmax on CUDA cores, 32 x 32 tiles in
 // f32 shared memory.
-// Backward (CUDA cores, all dtypes; FlashAttention-2's split, no atomics, so
-// deterministic): SdpaBwdDotKernel D = rowsum(dO * O); SdpaBwdKvKernel per
-// 32-key block loops over the query blocks that see it, recomputing
-// P = exp(S * scale - lse), and accumulates dV = P^T dO, dK = scale dS^T Q with
-// dS = P (dO V^T - D); SdpaBwdQKernel per 32-query block loops over key blocks
-// for dQ = scale dS K.
+// Backward, FlashAttention-2's split with no atomics (deterministic):
+// SdpaBwdDotKernel D = rowsum(dO * O); a dK / dV kernel per key block loops
+// over the query blocks that see it, recomputing P = exp(S * scale - lse),
+// and accumulates dV = P^T dO, dK = scale dS^T Q with dS = P (dO V^T - D); a
+// dQ kernel per query block loops over the key blocks for dQ = scale dS K.
+// Tensor cores for aligned f16/bf16 (SdpaBwdKvMmaKernel, 64 keys per CTA;
+// SdpaBwdQMmaKernel, 64 queries; both with two-stage cp.async pipelines),
+// CUDA cores otherwise (SdpaBwdKvKernel, SdpaBwdQKernel: 32 x 32 f32 tiles).
 // attention_probs (SdpaProbsKernel): one CTA per listed query, two passes
 // over the keys (scores and max, then the sum), any head dim.
 #pragma once
