@@ -377,12 +377,14 @@ struct Geometry {
     return ((b * p.height + i) * p.width + j) * p.channels() + h * p.head_dim;
   }
   // Calls fn(b, h, row run, col run) for tiles [lo, hi) of the flat order
-  // (b, h, row run, col run), consecutive tiles sharing one head's rows.
+  // (b, row run, col run, h): consecutive tiles of one thread are the heads
+  // of one spatial tile, which read the same tokens' cache lines (a head's
+  // d channels are a fraction of a token's lines).
   template <typename F> void ForTiles(int64_t lo, int64_t hi, F&& fn) const {
     const int64_t nr = static_cast<int64_t>(row_runs.size()), nc = static_cast<int64_t>(col_runs.size());
     for (int64_t t = lo; t < hi; ++t) {
-      const int64_t c = t % nc, r = (t / nc) % nr, bh = t / (nc * nr);
-      fn(bh / p.heads, bh % p.heads, row_runs[r], col_runs[c]);
+      const int64_t h = t % p.heads, c = (t / p.heads) % nc, r = (t / (p.heads * nc)) % nr;
+      fn(t / (p.heads * nc * nr), h, row_runs[r], col_runs[c]);
     }
   }
 };
