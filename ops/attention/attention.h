@@ -23,13 +23,14 @@
 //       in [0, Nq)) plus the attributes above -> [B, heads, Q, Nkv] f32: the
 //       exact softmax rows of those queries (zeros where a key is masked).
 //   "neighborhood_attention": q, k, v [B, H, W, heads*d] -> out [B, H, W,
-//       heads*d], lse [B, H, W, heads] f32. Attributes: heads, kernel (ints
+//       heads*d], lse [B, H, W, heads] f32 (f64 for f64 storage). Attributes: heads, kernel (ints
 //       {K_h, K_w}, odd, 3..31 up to the dilated map), dilation (ints {d_h,
 //       d_w}, default {1, 1}), scale. Query (i, j) attends to the K_h x K_w
 //       keys of NATTEN's window: on the grid of positions congruent to i mod
 //       d_h (length L), the window starts at clamp(i' - K_h/2, 0, L - K_h) in
 //       that grid's coordinates i' = i / d_h (likewise for j).
-//   "neighborhood_attention_backward": q, k, v, out, lse, dout -> dq, dk, dv.
+//   "neighborhood_attention_backward": q, k, v, out, lse, dout, optional
+//       dlse (lse's gradient, passed by the VJP only when lse is used) -> dq, dk, dv.
 //
 // Cost (docs/flops.md): QK^T and PV as multiply-adds (2 FLOPs each) over the
 // visible (query, key) pairs, the scale as elementwise, one exponential per
