@@ -295,6 +295,7 @@ TEST(AttentionInterp, ForwardMmaBf16) {
 TEST(AttentionInterp, ForwardCudaCores) {
   CheckForward<float, 40>({.d = 40}, false, 100);
   CheckForward<float, 80>({.nq = 70, .nkv = 100, .heads = 1, .d = 80}, false, 110);
+  CheckForward<float, 160>({.nq = 20, .nkv = 40, .heads = 1, .d = 160}, false, 115);
   // f16 / bf16 views that are not 16-byte aligned take the CUDA-core kernel.
   CheckForward<kd::half, 72>({.d = 72}, false, 120, 1);
   CheckForward<kd::bfloat16, 128>({.nq = 20, .nkv = 33, .heads = 1, .d = 128}, false, 130, 3);
@@ -403,6 +404,7 @@ TEST(AttentionInterp, BackwardCudaCores) {
   CheckBackward<kd::half, 64>({.batch = 2, .nq = 37, .nkv = 77, .heads = 1, .d = 64, .mask = true}, false, 310);
   CheckBackward<kd::bfloat16, 72>({.nq = 70, .nkv = 70, .heads = 1, .d = 72, .causal = true}, false, 320);
   CheckBackward<float, 160>({.nq = 40, .nkv = 40, .heads = 1, .d = 160, .window = 5}, false, 330);
+  CheckBackward<kd::bfloat16, 128>({.nq = 20, .nkv = 50, .heads = 1, .d = 128}, false, 335);
   CheckBackward<float, 80>({.nq = 33, .nkv = 0, .heads = 1, .d = 80}, false, 340);  // no keys: dq = 0
   CheckBackward<float, 64>({.nq = 0, .nkv = 20, .heads = 1, .d = 64}, false, 350);  // no queries: dk = dv = 0
 }
