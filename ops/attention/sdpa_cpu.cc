@@ -125,28 +125,28 @@ template <int R, int W>
 CF_AVX512 void MicroAvx512(int64_t K, const float* a, int64_t rsa, int64_t csa, const float* b, int64_t ldb,
                            float* c, int64_t ldc, __mmask16 last, bool accumulate) {
   __m512 acc[R][W];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
+#pragma GCC unroll 16
     for (int w = 0; w < W; ++w) acc[r][w] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const float* bk = b + k * ldb;
     const float* ak = a + k * csa;
     __m512 bv[W];
-#pragma GCC unroll 4
+#pragma GCC unroll 16
     for (int w = 0; w < W - 1; ++w) bv[w] = _mm512_loadu_ps(bk + 16 * w);
     bv[W - 1] = _mm512_maskz_loadu_ps(last, bk + 16 * (W - 1));
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m512 av = _mm512_set1_ps(ak[r * rsa]);
-#pragma GCC unroll 4
+#pragma GCC unroll 16
       for (int w = 0; w < W; ++w) acc[r][w] = _mm512_fmadd_ps(av, bv[w], acc[r][w]);
     }
   }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
-#pragma GCC unroll 4
+#pragma GCC unroll 16
     for (int w = 0; w < W - 1; ++w) {
       __m512 x = acc[r][w];
       if (accumulate) x = _mm512_add_ps(x, _mm512_loadu_ps(cr + 16 * w));
@@ -300,6 +300,13 @@ void PackTransposed(const float* x, int64_t ld, int64_t mq, int64_t d, float sca
   }
 }
 
+// dst [n][d] = the n rows of one head in src (row stride ld): a contiguous
+// copy, so that a head's K and V (or Q and dO) stay in L2 without the other
+// heads' channels sharing their cache lines.
+void PackRows(const float* src, int64_t ld, int64_t n, int64_t d, float* dst) {
+  for (int64_t r = 0; r < n; ++r) std::copy(src + r * ld, src + r * ld + d, dst + r * d);
+}
+
 std::vector<float> ToF32(const void* src, int64_t n, bool is_f16) {
   std::vector<float> out(n);
   ParallelFor(0, n, kElementwiseGrain, [&](int64_t lo, int64_t hi) {
@@ -325,9 +332,16 @@ void FlashForward(const SdpaParams& p, const float* q, const float* k, const flo
   const float qscale = static_cast<float>(p.scale) * kLog2e;
   ParallelFor(0, B * H * nqb, 1, [&](int64_t lo, int64_t hi) {
     std::vector<float> qt(d * kMq), ot(d * kMq), s(kNk * kMq), m(kMq), l(kMq), alpha(kMq);
+    std::vector<float> kp(nkv * d), vp(nkv * d);  // the current head's K and V
+    int64_t packed = -1;
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t b = task / (H * nqb), h = task / nqb % H, i0 = task % nqb * kMq;
       const int64_t mq = std::min(kMq, nq - i0);
+      if (packed != task / nqb) {
+        PackRows(k + b * nkv * C + h * d, C, nkv, d, kp.data());
+        PackRows(v + b * nkv * C + h * d, C, nkv, d, vp.data());
+        packed = task / nqb;
+      }
       PackTransposed(q + (b * nq + i0) * C + h * d, C, mq, d, qscale, qt.data());
       std::fill(ot.begin(), ot.end(), 0.0f);
       std::fill(m.begin(), m.end(), -kInf);
@@ -338,13 +352,13 @@ void FlashForward(const SdpaParams& p, const float* q, const float* k, const flo
       const int64_t jlo = p.KeyBegin(i0), jhi = p.KeyEnd(i0 + mq - 1);
       for (int64_t j0 = jlo; j0 < jhi; j0 += kNk) {
         const int64_t nk = std::min(kNk, jhi - j0);
-        const float* kb = k + (b * nkv + j0) * C + h * d;
-        const float* vb = v + (b * nkv + j0) * C + h * d;
-        kr.gemm(nk, kMq, d, kb, C, 1, qt.data(), kMq, s.data(), kMq, false);  // S^T = K Q^T
+        const float* kb = kp.data() + j0 * d;
+        const float* vb = vp.data() + j0 * d;
+        kr.gemm(nk, kMq, d, kb, d, 1, qt.data(), kMq, s.data(), kMq, false);  // S^T = K Q^T
         MaskBlock(p, s.data(), i0, mq, j0, nk, mrow);
         kr.softmax_step(s.data(), nk, m.data(), l.data(), alpha.data());
         kr.scale_cols(ot.data(), d, alpha.data());
-        kr.gemm(d, kMq, nk, vb, 1, C, s.data(), kMq, ot.data(), kMq, true);  // O^T += V^T P^T
+        kr.gemm(d, kMq, nk, vb, 1, d, s.data(), kMq, ot.data(), kMq, true);  // O^T += V^T P^T
       }
       for (int64_t i = 0; i < mq; ++i) {
         const bool any = l[i] > 0;
@@ -393,6 +407,7 @@ void FlashBackward(const SdpaParams& p, const float* q, const float* k, const fl
     // and D, padded to whole blocks.
     std::vector<float> qt(nqb * d * kMq), dot(nqb * d * kMq), lse2(nqb * kMq), dv_pad(nqb * kMq);
     std::vector<float> s(kNk * kMq), dp(kNk * kMq), dkacc(kNk * d), dvacc(kNk * d);
+    std::vector<float> qrows(nq * d), dorows(nq * d);  // the head's Q and dO, contiguous
     int64_t packed = -1;
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t bh = task / G, g = task % G, b = bh / H, h = bh % H;
@@ -409,6 +424,8 @@ void FlashBackward(const SdpaParams& p, const float* q, const float* k, const fl
           lse2[i] = x == -kInf ? kInf : x * kLog2e;
           dv_pad[i] = i < nq ? dvec[bh * nq + i] : 0.0f;
         }
+        PackRows(qh, C, nq, d, qrows.data());
+        PackRows(doh, C, nq, d, dorows.data());
         packed = bh;
       }
       float* dqpart = dqp.data() + (g * B * H + bh) * nq * d;
@@ -425,10 +442,10 @@ void FlashBackward(const SdpaParams& p, const float* q, const float* k, const fl
           kr.gemm(nk, kMq, d, kblk, C, 1, qt.data() + qb * d * kMq, kMq, s.data(), kMq, false);  // S^T
           MaskBlock(p, s.data(), i0, mq, j0, nk, mrow);
           kr.exp_sub(s.data(), nk, lse2.data() + i0);                                             // P^T
-          kr.gemm(nk, d, mq, s.data(), kMq, 1, doh + i0 * C, C, dvacc.data(), d, true);            // dV += P^T dO
+          kr.gemm(nk, d, mq, s.data(), kMq, 1, dorows.data() + i0 * d, d, dvacc.data(), d, true);           // dV += P^T dO
           kr.gemm(nk, kMq, d, vblk, C, 1, dot.data() + qb * d * kMq, kMq, dp.data(), kMq, false);  // dP^T = V dO^T
           kr.dsoftmax(s.data(), dp.data(), nk, dv_pad.data() + i0);                               // dS^T
-          kr.gemm(nk, d, mq, dp.data(), kMq, 1, qh + i0 * C, C, dkacc.data(), d, true);            // dK += dS^T Q
+          kr.gemm(nk, d, mq, dp.data(), kMq, 1, qrows.data() + i0 * d, d, dkacc.data(), d, true);           // dK += dS^T Q
           kr.gemm(mq, d, nk, dp.data(), 1, kMq, kblk, C, dqpart + i0 * d, d, true);                // dQ += dS K
         }
         for (int64_t j = 0; j < nk; ++j) {
