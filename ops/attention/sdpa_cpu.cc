@@ -46,9 +46,14 @@ struct Kernels {
   // C[m][n] (+)= sum_k a[m * rsa + k * csa] * b[k * ldb + n] for m < M, n < N.
   void (*gemm)(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa, const float* b,
                int64_t ldb, float* c, int64_t ldc, bool accumulate);
+  // The same without accumulation, also raising colmax[n] to max_m C[m][n]
+  // (the forward's block max, taken from the registers instead of a pass).
+  void (*gemm_colmax)(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa, const float* b,
+                      int64_t ldb, float* c, int64_t ldc, float* colmax);
   // One online-softmax step on s [nk][kMq] (log2 units): m, l, alpha [kMq]
-  // are updated, s becomes exp2(s - max) in place.
-  void (*softmax_step)(float* s, int64_t nk, float* m, float* l, float* alpha);
+  // are updated, s becomes exp2(s - max) in place. mx: max(m, the block's
+  // column max) when the caller has it, else null.
+  void (*softmax_step)(float* s, int64_t nk, const float* mx, float* m, float* l, float* alpha);
   // rows x kMq matrix t: t[r][i] *= alpha[i].
   void (*scale_cols)(float* t, int64_t rows, const float* alpha);
   // s [nk][kMq] := exp2(s - lse2[i]).
@@ -72,10 +77,19 @@ void GemmGeneric(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, i
   }
 }
 
-void SoftmaxStepGeneric(float* s, int64_t nk, float* m, float* l, float* alpha) {
+void GemmColMaxGeneric(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa, const float* b,
+                       int64_t ldb, float* c, int64_t ldc, float* colmax) {
+  GemmGeneric(M, N, K, a, rsa, csa, b, ldb, c, ldc, false);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) colmax[n] = std::max(colmax[n], c[m * ldc + n]);
+}
+
+void SoftmaxStepGeneric(float* s, int64_t nk, const float* mxin, float* m, float* l, float* alpha) {
   for (int64_t i = 0; i < kMq; ++i) {
     float mx = m[i];
-    for (int64_t j = 0; j < nk; ++j) mx = std::max(mx, s[j * kMq + i]);
+    if (mxin != nullptr) mx = mxin[i];
+    else
+      for (int64_t j = 0; j < nk; ++j) mx = std::max(mx, s[j * kMq + i]);
     const float use = mx == -kInf ? 0.0f : mx;  // a row without visible keys so far
     alpha[i] = std::exp2(m[i] - use);
     float sum = 0;
@@ -104,7 +118,7 @@ void DSoftmaxGeneric(const float* p, float* dp, int64_t nk, const float* dvec) {
     for (int64_t i = 0; i < kMq; ++i) dp[j * kMq + i] = p[j * kMq + i] * (dp[j * kMq + i] - dvec[i]);
 }
 
-constexpr Kernels kGeneric{&GemmGeneric, &SoftmaxStepGeneric, &ScaleColsGeneric, &ExpSubGeneric, &DSoftmaxGeneric};
+constexpr Kernels kGeneric{&GemmGeneric, &GemmColMaxGeneric, &SoftmaxStepGeneric, &ScaleColsGeneric, &ExpSubGeneric, &DSoftmaxGeneric};
 
 // ---- AVX-512 kernels (compiled for AVX-512 by the target attribute only;
 // used after __builtin_cpu_supports says yes) --------------------------------
@@ -123,7 +137,7 @@ constexpr Kernels kGeneric{&GemmGeneric, &SoftmaxStepGeneric, &ScaleColsGeneric,
 // vector of each B row and C row is masked by `last` (the column tail).
 template <int R, int W>
 CF_AVX512 void MicroAvx512(int64_t K, const float* a, int64_t rsa, int64_t csa, const float* b, int64_t ldb,
-                           float* c, int64_t ldc, __mmask16 last, bool accumulate) {
+                           float* c, int64_t ldc, __mmask16 last, bool accumulate, float* colmax) {
   __m512 acc[R][W];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
@@ -156,10 +170,20 @@ CF_AVX512 void MicroAvx512(int64_t K, const float* a, int64_t rsa, int64_t csa, 
     if (accumulate) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(last, cr + 16 * (W - 1)));
     _mm512_mask_storeu_ps(cr + 16 * (W - 1), last, x);
   }
+  if (colmax != nullptr) {
+#pragma GCC unroll 16
+    for (int w = 0; w < W; ++w) {
+      __m512 mx = acc[0][w];
+#pragma GCC unroll 16
+      for (int r = 1; r < R; ++r) mx = _mm512_max_ps(mx, acc[r][w]);
+      const __mmask16 lanes = w == W - 1 ? last : __mmask16(0xFFFF);
+      _mm512_mask_storeu_ps(colmax + 16 * w, lanes, _mm512_max_ps(mx, _mm512_maskz_loadu_ps(lanes, colmax + 16 * w)));
+    }
+  }
 }
 
 using MicroFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, __mmask16,
-                         bool);
+                         bool, float*);
 constexpr int kMr = 6;
 
 template <int W>
@@ -169,8 +193,8 @@ struct MicroRow {
 };
 constexpr const MicroFn* kMicro[4] = {MicroRow<1>::fns, MicroRow<2>::fns, MicroRow<3>::fns, MicroRow<4>::fns};
 
-CF_AVX512 void GemmAvx512(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa,
-                          const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
+CF_AVX512 void GemmAvx512Impl(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa,
+                              const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate, float* colmax) {
   for (int64_t n0 = 0; n0 < N; n0 += 64) {
     const int64_t nn = std::min<int64_t>(64, N - n0);
     const int w = static_cast<int>((nn + 15) / 16);
@@ -179,9 +203,19 @@ CF_AVX512 void GemmAvx512(int64_t M, int64_t N, int64_t K, const float* a, int64
     const MicroFn* row = kMicro[w - 1];
     for (int64_t m0 = 0; m0 < M; m0 += kMr) {
       const int r = static_cast<int>(std::min<int64_t>(kMr, M - m0));
-      row[r - 1](K, a + m0 * rsa, rsa, csa, b + n0, ldb, c + m0 * ldc + n0, ldc, last, accumulate);
+      row[r - 1](K, a + m0 * rsa, rsa, csa, b + n0, ldb, c + m0 * ldc + n0, ldc, last, accumulate,
+                 colmax ? colmax + n0 : nullptr);
     }
   }
+}
+
+void GemmAvx512(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa, const float* b,
+                int64_t ldb, float* c, int64_t ldc, bool accumulate) {
+  GemmAvx512Impl(M, N, K, a, rsa, csa, b, ldb, c, ldc, accumulate, nullptr);
+}
+void GemmColMaxAvx512(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa, const float* b,
+                      int64_t ldb, float* c, int64_t ldc, float* colmax) {
+  GemmAvx512Impl(M, N, K, a, rsa, csa, b, ldb, c, ldc, false, colmax);
 }
 
 // 2^x for x <= 128: x = n + f with |f| <= 1/2, 2^f by its degree-6 Taylor
@@ -203,11 +237,12 @@ CF_AVX512 inline __m512 Exp2Avx512(__m512 x) {
 
 constexpr int kLanes = kMq / 16;
 
-CF_AVX512 void SoftmaxStepAvx512(float* s, int64_t nk, float* m, float* l, float* alpha) {
+CF_AVX512 void SoftmaxStepAvx512(float* s, int64_t nk, const float* mxin, float* m, float* l, float* alpha) {
   __m512 mx[kLanes], use[kLanes], sum[kLanes];
-  for (int w = 0; w < kLanes; ++w) mx[w] = _mm512_loadu_ps(m + 16 * w);
-  for (int64_t j = 0; j < nk; ++j)
-    for (int w = 0; w < kLanes; ++w) mx[w] = _mm512_max_ps(mx[w], _mm512_loadu_ps(s + j * kMq + 16 * w));
+  for (int w = 0; w < kLanes; ++w) mx[w] = _mm512_loadu_ps((mxin ? mxin : m) + 16 * w);
+  if (mxin == nullptr)
+    for (int64_t j = 0; j < nk; ++j)
+      for (int w = 0; w < kLanes; ++w) mx[w] = _mm512_max_ps(mx[w], _mm512_loadu_ps(s + j * kMq + 16 * w));
   const __m512 ninf = _mm512_set1_ps(-kInf);
   for (int w = 0; w < kLanes; ++w) {
     // Rows without a visible key so far keep m = -inf and use 0 as the
@@ -259,13 +294,20 @@ CF_AVX512 void DSoftmaxAvx512(const float* p, float* dp, int64_t nk, const float
 
 #pragma GCC diagnostic pop
 
-constexpr Kernels kAvx512{&GemmAvx512, &SoftmaxStepAvx512, &ScaleColsAvx512, &ExpSubAvx512, &DSoftmaxAvx512};
+constexpr Kernels kAvx512{&GemmAvx512, &GemmColMaxAvx512, &SoftmaxStepAvx512, &ScaleColsAvx512, &ExpSubAvx512, &DSoftmaxAvx512};
 
 const Kernels& Active() { return HasAvx512() && !g_force_generic.load() ? kAvx512 : kGeneric; }
 
 // ---- shared pieces -----------------------------------------------------------
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Keys [j0, j0 + nk) are inside the causal / band range of every query of
+// [i0, i0 + mq) (always true without those limits).
+bool InsideLimits(const SdpaParams& p, int64_t i0, int64_t mq, int64_t j0, int64_t nk) {
+  if (!p.causal && p.window < 0) return true;
+  return j0 >= p.KeyBegin(i0 + mq - 1) && j0 + nk <= p.KeyEnd(i0);
+}
 
 // Sets the scores of s [nk][kMq] (keys j0.., queries i0.., mq of them) that
 // are not visible to -inf: keys the mask hides (a whole row) and, where the
@@ -276,8 +318,7 @@ void MaskBlock(const SdpaParams& p, float* s, int64_t i0, int64_t mq, int64_t j0
     for (int64_t j = 0; j < nk; ++j)
       if (mrow[j0 + j] == 0) std::fill(s + j * kMq, s + (j + 1) * kMq, -kInf);
   }
-  if (!p.causal && p.window < 0) return;
-  if (j0 >= p.KeyBegin(i0 + mq - 1) && j0 + nk <= p.KeyEnd(i0)) return;  // inside for every query
+  if (InsideLimits(p, i0, mq, j0, nk)) return;
   for (int64_t i = 0; i < mq; ++i) {
     const int64_t lo = p.KeyBegin(i0 + i), hi = p.KeyEnd(i0 + i);
     for (int64_t j = 0; j < nk; ++j)
@@ -331,7 +372,7 @@ void FlashForward(const SdpaParams& p, const float* q, const float* k, const flo
   const int64_t nqb = CeilDiv(nq, kMq);
   const float qscale = static_cast<float>(p.scale) * kLog2e;
   ParallelFor(0, B * H * nqb, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> qt(d * kMq), ot(d * kMq), s(kNk * kMq), m(kMq), l(kMq), alpha(kMq);
+    std::vector<float> qt(d * kMq), ot(d * kMq), s(kNk * kMq), m(kMq), l(kMq), alpha(kMq), bmax(kMq);
     std::vector<float> kp(nkv * d), vp(nkv * d);  // the current head's K and V
     int64_t packed = -1;
     for (int64_t task = lo; task < hi; ++task) {
@@ -354,10 +395,20 @@ void FlashForward(const SdpaParams& p, const float* q, const float* k, const flo
         const int64_t nk = std::min(kNk, jhi - j0);
         const float* kb = kp.data() + j0 * d;
         const float* vb = vp.data() + j0 * d;
-        kr.gemm(nk, kMq, d, kb, d, 1, qt.data(), kMq, s.data(), kMq, false);  // S^T = K Q^T
-        MaskBlock(p, s.data(), i0, mq, j0, nk, mrow);
-        kr.softmax_step(s.data(), nk, m.data(), l.data(), alpha.data());
-        kr.scale_cols(ot.data(), d, alpha.data());
+        // S^T = K Q^T. A block that needs no masking gets its column max from
+        // the GEMM's registers; a masked one after masking, in a pass.
+        const bool masked = mrow != nullptr || !InsideLimits(p, i0, mq, j0, nk);
+        if (masked) {
+          kr.gemm(nk, kMq, d, kb, d, 1, qt.data(), kMq, s.data(), kMq, false);
+          MaskBlock(p, s.data(), i0, mq, j0, nk, mrow);
+        } else {
+          std::copy(m.begin(), m.end(), bmax.begin());
+          kr.gemm_colmax(nk, kMq, d, kb, d, 1, qt.data(), kMq, s.data(), kMq, bmax.data());
+        }
+        kr.softmax_step(s.data(), nk, masked ? nullptr : bmax.data(), m.data(), l.data(), alpha.data());
+        // Once the running max settles, alpha is 1 everywhere: skip the rescale.
+        if (std::any_of(alpha.begin(), alpha.end(), [](float a) { return a != 1.0f; }))
+          kr.scale_cols(ot.data(), d, alpha.data());
         kr.gemm(d, kMq, nk, vb, 1, d, s.data(), kMq, ot.data(), kMq, true);  // O^T += V^T P^T
       }
       for (int64_t i = 0; i < mq; ++i) {
