@@ -96,6 +96,23 @@ Run QueryHalo(const Axis& a, const Run& kr) {
   return {kr.r, lo, hi - lo};
 }
 
+// A buffer of n values whose data() is 64-byte aligned, so that the 32-byte
+// loads of packed rows with d % 8 == 0 never straddle a cache line.
+template <typename A> class AlignedBuf {
+ public:
+  explicit AlignedBuf(int64_t n) : v_(n + 64 / sizeof(A)) {
+    const auto addr = reinterpret_cast<uintptr_t>(v_.data());
+    p_ = v_.data() + ((64 - addr % 64) % 64) / sizeof(A);
+  }
+  A* data() { return p_; }
+  const A* data() const { return p_; }
+  A& operator[](int64_t i) { return p_[i]; }
+
+ private:
+  std::vector<A> v_;
+  A* p_;
+};
+
 // ---- inner loops: portable ------------------------------------------------------
 
 // out[t] = <x, base + off[t]> over d values, t < n.
@@ -134,19 +151,34 @@ __attribute__((target("avx2,fma"))) inline __m256 HorizontalSums8(const __m256* 
 }
 
 // Eight dot products at a time, one accumulator each (8 independent FMA
-// chains hide the FMA latency); the last group repeats its final key.
-__attribute__((target("avx2,fma"))) void DotsAvx2(const float* x, const float* base, const int64_t* off, int64_t n,
-                                                  int64_t d, float* out) {
+// chains hide the FMA latency); the last group repeats its final key. NV =
+// d / 8 when it is at most 8 (x stays in registers, loops unrolled), else 0
+// (a loop over d).
+template <int NV>
+__attribute__((target("avx2,fma"))) void DotsAvx2Block(const float* x, const float* base, const int64_t* off,
+                                                       int64_t n, int64_t d, float* out) {
+  __m256 xr[NV > 0 ? NV : 1];
+  if constexpr (NV > 0) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) xr[v] = _mm256_loadu_ps(x + 8 * v);
+  }
   for (int64_t t = 0; t < n; t += 8) {
     const float* y[8];
     for (int u = 0; u < 8; ++u) y[u] = base + off[std::min<int64_t>(t + u, n - 1)];
     __m256 acc[8];
 #pragma GCC unroll 8
     for (int u = 0; u < 8; ++u) acc[u] = _mm256_setzero_ps();
-    for (int64_t c = 0; c < d; c += 8) {
-      const __m256 xv = _mm256_loadu_ps(x + c);
+    if constexpr (NV > 0) {
 #pragma GCC unroll 8
-      for (int u = 0; u < 8; ++u) acc[u] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(y[u] + c), acc[u]);
+      for (int v = 0; v < NV; ++v)
+#pragma GCC unroll 8
+        for (int u = 0; u < 8; ++u) acc[u] = _mm256_fmadd_ps(xr[v], _mm256_loadu_ps(y[u] + 8 * v), acc[u]);
+    } else {
+      for (int64_t c = 0; c < d; c += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + c);
+#pragma GCC unroll 8
+        for (int u = 0; u < 8; ++u) acc[u] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(y[u] + c), acc[u]);
+      }
     }
     const __m256 s = HorizontalSums8(acc);
     if (t + 8 <= n) {
@@ -156,6 +188,20 @@ __attribute__((target("avx2,fma"))) void DotsAvx2(const float* x, const float* b
       _mm256_store_ps(tmp, s);
       std::copy(tmp, tmp + (n - t), out + t);
     }
+  }
+}
+
+void DotsAvx2(const float* x, const float* base, const int64_t* off, int64_t n, int64_t d, float* out) {
+  switch (d / 8) {
+    case 1: return DotsAvx2Block<1>(x, base, off, n, d, out);
+    case 2: return DotsAvx2Block<2>(x, base, off, n, d, out);
+    case 3: return DotsAvx2Block<3>(x, base, off, n, d, out);
+    case 4: return DotsAvx2Block<4>(x, base, off, n, d, out);
+    case 5: return DotsAvx2Block<5>(x, base, off, n, d, out);
+    case 6: return DotsAvx2Block<6>(x, base, off, n, d, out);
+    case 7: return DotsAvx2Block<7>(x, base, off, n, d, out);
+    case 8: return DotsAvx2Block<8>(x, base, off, n, d, out);
+    default: return DotsAvx2Block<0>(x, base, off, n, d, out);
   }
 }
 
@@ -442,7 +488,10 @@ void ForwardT(const NaParams& p, const T* q, const T* k, const T* v, T* out, Lse
   const A scale = static_cast<A>(p.scale);
   ParallelFor(0, g.tiles(), 1, [&](int64_t lo, int64_t hi) {
     const int64_t halo_max = g.key_halo_rows * g.key_halo_cols * d;
-    std::vector<A> kbuf(halo_max), vbuf(halo_max), qv(d), scores(kTileCols * n), acc(d);
+    // Score rows padded to 64 bytes, like the packed halos: aligned loads.
+    const int64_t ns = (n + 15) / 16 * 16;
+    AlignedBuf<A> kbuf(halo_max), vbuf(halo_max), qv(d), scores(kTileCols * ns);
+    std::vector<A> acc(d);
     std::vector<A> maxes(kTileCols), sums(kTileCols);
     std::vector<int64_t> off(n), first(kTileCols);
     g.ForTiles(lo, hi, [&](int64_t b, int64_t h, const Run& qr, const Run& qc) {
@@ -461,13 +510,13 @@ void ForwardT(const NaParams& p, const T* q, const T* k, const T* v, T* out, Lse
           const int64_t j = g.cols.Pos(qc.r, qc.g0 + c);
           first[c] = (r0 * kc.n + g.cols.start[j] - kc.g0) * d;
           LoadVec(g, q, b, i, j, h, qv.data());
-          A* s = scores.data() + c * n;
+          A* s = scores.data() + c * ns;
           loops.Dots(qv.data(), kbuf.data() + first[c], off.data(), n, d, s);
           std::tie(maxes[c], sums[c]) = loops.Softmax(s, n, scale);
         }
         for (int64_t c = 0; c < qc.n; ++c) {
           const int64_t j = g.cols.Pos(qc.r, qc.g0 + c);
-          loops.WeightedSum(scores.data() + c * n, vbuf.data() + first[c], off.data(), n, d, acc.data());
+          loops.WeightedSum(scores.data() + c * ns, vbuf.data() + first[c], off.data(), n, d, acc.data());
           StoreVec(g, out, b, i, j, h, acc.data(), A(1) / sums[c]);
           lse[LseIndex(p, b, i, j, h)] = static_cast<Lse<T>>(maxes[c] + std::log(sums[c]));
         }
@@ -502,7 +551,8 @@ void BackwardT(const NaParams& p, const T* q, const T* k, const T* v, const T* o
   // dq: query tiles with their k/v halo.
   ParallelFor(0, g.tiles(), 1, [&](int64_t lo, int64_t hi) {
     const int64_t halo_max = g.key_halo_rows * g.key_halo_cols * d;
-    std::vector<A> kbuf(halo_max), vbuf(halo_max), qv(d), gv(d), acc(d), s(n), ds(n), lsev(n), ddv(n);
+    AlignedBuf<A> kbuf(halo_max), vbuf(halo_max), qv(d), gv(d), s(n), ds(n);
+    std::vector<A> acc(d), lsev(n), ddv(n);
     std::vector<int64_t> off(n);
     g.ForTiles(lo, hi, [&](int64_t b, int64_t h, const Run& qr, const Run& qc) {
       const Run kr = KeyHalo(g.rows, qr), kc = KeyHalo(g.cols, qc);
@@ -532,8 +582,8 @@ void BackwardT(const NaParams& p, const T* q, const T* k, const T* v, const T* o
   // dk, dv: key tiles with the halo of the queries that see them.
   ParallelFor(0, g.tiles(), 1, [&](int64_t lo, int64_t hi) {
     const int64_t halo = g.query_halo_rows * g.query_halo_cols, m_max = g.inv_rows * g.inv_cols;
-    std::vector<A> qbuf(halo * d), gbuf(halo * d), lbuf(halo), dbuf(halo);
-    std::vector<A> kv(d), vv(d), acc(d), s(m_max), ds(m_max), lsev(m_max), ddv(m_max);
+    AlignedBuf<A> qbuf(halo * d), gbuf(halo * d), kv(d), vv(d), s(m_max), ds(m_max);
+    std::vector<A> lbuf(halo), dbuf(halo), acc(d), lsev(m_max), ddv(m_max);
     std::vector<int64_t> off(m_max);
     g.ForTiles(lo, hi, [&](int64_t b, int64_t h, const Run& kr, const Run& kc) {
       const Run qr = QueryHalo(g.rows, kr), qc = QueryHalo(g.cols, kc);
