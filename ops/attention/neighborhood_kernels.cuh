@@ -25,7 +25,17 @@
 // running max / sum live in registers; a score is the 4 lanes' partial dot
 // products summed with two xor shuffles. Scores are in log2 units (q is
 // pre-scaled by scale * log2 e) for exp2f; the accumulator is rescaled only
-// when the running max grows. f32 accumulation for every storage type.
+// when the running max grows. f32 accumulation for every storage type. This
+// is the forward of f32 and of f16/bf16 views that are misaligned or have
+// d % 8 != 0 (NaFwdKernel).
+//
+// Forward on tensor cores (NaFwdMmaKernel: f16/bf16, d % 8 == 0, d <= 160,
+// 16-byte aligned): the same query tile, 4 warps x 16 queries; the halo's
+// cells stream through shared memory in 64-cell tiles (two cp.async
+// stages); S = Q K^T and O += P V are mma.m16n8k16 with f32 accumulators,
+// each score masked to its query's window (FlashAttention-2's online
+// softmax). The masked halo costs ~2.4x the window's multiply-adds at
+// K = 13 (400 halo cells for 169 window keys), on tensor cores.
 //
 // Backward (no atomics, deterministic): NaBwdDotKernel D = <dO, O> - dlse
 // per (token, head); NaBwdQKernel dQ = scale * sum_j dS_j k_j over each
@@ -277,6 +287,234 @@ KD_GLOBAL void KD_LAUNCH_BOUNDS(kThreads)
     if (c < d) kd::StoreF(out, base + c, acc[i] * inv);
   }
   if (l == 0) lse[CellRow(p, t, bi, h, a, b)] = (m + log2f(sum)) * kLn2;
+}
+
+// ---------------------------------------------------------------------------
+// Forward on tensor cores (f16 / bf16, d % 8 == 0, 16-byte aligned views).
+//
+// The same 8 x 8 query tile; 4 warps of 16 queries (two tile rows each). The
+// halo's cells, enumerated row-major, stream through shared memory in tiles
+// of 64 cells (two cp.async stages, in the storage type, rows padded to DK
+// + 8 elements so ldmatrix rows stay 16-byte aligned and spread over the
+// banks); per tile S = Q K^T and O += P V are mma.m16n8k16 with f32
+// accumulators, each score masked to its query's window, and the online
+// softmax (log2 units) is kept per row in registers as in FlashAttention-2.
+// A warp skips a cell tile that no window of its two tile rows reaches.
+// DK, the k16-padded head-dim bucket, is a template parameter; columns
+// [d, DK) of Q, K and V are zero in shared memory.
+
+constexpr int kMmaThreads = 128;  // 4 warps x 16 queries = the 8 x 8 tile
+constexpr int kMmaBN = 64;        // halo cells per shared-memory tile
+
+constexpr size_t NaMmaSmemBytes(int dk) { return size_t(kTH * kTW + 4 * kMmaBN) * size_t(dk + 8) * 2; }
+
+template <class T> KD_DEVICE void NaMmaAcc(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+  if constexpr (std::is_same_v<T, kd::bfloat16>) {
+    kd::mma_m16n8k16_f32_bf16(d, a, b, d);
+  } else {
+    kd::mma_m16n8k16_f32_f16(d, a, b, d);
+  }
+}
+template <class T> KD_DEVICE uint32_t NaPack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, kd::bfloat16>) {
+    return kd::pack_bf16x2(lo, hi);
+  } else {
+    return kd::pack_f16x2(lo, hi);
+  }
+}
+
+// Cells [j0, j0 + 64) of the halo (row-major, ncols wide, origin (hr0, hc0))
+// of head rows x into dst [64][SQ] with 16-byte cp.async; cells past `cells`
+// are zero-filled (their source is the head's first row, not read).
+template <class T, int SQ>
+KD_DEVICE void NaLoadCellsAsync(const NaDev& p, const NaTile& t, int64_t bi, int h, int hr0, int hc0, int ncols,
+                                int cells, int j0, kd::Ptr<const T> x, kd::Ptr<T> dst) {
+  const int chunks = p.head_dim / 8;
+  for (int e = int(kd::threadIdx.x); e < kMmaBN * chunks; e += kMmaThreads) {
+    const int c = e / chunks, ch = (e % chunks) * 8, j = j0 + c;
+    const bool in = j < cells;
+    const int64_t g = in ? CellOffset(p, t, bi, h, hr0 + j / ncols, hc0 + j % ncols) : CellOffset(p, t, bi, h, 0, 0);
+    kd::cp_async_zfill<16>(dst + (c * SQ + ch), x + (g + ch), in ? 16 : 0);
+  }
+}
+
+template <class T, int DK>
+KD_GLOBAL void KD_LAUNCH_BOUNDS(kMmaThreads)
+    NaFwdMmaKernel(kd::Ptr<const T> q, kd::Ptr<const T> k, kd::Ptr<const T> v, kd::Ptr<T> out, kd::Ptr<float> lse,
+                   NaDev p) {
+  constexpr int SQ = DK + 8, KS = DK / 16, NT = DK / 8;
+  static_assert(DK % 16 == 0, "DK is a multiple of 16");
+  KD_DYNAMIC_SHARED(T, smem);
+  const kd::Ptr<T> qs = smem;                                  // [64][SQ]
+  const kd::Ptr<T> ks = smem + kTH * kTW * SQ;                 // [2][kMmaBN][SQ]
+  const kd::Ptr<T> vs = smem + (kTH * kTW + 2 * kMmaBN) * SQ;  // [2][kMmaBN][SQ]
+  const NaTile t = TileOf(p, kd::blockIdx.x);
+  if (t.empty) return;
+  const int h = int(kd::blockIdx.y);
+  const int64_t bi = kd::blockIdx.z;
+  const int tid = int(kd::threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
+  const int d = p.head_dim;
+  const NaHalo hl = QueryTileHalo(p, t);
+  const int ncols = hl.c1 - hl.c0, cells = (hl.r1 - hl.r0) * ncols;
+  const int ntiles = (cells + kMmaBN - 1) / kMmaBN;
+
+  // Zero columns [d, DK) of Q and of both K / V stages once; cp.async never
+  // writes them.
+  if (DK > d) {
+    const int pad = DK - d;
+    for (int e = tid; e < (kTH * kTW + 4 * kMmaBN) * pad; e += kMmaThreads)
+      kd::StoreF(smem, (e / pad) * SQ + d + e % pad, 0.f);
+  }
+  // Q rows: query qi = tile cell (qi / 8, qi % 8); cells outside the grid
+  // are zero rows.
+  for (int e = tid; e < kTH * kTW * (d / 8); e += kMmaThreads) {
+    const int qi = e / (d / 8), ch = (e % (d / 8)) * 8, a = t.a0 + qi / kTW, b = t.b0 + qi % kTW;
+    const bool in = a < t.a1 && b < t.b1;
+    const int64_t gq = in ? CellOffset(p, t, bi, h, a, b) : CellOffset(p, t, bi, h, 0, 0);
+    kd::cp_async_zfill<16>(qs + (qi * SQ + ch), q + (gq + ch), in ? 16 : 0);
+  }
+  NaLoadCellsAsync<T, SQ>(p, t, bi, h, hl.r0, hl.c0, ncols, cells, 0, k, ks);
+  NaLoadCellsAsync<T, SQ>(p, t, bi, h, hl.r0, hl.c0, ncols, cells, 0, v, vs);
+  kd::cp_async_commit();
+
+  // This lane's two query rows (g and g + 8 of the warp's 16): tile row
+  // 2 warp + r, column g. Cells outside the grid take the window of the
+  // nearest valid cell (computed, never stored).
+  int wr[2], wc[2];
+  bool act[2];
+  KD_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    const int a = t.a0 + 2 * warp + r, b = t.b0 + g;
+    act[r] = a < t.a1 && b < t.b1;
+    wr[r] = GridStart(a < t.a1 ? a : t.a1 - 1, t.lh, p.kh) - hl.r0;
+    wc[r] = GridStart(b < t.b1 ? b : t.b1 - 1, t.lw, p.kw) - hl.c0;
+  }
+  // The halo rows any window of the warp's two tile rows reaches (warp-uniform).
+  const int ra = t.a0 + 2 * warp < t.a1 ? t.a0 + 2 * warp : t.a1 - 1;
+  const int rb = t.a0 + 2 * warp + 1 < t.a1 ? t.a0 + 2 * warp + 1 : t.a1 - 1;
+  const int warp_r0 = GridStart(ra, t.lh, p.kh) - hl.r0, warp_r1 = GridStart(rb, t.lh, p.kh) - hl.r0 + p.kh;
+
+  float o[NT][4];
+  KD_UNROLL
+  for (int n = 0; n < NT; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+  for (int tile = 0; tile < ntiles; ++tile) {
+    const int buf = tile & 1;
+    if (tile + 1 < ntiles) {  // prefetch the next cell tile into the other stage
+      NaLoadCellsAsync<T, SQ>(p, t, bi, h, hl.r0, hl.c0, ncols, cells, (tile + 1) * kMmaBN, k,
+                              ks + (buf ^ 1) * kMmaBN * SQ);
+      NaLoadCellsAsync<T, SQ>(p, t, bi, h, hl.r0, hl.c0, ncols, cells, (tile + 1) * kMmaBN, v,
+                              vs + (buf ^ 1) * kMmaBN * SQ);
+      kd::cp_async_commit();
+      kd::cp_async_wait<1>();
+    } else {
+      kd::cp_async_wait<0>();
+    }
+    kd::syncthreads();
+    const int j0 = tile * kMmaBN;
+    const int last = (j0 + kMmaBN < cells ? j0 + kMmaBN : cells) - 1;
+    if (j0 / ncols < warp_r1 && last / ncols >= warp_r0) {
+      const kd::Ptr<T> kt = ks + buf * kMmaBN * SQ, vt = vs + buf * kMmaBN * SQ;
+      // S = Q K^T: 16 queries x 64 cells (8 n8 tiles).
+      float s[kMmaBN / 8][4];
+      KD_UNROLL
+      for (int n = 0; n < kMmaBN / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+      KD_UNROLL
+      for (int kk = 0; kk < KS; ++kk) {
+        uint32_t a[4];
+        kd::ldmatrix_x4(a, qs + ((warp * 16 + (lane & 15)) * SQ + kk * 16 + (lane >> 4) * 8));
+        KD_UNROLL
+        for (int np = 0; np < kMmaBN / 16; ++np) {
+          // Matrices: cells 0-7 x ch 0-7, cells 0-7 x ch 8-15, cells 8-15 x
+          // ch 0-7, cells 8-15 x ch 8-15 -- B of two n8 cell tiles.
+          uint32_t bf[4];
+          kd::ldmatrix_x4(bf, kt + ((np * 16 + (lane >> 4) * 8 + (lane & 7)) * SQ + kk * 16 + ((lane >> 3) & 1) * 8));
+          NaMmaAcc<T>(s[2 * np], a, bf);
+          NaMmaAcc<T>(s[2 * np + 1], a, bf + 2);
+        }
+      }
+      // Scale to log2 units and mask each score to its query's window.
+      KD_UNROLL
+      for (int n = 0; n < kMmaBN / 8; ++n) {
+        KD_UNROLL
+        for (int e2 = 0; e2 < 2; ++e2) {
+          const int j = j0 + n * 8 + 2 * tq + e2, cr = j / ncols, cc = j % ncols;
+          KD_UNROLL
+          for (int r = 0; r < 2; ++r) {
+            const bool vis = j < cells && cr >= wr[r] && cr < wr[r] + p.kh && cc >= wc[r] && cc < wc[r] + p.kw;
+            s[n][2 * r + e2] = vis ? s[n][2 * r + e2] * p.scale_log2 : -INFINITY;
+          }
+        }
+      }
+      // Online softmax per row: max over the quad sharing the row, rescale.
+      float mt[2] = {m[0], m[1]}, mu[2];
+      KD_UNROLL
+      for (int n = 0; n < kMmaBN / 8; ++n) {
+        mt[0] = fmaxf(mt[0], fmaxf(s[n][0], s[n][1]));
+        mt[1] = fmaxf(mt[1], fmaxf(s[n][2], s[n][3]));
+      }
+      KD_UNROLL
+      for (int r = 0; r < 2; ++r) {
+        mt[r] = fmaxf(mt[r], kd::shfl_xor_sync(kd::kFullMask, mt[r], 1));
+        mt[r] = fmaxf(mt[r], kd::shfl_xor_sync(kd::kFullMask, mt[r], 2));
+        mu[r] = mt[r] == -INFINITY ? 0.f : mt[r];  // nothing visible yet: p = 0, not NaN
+        const float alpha = exp2f(m[r] - mu[r]);
+        m[r] = mt[r];
+        l[r] *= alpha;
+        KD_UNROLL
+        for (int n = 0; n < NT; ++n) {
+          o[n][2 * r] *= alpha;
+          o[n][2 * r + 1] *= alpha;
+        }
+      }
+      KD_UNROLL
+      for (int n = 0; n < kMmaBN / 8; ++n) {
+        KD_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          s[n][e] = exp2f(s[n][e] - mu[e >> 1]);
+          l[e >> 1] += s[n][e];
+        }
+      }
+      // O += P V: the accumulators of n8 tiles 2kk, 2kk + 1 are the A
+      // fragment of k-step kk; V [cells][SQ] row-major gives B via .trans.
+      KD_UNROLL
+      for (int kk = 0; kk < kMmaBN / 16; ++kk) {
+        const uint32_t a[4] = {NaPack2<T>(s[2 * kk][0], s[2 * kk][1]), NaPack2<T>(s[2 * kk][2], s[2 * kk][3]),
+                               NaPack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                               NaPack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+        const kd::Ptr<T> vrow = vt + (kk * 16 + (lane & 15)) * SQ;
+        KD_UNROLL
+        for (int np = 0; np < NT / 2; ++np) {
+          uint32_t bf[4];
+          kd::ldmatrix_x4_trans(bf, vrow + (np * 16 + (lane >> 4) * 8));
+          NaMmaAcc<T>(o[2 * np], a, bf);
+          NaMmaAcc<T>(o[2 * np + 1], a, bf + 2);
+        }
+      }
+    }
+    kd::syncthreads();  // this stage is refilled by the next iteration's prefetch
+  }
+
+  KD_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    l[r] += kd::shfl_xor_sync(kd::kFullMask, l[r], 1);
+    l[r] += kd::shfl_xor_sync(kd::kFullMask, l[r], 2);
+  }
+  KD_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    if (!act[r]) continue;
+    const int a = t.a0 + 2 * warp + r, b = t.b0 + g;
+    const int64_t base = CellOffset(p, t, bi, h, a, b);
+    const float inv = 1.f / l[r];  // l >= 1: every window has K_h * K_w keys
+    KD_UNROLL
+    for (int n = 0; n < NT; ++n) {
+      const int c = n * 8 + 2 * tq;
+      if (c < d) kd::StoreF(out, base + c, o[n][2 * r] * inv);
+      if (c + 1 < d) kd::StoreF(out, base + c + 1, o[n][2 * r + 1] * inv);
+    }
+    if (tq == 0) lse[CellRow(p, t, bi, h, a, b)] = (m[r] + log2f(l[r])) * kLn2;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -549,6 +787,34 @@ inline StatusOr<NaLaunch> NaFwdPlanFor(const NaParams& p, int elem_bytes, bool v
   return NaTiledPlan("neighborhood_attention", p, elem_bytes, vec_ok, kTW + int(p.kw) - 1, kTH + int(p.kh) - 1, 0);
 }
 
+// The tensor-core forward: f16/bf16 storage, d % 8 == 0 (16-byte cells)
+// up to 160, 16-byte aligned views. WithMmaDk calls
+// f(std::integral_constant<int, DK>) with the k16-padded head-dim bucket.
+constexpr int kMmaMaxHeadDim = 160;
+inline bool NaUseMma(DType dtype, int64_t d, bool aligned16) {
+  return dtype != DType::f32 && aligned16 && d % 8 == 0 && d <= kMmaMaxHeadDim;
+}
+inline int NaMmaDk(int64_t d) { return d <= 48 ? 48 : d <= 64 ? 64 : d <= 80 ? 80 : d <= 128 ? 128 : 160; }
+template <class F> Status WithMmaDk(int64_t d, F&& f) {
+  if (d <= 48) return f(std::integral_constant<int, 48>{});
+  if (d <= 64) return f(std::integral_constant<int, 64>{});
+  if (d <= 80) return f(std::integral_constant<int, 80>{});
+  if (d <= 128) return f(std::integral_constant<int, 128>{});
+  if (d <= kMmaMaxHeadDim) return f(std::integral_constant<int, 160>{});
+  return absl::InvalidArgumentError(absl::StrCat("neighborhood_attention: no tensor-core kernel for head dim ", d));
+}
+// The plan of NaFwdMmaKernel: the tile grid of NaFwdPlanFor, 128 threads,
+// the staged Q tile and two K / V cell stages.
+inline StatusOr<NaLaunch> NaFwdMmaPlanFor(const NaParams& p, int elem_bytes) {
+  CF_CHECK_ARG(elem_bytes == 2 && p.head_dim % 8 == 0 && p.head_dim <= kMmaMaxHeadDim,
+               "neighborhood_attention: the tensor-core kernel needs f16/bf16 and d % 8 == 0, d <= 160 (",
+               p.ToString(), ")");
+  CF_ASSIGN_OR_RETURN(NaLaunch l, NaFwdPlanFor(p, elem_bytes, true));
+  l.block = kd::Dim3(kMmaThreads);
+  l.smem = NaMmaSmemBytes(NaMmaDk(p.head_dim));
+  return l;
+}
+
 struct NaBwdPlan {
   NaLaunch dq, kv;
   kd::Dim3 dot_grid, dot_block;
@@ -642,13 +908,28 @@ inline bool NaAligned16(std::initializer_list<const void*> ps) {
 template <class T> Status NaForwardCuda(const NaParams& p, const NaFwdArgs& a, cudaStream_t stream) {
   using namespace na_kernels;
   if (p.batch == 0 || p.tokens() == 0 || p.heads == 0) return absl::OkStatus();
-  CF_ASSIGN_OR_RETURN(NaLaunch l, NaFwdPlanFor(p, int(sizeof(T)), NaAligned16({a.q, a.k, a.v})));
+  const bool aligned = NaAligned16({a.q, a.k, a.v});
+  const T* q = static_cast<const T*>(a.q);
+  const T* k = static_cast<const T*>(a.k);
+  const T* v = static_cast<const T*>(a.v);
+  T* out = static_cast<T*>(a.out);
+  if constexpr (!std::is_same_v<T, float>) {
+    if (NaUseMma(DTypeOf<T>::value, p.head_dim, aligned)) {
+      CF_ASSIGN_OR_RETURN(NaLaunch l, NaFwdMmaPlanFor(p, int(sizeof(T))));
+      return WithMmaDk(p.head_dim, [&](auto dk) -> Status {
+        constexpr int DK = decltype(dk)::value;
+        CF_RETURN_IF_ERROR(NaOptInSmem(NaFwdMmaKernel<T, DK>, l.smem));
+        NaFwdMmaKernel<T, DK><<<l.grid, l.block, l.smem, stream>>>(q, k, v, out, a.lse, l.dev);
+        CF_CUDA_CHECK_LAUNCH();
+        return absl::OkStatus();
+      });
+    }
+  }
+  CF_ASSIGN_OR_RETURN(NaLaunch l, NaFwdPlanFor(p, int(sizeof(T)), aligned));
   return WithCpt(p.head_dim, [&](auto cpt) -> Status {
     constexpr int CPT = decltype(cpt)::value;
     CF_RETURN_IF_ERROR(NaOptInSmem(NaFwdKernel<T, CPT>, l.smem));
-    NaFwdKernel<T, CPT><<<l.grid, l.block, l.smem, stream>>>(
-        static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v), static_cast<T*>(a.out),
-        a.lse, l.dev);
+    NaFwdKernel<T, CPT><<<l.grid, l.block, l.smem, stream>>>(q, k, v, out, a.lse, l.dev);
     CF_CUDA_CHECK_LAUNCH();
     return absl::OkStatus();
   });

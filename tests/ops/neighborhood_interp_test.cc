@@ -157,6 +157,16 @@ Status InterpForward(const NaParams& p, int chunk_rows, DevTensor& q, DevTensor&
                     out.ptr<T>(), lse.ptr<float>(), l.dev);
 }
 
+// NaFwdMmaKernel (the tensor-core forward NaForwardCuda picks for aligned
+// f16/bf16 with d % 8 == 0) on the interpreter.
+template <class T, int DK>
+Status InterpForwardMma(const NaParams& p, DevTensor& q, DevTensor& k, DevTensor& v, DevTensor& out, DevTensor& lse) {
+  CF_ASSIGN_OR_RETURN(NaLaunch l, NaFwdMmaPlanFor(p, int(sizeof(T))));
+  return ki::Launch(KdConfig("NaFwdMmaKernel", l.grid, l.block, l.smem), &NaFwdMmaKernel<T, DK>,
+                    kd::Ptr<const T>(q.ptr<T>()), kd::Ptr<const T>(k.ptr<T>()), kd::Ptr<const T>(v.ptr<T>()),
+                    out.ptr<T>(), lse.ptr<float>(), l.dev);
+}
+
 // NaBackwardCuda on the interpreter (the three kernels, in order).
 template <class T, int CPT>
 Status InterpBackward(const NaParams& p, int chunk_rows, DevTensor& q, DevTensor& k, DevTensor& v, DevTensor& out,
@@ -212,6 +222,29 @@ void RunCase(const Case& c, DType dt, uint64_t seed) {
   const std::vector<double> outd = ToDoubles(out_t), lsed = ToDoubles(lse_t);
   EXPECT_TRUE(Close(outd, ref.out, dt, 1e-5)) << "out";
   EXPECT_TRUE(AllClose(lsed, ref.lse, 1e-6, 1e-5)) << "lse";
+
+  // The tensor-core forward where the launcher would pick it. P is rounded to
+  // the storage type for P V: half a unit of it on the largest |v| more.
+  const bool mma = NaUseMma(dt, p.head_dim, Aligned16(dq_) && Aligned16(dk_) && Aligned16(dv_));
+  EXPECT_EQ(mma, dt != DType::f32 && c.offset == 0 && c.d % 8 == 0);
+  if (mma) {
+    DevTensor out2(shape, dt, "out_mma", c.offset), lse2(lshape, DType::f32, "lse_mma");
+    const Status mst = DispatchKd(dt, [&](auto tag) -> Status {
+      using T = decltype(tag);
+      if constexpr (std::is_same_v<T, float>) {
+        return absl::InternalError("no tensor-core kernel for f32");
+      } else {
+        return WithMmaDk(p.head_dim, [&](auto dk) {
+          return InterpForwardMma<T, decltype(dk)::value>(p, dq_, dk_, dv_, out2, lse2);
+        });
+      }
+    });
+    ASSERT_TRUE(mst.ok()) << mst;
+    const std::vector<double> o2 = ToDoubles(out2.ToTensor());
+    EXPECT_TRUE(AllClose(o2, ref.out, 2 * Eps(dt), (2 * Eps(dt) + 1e-5) * MaxAbs(ref.out) + Eps(dt) / 2 * MaxAbs(vd)))
+        << "out (tensor cores)";
+    EXPECT_TRUE(AllClose(ToDoubles(lse2.ToTensor()), ref.lse, 1e-6, 1e-5)) << "lse (tensor cores)";
+  }
 
   // The CPU op on the same inputs (its own rounding, hence twice the tolerance).
   StatusOr<std::vector<Tensor>> cpu = RunOp("neighborhood_attention", {q, k, v}, AttrsOf(c));
