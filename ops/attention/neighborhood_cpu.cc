@@ -262,8 +262,10 @@ __attribute__((target("avx2,fma"))) void WeightedSumAvx2(const float* w, const f
 // exp of 8 floats: 2^m * exp(r) with m = round(x log2 e), r = x - m ln 2 in
 // two parts (Cody-Waite), and Cephes' degree-6 polynomial for exp(r)
 // (relative error about 2e-7); 0 below -87.3 (where the float result would be
-// subnormal), inputs clamped at 88.3 above.
+// subnormal), inputs clamped at 88.3 above, NaN kept (so a NaN input makes
+// its rows NaN, as std::exp does).
 __attribute__((target("avx2,fma"))) inline __m256 Exp8(__m256 x) {
+  const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q), in = x;
   const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
   const __m256 m = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
@@ -278,7 +280,7 @@ __attribute__((target("avx2,fma"))) inline __m256 Exp8(__m256 x) {
   y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
   y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(m), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(tiny, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
+  return _mm256_blendv_ps(_mm256_andnot_ps(tiny, _mm256_mul_ps(y, _mm256_castsi256_ps(e))), in, nan);
 }
 
 // s[t] *= scale; returns max_t s[t].

@@ -272,6 +272,30 @@ TEST(NeighborhoodAttentionTest, UsesSeveralThreads) {
             2);
 }
 
+TEST(NeighborhoodAttentionTest, NanReachesExactlyTheWindowsThatSeeIt) {
+  // A NaN key makes every query whose window holds it NaN (out and lse), and
+  // no other; f32 (vectorised exp) and f64 (std::exp).
+  const NaCase c{{1, 12, 20, 2 * 8}, 2, 3, 1};
+  for (DType t : {DType::f32, DType::f64}) {
+    Tensor q = RandomTensor(c.x, t, 31), k = RandomTensor(c.x, t, 32), v = RandomTensor(c.x, t, 33);
+    std::vector<double> kd = ToDoubles(k);
+    const int64_t ki = 5, kj = 9;  // key (5, 9), head 0
+    kd[(ki * 20 + kj) * 16 + 3] = std::nan("");
+    k = FromDoubles(kd, c.x, t);
+    CF_ASSERT_OK_AND_ASSIGN(std::vector<Tensor> got, RunOp("neighborhood_attention", {q, k, v}, AttrsOf(c)));
+    const std::vector<double> out = ToDoubles(got[0]), lse = ToDoubles(got[1]);
+    const std::vector<bool> mr = AxisMask(12, 3, 1), mc = AxisMask(20, 3, 1);
+    for (int64_t i = 0; i < 12; ++i)
+      for (int64_t j = 0; j < 20; ++j) {
+        const bool sees = mr[i * 12 + ki] && mc[j * 20 + kj];
+        const int64_t tok = i * 20 + j;
+        EXPECT_EQ(std::isnan(lse[tok * 2]), sees) << DTypeName(t) << " query " << i << ", " << j;
+        EXPECT_EQ(std::isnan(out[tok * 16]), sees) << DTypeName(t) << " query " << i << ", " << j;
+        EXPECT_FALSE(std::isnan(lse[tok * 2 + 1]) || std::isnan(out[tok * 16 + 8]));  // head 1 is clean
+      }
+  }
+}
+
 TEST(NeighborhoodAttentionTest, CostIsExact) {
   // SD1.5's top level at 512: B = 2, 64 x 64 tokens, 8 heads x 40, K = 13.
   const Shape x{2, 64, 64, 320};
