@@ -607,6 +607,161 @@ KD_GLOBAL void KD_LAUNCH_BOUNDS(kThreads)
   }
 }
 
+// dQ on tensor cores (f16/bf16, the forward's conditions): the forward's
+// tiling and cell stream; per cell tile S = Q K^T and dP = dO V^T, then
+// P = exp2(S - lse), dS = P (dP - D) masked to the windows, and dQ += dS K,
+// all mma.m16n8k16 with f32 accumulators (dS rounded to the storage type
+// for the last product, as P is in the forward).
+constexpr size_t NaBwdQMmaSmemBytes(int dk) { return size_t(2 * kTH * kTW + 4 * kMmaBN) * size_t(dk + 8) * 2; }
+
+// 16 rows (from a, row stride SQ) times 64 cells (from b): the 8 n8
+// accumulator tiles of A B^T over KS k16 steps, for one warp.
+template <class T, int SQ, int KS>
+KD_DEVICE void NaMmaRowsTimesCells(kd::Ptr<T> a, kd::Ptr<T> b, int lane, float s[kMmaBN / 8][4]) {
+  KD_UNROLL
+  for (int n = 0; n < kMmaBN / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+  KD_UNROLL
+  for (int kk = 0; kk < KS; ++kk) {
+    uint32_t af[4];
+    kd::ldmatrix_x4(af, a + ((lane & 15) * SQ + kk * 16 + (lane >> 4) * 8));
+    KD_UNROLL
+    for (int np = 0; np < kMmaBN / 16; ++np) {
+      uint32_t bf[4];
+      kd::ldmatrix_x4(bf, b + ((np * 16 + (lane >> 4) * 8 + (lane & 7)) * SQ + kk * 16 + ((lane >> 3) & 1) * 8));
+      NaMmaAcc<T>(s[2 * np], af, bf);
+      NaMmaAcc<T>(s[2 * np + 1], af, bf + 2);
+    }
+  }
+}
+// acc[NT] += P (16 x 64, the accumulators of NaMmaRowsTimesCells) times
+// the cells' rows c [64][SQ] (B via ldmatrix .trans).
+template <class T, int SQ, int NT>
+KD_DEVICE void NaMmaAccumulateCells(const float p[kMmaBN / 8][4], kd::Ptr<T> c, int lane, float acc[NT][4]) {
+  KD_UNROLL
+  for (int kk = 0; kk < kMmaBN / 16; ++kk) {
+    const uint32_t a[4] = {NaPack2<T>(p[2 * kk][0], p[2 * kk][1]), NaPack2<T>(p[2 * kk][2], p[2 * kk][3]),
+                           NaPack2<T>(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                           NaPack2<T>(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+    const kd::Ptr<T> row = c + (kk * 16 + (lane & 15)) * SQ;
+    KD_UNROLL
+    for (int np = 0; np < NT / 2; ++np) {
+      uint32_t bf[4];
+      kd::ldmatrix_x4_trans(bf, row + (np * 16 + (lane >> 4) * 8));
+      NaMmaAcc<T>(acc[2 * np], a, bf);
+      NaMmaAcc<T>(acc[2 * np + 1], a, bf + 2);
+    }
+  }
+}
+
+template <class T, int DK>
+KD_GLOBAL void KD_LAUNCH_BOUNDS(kMmaThreads)
+    NaBwdQMmaKernel(kd::Ptr<const T> q, kd::Ptr<const T> k, kd::Ptr<const T> v, kd::Ptr<const T> dout,
+                    kd::Ptr<const float> lse, kd::Ptr<const float> dvec, kd::Ptr<T> dq, NaDev p) {
+  constexpr int SQ = DK + 8, KS = DK / 16, NT = DK / 8, QT = kTH * kTW;
+  KD_DYNAMIC_SHARED(T, smem);
+  const kd::Ptr<T> qs = smem, gs = smem + QT * SQ;        // [64][SQ] each: q, dO
+  const kd::Ptr<T> ks = smem + 2 * QT * SQ;               // [2][kMmaBN][SQ]
+  const kd::Ptr<T> vs = smem + (2 * QT + 2 * kMmaBN) * SQ;  // [2][kMmaBN][SQ]
+  const NaTile t = TileOf(p, kd::blockIdx.x);
+  if (t.empty) return;
+  const int h = int(kd::blockIdx.y);
+  const int64_t bi = kd::blockIdx.z;
+  const int tid = int(kd::threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
+  const int d = p.head_dim;
+  const NaHalo hl = QueryTileHalo(p, t);
+  const int ncols = hl.c1 - hl.c0, cells = (hl.r1 - hl.r0) * ncols;
+  const int ntiles = (cells + kMmaBN - 1) / kMmaBN;
+
+  if (DK > d) {  // columns [d, DK) of q, dO and both K / V stages read zeros
+    const int pad = DK - d;
+    for (int e = tid; e < (2 * QT + 4 * kMmaBN) * pad; e += kMmaThreads)
+      kd::StoreF(smem, (e / pad) * SQ + d + e % pad, 0.f);
+  }
+  for (int e = tid; e < QT * (d / 8); e += kMmaThreads) {
+    const int qi = e / (d / 8), ch = (e % (d / 8)) * 8, a = t.a0 + qi / kTW, b = t.b0 + qi % kTW;
+    const bool in = a < t.a1 && b < t.b1;
+    const int64_t gq = in ? CellOffset(p, t, bi, h, a, b) : CellOffset(p, t, bi, h, 0, 0);
+    kd::cp_async_zfill<16>(qs + (qi * SQ + ch), q + (gq + ch), in ? 16 : 0);
+    kd::cp_async_zfill<16>(gs + (qi * SQ + ch), dout + (gq + ch), in ? 16 : 0);
+  }
+  NaLoadCellsAsync<T, SQ>(p, t, bi, h, hl.r0, hl.c0, ncols, cells, 0, k, ks);
+  NaLoadCellsAsync<T, SQ>(p, t, bi, h, hl.r0, hl.c0, ncols, cells, 0, v, vs);
+  kd::cp_async_commit();
+
+  int wr[2], wc[2];
+  bool act[2];
+  float lse2[2], dd[2];
+  KD_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    const int a = t.a0 + 2 * warp + r, b = t.b0 + g;
+    act[r] = a < t.a1 && b < t.b1;
+    const int ac = a < t.a1 ? a : t.a1 - 1, bc = b < t.b1 ? b : t.b1 - 1;  // a valid cell's row
+    wr[r] = GridStart(ac, t.lh, p.kh) - hl.r0;
+    wc[r] = GridStart(bc, t.lw, p.kw) - hl.c0;
+    const int64_t row = CellRow(p, t, bi, h, ac, bc);
+    lse2[r] = float(lse[row]) * kLog2e;
+    dd[r] = float(dvec[row]);
+  }
+  const int ra = t.a0 + 2 * warp < t.a1 ? t.a0 + 2 * warp : t.a1 - 1;
+  const int rb = t.a0 + 2 * warp + 1 < t.a1 ? t.a0 + 2 * warp + 1 : t.a1 - 1;
+  const int warp_r0 = GridStart(ra, t.lh, p.kh) - hl.r0, warp_r1 = GridStart(rb, t.lh, p.kh) - hl.r0 + p.kh;
+
+  float acc[NT][4];
+  KD_UNROLL
+  for (int n = 0; n < NT; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+
+  for (int tile = 0; tile < ntiles; ++tile) {
+    const int buf = tile & 1;
+    if (tile + 1 < ntiles) {
+      NaLoadCellsAsync<T, SQ>(p, t, bi, h, hl.r0, hl.c0, ncols, cells, (tile + 1) * kMmaBN, k,
+                              ks + (buf ^ 1) * kMmaBN * SQ);
+      NaLoadCellsAsync<T, SQ>(p, t, bi, h, hl.r0, hl.c0, ncols, cells, (tile + 1) * kMmaBN, v,
+                              vs + (buf ^ 1) * kMmaBN * SQ);
+      kd::cp_async_commit();
+      kd::cp_async_wait<1>();
+    } else {
+      kd::cp_async_wait<0>();
+    }
+    kd::syncthreads();
+    const int j0 = tile * kMmaBN;
+    const int last = (j0 + kMmaBN < cells ? j0 + kMmaBN : cells) - 1;
+    if (j0 / ncols < warp_r1 && last / ncols >= warp_r0) {
+      const kd::Ptr<T> kt = ks + buf * kMmaBN * SQ, vt = vs + buf * kMmaBN * SQ;
+      float s[kMmaBN / 8][4], dp[kMmaBN / 8][4];
+      NaMmaRowsTimesCells<T, SQ, KS>(qs + warp * 16 * SQ, kt, lane, s);
+      NaMmaRowsTimesCells<T, SQ, KS>(gs + warp * 16 * SQ, vt, lane, dp);
+      KD_UNROLL
+      for (int n = 0; n < kMmaBN / 8; ++n) {
+        KD_UNROLL
+        for (int e2 = 0; e2 < 2; ++e2) {
+          const int j = j0 + n * 8 + 2 * tq + e2, cr = j / ncols, cc = j % ncols;
+          KD_UNROLL
+          for (int r = 0; r < 2; ++r) {
+            const bool vis = j < cells && cr >= wr[r] && cr < wr[r] + p.kh && cc >= wc[r] && cc < wc[r] + p.kw;
+            const int e = 2 * r + e2;
+            const float pr = vis ? exp2f(s[n][e] * p.scale_log2 - lse2[r]) : 0.f;
+            s[n][e] = pr * (dp[n][e] - dd[r]);  // dS
+          }
+        }
+      }
+      NaMmaAccumulateCells<T, SQ, NT>(s, kt, lane, acc);
+    }
+    kd::syncthreads();
+  }
+
+  KD_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    if (!act[r]) continue;
+    const int64_t base = CellOffset(p, t, bi, h, t.a0 + 2 * warp + r, t.b0 + g);
+    KD_UNROLL
+    for (int n = 0; n < NT; ++n) {
+      const int c = n * 8 + 2 * tq;
+      if (c < d) kd::StoreF(dq, base + c, acc[n][2 * r] * p.scale);
+      if (c + 1 < d) kd::StoreF(dq, base + c + 1, acc[n][2 * r + 1] * p.scale);
+    }
+  }
+}
+
 // The queries of a grid axis (length len, kernel k) whose window meets the
 // key cells [a0, a1): [lo, hi). Windows are monotone in the query, and a
 // query's window contains the query itself, so the candidates lie within
@@ -816,17 +971,26 @@ inline StatusOr<NaLaunch> NaFwdMmaPlanFor(const NaParams& p, int elem_bytes) {
 }
 
 struct NaBwdPlan {
-  NaLaunch dq, kv;
+  NaLaunch dq, kv;  // dq: NaBwdQMmaKernel's geometry when mma
+  bool mma = false;
   kd::Dim3 dot_grid, dot_block;
   int64_t dot_rows = 0;  // B * H * W * heads
 };
 // The backward plan: the dot pre-kernel, dQ with the forward's halo, and dK /
 // dV whose query halo spans up to 8 + 2 (K - 1) cells per axis (the border
 // windows all clamp onto the edge keys), with lse and D per cell.
-inline StatusOr<NaBwdPlan> NaBwdPlanFor(const NaParams& p, int elem_bytes, bool vec_ok) {
+// With mma (NaUseMma's conditions, dout aligned too) dQ runs on tensor cores.
+inline StatusOr<NaBwdPlan> NaBwdPlanFor(const NaParams& p, int elem_bytes, bool vec_ok, bool mma = false) {
   NaBwdPlan b;
   constexpr char kOp[] = "neighborhood_attention_backward";
   CF_ASSIGN_OR_RETURN(b.dq, NaTiledPlan(kOp, p, elem_bytes, vec_ok, kTW + int(p.kw) - 1, kTH + int(p.kh) - 1, 0));
+  if (mma) {
+    CF_CHECK_ARG(elem_bytes == 2 && vec_ok && p.head_dim % 8 == 0 && p.head_dim <= kMmaMaxHeadDim, kOp,
+                 ": the tensor-core kernel needs aligned f16/bf16 and d % 8 == 0, d <= 160 (", p.ToString(), ")");
+    b.mma = true;
+    b.dq.block = kd::Dim3(kMmaThreads);
+    b.dq.smem = NaBwdQMmaSmemBytes(NaMmaDk(p.head_dim));
+  }
   CF_ASSIGN_OR_RETURN(b.kv, NaTiledPlan(kOp, p, elem_bytes, vec_ok, kTW + 2 * (int(p.kw) - 1),
                                         kTH + 2 * (int(p.kh) - 1), 2));
   b.dot_rows = p.batch * p.tokens() * p.heads;
@@ -938,7 +1102,9 @@ template <class T> Status NaForwardCuda(const NaParams& p, const NaFwdArgs& a, c
 template <class T> Status NaBackwardCuda(const NaParams& p, const NaBwdArgs& a, cudaStream_t stream) {
   using namespace na_kernels;
   if (p.batch == 0 || p.tokens() == 0 || p.heads == 0) return absl::OkStatus();
-  CF_ASSIGN_OR_RETURN(NaBwdPlan bp, NaBwdPlanFor(p, int(sizeof(T)), NaAligned16({a.q, a.k, a.v, a.dout})));
+  const bool aligned = NaAligned16({a.q, a.k, a.v, a.dout});
+  const bool mma = NaUseMma(DTypeOf<T>::value, p.head_dim, aligned);
+  CF_ASSIGN_OR_RETURN(NaBwdPlan bp, NaBwdPlanFor(p, int(sizeof(T)), aligned, mma));
   const T* q = static_cast<const T*>(a.q);
   const T* k = static_cast<const T*>(a.k);
   const T* v = static_cast<const T*>(a.v);
@@ -946,12 +1112,26 @@ template <class T> Status NaBackwardCuda(const NaParams& p, const NaBwdArgs& a, 
   NaBwdDotKernel<T><<<bp.dot_grid, bp.dot_block, 0, stream>>>(static_cast<const T*>(a.out), dout, a.dlse, a.dvec,
                                                                 bp.dot_rows, int(p.heads), int(p.head_dim));
   CF_CUDA_CHECK_LAUNCH();
+  if constexpr (!std::is_same_v<T, float>) {
+    if (bp.mma) {
+      CF_RETURN_IF_ERROR(WithMmaDk(p.head_dim, [&](auto dk) -> Status {
+        constexpr int DK = decltype(dk)::value;
+        CF_RETURN_IF_ERROR(NaOptInSmem(NaBwdQMmaKernel<T, DK>, bp.dq.smem));
+        NaBwdQMmaKernel<T, DK><<<bp.dq.grid, bp.dq.block, bp.dq.smem, stream>>>(q, k, v, dout, a.lse, a.dvec,
+                                                                                 static_cast<T*>(a.dq), bp.dq.dev);
+        CF_CUDA_CHECK_LAUNCH();
+        return absl::OkStatus();
+      }));
+    }
+  }
   return WithCpt(p.head_dim, [&](auto cpt) -> Status {
     constexpr int CPT = decltype(cpt)::value;
-    CF_RETURN_IF_ERROR(NaOptInSmem(NaBwdQKernel<T, CPT>, bp.dq.smem));
-    NaBwdQKernel<T, CPT><<<bp.dq.grid, bp.dq.block, bp.dq.smem, stream>>>(q, k, v, dout, a.lse, a.dvec,
-                                                                           static_cast<T*>(a.dq), bp.dq.dev);
-    CF_CUDA_CHECK_LAUNCH();
+    if (!bp.mma) {
+      CF_RETURN_IF_ERROR(NaOptInSmem(NaBwdQKernel<T, CPT>, bp.dq.smem));
+      NaBwdQKernel<T, CPT><<<bp.dq.grid, bp.dq.block, bp.dq.smem, stream>>>(q, k, v, dout, a.lse, a.dvec,
+                                                                             static_cast<T*>(a.dq), bp.dq.dev);
+      CF_CUDA_CHECK_LAUNCH();
+    }
     CF_RETURN_IF_ERROR(NaOptInSmem(NaBwdKvKernel<T, CPT>, bp.kv.smem));
     NaBwdKvKernel<T, CPT><<<bp.kv.grid, bp.kv.block, bp.kv.smem, stream>>>(
         q, k, v, dout, a.lse, a.dvec, static_cast<T*>(a.dk), static_cast<T*>(a.dv), bp.kv.dev);

@@ -60,6 +60,7 @@ double MaxAbs(const std::vector<double>& v) {
 
 struct Ref {
   std::vector<double> out, lse, dq, dk, dv;
+  std::vector<double> dq_abs;  // scale * sum |dS| |k|: what rounding dS to the storage type perturbs
 };
 
 int64_t Idx(const NaParams& p, int64_t b, int64_t y, int64_t x) { return (b * p.height + y) * p.width + x; }
@@ -106,6 +107,7 @@ void RefBackward(const NaParams& p, const std::vector<double>& q, const std::vec
                  const std::vector<double>& dout, const std::vector<double>* dlse, Ref* r) {
   const int64_t C = p.channels(), d = p.head_dim;
   r->dq.assign(q.size(), 0.0);
+  r->dq_abs.assign(q.size(), 0.0);
   r->dk.assign(q.size(), 0.0);
   r->dv.assign(q.size(), 0.0);
   for (int64_t b = 0; b < p.batch; ++b)
@@ -128,6 +130,7 @@ void RefBackward(const NaParams& p, const std::vector<double>& q, const std::vec
               const double pr = std::exp(sc * p.scale - lse[size_t(row)]), ds = pr * (dp - dd);
               for (int64_t c = 0; c < d; ++c) {
                 r->dq[size_t(qo + c)] += p.scale * ds * k[size_t(ko + c)];
+                r->dq_abs[size_t(qo + c)] += std::abs(p.scale * ds * k[size_t(ko + c)]);
                 r->dk[size_t(ko + c)] += p.scale * ds * q[size_t(qo + c)];
                 r->dv[size_t(ko + c)] += pr * dout[size_t(qo + c)];
               }
@@ -172,9 +175,9 @@ template <class T, int CPT>
 Status InterpBackward(const NaParams& p, int chunk_rows, DevTensor& q, DevTensor& k, DevTensor& v, DevTensor& out,
                       DevTensor& lse, DevTensor& dout, DevTensor* dlse, DevTensor& dq, DevTensor& dk,
                       DevTensor& dv, NaBwdPlan* used) {
-  CF_ASSIGN_OR_RETURN(NaBwdPlan bp, NaBwdPlanFor(p, int(sizeof(T)), Aligned16(q) && Aligned16(k) && Aligned16(v) &&
-                                                                        Aligned16(dout)));
-  ForceChunks(&bp.dq, chunk_rows);
+  const bool aligned = Aligned16(q) && Aligned16(k) && Aligned16(v) && Aligned16(dout);
+  CF_ASSIGN_OR_RETURN(NaBwdPlan bp, NaBwdPlanFor(p, int(sizeof(T)), aligned, NaUseMma(KdDType<T>(), p.head_dim, aligned)));
+  if (!bp.mma) ForceChunks(&bp.dq, chunk_rows);
   ForceChunks(&bp.kv, chunk_rows);
   *used = bp;
   ki::Buffer<float> dvec(size_t(std::max<int64_t>(bp.dot_rows, 1)), "dvec");
@@ -184,8 +187,17 @@ Status InterpBackward(const NaParams& p, int chunk_rows, DevTensor& q, DevTensor
   CF_RETURN_IF_ERROR(ki::Launch(KdConfig("NaBwdDotKernel", bp.dot_grid, bp.dot_block), &NaBwdDotKernel<T>,
                                 kd::Ptr<const T>(out.ptr<T>()), dop, dlp, dvec.ptr(), bp.dot_rows, int(p.heads),
                                 int(p.head_dim)));
-  CF_RETURN_IF_ERROR(ki::Launch(KdConfig("NaBwdQKernel", bp.dq.grid, bp.dq.block, bp.dq.smem), &NaBwdQKernel<T, CPT>,
-                                qp, kp, vp, dop, lp, dvp, dq.ptr<T>(), bp.dq.dev));
+  if constexpr (!std::is_same_v<T, float>) {
+    if (bp.mma) {
+      CF_RETURN_IF_ERROR(WithMmaDk(p.head_dim, [&](auto dkc) {
+        return ki::Launch(KdConfig("NaBwdQMmaKernel", bp.dq.grid, bp.dq.block, bp.dq.smem),
+                          &NaBwdQMmaKernel<T, decltype(dkc)::value>, qp, kp, vp, dop, lp, dvp, dq.ptr<T>(), bp.dq.dev);
+      }));
+    }
+  }
+  if (!bp.mma)
+    CF_RETURN_IF_ERROR(ki::Launch(KdConfig("NaBwdQKernel", bp.dq.grid, bp.dq.block, bp.dq.smem),
+                                  &NaBwdQKernel<T, CPT>, qp, kp, vp, dop, lp, dvp, dq.ptr<T>(), bp.dq.dev));
   return ki::Launch(KdConfig("NaBwdKvKernel", bp.kv.grid, bp.kv.block, bp.kv.smem), &NaBwdKvKernel<T, CPT>, qp, kp,
                     vp, dop, lp, dvp, dk.ptr<T>(), dv.ptr<T>(), bp.kv.dev);
 }
@@ -272,7 +284,11 @@ void RunCase(const Case& c, DType dt, uint64_t seed) {
   // dS = P (dP - D) cancels: f32 errors relative to the gradient's magnitude
   // grow with the window (K_h K_w terms of f32 products).
   const double rel = 2e-5 * std::sqrt(double(p.kh * p.kw));
-  EXPECT_TRUE(Close(gqd, ref.dq, dt, rel)) << "dq";
+  EXPECT_EQ(bp.mma, mma);
+  // On tensor cores dS is rounded to the storage type before dS K.
+  EXPECT_TRUE(AllClose(gqd, ref.dq, 2 * Eps(dt),
+                       (2 * Eps(dt) + rel) * MaxAbs(ref.dq) + (mma ? Eps(dt) / 2 * MaxAbs(ref.dq_abs) : 0.0)))
+      << "dq";
   EXPECT_TRUE(Close(gkd, ref.dk, dt, rel)) << "dk";
   EXPECT_TRUE(Close(gvd, ref.dv, dt, rel)) << "dv";
 
@@ -280,7 +296,8 @@ void RunCase(const Case& c, DType dt, uint64_t seed) {
   if (c.dlse) bin.push_back(dlse);
   StatusOr<std::vector<Tensor>> cpub = RunOp("neighborhood_attention_backward", bin, AttrsOf(c));
   ASSERT_TRUE(cpub.ok()) << cpub.status();
-  EXPECT_TRUE(AllClose(gqd, ToDoubles((*cpub)[0]), 4 * Eps(dt), (4 * Eps(dt) + 2 * rel) * MaxAbs(ref.dq)))
+  EXPECT_TRUE(AllClose(gqd, ToDoubles((*cpub)[0]), 4 * Eps(dt),
+                       (4 * Eps(dt) + 2 * rel) * MaxAbs(ref.dq) + (mma ? Eps(dt) / 2 * MaxAbs(ref.dq_abs) : 0.0)))
       << "dq vs CPU op";
   EXPECT_TRUE(AllClose(gkd, ToDoubles((*cpub)[1]), 4 * Eps(dt), (4 * Eps(dt) + 2 * rel) * MaxAbs(ref.dk)))
       << "dk vs CPU op";
