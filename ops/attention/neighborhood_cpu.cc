@@ -153,10 +153,14 @@ __attribute__((target("avx2,fma"))) inline __m256 HorizontalSums8(const __m256* 
 // Eight dot products at a time, one accumulator each (8 independent FMA
 // chains hide the FMA latency); the last group repeats its final key. NV =
 // d / 8 when it is at most 8 (x stays in registers, loops unrolled), else 0
-// (a loop over d).
+// (a loop over d). With max_out, the products are scaled by `scale` and their
+// maximum returned there (the softmax's first pass, fused).
 template <int NV>
 __attribute__((target("avx2,fma"))) void DotsAvx2Block(const float* x, const float* base, const int64_t* off,
-                                                       int64_t n, int64_t d, float* out) {
+                                                       int64_t n, int64_t d, float* out, float scale,
+                                                       float* max_out) {
+  const __m256 sv = _mm256_set1_ps(scale);
+  __m256 mv = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
   __m256 xr[NV > 0 ? NV : 1];
   if constexpr (NV > 0) {
 #pragma GCC unroll 8
@@ -180,7 +184,12 @@ __attribute__((target("avx2,fma"))) void DotsAvx2Block(const float* x, const flo
         for (int u = 0; u < 8; ++u) acc[u] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(y[u] + c), acc[u]);
       }
     }
-    const __m256 s = HorizontalSums8(acc);
+    __m256 s = HorizontalSums8(acc);
+    if (max_out) {
+      // The padded lanes repeat a real key's product: harmless for the max.
+      s = _mm256_mul_ps(s, sv);
+      mv = _mm256_max_ps(mv, s);
+    }
     if (t + 8 <= n) {
       _mm256_storeu_ps(out + t, s);
     } else {
@@ -189,19 +198,25 @@ __attribute__((target("avx2,fma"))) void DotsAvx2Block(const float* x, const flo
       std::copy(tmp, tmp + (n - t), out + t);
     }
   }
+  if (max_out) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, mv);
+    *max_out = *std::max_element(lanes, lanes + 8);
+  }
 }
 
-void DotsAvx2(const float* x, const float* base, const int64_t* off, int64_t n, int64_t d, float* out) {
+void DotsAvx2(const float* x, const float* base, const int64_t* off, int64_t n, int64_t d, float* out,
+              float scale = 1, float* max_out = nullptr) {
   switch (d / 8) {
-    case 1: return DotsAvx2Block<1>(x, base, off, n, d, out);
-    case 2: return DotsAvx2Block<2>(x, base, off, n, d, out);
-    case 3: return DotsAvx2Block<3>(x, base, off, n, d, out);
-    case 4: return DotsAvx2Block<4>(x, base, off, n, d, out);
-    case 5: return DotsAvx2Block<5>(x, base, off, n, d, out);
-    case 6: return DotsAvx2Block<6>(x, base, off, n, d, out);
-    case 7: return DotsAvx2Block<7>(x, base, off, n, d, out);
-    case 8: return DotsAvx2Block<8>(x, base, off, n, d, out);
-    default: return DotsAvx2Block<0>(x, base, off, n, d, out);
+    case 1: return DotsAvx2Block<1>(x, base, off, n, d, out, scale, max_out);
+    case 2: return DotsAvx2Block<2>(x, base, off, n, d, out, scale, max_out);
+    case 3: return DotsAvx2Block<3>(x, base, off, n, d, out, scale, max_out);
+    case 4: return DotsAvx2Block<4>(x, base, off, n, d, out, scale, max_out);
+    case 5: return DotsAvx2Block<5>(x, base, off, n, d, out, scale, max_out);
+    case 6: return DotsAvx2Block<6>(x, base, off, n, d, out, scale, max_out);
+    case 7: return DotsAvx2Block<7>(x, base, off, n, d, out, scale, max_out);
+    case 8: return DotsAvx2Block<8>(x, base, off, n, d, out, scale, max_out);
+    default: return DotsAvx2Block<0>(x, base, off, n, d, out, scale, max_out);
   }
 }
 
@@ -353,6 +368,19 @@ template <typename A> struct Loops {
     if constexpr (std::is_same_v<A, float>)
       if (avx2) return WeightedSumAvx2(w, base, off, n, d, acc);
     WeightedSumGeneric(w, base, off, n, d, acc);
+  }
+  // s = exp(scale <x, y_t> - max) for t < n; returns {max, sum}.
+  std::pair<A, A> ScoresSoftmax(const A* x, const A* base, const int64_t* off, int64_t n, int64_t d, A* s,
+                                A scale) const {
+    if constexpr (std::is_same_v<A, float>) {
+      if (avx2) {
+        float m;
+        DotsAvx2(x, base, off, n, d, s, scale, &m);
+        return {m, ExpSumAvx2(s, n, m)};
+      }
+    }
+    Dots(x, base, off, n, d, s);
+    return Softmax(s, n, scale);
   }
   // Softmax numerator in place: s = exp(scale s - max); returns {max, sum}.
   std::pair<A, A> Softmax(A* s, int64_t n, A scale) const {
@@ -513,8 +541,8 @@ void ForwardT(const NaParams& p, const T* q, const T* k, const T* v, T* out, Lse
           first[c] = (r0 * kc.n + g.cols.start[j] - kc.g0) * d;
           LoadVec(g, q, b, i, j, h, qv.data());
           A* s = scores.data() + c * ns;
-          loops.Dots(qv.data(), kbuf.data() + first[c], off.data(), n, d, s);
-          std::tie(maxes[c], sums[c]) = loops.Softmax(s, n, scale);
+          std::tie(maxes[c], sums[c]) =
+              loops.ScoresSoftmax(qv.data(), kbuf.data() + first[c], off.data(), n, d, s, scale);
         }
         for (int64_t c = 0; c < qc.n; ++c) {
           const int64_t j = g.cols.Pos(qc.r, qc.g0 + c);

@@ -172,7 +172,8 @@ TEST(NeighborhoodAttentionTest, PortableLoopsMatchToo) {
 
 TEST(NeighborhoodAttentionTest, ScaleAttributeAndBuilderFunction) {
   const NaCase c{{2, 10, 12, 3 * 8}, 3, {5, 3}, {1, 2}};
-  Tensor q = RandomTensor(c.x, DType::f64, 7), k = RandomTensor(c.x, DType::f64, 8), v = RandomTensor(c.x, DType::f64, 9);
+  Tensor q = RandomTensor(c.x, DType::f64, 7), k = RandomTensor(c.x, DType::f64, 8),
+         v = RandomTensor(c.x, DType::f64, 9);
   Graph g;
   Builder b(&g);
   Value qv = b.Input("q", c.x, DType::f64), kv = b.Input("k", c.x, DType::f64), vv = b.Input("v", c.x, DType::f64);
