@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <tuple>
 #include <vector>
@@ -104,6 +105,8 @@ template <typename A> class AlignedBuf {
     const auto addr = reinterpret_cast<uintptr_t>(v_.data());
     p_ = v_.data() + ((64 - addr % 64) % 64) / sizeof(A);
   }
+  AlignedBuf(const AlignedBuf&) = delete;
+  AlignedBuf& operator=(const AlignedBuf&) = delete;
   A* data() { return p_; }
   const A* data() const { return p_; }
   A& operator[](int64_t i) { return p_[i]; }
