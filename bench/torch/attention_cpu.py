@@ -11,7 +11,7 @@ the script checks that from the profiler). Also the attention core alone at
 the shapes of attention_bench.cc. Prints the median of --repeats runs in ms
 and GFLOP/s.
 
-  python3 bench/torch/attention_cpu.py [--threads 2] [--repeats 7]
+  python3 bench/torch/attention_cpu.py [--threads 2] [--repeats 7] [--module-only]
 """
 import argparse
 import statistics
@@ -64,6 +64,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--module-only", action="store_true", help="only the SDPA module (for interleaved runs)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -74,12 +75,14 @@ def main():
     module_flops = 4 * 2 * B * N * C * C + B * N * C + 4 * B * N * N * C
     x = torch.randn(B, N, C)
     with torch.no_grad():
-        for sdpa in (True, False):
+        for sdpa in (True,) if args.module_only else (True, False):
             m = SelfAttention(C, H, sdpa).eval()
             ms = median_ms(lambda: m(x), args.repeats)
             name = "F.scaled_dot_product_attention" if sdpa else "eager softmax(QK^T/sqrt(d))V"
             print(f"sd15 self-attention module 2x4096x320 8x40 [{name}]: {ms:.1f} ms, "
                   f"{module_flops / ms * 1e-6:.1f} GFLOP/s")
+        if args.module_only:
+            return
 
         # The attention core alone (q, k, v already [B, heads, N, d]).
         shapes = [(8, 40, 4096, 4096, "sd15 8x40 N4096"), (16, 72, 4096, 4096, "pixart 16x72 N4096"),
