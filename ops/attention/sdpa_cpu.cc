@@ -220,9 +220,10 @@ void GemmColMaxAvx512(int64_t M, int64_t N, int64_t K, const float* a, int64_t r
 
 // 2^x for x <= 128: x = n + f with |f| <= 1/2, 2^f by its degree-6 Taylor
 // polynomial (relative error < 1.2e-7), times 2^n by vscalefps. x is first
-// raised to -200 so that exp2(-inf) (a masked score) underflows to exactly 0.
+// raised to -200 so that exp2(-inf) (a masked score) underflows to exactly 0;
+// maxps returns its second operand when one is NaN, so NaN stays NaN.
 CF_AVX512 inline __m512 Exp2Avx512(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-200.0f));
+  x = _mm512_max_ps(_mm512_set1_ps(-200.0f), x);
   const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(x, n);
   __m512 p = _mm512_set1_ps(1.5403530393381608e-4f);

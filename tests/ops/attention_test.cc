@@ -500,6 +500,24 @@ TEST(Attention, BuilderFunctions) {
   EXPECT_FALSE(b.ok());
 }
 
+// A NaN in one key reaches exactly the outputs of the queries (of its head)
+// that see that key, for both kernel sets.
+TEST(Attention, NanReachesTheQueriesThatSeeIt) {
+  const Case c{.batch = 1, .nq = 70, .nkv = 70, .heads = 2, .d = 16, .causal = true};
+  Inputs in = MakeInputs(c, DType::f32, 77);
+  std::vector<double> k = ToDoubles(in.k);
+  const int64_t key = 5;
+  k[key * 32 + 3] = std::numeric_limits<double>::quiet_NaN();  // head 0, channel 3
+  in.k = FromDoubles(k, in.k.shape(), DType::f32);
+  ForEachKernel([&](const char* kernel) {
+    CF_ASSERT_OK_AND_ASSIGN(std::vector<Tensor> outs, RunOp("attention", in.list(), AttrsOf(c)));
+    const std::vector<double> out = ToDoubles(outs[0]);
+    for (int64_t i = 0; i < c.nq; ++i)
+      for (int64_t x = 0; x < 32; ++x)
+        EXPECT_EQ(std::isnan(out[i * 32 + x]), x < 16 && i >= key) << kernel << " query " << i << " channel " << x;
+  });
+}
+
 TEST(Attention, UsesSeveralThreads) {
   if (NumThreads() < 2) GTEST_SKIP() << "one thread";
   const Case c{.batch = 1, .nq = 256, .nkv = 256, .heads = 2, .d = 40};
