@@ -870,6 +870,153 @@ KD_GLOBAL void KD_LAUNCH_BOUNDS(kThreads)
   }
 }
 
+// dK, dV on tensor cores (f16/bf16, the forward's conditions): a CTA owns an
+// 8 x 8 tile of keys (4 warps x 16 keys) and streams the cells of its
+// inverse-neighbourhood query halo (InverseRange per axis) in 64-cell
+// tiles with their lse and D; per tile S^T = K Q^T and dP^T = V dO^T, then
+// P^T = exp2(S^T - lse) and dS^T = P^T (dP^T - D) masked to the pairs whose
+// query window contains the key, dV += P^T dO and dK += dS^T Q (mma with f32
+// accumulators; P and dS rounded to the storage type for the products).
+constexpr size_t NaBwdKvMmaSmemBytes(int dk) {
+  return size_t(2 * kTH * kTW + 4 * kMmaBN) * size_t(dk + 8) * 2 + 4 * kMmaBN * sizeof(float);
+}
+
+template <class T, int DK>
+KD_GLOBAL void KD_LAUNCH_BOUNDS(kMmaThreads)
+    NaBwdKvMmaKernel(kd::Ptr<const T> q, kd::Ptr<const T> k, kd::Ptr<const T> v, kd::Ptr<const T> dout,
+                     kd::Ptr<const float> lse, kd::Ptr<const float> dvec, kd::Ptr<T> dk, kd::Ptr<T> dv, NaDev p) {
+  constexpr int SQ = DK + 8, KS = DK / 16, NT = DK / 8, KT = kTH * kTW;
+  KD_DYNAMIC_SHARED(T, smem);
+  const kd::Ptr<T> ks = smem, vs = smem + KT * SQ;          // [64][SQ] each: the key tile's k, v
+  const kd::Ptr<T> qs = smem + 2 * KT * SQ;                 // [2][kMmaBN][SQ] query cells
+  const kd::Ptr<T> gs = smem + (2 * KT + 2 * kMmaBN) * SQ;  // [2][kMmaBN][SQ] their dO
+  const kd::Ptr<float> ls = kd::ptr_cast<float>(smem + (2 * KT + 4 * kMmaBN) * SQ);  // [2][kMmaBN] lse log2 e
+  const kd::Ptr<float> dsv = ls + 2 * kMmaBN;                                       // [2][kMmaBN] D
+  const NaTile t = TileOf(p, kd::blockIdx.x);
+  if (t.empty) return;
+  const int h = int(kd::blockIdx.y);
+  const int64_t bi = kd::blockIdx.z;
+  const int tid = int(kd::threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
+  const int d = p.head_dim;
+  const NaRange rr = InverseRange(t.a0, t.a1, t.lh, p.kh), rc = InverseRange(t.b0, t.b1, t.lw, p.kw);
+  const int ncols = rc.hi - rc.lo, cells = (rr.hi - rr.lo) * ncols;
+  const int ntiles = (cells + kMmaBN - 1) / kMmaBN;
+
+  if (DK > d) {  // columns [d, DK) of k, v and both query / dO stages read zeros
+    const int pad = DK - d;
+    for (int e = tid; e < (2 * KT + 4 * kMmaBN) * pad; e += kMmaThreads)
+      kd::StoreF(smem, (e / pad) * SQ + d + e % pad, 0.f);
+  }
+  for (int e = tid; e < KT * (d / 8); e += kMmaThreads) {
+    const int ki = e / (d / 8), ch = (e % (d / 8)) * 8, a = t.a0 + ki / kTW, b = t.b0 + ki % kTW;
+    const bool in = a < t.a1 && b < t.b1;
+    const int64_t gk = in ? CellOffset(p, t, bi, h, a, b) : CellOffset(p, t, bi, h, 0, 0);
+    kd::cp_async_zfill<16>(ks + (ki * SQ + ch), k + (gk + ch), in ? 16 : 0);
+    kd::cp_async_zfill<16>(vs + (ki * SQ + ch), v + (gk + ch), in ? 16 : 0);
+  }
+  // One query-cell tile (q, dO by cp.async; lse, D by plain loads) into stage st.
+  auto stage = [&](int tile, int st) {
+    const int j0 = tile * kMmaBN;
+    NaLoadCellsAsync<T, SQ>(p, t, bi, h, rr.lo, rc.lo, ncols, cells, j0, q, qs + st * kMmaBN * SQ);
+    NaLoadCellsAsync<T, SQ>(p, t, bi, h, rr.lo, rc.lo, ncols, cells, j0, dout, gs + st * kMmaBN * SQ);
+    for (int e = tid; e < kMmaBN; e += kMmaThreads) {
+      const int j = j0 + e;
+      float lv = 0.f, dvv = 0.f;
+      if (j < cells) {
+        const int64_t row = CellRow(p, t, bi, h, rr.lo + j / ncols, rc.lo + j % ncols);
+        lv = float(lse[row]) * kLog2e;
+        dvv = float(dvec[row]);
+      }
+      ls[st * kMmaBN + e] = lv;
+      dsv[st * kMmaBN + e] = dvv;
+    }
+  };
+  stage(0, 0);
+  kd::cp_async_commit();
+
+  // This lane's two keys (rows g and g + 8 of the warp's 16): tile row
+  // 2 warp + r, column g; cells outside the grid act as the nearest valid key.
+  int ka[2], kb[2];
+  bool act[2];
+  KD_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    const int a = t.a0 + 2 * warp + r, b = t.b0 + g;
+    act[r] = a < t.a1 && b < t.b1;
+    ka[r] = a < t.a1 ? a : t.a1 - 1;
+    kb[r] = b < t.b1 ? b : t.b1 - 1;
+  }
+  // Query rows that can reach the warp's keys (warp-uniform), halo-relative.
+  const int ra = t.a0 + 2 * warp < t.a1 ? t.a0 + 2 * warp : t.a1 - 1;
+  const int rb = t.a0 + 2 * warp + 1 < t.a1 ? t.a0 + 2 * warp + 1 : t.a1 - 1;
+  const int warp_r0 = ra - p.kh + 1 - rr.lo, warp_r1 = rb + p.kh - rr.lo;
+
+  float gk[NT][4], gv[NT][4];
+  KD_UNROLL
+  for (int n = 0; n < NT; ++n) {
+    gk[n][0] = gk[n][1] = gk[n][2] = gk[n][3] = 0.f;
+    gv[n][0] = gv[n][1] = gv[n][2] = gv[n][3] = 0.f;
+  }
+
+  for (int tile = 0; tile < ntiles; ++tile) {
+    const int buf = tile & 1;
+    if (tile + 1 < ntiles) {
+      stage(tile + 1, buf ^ 1);
+      kd::cp_async_commit();
+      kd::cp_async_wait<1>();
+    } else {
+      kd::cp_async_wait<0>();
+    }
+    kd::syncthreads();
+    const int j0 = tile * kMmaBN;
+    const int last = (j0 + kMmaBN < cells ? j0 + kMmaBN : cells) - 1;
+    if (j0 / ncols < warp_r1 && last / ncols >= warp_r0) {
+      const kd::Ptr<T> qt = qs + buf * kMmaBN * SQ, gt = gs + buf * kMmaBN * SQ;
+      float s[kMmaBN / 8][4], dp[kMmaBN / 8][4];
+      NaMmaRowsTimesCells<T, SQ, KS>(ks + warp * 16 * SQ, qt, lane, s);
+      NaMmaRowsTimesCells<T, SQ, KS>(vs + warp * 16 * SQ, gt, lane, dp);
+      KD_UNROLL
+      for (int n = 0; n < kMmaBN / 8; ++n) {
+        KD_UNROLL
+        for (int e2 = 0; e2 < 2; ++e2) {
+          const int jl = n * 8 + 2 * tq + e2, j = j0 + jl;
+          const int qa = rr.lo + j / ncols, qb = rc.lo + j % ncols;
+          const int sy = GridStart(qa, t.lh, p.kh), sx = GridStart(qb, t.lw, p.kw);
+          const float l2 = float(ls[buf * kMmaBN + jl]), dd = float(dsv[buf * kMmaBN + jl]);
+          KD_UNROLL
+          for (int r = 0; r < 2; ++r) {
+            const bool vis = j < cells && ka[r] >= sy && ka[r] < sy + p.kh && kb[r] >= sx && kb[r] < sx + p.kw;
+            const int e = 2 * r + e2;
+            const float pr = vis ? exp2f(s[n][e] * p.scale_log2 - l2) : 0.f;
+            s[n][e] = pr;                    // P^T
+            dp[n][e] = pr * (dp[n][e] - dd);  // dS^T
+          }
+        }
+      }
+      NaMmaAccumulateCells<T, SQ, NT>(s, gt, lane, gv);
+      NaMmaAccumulateCells<T, SQ, NT>(dp, qt, lane, gk);
+    }
+    kd::syncthreads();
+  }
+
+  KD_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    if (!act[r]) continue;
+    const int64_t base = CellOffset(p, t, bi, h, ka[r], kb[r]);
+    KD_UNROLL
+    for (int n = 0; n < NT; ++n) {
+      const int c = n * 8 + 2 * tq;
+      if (c < d) {
+        kd::StoreF(dk, base + c, gk[n][2 * r] * p.scale);
+        kd::StoreF(dv, base + c, gv[n][2 * r]);
+      }
+      if (c + 1 < d) {
+        kd::StoreF(dk, base + c + 1, gk[n][2 * r + 1] * p.scale);
+        kd::StoreF(dv, base + c + 1, gv[n][2 * r + 1]);
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Launch geometry (host; shared by the launchers and the interpreted test).
 
@@ -971,7 +1118,7 @@ inline StatusOr<NaLaunch> NaFwdMmaPlanFor(const NaParams& p, int elem_bytes) {
 }
 
 struct NaBwdPlan {
-  NaLaunch dq, kv;  // dq: NaBwdQMmaKernel's geometry when mma
+  NaLaunch dq, kv;  // NaBwdQMmaKernel's and NaBwdKvMmaKernel's geometry when mma
   bool mma = false;
   kd::Dim3 dot_grid, dot_block;
   int64_t dot_rows = 0;  // B * H * W * heads
@@ -979,7 +1126,8 @@ struct NaBwdPlan {
 // The backward plan: the dot pre-kernel, dQ with the forward's halo, and dK /
 // dV whose query halo spans up to 8 + 2 (K - 1) cells per axis (the border
 // windows all clamp onto the edge keys), with lse and D per cell.
-// With mma (NaUseMma's conditions, dout aligned too) dQ runs on tensor cores.
+// With mma (NaUseMma's conditions, dout aligned too) dQ and dK / dV run on
+// tensor cores.
 inline StatusOr<NaBwdPlan> NaBwdPlanFor(const NaParams& p, int elem_bytes, bool vec_ok, bool mma = false) {
   NaBwdPlan b;
   constexpr char kOp[] = "neighborhood_attention_backward";
@@ -993,6 +1141,10 @@ inline StatusOr<NaBwdPlan> NaBwdPlanFor(const NaParams& p, int elem_bytes, bool 
   }
   CF_ASSIGN_OR_RETURN(b.kv, NaTiledPlan(kOp, p, elem_bytes, vec_ok, kTW + 2 * (int(p.kw) - 1),
                                         kTH + 2 * (int(p.kh) - 1), 2));
+  if (mma) {
+    b.kv.block = kd::Dim3(kMmaThreads);
+    b.kv.smem = NaBwdKvMmaSmemBytes(NaMmaDk(p.head_dim));
+  }
   b.dot_rows = p.batch * p.tokens() * p.heads;
   const int64_t blocks = (b.dot_rows + kDotWarps - 1) / kDotWarps;
   CF_CHECK_ARG(blocks <= 0x7fffffff, kOp, ": ", b.dot_rows, " rows exceed the CUDA grid x limit");
@@ -1120,18 +1272,21 @@ template <class T> Status NaBackwardCuda(const NaParams& p, const NaBwdArgs& a, 
         NaBwdQMmaKernel<T, DK><<<bp.dq.grid, bp.dq.block, bp.dq.smem, stream>>>(q, k, v, dout, a.lse, a.dvec,
                                                                                  static_cast<T*>(a.dq), bp.dq.dev);
         CF_CUDA_CHECK_LAUNCH();
+        CF_RETURN_IF_ERROR(NaOptInSmem(NaBwdKvMmaKernel<T, DK>, bp.kv.smem));
+        NaBwdKvMmaKernel<T, DK><<<bp.kv.grid, bp.kv.block, bp.kv.smem, stream>>>(
+            q, k, v, dout, a.lse, a.dvec, static_cast<T*>(a.dk), static_cast<T*>(a.dv), bp.kv.dev);
+        CF_CUDA_CHECK_LAUNCH();
         return absl::OkStatus();
       }));
+      return absl::OkStatus();
     }
   }
   return WithCpt(p.head_dim, [&](auto cpt) -> Status {
     constexpr int CPT = decltype(cpt)::value;
-    if (!bp.mma) {
-      CF_RETURN_IF_ERROR(NaOptInSmem(NaBwdQKernel<T, CPT>, bp.dq.smem));
-      NaBwdQKernel<T, CPT><<<bp.dq.grid, bp.dq.block, bp.dq.smem, stream>>>(q, k, v, dout, a.lse, a.dvec,
-                                                                             static_cast<T*>(a.dq), bp.dq.dev);
-      CF_CUDA_CHECK_LAUNCH();
-    }
+    CF_RETURN_IF_ERROR(NaOptInSmem(NaBwdQKernel<T, CPT>, bp.dq.smem));
+    NaBwdQKernel<T, CPT><<<bp.dq.grid, bp.dq.block, bp.dq.smem, stream>>>(q, k, v, dout, a.lse, a.dvec,
+                                                                           static_cast<T*>(a.dq), bp.dq.dev);
+    CF_CUDA_CHECK_LAUNCH();
     CF_RETURN_IF_ERROR(NaOptInSmem(NaBwdKvKernel<T, CPT>, bp.kv.smem));
     NaBwdKvKernel<T, CPT><<<bp.kv.grid, bp.kv.block, bp.kv.smem, stream>>>(
         q, k, v, dout, a.lse, a.dvec, static_cast<T*>(a.dk), static_cast<T*>(a.dv), bp.kv.dev);
