@@ -45,7 +45,10 @@
 // inverse neighbourhood of each key: a tile of keys stages the halo of
 // queries that can reach it (q, dO, lse, D), and each key enumerates the
 // candidate queries within K - 1 cells per axis and keeps those whose window
-// (GridStart) contains it.
+// (GridStart) contains it. For f16/bf16 under the tensor-core forward's
+// conditions, dQ (NaBwdQMmaKernel) and dK / dV (NaBwdKvMmaKernel) run on
+// tensor cores instead: the same tiles, the K / V or query halo streamed in
+// 64-cell tiles, scores masked per pair (no atomics either).
 #pragma once
 
 #include <cmath>

@@ -3,7 +3,7 @@
 // first (RunOp): SD1.5-like 64 x 64 maps with 8 heads x 40 and K = 13, K = 31,
 // K_h != K_w, dilation with sizes not divisible by it, head dims 10 (scalar
 // loads, CUDA-core forward in every dtype), 40, 64, 72, 128 and 160 (the
-// tensor-core forward in f16/bf16), forward and backward (with and without
+// tensor-core forward and backward in f16/bf16), forward and backward (with and without
 // dlse), the backward run twice bit for bit (no atomics), and an
 // unsupported head dim as a Status error. Skips (with the reason) where there
 // is no GPU.
