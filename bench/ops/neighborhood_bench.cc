@@ -17,26 +17,37 @@ Attrs NaAttrs(int64_t heads, int64_t k, int64_t dil) {
   return Attrs{{"heads", heads}, {"kernel", std::vector<int64_t>{k, k}}, {"dilation", std::vector<int64_t>{dil, dil}}};
 }
 
-// args: side (tokens per axis), heads, head dim, K, dilation, portable loops (0/1).
+// The forward kernel argument: 0 auto, 1 AVX-512, 2 AVX2+FMA, 3 portable.
+na_cpu::Kernel KernelArg(int64_t a) {
+  switch (a) {
+    case 1: return na_cpu::Kernel::kAvx512;
+    case 2: return na_cpu::Kernel::kAvx2;
+    case 3: return na_cpu::Kernel::kGeneric;
+    default: return na_cpu::Kernel::kAuto;
+  }
+}
+
+// args: side (tokens per axis), heads, head dim, K, dilation, kernel (KernelArg).
 void BM_CpuNeighborhoodAttention(benchmark::State& state) {
   const int64_t side = state.range(0), heads = state.range(1), d = state.range(2);
-  const bool prev = na_cpu::ForceGeneric(state.range(5) != 0);
+  const na_cpu::Kernel prev = na_cpu::ForceKernel(KernelArg(state.range(5)));
   state.SetLabel(na_cpu::KernelName());
   const TensorType x{Shape{2, side, side, heads * d}, DType::f32};
   BenchOpCpu(state, "neighborhood_attention", NaAttrs(heads, state.range(3), state.range(4)), {x, x, x},
              Fill::kValues);
-  na_cpu::ForceGeneric(prev);
+  na_cpu::ForceKernel(prev);
 }
 
-// The same arguments; dq, dk, dv from q, k, v, out, lse, dout.
+// The same arguments (the backward has AVX2+FMA or portable loops); dq, dk,
+// dv from q, k, v, out, lse, dout.
 void BM_CpuNeighborhoodAttentionBackward(benchmark::State& state) {
   const int64_t side = state.range(0), heads = state.range(1), d = state.range(2);
-  const bool prev = na_cpu::ForceGeneric(state.range(5) != 0);
-  state.SetLabel(na_cpu::KernelName());
+  const na_cpu::Kernel prev = na_cpu::ForceKernel(KernelArg(state.range(5)));
+  state.SetLabel(state.range(5) == 3 ? "generic" : "avx2_fma");
   const TensorType x{Shape{2, side, side, heads * d}, DType::f32}, lse{Shape{2, side, side, heads}, DType::f32};
   BenchOpCpu(state, "neighborhood_attention_backward", NaAttrs(heads, state.range(3), state.range(4)),
              {x, x, x, x, lse, x}, Fill::kValues);
-  na_cpu::ForceGeneric(prev);
+  na_cpu::ForceKernel(prev);
 }
 
 // Dense self-attention on the same tokens ([B, N, heads*d]); skips when the
@@ -51,13 +62,15 @@ void BM_CpuDenseAttention(benchmark::State& state) {
   BenchOpCpu(state, "attention", Attrs{{"heads", heads}}, {x, x, x}, Fill::kValues);
 }
 
-#define CF_NA_ARGS {"side", "heads", "d", "K", "dil", "generic"}
+#define CF_NA_ARGS {"side", "heads", "d", "K", "dil", "kernel"}
 BENCHMARK(BM_CpuNeighborhoodAttention)
     ->Args({64, 8, 40, 13, 1, 0})
-    ->Args({64, 8, 40, 13, 1, 1})
+    ->Args({64, 8, 40, 13, 1, 2})
+    ->Args({64, 8, 40, 13, 1, 3})
     ->Args({64, 8, 40, 7, 1, 0})
     ->Args({64, 8, 40, 7, 2, 0})
     ->Args({32, 8, 80, 13, 1, 0})
+    ->Args({32, 8, 80, 13, 1, 2})
     ->ArgNames(CF_NA_ARGS)->Unit(benchmark::kMillisecond)->MinTime(0.5)->UseRealTime();
 BENCHMARK(BM_CpuNeighborhoodAttentionBackward)
     ->Args({64, 8, 40, 13, 1, 0})

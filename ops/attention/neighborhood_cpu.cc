@@ -20,11 +20,14 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <new>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "ops/cpu_util.h"
@@ -33,10 +36,14 @@
 namespace cf::na_cpu {
 namespace {
 
-std::atomic<bool> g_force_generic{false};
+std::atomic<Kernel> g_kernel{Kernel::kAuto};
 
 bool HasAvx2Fma() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+bool CpuHasAvx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
   return has;
 }
 
@@ -417,7 +424,7 @@ template <typename A> struct Loops {
 
 template <typename A> Loops<A> LoopsFor(int64_t d) {
   Loops<A> l;
-  l.avx2 = std::is_same_v<A, float> && d % 8 == 0 && HasAvx2Fma() && !g_force_generic.load();
+  l.avx2 = std::is_same_v<A, float> && d % 8 == 0 && HasAvx2Fma() && g_kernel.load() != Kernel::kGeneric;
   return l;
 }
 
@@ -509,6 +516,247 @@ int64_t WindowOffsets(int64_t r0, int64_t nr, int64_t c0, int64_t nc, int64_t hw
     for (int64_t c = 0; c < nc; ++c) off[t++] = ((r0 + a) * hw + c0 + c) * d;
   return t;
 }
+
+// ---- forward, AVX-512 over (batch, head) lanes ----------------------------------------
+//
+// Every (batch, head) pair has the same window geometry, so 16 of them fill
+// the lanes of a zmm and a window is plain elementwise FMAs: no horizontal
+// sums, no masks at borders or for odd d, the softmax over a window is
+// elementwise too. q, k, v are repacked once per call into lane-major f32
+// (pair p = 16 g + l in lane l of group g; missing pairs are zeros):
+//   Qp [g][H*W][d][16]      q pre-scaled by scale * log2 e (so exp2 below)
+//   Kp [g][H][d][Wp][16]    channel-major per row: a window row's keys for
+//                           one channel are consecutive zmm (immediate
+//                           offsets); Wp = W + 1 breaks the 4 KiB stride
+//                           that would put every channel in one L1 set
+//   Vp [g][H][W][d][16]     position-major: one key's channels consecutive
+// Columns are stored by residue mod the column dilation (all c = 0 mod dw,
+// then 1, ...), so a dilated window row is K_w consecutive columns too.
+// Work items are (group, query row); per chunk of kChunk queries of the row:
+// all scores, key row by key row (that key row stays in L1 across the
+// chunk's queries), the softmax per query, then PV key row by key row into
+// per-query accumulators.
+
+constexpr int kLanes = 16;
+constexpr int64_t kChunk = 16;
+#define CF_AVX512 __attribute__((target("avx512f,avx512dq")))
+
+// GCC 12's AVX-512 headers pass _mm512_undefined_ps() as the unused source of
+// unmasked max / roundscale / scalef, which -Wmaybe-uninitialized reports (a
+// false positive in the system header).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// 2^x, x <= 0 (NaN kept): 2^f for f = x - round(x) in [-1/2, 1/2] by its
+// degree-6 Taylor polynomial (relative error ~1.2e-7), times 2^round(x) by
+// vscalefps (which underflows to 0 without integer exponent tricks).
+CF_AVX512 inline __m512 Exp2Neg(__m512 x) {
+  // max(c, x) returns x when x is NaN.
+  x = _mm512_max_ps(_mm512_set1_ps(-160.0f), x);
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 y = _mm512_set1_ps(1.5403530393381608e-4f);
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.3333558146428443e-3f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(9.6181291076284772e-3f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(5.5504108664821580e-2f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(2.4022650695910071e-1f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(6.9314718055994531e-1f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(y, n);
+}
+
+// s[t] = <q, k_t> for NT keys of one window row: q [d][16], key t's channel
+// e at k[e * estride + 16 t]. NT accumulators, q's channel loaded once.
+template <int NT>
+CF_AVX512 void ScoreRow(const float* q, const float* k, int64_t d, int64_t estride, float* s) {
+  __m512 acc[NT];
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t e = 0; e < d; ++e) {
+    const __m512 qe = _mm512_load_ps(q + e * kLanes);
+    const float* kr = k + e * estride;
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(qe, _mm512_load_ps(kr + t * kLanes), acc[t]);
+  }
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) _mm512_store_ps(s + t * kLanes, acc[t]);
+}
+
+// o[e] += sum_t p[t] v_t[e] for NE channels: v_t's channel e at
+// v[t * kstride + 16 e]; the accumulators stay in registers over the nt keys.
+template <int NE>
+CF_AVX512 void PvRow(const float* p, int64_t nt, const float* v, int64_t kstride, float* o) {
+  __m512 acc[NE];
+#pragma GCC unroll 24
+  for (int e = 0; e < NE; ++e) acc[e] = _mm512_load_ps(o + e * kLanes);
+  for (int64_t t = 0; t < nt; ++t) {
+    const __m512 pt = _mm512_load_ps(p + t * kLanes);
+    const float* vr = v + t * kstride;
+#pragma GCC unroll 24
+    for (int e = 0; e < NE; ++e) acc[e] = _mm512_fmadd_ps(pt, _mm512_load_ps(vr + e * kLanes), acc[e]);
+  }
+#pragma GCC unroll 24
+  for (int e = 0; e < NE; ++e) _mm512_store_ps(o + e * kLanes, acc[e]);
+}
+
+constexpr int kMaxNt = 16, kMaxNe = 24;
+using ScoreFn = void (*)(const float*, const float*, int64_t, int64_t, float*);
+using PvFn = void (*)(const float*, int64_t, const float*, int64_t, float*);
+template <int... I> constexpr std::array<ScoreFn, sizeof...(I)> ScoreTable(std::integer_sequence<int, I...>) {
+  return {&ScoreRow<I + 1>...};
+}
+template <int... I> constexpr std::array<PvFn, sizeof...(I)> PvTable(std::integer_sequence<int, I...>) {
+  return {&PvRow<I + 1>...};
+}
+constexpr auto kScoreFns = ScoreTable(std::make_integer_sequence<int, kMaxNt>{});
+constexpr auto kPvFns = PvTable(std::make_integer_sequence<int, kMaxNe>{});
+
+// Softmax over n score vectors in place (2^(s - max)); returns 1/sum in
+// inv and lse = ln 2 (max + log2 sum) per lane.
+CF_AVX512 void SoftmaxLanes(float* s, int64_t n, float* inv, float* lse) {
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t t = 0; t < n; ++t) m = _mm512_max_ps(m, _mm512_load_ps(s + t * kLanes));
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t t = 0; t < n; ++t) {
+    const __m512 pv = Exp2Neg(_mm512_sub_ps(_mm512_load_ps(s + t * kLanes), m));
+    _mm512_store_ps(s + t * kLanes, pv);
+    sum = _mm512_add_ps(sum, pv);
+  }
+  _mm512_storeu_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
+  alignas(64) float ms[kLanes], ss[kLanes];
+  _mm512_store_ps(ms, m);
+  _mm512_store_ps(ss, sum);
+  for (int l = 0; l < kLanes; ++l) lse[l] = 0.69314718055994531f * (ms[l] + std::log2(ss[l]));
+}
+
+// 64-byte aligned, uninitialised f32 storage (the packs overwrite all of it
+// that is read).
+struct LaneBuf {
+  explicit LaneBuf(int64_t n) : p(new (std::align_val_t(64)) float[n]) {}
+  ~LaneBuf() { ::operator delete[](p, std::align_val_t(64)); }
+  LaneBuf(const LaneBuf&) = delete;
+  LaneBuf& operator=(const LaneBuf&) = delete;
+  float* p;
+};
+
+// Lane-group sizes for the kAuto choice: the padded lanes cost as much as
+// real ones, so AVX-512 only when at most a quarter of them are padding.
+bool LanesFilled(int64_t pairs) {
+  const int64_t padded = (pairs + kLanes - 1) / kLanes * kLanes;
+  return 4 * (padded - pairs) <= padded;
+}
+
+template <typename T>
+void ForwardLanes(const NaParams& p, const T* q, const T* k, const T* v, T* out, Lse<T>* lse) {
+  const int64_t H = p.height, W = p.width, d = p.head_dim, C = p.channels(), heads = p.heads;
+  const int64_t pairs = p.batch * heads, groups = (pairs + kLanes - 1) / kLanes, Wp = W + 1, kh = p.kh, kw = p.kw;
+  const int64_t n = kh * kw;
+  // Packed column of each column (by residue mod dw), and window starts.
+  std::vector<int64_t> pcol(W), row_start(H), col_start(W);
+  {
+    int64_t at = 0;
+    for (int64_t r = 0; r < std::min(p.dw, W); ++r)
+      for (int64_t c = r; c < W; c += p.dw) pcol[c] = at++;
+  }
+  for (int64_t i = 0; i < H; ++i) row_start[i] = NaParams::WindowStart(i, H, kh, p.dh);
+  for (int64_t j = 0; j < W; ++j) col_start[j] = pcol[NaParams::WindowStart(j, W, kw, p.dw)];
+
+  const int64_t lane_tok = d * kLanes;  // floats per (position, group)
+  LaneBuf qp(groups * H * W * lane_tok), kp(groups * H * Wp * lane_tok), vp(groups * H * W * lane_tok);
+  const float qmul = static_cast<float>(p.scale * 1.4426950408889634);
+  // Pack, parallel over (group, row).
+  ParallelFor(0, groups * H, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t gi = lo; gi < hi; ++gi) {
+      const int64_t g = gi / H, i = gi % H;
+      for (int64_t j = 0; j < W; ++j) {
+        float* qd = qp.p + ((g * H + i) * W + j) * lane_tok;
+        float* vd = vp.p + ((g * H + i) * W + pcol[j]) * lane_tok;
+        float* kd = kp.p + (g * H + i) * d * Wp * kLanes + pcol[j] * kLanes;
+        for (int l = 0; l < kLanes; ++l) {
+          const int64_t pr = g * kLanes + l;
+          if (pr >= pairs) {
+            for (int64_t e = 0; e < d; ++e) qd[e * kLanes + l] = vd[e * kLanes + l] = kd[e * Wp * kLanes + l] = 0;
+            continue;
+          }
+          const int64_t src = ((pr / heads) * H * W + i * W + j) * C + (pr % heads) * d;
+          for (int64_t e = 0; e < d; ++e) {
+            qd[e * kLanes + l] = static_cast<float>(Load(q, src + e)) * qmul;
+            kd[e * Wp * kLanes + l] = static_cast<float>(Load(k, src + e));
+            vd[e * kLanes + l] = static_cast<float>(Load(v, src + e));
+          }
+        }
+      }
+    }
+  });
+
+  // PV channel blocks: as few as possible of at most kMaxNe channels.
+  const int64_t nblocks = (d + kMaxNe - 1) / kMaxNe, ne = (d + nblocks - 1) / nblocks;
+  ParallelFor(0, groups * H, 1, [&](int64_t lo, int64_t hi) {
+    LaneBuf sbuf(kChunk * n * kLanes), obuf(kChunk * lane_tok);
+    alignas(64) float inv[kChunk][kLanes], lsev[kChunk][kLanes];
+    for (int64_t gi = lo; gi < hi; ++gi) {
+      const int64_t g = gi / H, i = gi % H;
+      const float* kg = kp.p + g * H * d * Wp * kLanes;
+      const float* vg = vp.p + g * H * W * lane_tok;
+      for (int64_t j0 = 0; j0 < W; j0 += kChunk) {
+        const int64_t nj = std::min(kChunk, W - j0);
+        // Scores, one window row at a time for all the chunk's queries.
+        for (int64_t a = 0; a < kh; ++a) {
+          const float* krow = kg + (row_start[i] + a * p.dh) * d * Wp * kLanes;
+          for (int64_t c = 0; c < nj; ++c) {
+            const float* qv = qp.p + ((g * H + i) * W + j0 + c) * lane_tok;
+            float* s = sbuf.p + (c * n + a * kw) * kLanes;
+            for (int64_t t0 = 0; t0 < kw; t0 += kMaxNt) {
+              const int64_t nt = std::min<int64_t>(kMaxNt, kw - t0);
+              kScoreFns[nt - 1](qv, krow + (col_start[j0 + c] + t0) * kLanes, d, Wp * kLanes, s + t0 * kLanes);
+            }
+          }
+        }
+        for (int64_t c = 0; c < nj; ++c) SoftmaxLanes(sbuf.p + c * n * kLanes, n, inv[c], lsev[c]);
+        std::fill(obuf.p, obuf.p + nj * lane_tok, 0.0f);
+        for (int64_t a = 0; a < kh; ++a) {
+          const float* vrow = vg + (row_start[i] + a * p.dh) * W * lane_tok;
+          for (int64_t c = 0; c < nj; ++c) {
+            const float* pr = sbuf.p + (c * n + a * kw) * kLanes;
+            const float* vw = vrow + col_start[j0 + c] * lane_tok;
+            for (int64_t e0 = 0; e0 < d; e0 += ne) {
+              const int64_t nb = std::min(ne, d - e0);
+              kPvFns[nb - 1](pr, kw, vw + e0 * kLanes, lane_tok, obuf.p + c * lane_tok + e0 * kLanes);
+            }
+          }
+        }
+        // Unpack: normalise and scatter the lanes back to [B, H, W, heads*d].
+        for (int64_t c = 0; c < nj; ++c) {
+          const int64_t j = j0 + c;
+          const float* o = obuf.p + c * lane_tok;
+          for (int l = 0; l < kLanes; ++l) {
+            const int64_t pr = g * kLanes + l;
+            if (pr >= pairs) break;
+            const int64_t b = pr / heads, h = pr % heads;
+            T* dst = out + ((b * H + i) * W + j) * C + h * d;
+            for (int64_t e = 0; e < d; ++e) Store(dst, e, o[e * kLanes + l] * inv[c][l]);
+            lse[((b * H + i) * W + j) * heads + h] = static_cast<Lse<T>>(lsev[c][l]);
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T> bool UseLanes(const NaParams& p) {
+  if constexpr (std::is_same_v<T, double>) {
+    return false;
+  } else {
+    if (!CpuHasAvx512()) return false;
+    switch (g_kernel.load()) {
+      case Kernel::kAvx512: return true;
+      case Kernel::kAuto: return LanesFilled(p.batch * p.heads);
+      default: return false;
+    }
+  }
+}
+#pragma GCC diagnostic pop
 
 // ---- forward ------------------------------------------------------------------------
 
@@ -658,6 +906,7 @@ void BackwardT(const NaParams& p, const T* q, const T* k, const T* v, const T* o
 
 template <typename T>
 void Forward(const NaParams& p, const T* q, const T* k, const T* v, T* out, Lse<T>* lse) {
+  if (UseLanes<T>(p)) return ForwardLanes(p, q, k, v, out, lse);
   ForwardT(p, q, k, v, out, lse);
 }
 template <typename T>
@@ -676,7 +925,15 @@ CF_NA_INSTANTIATE(f16_t)
 CF_NA_INSTANTIATE(bf16_t)
 #undef CF_NA_INSTANTIATE
 
-const char* KernelName() { return HasAvx2Fma() && !g_force_generic.load() ? "avx2_fma" : "generic"; }
-bool ForceGeneric(bool force) { return g_force_generic.exchange(force); }
+const char* KernelName() {
+  const Kernel k = g_kernel.load();
+  if ((k == Kernel::kAuto || k == Kernel::kAvx512) && CpuHasAvx512()) return "avx512";
+  return k != Kernel::kGeneric && HasAvx2Fma() ? "avx2_fma" : "generic";
+}
+Kernel ForceKernel(Kernel k) { return g_kernel.exchange(k); }
+bool ForceGeneric(bool force) {
+  return g_kernel.exchange(force ? Kernel::kGeneric : Kernel::kAuto) == Kernel::kGeneric;
+}
+bool HasAvx512() { return CpuHasAvx512(); }
 
 }  // namespace cf::na_cpu

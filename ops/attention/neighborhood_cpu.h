@@ -9,7 +9,9 @@
 // contiguous rows and neighbouring queries reuse the same keys from cache.
 // Scores live only in a per-query buffer of K_h*K_w values. The inner
 // products and sums use AVX2+FMA when the CPU has it and d % 8 == 0, else
-// portable loops.
+// portable loops. With AVX-512 the f32 forward instead vectorises over 16
+// (batch, head) pairs (same window geometry in every lane) from lane-major
+// repacked q, k, v.
 #pragma once
 
 #include <type_traits>
@@ -32,11 +34,22 @@ template <typename T>
 void Backward(const NaParams& p, const T* q, const T* k, const T* v, const T* out, const Lse<T>* lse, const T* dout,
               const Lse<T>* dlse, T* dq, T* dk, T* dv);
 
-// "avx2_fma" or "generic": the inner loops f32 compute uses for head dims
-// that are a multiple of 8.
+// The f32 forward's inner loops. kAuto: AVX-512 when the CPU has it and the
+// (batch, head) pairs fill most of its 16 lanes, else AVX2+FMA for d % 8 == 0,
+// else portable. A forced ISA the CPU lacks falls back the same way; the
+// backward uses AVX2+FMA (d % 8 == 0) or portable loops. kAvx512 lanes are
+// (batch, head) pairs, so it serves any d.
+enum class Kernel { kAuto, kAvx512, kAvx2, kGeneric };
+// Forces a kernel (benchmark comparison, tests); returns the previous setting.
+// Not thread-safe against running kernels.
+Kernel ForceKernel(Kernel k);
+// "avx512", "avx2_fma" or "generic": what kAuto or the forced setting runs
+// for the SD1.5 shape (16 lanes, d = 40).
 const char* KernelName();
-// Forces the portable loops (benchmark comparison, tests); returns the
-// previous setting. Not thread-safe against running kernels.
+// ForceKernel(kGeneric) when true, kAuto when false; returns whether the
+// previous setting was kGeneric.
 bool ForceGeneric(bool force);
+// Whether the CPU has AVX-512F (tests skip the forced AVX-512 cases without).
+bool HasAvx512();
 
 }  // namespace cf::na_cpu

@@ -170,6 +170,52 @@ TEST(NeighborhoodAttentionTest, PortableLoopsMatchToo) {
   na_cpu::ForceGeneric(before);
 }
 
+TEST(NeighborhoodAttentionTest, EveryForwardKernelMatches) {
+  // Each f32 forward forced in turn. The AVX-512 one puts (batch, head) pairs
+  // in its 16 lanes: cases with 2 pairs (mostly padding), 16 pairs (one full
+  // group) and 18 (a full and a padded group); head dims 40, 72 and ones not
+  // a multiple of 8 (the AVX2 forced case then runs the portable loops);
+  // K_w = 31 (two key chunks per window row) and dilated columns.
+  const std::vector<NaCase> cases = {
+      kCases[6],                                  // 2 x 40, K 7
+      kCases[4],                                  // 1 x 72, dilation 3
+      kCases[7],                                  // d = 6, dilation {1, 2}
+      kCases[9],                                  // K 7 x 31
+      {{2, 10, 12, 8 * 40}, 8, {5, 3}, {2, 1}},   // 16 pairs
+      {{2, 9, 11, 9 * 12}, 9, {5, 5}, {1, 2}},    // 18 pairs, d = 12
+  };
+  struct Forced {
+    na_cpu::Kernel kernel;
+    const char* name;
+  };
+  const Forced kernels[] = {{na_cpu::Kernel::kAvx512, "avx512"},
+                            {na_cpu::Kernel::kAvx2, "avx2_fma"},
+                            {na_cpu::Kernel::kGeneric, "generic"}};
+  uint64_t seed = 300;
+  for (const Forced& f : kernels) {
+    if (f.kernel == na_cpu::Kernel::kAvx512 && !na_cpu::HasAvx512()) continue;
+    const na_cpu::Kernel before = na_cpu::ForceKernel(f.kernel);
+    if (f.kernel != na_cpu::Kernel::kAvx2) {
+      EXPECT_STREQ(na_cpu::KernelName(), f.name);
+    }
+    for (const NaCase& c : cases) {
+      for (DType t : {DType::f32, DType::bf16}) {
+        SCOPED_TRACE(::testing::Message() << f.name << " " << c.x.ToString() << " heads " << c.heads << " "
+                                          << DTypeName(t));
+        Tensor q = RandomTensor(c.x, t, seed++, -2, 2), k = RandomTensor(c.x, t, seed++, -2, 2),
+               v = RandomTensor(c.x, t, seed++, -1, 1);
+        auto got = RunOp("neighborhood_attention", {q, k, v}, AttrsOf(c));
+        ASSERT_TRUE(got.ok()) << got.status().message();
+        const Reference ref = NaiveAttention(c, DefaultScale(c), ToDoubles(q), ToDoubles(k), ToDoubles(v));
+        EXPECT_TRUE(Close(ToDoubles((*got)[0]), ref.out, kOutTol(t))) << "out";
+        EXPECT_TRUE(AllClose(ToDoubles((*got)[1]), ref.lse, kLseTol(t), kLseTol(t) * std::max(1.0, MaxAbs(ref.lse))))
+            << "lse";
+      }
+    }
+    na_cpu::ForceKernel(before);
+  }
+}
+
 TEST(NeighborhoodAttentionTest, ScaleAttributeAndBuilderFunction) {
   const NaCase c{{2, 10, 12, 3 * 8}, 3, {5, 3}, {1, 2}};
   Tensor q = RandomTensor(c.x, DType::f64, 7), k = RandomTensor(c.x, DType::f64, 8),
