@@ -7,6 +7,7 @@
 // directly (no executor) on deterministic non-zero inputs; counters and
 // timing as in bench/support/bench_harness.h.
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "bench/support/bench_harness.h"
@@ -24,13 +25,19 @@ std::vector<TensorType> LinearTypes(int64_t tokens, int64_t in, int64_t out, DTy
 
 // ---- CPU --------------------------------------------------------------------------
 
-// args: tokens, in, out, generic micro-kernel (0/1).
+// args: tokens, in, out, micro-kernel (index into gemm::FloatKernelNames():
+// 0 the automatic choice, then the slower fallbacks), so one run compares them.
 void BM_CpuLinear(benchmark::State& state) {
-  const bool prev = gemm::ForceGenericKernel(state.range(3) != 0);
+  const std::vector<std::string> kernels = gemm::FloatKernelNames();
+  if (state.range(3) >= static_cast<int64_t>(kernels.size())) {
+    state.SkipWithError("this CPU has no such micro-kernel");
+    return;
+  }
+  gemm::ForceKernel(kernels[state.range(3)]);
   state.SetLabel(gemm::FloatKernelName());
   BenchOpCpu(state, "linear", {}, LinearTypes(state.range(0), state.range(1), state.range(2), DType::f32, true),
              Fill::kValues);
-  gemm::ForceGenericKernel(prev);
+  gemm::ForceKernel("auto");
 }
 
 // The naive reference point: C[i, :] += A[i, k] · B[k, :] (i-k-j order, so the
@@ -61,13 +68,20 @@ void BM_CpuNaiveGemm(benchmark::State& state) {
   SetCostCounters(state, cost);
 }
 
-// SD1.5 transformer GEMMs at 1/4 of the 64x64 latent's 4096 tokens (one image).
-#define CF_CPU_SHAPES(B)                                                                      \
-  B->Args({1024, 320, 320, 0})->Args({1024, 320, 2560, 0})->Args({1024, 1280, 320, 0})       \
-      ->Args({1024, 320, 320, 1})->Args({1024, 320, 2560, 1})->Args({1024, 1280, 320, 1})   \
-      ->Args({37, 53, 29, 0})
-BENCHMARK(BM_CpuLinear)->Apply([](benchmark::internal::Benchmark* b) { CF_CPU_SHAPES(b); })
-    ->ArgNames({"tokens", "in", "out", "generic"})->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();
+// SD1.5 transformer GEMMs: batch 2 at 512x512 (8192 tokens: attention
+// projection, GEGLU in and out), 1/4 of one image (1024 tokens), the text
+// encoder's 77 tokens into cross-attention K/V (M < MC: split over N), and an
+// odd tiny shape; every kernel on this CPU (0: automatic, 1: AVX2, 2: generic).
+void CpuShapes(benchmark::internal::Benchmark* b) {
+  for (int kernel = 0; kernel < 3; ++kernel) {
+    for (int64_t tokens : {8192, 1024}) {
+      b->Args({tokens, 320, 320, kernel})->Args({tokens, 320, 2560, kernel})->Args({tokens, 1280, 320, kernel});
+    }
+    b->Args({77, 768, 320, kernel})->Args({37, 53, 29, kernel});
+  }
+}
+BENCHMARK(BM_CpuLinear)->Apply(CpuShapes)
+    ->ArgNames({"tokens", "in", "out", "kernel"})->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();
 BENCHMARK(BM_CpuNaiveGemm)->Args({1024, 320, 320})->Args({1024, 320, 2560})->Args({1024, 1280, 320})
     ->ArgNames({"m", "k", "n"})->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();
 

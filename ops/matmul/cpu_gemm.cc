@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "ops/activation/activation_math.h"
 #include "ops/cpu_util.h"
@@ -24,13 +25,14 @@
 namespace cf::gemm {
 namespace {
 
-// Cache blocking (docs/cpu-gemm.md): a KC x NR panel of B is 16 KiB in f32
-// (L1), an MC x KC block of A 96 KiB and the MC x NC tile of C 96 KiB (L2).
-constexpr int64_t kMC = 96;  // a multiple of every MR below
-constexpr int64_t kKC = 256;
-constexpr int64_t kNC = 256;  // a multiple of every NR below
 
-std::atomic<bool> g_force_generic{false};
+// Cache blocking lives with each kernel (KernelInfo below): for AVX2 and the
+// generic kernel a KC x NR panel of B is 16 KiB (L1), the MC x KC block of A
+// and the MC x NC f32 tile of C 96 KiB each (L2). MC is a multiple of the
+// kernel's MR and NC of its NR.
+
+// The forced float micro-kernel (index into FloatKernels()), -1: automatic.
+std::atomic<int> g_forced{-1};
 
 // ---- micro-kernels ------------------------------------------------------------
 // Shapes: a: kc x MR packed (a[k * MR + i]), b: kc x NR packed (b[k * NR + j]),
@@ -104,34 +106,94 @@ __attribute__((target("avx2,fma"))) void MicroAvx2_6x16(int64_t kc, const float*
   }
 }
 
+// AVX-512F version, MR x 32: 2·MR zmm accumulators, 2 zmm of B per k step and
+// A broadcast straight from memory into the FMA ({1to16} operand), so 14 rows
+// use 30 of the 32 zmm registers. Same target-attribute rule as AVX2.
+template <int MR>
+__attribute__((target("avx512f"))) void MicroAvx512(int64_t kc, const float* __restrict a, const float* __restrict b,
+                                                    float* __restrict c, int64_t ldc, bool first) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += MR;
+    b += 32;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    __m512 lo = acc[i][0], hi = acc[i][1];
+    if (!first) {
+      lo = _mm512_add_ps(lo, _mm512_loadu_ps(ci));
+      hi = _mm512_add_ps(hi, _mm512_loadu_ps(ci + 16));
+    }
+    _mm512_storeu_ps(ci, lo);
+    _mm512_storeu_ps(ci + 16, hi);
+  }
+}
+
 template <typename Acc> struct KernelInfo {
   int mr, nr;
+  int64_t mc, kc, nc;  // cache blocking for this kernel
   MicroKernel<Acc> fn;
   const char* name;
+  bool (*supported)();
 };
 
+bool Always() { return true; }
 bool HasAvx2Fma() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return has;
 }
+bool HasAvx512() {
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+}
 
-// The kernel used for new packings of B.
-template <typename Acc> KernelInfo<Acc> ChooseKernel() {
+// The float kernels, best first; the automatic choice is the first one the
+// CPU supports. PackedB records the index of the kernel it was packed for.
+const std::vector<KernelInfo<float>>& FloatKernels() {
+  static const std::vector<KernelInfo<float>> k = {
+      // KC up to 384 so K = 320 (SD1.5's attention width) is one block; the
+      // 14 x 320 A micro-panel stays in L1 (48 KiB), the B panel streams from
+      // L2 at 2 zmm loads per 28 FMAs. MC x KC of A: 168 KiB, C tile 224 KiB (L2 2 MiB).
+      {14, 32, 112, 384, 512, &MicroAvx512<14>, "avx512_14x32", &HasAvx512},
+      {6, 16, 96, 256, 256, &MicroAvx2_6x16, "avx2_fma_6x16", &HasAvx2Fma},
+      {4, 8, 96, 256, 256, &MicroGeneric<float, 4, 8>, "generic_4x8", &Always},
+  };
+  return k;
+}
+const KernelInfo<double>& DoubleKernel() {
+  static const KernelInfo<double> k{4, 4, 96, 256, 256, &MicroGeneric<double, 4, 4>, "generic_4x4_f64", &Always};
+  return k;
+}
+
+// The kernel index used for new packings of B.
+template <typename Acc> int ChooseKernel() {
   if constexpr (std::is_same_v<Acc, double>) {
-    return {4, 4, &MicroGeneric<double, 4, 4>, "generic_4x4_f64"};
+    return 0;
   } else {
-    if (HasAvx2Fma() && !g_force_generic.load()) return {6, 16, &MicroAvx2_6x16, "avx2_fma_6x16"};
-    return {4, 8, &MicroGeneric<float, 4, 8>, "generic_4x8"};
+    const int forced = g_forced.load();
+    if (forced >= 0) return forced;
+    const auto& ks = FloatKernels();
+    for (size_t i = 0; i < ks.size(); ++i)
+      if (ks[i].supported()) return static_cast<int>(i);
+    return static_cast<int>(ks.size()) - 1;
   }
 }
-// The kernel that matches a packing made with panel width nr.
-template <typename Acc> KernelInfo<Acc> KernelForNr(int nr) {
-  if constexpr (std::is_same_v<Acc, float>) {
-    if (nr == 16) return {6, 16, &MicroAvx2_6x16, "avx2_fma_6x16"};
-    return {4, 8, &MicroGeneric<float, 4, 8>, "generic_4x8"};
+template <typename Acc> const KernelInfo<Acc>& KernelAt(int index) {
+  if constexpr (std::is_same_v<Acc, double>) {
+    (void)index;
+    return DoubleKernel();
   } else {
-    (void)nr;
-    return ChooseKernel<Acc>();
+    return FloatKernels()[index];
   }
 }
 
@@ -243,19 +305,53 @@ template <typename F> static F ApplyActivationT(Activation act, F x) {
 float ApplyActivation(Activation act, float x) { return ApplyActivationT(act, x); }
 double ApplyActivation(Activation act, double x) { return ApplyActivationT(act, x); }
 
-const char* FloatKernelName() { return ChooseKernel<float>().name; }
+const char* FloatKernelName() { return KernelAt<float>(ChooseKernel<float>()).name; }
 
-bool ForceGenericKernel(bool force) { return g_force_generic.exchange(force); }
+std::vector<std::string> FloatKernelNames() {
+  std::vector<std::string> names;
+  for (const auto& k : FloatKernels())
+    if (k.supported()) names.push_back(k.name);
+  return names;
+}
+
+bool ForceKernel(const std::string& name) {
+  if (name.empty() || name == "auto") {
+    g_forced.store(-1);
+    return true;
+  }
+  const auto& ks = FloatKernels();
+  for (size_t i = 0; i < ks.size(); ++i) {
+    if (name == ks[i].name && ks[i].supported()) {
+      g_forced.store(static_cast<int>(i));
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ForceGenericKernel(bool force) {
+  const int generic = static_cast<int>(FloatKernels().size()) - 1;
+  const int prev = g_forced.exchange(force ? generic : -1);
+  return prev == generic;
+}
 
 template <typename TB, typename Acc> PackedB<Acc> PackB(int64_t k, int64_t n, MatRef<TB> b) {
-  const int nr = ChooseKernel<Acc>().nr;
+  const int kernel = ChooseKernel<Acc>();
+  const KernelInfo<Acc>& ki = KernelAt<Acc>(kernel);
+  const int nr = ki.nr;
+  // K split evenly into ceil(K / KC) blocks (K = 320 is one block, not 256 +
+  // 64, which would write the C tile twice); a multiple of 8 below K.
+  const int64_t nblocks = std::max<int64_t>(1, (k + ki.kc - 1) / ki.kc);
+  const int64_t kKC = std::max<int64_t>(1, std::min(k, ((k + nblocks - 1) / nblocks + 7) / 8 * 8));
+  const int64_t kblocks = (k + kKC - 1) / kKC;
   PackedB<Acc> p;
   p.k_ = k;
   p.n_ = n;
   p.nr_ = nr;
+  p.kernel_ = kernel;
+  p.kc_ = kKC;
   p.n_pad_ = (n + nr - 1) / nr * nr;
   const int64_t panels = p.n_pad_ / nr;
-  const int64_t kblocks = (k + kKC - 1) / kKC;
   p.data_.reset(new Acc[std::max<int64_t>(1, k * p.n_pad_)]);
   Acc* data = p.data_.get();
   const int64_t n_pad = p.n_pad_;
@@ -292,16 +388,29 @@ void GemmPacked(int64_t m, MatRef<TA> a, const PackedB<GemmAcc<TC>>& b, TC* c, i
   using Acc = GemmAcc<TC>;
   const int64_t n = b.n(), k = b.k();
   if (m <= 0 || n <= 0) return;
-  const KernelInfo<Acc> ki = KernelForNr<Acc>(b.nr());
+  const KernelInfo<Acc>& ki = KernelAt<Acc>(b.kernel());
   const int mr = ki.mr, nr = ki.nr;
-  const int64_t mtiles = (m + kMC - 1) / kMC, ntiles = (n + kNC - 1) / kNC;
+  const int64_t kMC = ki.mc, kKC = b.kc();
+  // Tile width: N split evenly into ceil(N / NC) NR-multiples (N = 320 is one
+  // 320-wide tile, not 256 + 64, so each packed A block serves all of N),
+  // and split further when there are too few tiles to keep every thread busy
+  // (M = 77, or M <= MC with a large N).
+  const int64_t mtiles = (m + kMC - 1) / kMC;
+  int64_t nparts = (n + ki.nc - 1) / ki.nc;
+  const int64_t want = 2 * int64_t{NumThreads()};
+  if (mtiles * nparts < want) nparts = std::max(nparts, (want + mtiles - 1) / mtiles);
+  const int64_t n_pad = (n + nr - 1) / nr * nr;
+  const int64_t nc_tile = std::max<int64_t>(nr, ((n_pad + nparts - 1) / nparts + nr - 1) / nr * nr);
+  const int64_t ntiles = (n + nc_tile - 1) / nc_tile;
+  // The C tile's row stride, padded off a multiple of 4 KiB so the MR rows a
+  // micro-kernel updates do not share L1 sets.
+  const int64_t ldcb = nc_tile % 1024 == 0 ? nc_tile + 16 : nc_tile;
   ParallelFor(0, mtiles * ntiles, 1, [&](int64_t lo, int64_t hi) {
     Acc* abuf = Scratch<Acc, 0>(kMC * kKC);
-    constexpr int64_t ldcb = kNC;
     Acc* cbuf = Scratch<Acc, 1>(kMC * ldcb);
     for (int64_t t = lo; t < hi; ++t) {
-      const int64_t i0 = (t / ntiles) * kMC, j0 = (t % ntiles) * kNC;
-      const int64_t mc = std::min(kMC, m - i0), nc = std::min(kNC, n - j0);
+      const int64_t i0 = (t / ntiles) * kMC, j0 = (t % ntiles) * nc_tile;
+      const int64_t mc = std::min(kMC, m - i0), nc = std::min(nc_tile, n - j0);
       const int64_t mc_pad = (mc + mr - 1) / mr * mr;
       if (k == 0) std::fill_n(cbuf, kMC * ldcb, Acc(0));
       for (int64_t pc = 0; pc < k; pc += kKC) {

@@ -3,15 +3,16 @@
 // storage f32/f16/bf16 converted to f32 while packing (f64 stays f64), and
 // f32 (f64) accumulation. Goto/BLIS structure: B is packed once into
 // NR-column panels per KC block, each thread packs MC x KC blocks of A into
-// MR-row panels, and a register-blocked MR x NR micro-kernel (AVX2+FMA when
-// the CPU has it, otherwise a portable one GCC vectorises for SSE2) runs over
-// them. Used by "matmul"/"linear" and by conv2d's im2col path.
+// MR-row panels, and a register-blocked MR x NR micro-kernel (AVX-512F or
+// AVX2+FMA when the CPU has it, chosen at run time, otherwise a portable one
+// GCC vectorises for SSE2) runs over them. Used by "matmul"/"linear" and by conv2d's im2col path.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "runtime/status.h"
 
@@ -52,14 +53,16 @@ template <typename Acc> class PackedB {
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
   int nr() const { return nr_; }
+  int kernel() const { return kernel_; }  // the micro-kernel it was packed for
+  int64_t kc() const { return kc_; }      // its K block (KC, balanced over K)
   // The panel of columns [jp * NR, (jp + 1) * NR) of rows [pc, pc + kc) (pc a
-  // multiple of KC): kc x NR values, row by row, zero-padded past N.
+  // multiple of kc()): kc x NR values, row by row, zero-padded past N.
   const Acc* panel(int64_t pc, int64_t kc, int64_t jp) const { return data_.get() + pc * n_pad_ + jp * kc * nr_; }
 
  private:
   template <typename TB, typename A> friend PackedB<A> PackB(int64_t, int64_t, MatRef<TB>);
-  int64_t k_ = 0, n_ = 0, n_pad_ = 0;
-  int nr_ = 0;
+  int64_t k_ = 0, n_ = 0, n_pad_ = 0, kc_ = 1;
+  int nr_ = 0, kernel_ = 0;
   std::unique_ptr<Acc[]> data_;
 };
 
@@ -81,10 +84,18 @@ void Gemm(int64_t m, int64_t n, int64_t k, MatRef<TA> a, MatRef<TB> b, TC* c, in
 float ApplyActivation(Activation act, float x);
 double ApplyActivation(Activation act, double x);
 
-// Which micro-kernel float GEMMs use: "avx2_fma_6x16" or "generic_4x8".
+// Which micro-kernel float GEMMs use (for new packings of B):
+// "avx512_14x32", "avx2_fma_6x16" or "generic_4x8".
 const char* FloatKernelName();
-// Forces the portable micro-kernel (for the benchmark's comparison and
-// tests); returns the previous setting. Not thread-safe against running GEMMs.
+// The float micro-kernels this CPU can run, best (the automatic choice) first.
+std::vector<std::string> FloatKernelNames();
+// Forces a float micro-kernel by name for later packings of B ("" or "auto":
+// the automatic choice again), so tests and benchmarks can compare kernels in
+// one run; false (nothing changed) for an unknown name or one this CPU cannot
+// run. Not thread-safe against running GEMMs.
+bool ForceKernel(const std::string& name);
+// ForceKernel("generic_4x8") when force, ForceKernel("auto") otherwise;
+// returns whether the generic kernel was forced before.
 bool ForceGenericKernel(bool force);
 
 }  // namespace cf::gemm

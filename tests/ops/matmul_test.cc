@@ -1,11 +1,15 @@
 // CPU tests of "matmul" and "linear" against float64 references written here
 // with plain loops: transposes, batch broadcasting, bias and activation
 // epilogues, odd sizes that cross every block edge of the blocked GEMM, all
-// storage dtypes and both micro-kernels; VJPs by finite differences; errors;
-// cost formulas.
+// storage dtypes and every micro-kernel the CPU can run (AVX-512, AVX2,
+// generic), forced one by one; the GEMM's accumulate epilogue; VJPs by
+// finite differences; errors; cost formulas.
 #include "ops/matmul/matmul.h"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "graph/builder.h"
 #include "ops/matmul/cpu_gemm.h"
@@ -157,14 +161,131 @@ TEST(MatmulCpu, BiasAndActivations) {
   }
 }
 
-TEST(MatmulCpu, GenericMicroKernelMatches) {
-  // The portable 4x8 kernel (what an SSE2-only CPU runs) gives the same results.
-  const bool prev = gemm::ForceGenericKernel(true);
+// Forces one float micro-kernel for a scope (and restores the automatic choice).
+class ScopedKernel {
+ public:
+  explicit ScopedKernel(const std::string& name) { EXPECT_TRUE(gemm::ForceKernel(name)) << name; }
+  ~ScopedKernel() { gemm::ForceKernel("auto"); }
+};
+
+TEST(MatmulCpu, KernelSelection) {
+  const std::vector<std::string> names = gemm::FloatKernelNames();
+  ASSERT_FALSE(names.empty());
+  EXPECT_EQ(names.back(), "generic_4x8");  // always available, the last fallback
+  EXPECT_EQ(names.front(), gemm::FloatKernelName());  // the automatic choice is the best one
+  auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  EXPECT_EQ(has("avx512_14x32"), __builtin_cpu_supports("avx512f") != 0);
+  EXPECT_EQ(has("avx2_fma_6x16"), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+  EXPECT_FALSE(gemm::ForceKernel("avx1024_99x99"));
+  EXPECT_EQ(gemm::FloatKernelName(), names.front());  // an unknown name changes nothing
+  for (const std::string& n : names) {
+    EXPECT_TRUE(gemm::ForceKernel(n));
+    EXPECT_EQ(gemm::FloatKernelName(), n);
+  }
+  EXPECT_TRUE(gemm::ForceKernel("auto"));
+  EXPECT_FALSE(gemm::ForceGenericKernel(true));
   EXPECT_STREQ(gemm::FloatKernelName(), "generic_4x8");
+  EXPECT_TRUE(gemm::ForceGenericKernel(false));
+  EXPECT_EQ(gemm::FloatKernelName(), names.front());
+}
+
+// Edge sizes for every register block (4x8, 6x16, 14x32) and cache block
+// (AVX-512: MC = 112, KC = 384 balanced over K, NC = 512; others 96/256/256),
+// and shapes small enough in M that the tiles split over N for the threads.
+const std::vector<Case> kKernelEdgeCases = {
+    {{15, 33}, {33, 31}},                                   // one past 14 rows, one short of 32 columns
+    {{113, 385}, {385, 545}},                               // one past MC, KC and NC (K: two blocks of 200)
+    {{225, 770}, {545, 770}, false, true, true, "gelu"},    // two MC tiles + 1 row, K = 770 (3 blocks of 264 / 2 of 385)
+    {{77, 768}, {320, 768}, false, true, true, "none"},     // the text encoder's 77 tokens: M < MC, split over N
+    {{5, 40}, {1000, 40}, false, true},                     // tiny M, wide N
+    {{29, 300}, {29, 14}, true, false, true, "silu"},       // transposed A (M = 300), N < NR
+    {{41, 130}, {70, 41}, true, true, true, "gelu_tanh"},   // both transposed
+};
+
+TEST(MatmulCpu, EveryMicroKernelMatches) {
+  // Each kernel this CPU can run (the AVX-512, AVX2 and portable ones on an
+  // AVX-512 machine) against the float64 reference, at the block edges, with
+  // transposed views, every epilogue and low-precision storage.
   uint64_t seed = 400;
-  for (const Case& c : kShapeCases) CheckCase(c, DType::f32, seed += 3);
-  CheckCase({{2, 37, 53}, {53, 29}, false, false, true, "gelu"}, DType::bf16, seed += 3);
-  gemm::ForceGenericKernel(prev);
+  for (const std::string& name : gemm::FloatKernelNames()) {
+    SCOPED_TRACE(name);
+    ScopedKernel force(name);
+    ASSERT_EQ(gemm::FloatKernelName(), name);
+    for (const Case& c : kShapeCases) CheckCase(c, DType::f32, seed += 3);
+    for (const Case& c : kKernelEdgeCases) CheckCase(c, DType::f32, seed += 3);
+    for (const char* act : {"none", "gelu", "gelu_tanh", "silu"})
+      CheckCase({{2, 37, 53}, {53, 45}, false, false, true, act}, DType::f32, seed += 3);
+    for (DType t : {DType::f16, DType::bf16}) {
+      CheckCase({{2, 37, 53}, {53, 29}, false, false, true, "gelu"}, t, seed += 3);
+      CheckCase({{113, 385}, {45, 385}, false, true, true, "silu"}, t, seed += 3);
+    }
+  }
+}
+
+// The GEMM called directly: C += A·B (the accumulate epilogue, used by conv2d's
+// weight gradient), with strided views (a column slice of a wider A, row
+// stride ldc > N), for every kernel.
+TEST(CpuGemm, AccumulateAndStridedViewsEveryKernel) {
+  const int64_t m = 115, n = 70, k = 400, lda = 450, ldc = 83;
+  std::vector<float> a(m * lda), bt(n * k), c0(m * ldc);
+  uint64_t state = 12345;
+  auto next = [&] {  // uniform in [-1, 1)
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<float>(static_cast<double>(state >> 40) / double(1 << 23) - 1.0);
+  };
+  for (float& v : a) v = next();
+  for (float& v : bt) v = next();
+  for (float& v : c0) v = next();
+  const int64_t a_off = 17;  // A = a[:, 17:417]
+  std::vector<double> want(m * ldc);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < ldc; ++j) {
+      double s = c0[i * ldc + j];
+      if (j < n)
+        for (int64_t q = 0; q < k; ++q) s += double(a[i * lda + a_off + q]) * double(bt[j * k + q]);
+      want[i * ldc + j] = s;
+    }
+  for (const std::string& name : gemm::FloatKernelNames()) {
+    SCOPED_TRACE(name);
+    ScopedKernel force(name);
+    std::vector<float> c = c0;
+    gemm::Epilogue<float> ep;
+    ep.accumulate = true;
+    gemm::Gemm<float, float, float>(m, n, k, {a.data() + a_off, lda, 1}, gemm::Transposed(bt.data(), k), c.data(),
+                                    ldc, ep);
+    std::vector<double> got(c.begin(), c.end());
+    // Columns past N (the row padding of C) must stay untouched: compared too.
+    EXPECT_TRUE(AllClose(got, want, Rtol(DType::f32), Atol(DType::f32, k)));
+  }
+}
+
+TEST(CpuGemm, PackedBKeepsItsKernel) {
+  // A B packed for one kernel multiplies correctly after another is forced
+  // (conv2d packs its weight once and runs GemmPacked per band).
+  const std::vector<std::string> names = gemm::FloatKernelNames();
+  const int64_t m = 50, n = 45, k = 70;
+  std::vector<float> a(m * k), b(k * n), c(m * n);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(static_cast<int>(i % 13) - 6) * 0.125f;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(static_cast<int>(i % 7) - 3) * 0.25f;
+  std::vector<double> want(m * n, 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t q = 0; q < k; ++q) want[i * n + j] += double(a[i * k + q]) * double(b[q * n + j]);
+  for (const std::string& pack_with : names) {
+    gemm::PackedB<float> pb;
+    {
+      ScopedKernel force(pack_with);
+      pb = gemm::PackB<float, float>(k, n, gemm::RowMajor(b.data(), n));
+    }
+    for (const std::string& run_with : names) {
+      SCOPED_TRACE(pack_with + " then " + run_with);
+      ScopedKernel force(run_with);
+      std::fill(c.begin(), c.end(), -1.0f);
+      gemm::GemmPacked<float, float>(m, gemm::RowMajor(a.data(), k), pb, c.data(), n);
+      // Products of multiples of 1/8 and 1/4 summed in f32 are exact here.
+      EXPECT_TRUE(AllClose(std::vector<double>(c.begin(), c.end()), want, 0.0, 0.0));
+    }
+  }
 }
 
 TEST(MatmulCpu, ZeroInnerDimension) {
