@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <new>
 #include <tuple>
 #include <utility>
@@ -527,8 +528,11 @@ int64_t WindowOffsets(int64_t r0, int64_t nr, int64_t c0, int64_t nc, int64_t hw
 //   Qp [g][H*W][d][16]      q pre-scaled by scale * log2 e (so exp2 below)
 //   Kp [g][H][d][Wp][16]    channel-major per row: a window row's keys for
 //                           one channel are consecutive zmm (immediate
-//                           offsets); Wp = W + 1 breaks the 4 KiB stride
-//                           that would put every channel in one L1 set
+//                           offsets); Wp >= W with Wp = K_w mod 64 lines, so
+//                           the d channels' K_w-line runs of one window row
+//                           tile the 64 L1 sets evenly (with Wp = 64 every
+//                           channel's run fell in the same 13 sets: 40 lines
+//                           for 12 ways)
 //   Vp [g][H][W][d][16]     position-major: one key's channels consecutive
 // Columns are stored by residue mod the column dilation (all c = 0 mod dw,
 // then 1, ...), so a dilated window row is K_w consecutive columns too.
@@ -640,6 +644,49 @@ struct LaneBuf {
   float* p;
 };
 
+// Per calling thread, grow-only, for the packs of calls up to 128 MiB (the
+// SD1.5 layer at 512 needs 34 MiB): a fresh allocation per call spent ~10%
+// of the forward in page faults. Larger packs are allocated per call.
+class LaneScratch {
+ public:
+  LaneScratch() = default;
+  ~LaneScratch() { Release(); }
+  LaneScratch(const LaneScratch&) = delete;
+  LaneScratch& operator=(const LaneScratch&) = delete;
+  float* Get(int64_t n) {
+    if (n > cap_) {
+      Release();
+      p_ = new (std::align_val_t(64)) float[n];
+      cap_ = n;
+    }
+    return p_;
+  }
+
+ private:
+  void Release() {
+    if (p_) ::operator delete[](p_, std::align_val_t(64));
+    p_ = nullptr;
+    cap_ = 0;
+  }
+  float* p_ = nullptr;
+  int64_t cap_ = 0;
+};
+constexpr int64_t kScratchMaxFloats = (int64_t{128} << 20) / 4;
+
+// One position of one lane group, f32 storage: lane l of channel e is
+// src[off[l] + e] (a gather per channel), zeros in the lanes past `valid`.
+CF_AVX512 void PackPositionF32(const float* q, const float* k, const float* v, const int32_t* off, int valid,
+                               int64_t d, int64_t kstride, float qmul, float* qd, float* kd, float* vd) {
+  const __m512i idx = _mm512_loadu_si512(off);
+  const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1u);
+  const __m512 z = _mm512_setzero_ps(), qm = _mm512_set1_ps(qmul);
+  for (int64_t e = 0; e < d; ++e) {
+    _mm512_store_ps(qd + e * kLanes, _mm512_mul_ps(_mm512_mask_i32gather_ps(z, m, idx, q + e, 4), qm));
+    _mm512_store_ps(kd + e * kstride, _mm512_mask_i32gather_ps(z, m, idx, k + e, 4));
+    _mm512_store_ps(vd + e * kLanes, _mm512_mask_i32gather_ps(z, m, idx, v + e, 4));
+  }
+}
+
 // Lane-group sizes for the kAuto choice: the padded lanes cost as much as
 // real ones, so AVX-512 only when at most a quarter of them are padding.
 bool LanesFilled(int64_t pairs) {
@@ -650,7 +697,8 @@ bool LanesFilled(int64_t pairs) {
 template <typename T>
 void ForwardLanes(const NaParams& p, const T* q, const T* k, const T* v, T* out, Lse<T>* lse) {
   const int64_t H = p.height, W = p.width, d = p.head_dim, C = p.channels(), heads = p.heads;
-  const int64_t pairs = p.batch * heads, groups = (pairs + kLanes - 1) / kLanes, Wp = W + 1, kh = p.kh, kw = p.kw;
+  const int64_t pairs = p.batch * heads, groups = (pairs + kLanes - 1) / kLanes, kh = p.kh, kw = p.kw;
+  const int64_t Wp = W + ((kw - W) % 64 + 64) % 64;
   const int64_t n = kh * kw;
   // Packed column of each column (by residue mod dw), and window starts.
   std::vector<int64_t> pcol(W), row_start(H), col_start(W);
@@ -663,16 +711,43 @@ void ForwardLanes(const NaParams& p, const T* q, const T* k, const T* v, T* out,
   for (int64_t j = 0; j < W; ++j) col_start[j] = pcol[NaParams::WindowStart(j, W, kw, p.dw)];
 
   const int64_t lane_tok = d * kLanes;  // floats per (position, group)
-  LaneBuf qp(groups * H * W * lane_tok), kp(groups * H * Wp * lane_tok), vp(groups * H * W * lane_tok);
+  const int64_t nq = groups * H * W * lane_tok, nk = groups * H * Wp * lane_tok, total = 2 * nq + nk;
+  thread_local LaneScratch scratch;
+  std::unique_ptr<LaneBuf> own;
+  float* base = nullptr;
+  if (total <= kScratchMaxFloats) {
+    base = scratch.Get(total);
+  } else {
+    own = std::make_unique<LaneBuf>(total);
+    base = own->p;
+  }
+  // Each part's size is a multiple of 16 floats: all stay 64-byte aligned.
+  float* const qp = base;
+  float* const vp = base + nq;
+  float* const kp = base + 2 * nq;
   const float qmul = static_cast<float>(p.scale * 1.4426950408889634);
+  // Lane offsets for the f32 gathers (when the tensor's size fits int32).
+  const bool gather = std::is_same_v<T, float> && p.batch * H * W * C < (int64_t{1} << 31);
+  std::vector<int32_t> lane_off(groups * kLanes, 0);
+  for (int64_t pr = 0; pr < pairs; ++pr)
+    lane_off[pr] = gather ? static_cast<int32_t>((pr / heads) * H * W * C + (pr % heads) * d) : 0;
   // Pack, parallel over (group, row).
   ParallelFor(0, groups * H, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t gi = lo; gi < hi; ++gi) {
       const int64_t g = gi / H, i = gi % H;
       for (int64_t j = 0; j < W; ++j) {
-        float* qd = qp.p + ((g * H + i) * W + j) * lane_tok;
-        float* vd = vp.p + ((g * H + i) * W + pcol[j]) * lane_tok;
-        float* kd = kp.p + (g * H + i) * d * Wp * kLanes + pcol[j] * kLanes;
+        float* qd = qp + ((g * H + i) * W + j) * lane_tok;
+        float* vd = vp + ((g * H + i) * W + pcol[j]) * lane_tok;
+        float* kd = kp + (g * H + i) * d * Wp * kLanes + pcol[j] * kLanes;
+        if constexpr (std::is_same_v<T, float>) {
+          if (gather) {
+            const int64_t at = (i * W + j) * C;
+            PackPositionF32(q + at, k + at, v + at, lane_off.data() + g * kLanes,
+                            static_cast<int>(std::min<int64_t>(kLanes, pairs - g * kLanes)), d, Wp * kLanes, qmul, qd,
+                            kd, vd);
+            continue;
+          }
+        }
         for (int l = 0; l < kLanes; ++l) {
           const int64_t pr = g * kLanes + l;
           if (pr >= pairs) {
@@ -697,15 +772,15 @@ void ForwardLanes(const NaParams& p, const T* q, const T* k, const T* v, T* out,
     alignas(64) float inv[kChunk][kLanes], lsev[kChunk][kLanes];
     for (int64_t gi = lo; gi < hi; ++gi) {
       const int64_t g = gi / H, i = gi % H;
-      const float* kg = kp.p + g * H * d * Wp * kLanes;
-      const float* vg = vp.p + g * H * W * lane_tok;
+      const float* kg = kp + g * H * d * Wp * kLanes;
+      const float* vg = vp + g * H * W * lane_tok;
       for (int64_t j0 = 0; j0 < W; j0 += kChunk) {
         const int64_t nj = std::min(kChunk, W - j0);
         // Scores, one window row at a time for all the chunk's queries.
         for (int64_t a = 0; a < kh; ++a) {
           const float* krow = kg + (row_start[i] + a * p.dh) * d * Wp * kLanes;
           for (int64_t c = 0; c < nj; ++c) {
-            const float* qv = qp.p + ((g * H + i) * W + j0 + c) * lane_tok;
+            const float* qv = qp + ((g * H + i) * W + j0 + c) * lane_tok;
             float* s = sbuf.p + (c * n + a * kw) * kLanes;
             for (int64_t t0 = 0; t0 < kw; t0 += kMaxNt) {
               const int64_t nt = std::min<int64_t>(kMaxNt, kw - t0);
