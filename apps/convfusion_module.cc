@@ -8,6 +8,8 @@
 //     (any dtype, nonzero: the key is visible) -> output [B, Nq, heads, d]
 //   convfusion-module neighborhood --kernel=K|Kh,Kw [--dilation=D|Dh,Dw] [--scale=S] ...
 //     q, k, v [B, H, W, heads, d] -> output [B, H, W, heads, d]
+//   convfusion-module convblock --kernel=K [--gate=released|paper|sigmoid] [--scales=1,0.5] ...
+//     input [B, H, W, C] and the weights under conv1.* -> output [B, H, W, C]
 //
 // Inputs are converted to --dtype (the output's dtype). Exit codes follow
 // apps/common/cli.h: 2 for a bad command line, 1 for a failure at run time
@@ -33,6 +35,7 @@
 #include "apps/common/cli.h"
 #include "graph/builder.h"
 #include "graph/executor.h"
+#include "nn/convblock.h"
 #include "nn/safetensors.h"
 #include "ops/attention/attention.h"
 #include "ops/shape/shape.h"
@@ -310,6 +313,78 @@ int NeighborhoodCommand(int argc, char** argv) {
   return RunBody(app, [&] { return RunNeighborhood(c, options); });
 }
 
+// ---- convblock -------------------------------------------------------------------
+
+constexpr const char* kConvBlockInputs = "convblock needs input [B, H, W, C] and the weights under --prefix";
+
+Status RunConvBlock(const CommonFlags& c, const ConvBlockOptions& options, const std::string& prefix) {
+  CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
+  CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(c.input));
+  CF_ASSIGN_OR_RETURN(Tensor x, ReadInput(f, "input", kConvBlockInputs));
+  CF_RETURN_IF_ERROR(CheckRank("input", x, 4, "[B, H, W, C]"));
+  const DType dtype = ComputeDType(c);
+  // Names, shapes and layouts of the weights are checked by the loader (errors name the key).
+  CF_ASSIGN_OR_RETURN(auto params, LoadConvBlockParameters(f, prefix, x.shape()[3], options, dtype));
+  std::map<std::string, Tensor> inputs;
+  CF_ASSIGN_OR_RETURN(inputs["input"], ToCompute("input", x, dtype, x.shape()));
+  std::vector<std::string> scales;
+  for (double s : options.scales) scales.push_back(absl::StrCat(s));
+  return RunAndWrite(
+      c, inputs,
+      [&](Builder& b, const std::map<std::string, Value>& in) {
+        Value y;
+        {
+          auto s = b.scope(prefix);
+          y = ConvBlock(b, in.at("input"), options);
+        }
+        for (const auto& [name, t] : params) {
+          const int id = b.graph().FindParameter(name);
+          if (id >= 0) b.graph().mutable_value(id).data = t;
+        }
+        return Outputs{{"output", y}};
+      },
+      {{"module", "convblock"},
+       {"kernel", absl::StrCat(options.kernel)},
+       {"gate", ConvBlockGateName(options.gate)},
+       {"scales", absl::StrJoin(scales, ",")}});
+}
+
+int ConvBlockCommand(int argc, char** argv) {
+  cli::App app(absl::StrCat(kProgram, " convblock"),
+               "The ConvBlock (nn/convblock.h) on input [B, H, W, C] from --input, with its weights read from the "
+               "same file under the authors' keys (conv1.conv_up.weight, ...); writes output [B, H, W, C].");
+  CommonFlags c;
+  int64_t kernel = 0;
+  std::string gate = "released", scales_text = "1,0.5", prefix = "conv1";
+  double inter_ratio = 0.5;
+  bool depthwise_bias = false;
+  app.String("--input", &c.input, "FILE", "safetensors file with `input` and the weights (required)");
+  app.String("--output", &c.output, "FILE", "safetensors file to write `output` to, atomically (required)");
+  app.Enum("--device", &c.device, {"cpu", "cuda"}, "where to run (cuda: the first GPU)");
+  app.Enum("--dtype", &c.dtype, {"f32", "f16", "bf16"}, "compute and output dtype; tensors are converted to it");
+  app.Int("--kernel", &kernel, 3, 31, "depthwise kernel size K, odd, 3..31 (required)");
+  app.Enum("--gate", &gate, {"released", "paper", "sigmoid"},
+           "released: x1*x2*sqrt(C'/2); paper: x1*x2/sqrt(C'/2); sigmoid: x1*sigmoid(x2)");
+  app.String("--scales", &scales_text, "S,S,...", "pyramid scales, each in (0, 1]");
+  app.Double("--inter-ratio", &inter_ratio, cli::Interval::AboveUpTo(0.0, 16.0), "C' = int(C * ratio)");
+  app.Flag("--depthwise-bias", &depthwise_bias, "the depthwise convs have a bias (gates.N.conv_spatial.bias)");
+  app.String("--prefix", &prefix, "P", "the weights' key prefix");
+  if (const int code = app.Parse(argc, argv); code >= 0) return code;
+  std::optional<double> unused_scale;
+  if (const int code = CheckCommonFlags(app, c, &unused_scale); code >= 0) return code;
+  if (kernel == 0) return UsageError(app, "--kernel: is required");
+  if (kernel % 2 == 0) return UsageError(app, absl::StrCat("--kernel: ", kernel, " is not an odd integer in [3, 31]"));
+  ConvBlockOptions options{.kernel = kernel, .scales = {}, .inter_ratio = inter_ratio,
+                           .gate = ParseConvBlockGate(gate).value(), .depthwise_bias = depthwise_bias};
+  for (absl::string_view part : absl::StrSplit(scales_text, ',')) {
+    double v = 0;
+    if (!absl::SimpleAtod(part, &v) || !(v > 0.0 && v <= 1.0))
+      return UsageError(app, absl::StrCat("--scales: '", part, "' is not a number in (0, 1]"));
+    options.scales.push_back(v);
+  }
+  return RunBody(app, [&] { return RunConvBlock(c, options, prefix); });
+}
+
 // ---- The table of subcommands -----------------------------------------------------
 
 struct Subcommand {
@@ -322,6 +397,8 @@ constexpr Subcommand kSubcommands[] = {
     {"attention", "scaled dot-product attention: q, k, v [B, N, heads, d], optional mask [B, Nkv]", AttentionCommand},
     {"neighborhood", "2D neighborhood attention: q, k, v [B, H, W, heads, d], --kernel, --dilation",
      NeighborhoodCommand},
+    {"convblock", "the ConvBlock: input [B, H, W, C], weights under conv1.*, --kernel, --gate, --scales",
+     ConvBlockCommand},
 };
 
 std::string TopHelp() {

@@ -197,6 +197,14 @@ StatusOr<std::vector<std::pair<std::string, Tensor>>> LoadConvBlockParameters(co
     }
     out.push_back({key, std::move(v)});
   }
+  // A depthwise bias the options do not declare would be dropped silently.
+  for (size_t n = 0; n < options.scales.size() && !options.depthwise_bias; ++n) {
+    const std::string name = absl::StrCat("gates.", n, ".conv_spatial.bias");
+    const std::string key = prefix.empty() ? name : absl::StrCat(prefix, ".", name);
+    if (file.contains(key))
+      return absl::InvalidArgumentError(absl::StrCat("ConvBlock weights: '", file.path(), "' has '", key,
+                                                     "' but the block has no depthwise bias (depthwise_bias)"));
+  }
   return out;
 }
 

@@ -77,7 +77,8 @@ Value ConvBlock(Builder& b, Value x, const ConvBlockOptions& options = {});
 // [out, in, 1, 1] (nn.Conv2d, the NCHW block); the depthwise weight [K, K, C']
 // (released) or [C', 1, K, K] (nn.Conv2d with groups = C'). A missing key or
 // another shape is an error naming the file, the key, the shape found and the
-// shapes accepted. Returned names are the full keys, which are the names the
+// shapes accepted; so is a depthwise bias in the file when
+// options.depthwise_bias is off. Returned names are the full keys, which are the names the
 // module's parameters get when the builder's scope is `prefix`.
 StatusOr<std::vector<std::pair<std::string, Tensor>>> LoadConvBlockParameters(const SafetensorsFile& file,
                                                                               const std::string& prefix,

@@ -484,5 +484,81 @@ TEST_F(ModuleErrors, HelpListsSubcommandsAndFlags) {
   for (const char* flag : {"--kernel", "--dilation"}) EXPECT_NE(na.out.find(flag), std::string::npos) << flag;
 }
 
+// ---- convblock ---------------------------------------------------------------------
+
+// The golden files of tests/nn/convblock_test.cc (tools/make_convblock_golden.py):
+// input, weights under conv1.* and PyTorch's float64 output, options in the metadata.
+std::string ConvBlockGolden(const std::string& name) {
+  return (fs::path(__FILE__).parent_path().parent_path() / "data" / "convblock" / name).string();
+}
+
+TEST(ModuleRunner, ConvBlockMatchesTheAuthorsPyTorchBlock) {
+  for (const char* name : {"released_k13.safetensors", "nchw_sigmoid_k5.safetensors", "paper_k31.safetensors"}) {
+    auto f = SafetensorsFile::Open(ConvBlockGolden(name));
+    ASSERT_TRUE(f.ok()) << f.status();
+    const auto& meta = f->metadata();
+    const Tensor want_t = f->Read("output").value();
+    const std::vector<double> want = want_t.ToVector<double>().value();
+    for (DType t : {DType::f32, DType::f16, DType::bf16}) {
+      TempDir dir;
+      std::vector<std::string> args = {"convblock",
+                                       "--kernel=" + meta.at("kernel"),
+                                       "--gate=" + meta.at("gate"),
+                                       "--scales=" + meta.at("scales"),
+                                       "--input=" + ConvBlockGolden(name),
+                                       "--output=out.safetensors",
+                                       std::string("--dtype=") + DTypeName(t)};
+      if (meta.at("depthwise_bias") == "1") args.push_back("--depthwise-bias");
+      const Result r = RunModule(args, dir.path());
+      ASSERT_EQ(r.code, 0) << Show(args) << ": " << r.err;
+      const std::vector<double> got = ReadOutput(dir / "out.safetensors", t, want_t.shape(), "convblock");
+      // Three projections and a KxK window, every intermediate stored in t.
+      const double rel = t == DType::f32 ? 2e-5 : t == DType::f16 ? 1e-2 : 5e-2;
+      ExpectClose(got, want, rel, Show(args));
+    }
+  }
+}
+
+TEST(ModuleRunner, ConvBlockErrorsNameTheFlagOrTheKey) {
+  TempDir dir;
+  const std::string k13 = "--input=" + ConvBlockGolden("released_k13.safetensors");
+  const std::string k5 = "--input=" + ConvBlockGolden("nchw_sigmoid_k5.safetensors");
+  const std::string out = "--output=out.safetensors";
+  ASSERT_TRUE(
+      WriteSafetensors(dir / "no_input.safetensors", {{"x", RandomTensor(Shape{1, 4, 4, 8}, DType::f32, 1)}}).ok());
+  const std::vector<Bad> table = {
+      {{"convblock", k13, out}, 2, "--kernel: is required"},
+      {{"convblock", "--kernel=4", k13, out}, 2, "--kernel: 4 is not an odd integer"},
+      {{"convblock", "--kernel=33", k13, out}, 2, "--kernel"},
+      {{"convblock", "--kernel=13", "--gate=simple", k13, out}, 2, "--gate"},
+      {{"convblock", "--kernel=13", "--scales=1,0", k13, out}, 2, "--scales: '0'"},
+      {{"convblock", "--kernel=13", "--scales=1,x", k13, out}, 2, "--scales: 'x'"},
+      {{"convblock", "--kernel=13", "--window=3", k13, out}, 2, "--window"},
+      // Run-time failures: the weights do not fit the flags.
+      {{"convblock", "--kernel=11", k13, out}, 1, "'conv1.gates.0.conv_spatial.weight' in"},
+      {{"convblock", "--kernel=13", "--scales=1,0.5,0.25", k13, out}, 1,
+       "has no tensor 'conv1.gates.2.conv_spatial.weight'"},
+      {{"convblock", "--kernel=13", "--prefix=attn1", k13, out}, 1, "has no tensor 'attn1.conv_up.weight'"},
+      {{"convblock", "--kernel=5", "--gate=sigmoid", k5, out}, 1,
+       "'conv1.gates.0.conv_spatial.bias' but the block has no depthwise bias"},
+      {{"convblock", "--kernel=3", "--input=no_input.safetensors", out}, 1, "has no tensor 'input'"},
+  };
+  for (const Bad& b : table) {
+    const Result r = RunModule(b.args, dir.path());
+    EXPECT_EQ(r.code, b.code) << Show(b.args) << ": " << r.err;
+    EXPECT_NE(r.err.find(b.mentions), std::string::npos) << Show(b.args) << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << Show(b.args) << ": " << r.err;
+    EXPECT_FALSE(fs::exists(dir.path() / "out.safetensors")) << Show(b.args);
+  }
+  // The wrong K's message gives the shape found and the shapes accepted.
+  const Result r = RunModule({"convblock", "--kernel=11", k13, out}, dir.path());
+  for (const char* part : {"f32[13, 13, 16]", "[11, 11, 16]", "[16, 1, 11, 11]"})
+    EXPECT_NE(r.err.find(part), std::string::npos) << part << ": " << r.err;
+  const Result help = RunModule({"convblock", "--help"}, dir.path());
+  EXPECT_EQ(help.code, 0);
+  for (const char* flag : {"--kernel", "--gate", "--scales", "--inter-ratio", "--depthwise-bias", "--prefix"})
+    EXPECT_NE(help.out.find(flag), std::string::npos) << flag << "\n" << help.out;
+}
+
 }  // namespace
 }  // namespace cf

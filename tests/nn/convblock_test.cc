@@ -422,7 +422,8 @@ TEST(ConvBlock, LoaderAcceptsBothLayoutsAndNamesBadKeys) {
 
     // Another K, another C, a missing depthwise bias.
     ExpectError(LoadConvBlockParameters(f, "blk.conv1", C, {.kernel = 5, .scales = {1.0}}, DType::f32).status(),
-                {"blk.conv1.gates.0.conv_spatial.weight", "[5, 5, 4]", "[4, 1, 5, 5]", nchw ? "[4, 1, 3, 3]" : "[3, 3, 4]"});
+                {"blk.conv1.gates.0.conv_spatial.weight", "[5, 5, 4]", "[4, 1, 5, 5]",
+                 nchw ? "[4, 1, 3, 3]" : "[3, 3, 4]"});
     ExpectError(LoadConvBlockParameters(f, "blk.conv1", 16, o, DType::f32).status(),
                 {"blk.conv1.conv_up.weight", "[8, 16]", "[8, 16, 1, 1]"});
     ExpectError(
@@ -454,6 +455,12 @@ TEST(ConvBlock, MatchesTheAuthorsPyTorchBlock) {
     o.depthwise_bias = meta.at("depthwise_bias") == "1";
     o.scales.clear();
     for (absl::string_view s : absl::StrSplit(meta.at("scales"), ',')) o.scales.push_back(std::stod(std::string(s)));
+    if (o.depthwise_bias) {  // the file's biases must not be dropped silently
+      ConvBlockOptions no_bias = o;
+      no_bias.depthwise_bias = false;
+      ExpectError(LoadConvBlockParameters(f, "conv1", 16, no_bias, DType::f32).status(),
+                  {"conv1.gates.0.conv_spatial.bias", "no depthwise bias"});
+    }
     CF_ASSERT_OK_AND_ASSIGN(Tensor x, f.Read("input"));
     CF_ASSERT_OK_AND_ASSIGN(Tensor want, f.Read("output"));
     const int64_t C = x.shape()[3];
