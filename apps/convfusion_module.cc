@@ -19,6 +19,7 @@
 // own cli::App, checks them, reads and checks its tensors, and hands
 // RunAndWrite a function that builds its module's named outputs.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -317,7 +318,7 @@ int NeighborhoodCommand(int argc, char** argv) {
 
 constexpr const char* kConvBlockInputs = "convblock needs input [B, H, W, C] and the weights under --prefix";
 
-Status RunConvBlock(const CommonFlags& c, const ConvBlockOptions& options, const std::string& prefix) {
+Status RunConvBlock(const CommonFlags& c, const ConvBlockOptions& options, const std::string& prefix, int repeat) {
   CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
   CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(c.input));
   CF_ASSIGN_OR_RETURN(Tensor x, ReadInput(f, "input", kConvBlockInputs));
@@ -329,24 +330,48 @@ Status RunConvBlock(const CommonFlags& c, const ConvBlockOptions& options, const
   CF_ASSIGN_OR_RETURN(inputs["input"], ToCompute("input", x, dtype, x.shape()));
   std::vector<std::string> scales;
   for (double s : options.scales) scales.push_back(absl::StrCat(s));
-  return RunAndWrite(
-      c, inputs,
-      [&](Builder& b, const std::map<std::string, Value>& in) {
-        Value y;
-        {
-          auto s = b.scope(prefix);
-          y = ConvBlock(b, in.at("input"), options);
-        }
-        for (const auto& [name, t] : params) {
-          const int id = b.graph().FindParameter(name);
-          if (id >= 0) b.graph().mutable_value(id).data = t;
-        }
-        return Outputs{{"output", y}};
-      },
-      {{"module", "convblock"},
-       {"kernel", absl::StrCat(options.kernel)},
-       {"gate", ConvBlockGateName(options.gate)},
-       {"scales", absl::StrJoin(scales, ",")}});
+  const BuildFn build = [&](Builder& b, const std::map<std::string, Value>& in) {
+    Value y;
+    {
+      auto s = b.scope(prefix);
+      y = ConvBlock(b, in.at("input"), options);
+    }
+    for (const auto& [name, t] : params) {
+      const int id = b.graph().FindParameter(name);
+      if (id >= 0) b.graph().mutable_value(id).data = t;
+    }
+    return Outputs{{"output", y}};
+  };
+  CF_RETURN_IF_ERROR(RunAndWrite(c, inputs, build,
+                                 {{"module", "convblock"},
+                                  {"kernel", absl::StrCat(options.kernel)},
+                                  {"gate", ConvBlockGateName(options.gate)},
+                                  {"scales", absl::StrJoin(scales, ",")}}));
+  if (repeat == 0) return absl::OkStatus();
+  // --repeat: the forward alone (graph built and planned once, outputs
+  // copied to the host), timed after one warm-up run; the median is printed.
+  Graph g;
+  Builder b(&g);
+  const Outputs outs = build(b, {{"input", b.Input("input", inputs["input"].shape(), dtype)}});
+  for (const auto& [name, v] : outs) b.MarkOutput(v, name);
+  CF_ASSIGN_OR_RETURN(Graph * graph, b.Finish());
+  ExecutorOptions eo;
+  eo.device = DeviceOf(c);
+  CF_ASSIGN_OR_RETURN(auto exec, Executor::Create(*graph, eo));
+  CF_RETURN_IF_ERROR(exec->Run(inputs).status());
+  std::vector<double> ms;
+  for (int i = 0; i < repeat; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    CF_ASSIGN_OR_RETURN(auto r, exec->Run(inputs));
+    CF_RETURN_IF_ERROR(r[0].To(Device::CPU()).status());
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("convblock %s K=%lld gate=%s scales=%s dtype=%s device=%s: median %.3f ms, min %.3f ms over %d runs\n",
+              x.shape().ToString().c_str(), static_cast<long long>(options.kernel), ConvBlockGateName(options.gate),
+              absl::StrJoin(scales, ",").c_str(), c.dtype.c_str(), c.device.c_str(), ms[ms.size() / 2], ms[0],
+              repeat);
+  return absl::OkStatus();
 }
 
 int ConvBlockCommand(int argc, char** argv) {
@@ -358,6 +383,7 @@ int ConvBlockCommand(int argc, char** argv) {
   std::string gate = "released", scales_text = "1,0.5", prefix = "conv1";
   double inter_ratio = 0.5;
   bool depthwise_bias = false;
+  int repeat = 0;
   app.String("--input", &c.input, "FILE", "safetensors file with `input` and the weights (required)");
   app.String("--output", &c.output, "FILE", "safetensors file to write `output` to, atomically (required)");
   app.Enum("--device", &c.device, {"cpu", "cuda"}, "where to run (cuda: the first GPU)");
@@ -369,6 +395,7 @@ int ConvBlockCommand(int argc, char** argv) {
   app.Double("--inter-ratio", &inter_ratio, cli::Interval::AboveUpTo(0.0, 16.0), "C' = int(C * ratio)");
   app.Flag("--depthwise-bias", &depthwise_bias, "the depthwise convs have a bias (gates.N.conv_spatial.bias)");
   app.String("--prefix", &prefix, "P", "the weights' key prefix");
+  app.Int("--repeat", &repeat, 0, 100000, "after writing --output, time N more forward runs and print the median");
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
   std::optional<double> unused_scale;
   if (const int code = CheckCommonFlags(app, c, &unused_scale); code >= 0) return code;
@@ -382,7 +409,7 @@ int ConvBlockCommand(int argc, char** argv) {
       return UsageError(app, absl::StrCat("--scales: '", part, "' is not a number in (0, 1]"));
     options.scales.push_back(v);
   }
-  return RunBody(app, [&] { return RunConvBlock(c, options, prefix); });
+  return RunBody(app, [&] { return RunConvBlock(c, options, prefix, repeat); });
 }
 
 // ---- The table of subcommands -----------------------------------------------------
