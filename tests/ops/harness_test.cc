@@ -163,6 +163,25 @@ std::vector<Case> Cases() {
     c.push_back({"upsample_nearest2x", {R({1, 3, 5, 6}, seed++)}, {}});
     c.push_back({"upsample_nearest2x_backward", {R({1, 6, 10, 6}, seed++)}, pool_attrs({}, 3, 5)});
   }
+  // attention: the forward in every dtype; the backward's lse input is f32
+  // by contract, so its cases run in f32 (the harness rounds every floating
+  // input to the case's dtype).
+  {
+    const Attrs a{{"heads", int64_t{2}}};
+    Tensor q = R({2, 37, 80}, seed++, -2, 2), k = R({2, 45, 80}, seed++, -2, 2), v = R({2, 45, 80}, seed++);
+    Tensor mask = FromDoubles(std::vector<double>(90, 1.0), {2, 45}, DType::u8);
+    c.push_back({"attention", {q, k, v}, a});
+    c.push_back({"attention", {q, k, v, mask}, Attrs{{"heads", int64_t{2}}, {"causal", true}}});
+    auto fwd = RunOp("attention", {q, k, v}, a).value();
+    c.push_back({"attention_backward", {q, k, v, fwd[0], fwd[1], R({2, 37, 80}, seed++)}, a, -1, -1, {DType::f32}});
+    c.push_back({"attention_probs", {q, k}, Attrs{{"heads", int64_t{2}}, {"queries", V({0, 5, 36})}}});
+    const Attrs na{{"heads", int64_t{2}}, {"kernel", V({3, 5})}, {"dilation", V({1, 2})}};
+    Tensor nq = R({2, 9, 11, 16}, seed++, -2, 2), nk = R({2, 9, 11, 16}, seed++, -2, 2), nv = R({2, 9, 11, 16}, seed++);
+    c.push_back({"neighborhood_attention", {nq, nk, nv}, na});
+    auto nfwd = RunOp("neighborhood_attention", {nq, nk, nv}, na).value();
+    c.push_back({"neighborhood_attention_backward", {nq, nk, nv, nfwd[0], nfwd[1], R({2, 9, 11, 16}, seed++)}, na, -1,
+                 -1, {DType::f32}});
+  }
   // shape: exact data movement
   c.push_back({"permute", {R({2, 9, 11, 19}, seed++)}, Attrs{{"perm", V({0, 3, 1, 2})}}, 0, 0});
   c.push_back({"concat", {R({2, 3, 7}, seed++), R({2, 5, 7}, seed++)}, Attrs{{"axis", int64_t{1}}}, 0, 0});
