@@ -536,13 +536,13 @@ int64_t WindowOffsets(int64_t r0, int64_t nr, int64_t c0, int64_t nc, int64_t hw
 //   Vp [g][H][W][d][16]     position-major: one key's channels consecutive
 // Columns are stored by residue mod the column dilation (all c = 0 mod dw,
 // then 1, ...), so a dilated window row is K_w consecutive columns too.
-// Work items are (group, query row); per chunk of kChunk queries of the row:
+// Per chunk of kChunk queries of a row:
 // all scores, key row by key row (that key row stays in L1 across the
 // chunk's queries), the softmax per query, then PV key row by key row into
 // per-query accumulators.
 
 constexpr int kLanes = 16;
-constexpr int64_t kChunk = 16;
+constexpr int64_t kChunk = 8, kBand = 32;
 #define CF_AVX512 __attribute__((target("avx512f,avx512dq")))
 
 // GCC 12's AVX-512 headers pass _mm512_undefined_ps() as the unused source of
@@ -572,11 +572,12 @@ CF_AVX512 inline __m512 Exp2Neg(__m512 x) {
 
 // s[t] = <q, k_t> for NT keys of one window row: q [d][16], key t's channel
 // e at k[e * estride + 16 t]. NT accumulators, q's channel loaded once.
+// With add, s += those products (a later block of channels).
 template <int NT>
-CF_AVX512 void ScoreRow(const float* q, const float* k, int64_t d, int64_t estride, float* s) {
+CF_AVX512 void ScoreRow(const float* q, const float* k, int64_t d, int64_t estride, float* s, bool add) {
   __m512 acc[NT];
 #pragma GCC unroll 16
-  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int t = 0; t < NT; ++t) acc[t] = add ? _mm512_load_ps(s + t * kLanes) : _mm512_setzero_ps();
   for (int64_t e = 0; e < d; ++e) {
     const __m512 qe = _mm512_load_ps(q + e * kLanes);
     const float* kr = k + e * estride;
@@ -605,7 +606,8 @@ CF_AVX512 void PvRow(const float* p, int64_t nt, const float* v, int64_t kstride
 }
 
 constexpr int kMaxNt = 16, kMaxNe = 24;
-using ScoreFn = void (*)(const float*, const float*, int64_t, int64_t, float*);
+constexpr int64_t kScoreBlock = 24;
+using ScoreFn = void (*)(const float*, const float*, int64_t, int64_t, float*, bool);
 using PvFn = void (*)(const float*, int64_t, const float*, int64_t, float*);
 template <int... I> constexpr std::array<ScoreFn, sizeof...(I)> ScoreTable(std::integer_sequence<int, I...>) {
   return {&ScoreRow<I + 1>...};
@@ -767,24 +769,39 @@ void ForwardLanes(const NaParams& p, const T* q, const T* k, const T* v, T* out,
 
   // PV channel blocks: as few as possible of at most kMaxNe channels.
   const int64_t nblocks = (d + kMaxNe - 1) / kMaxNe, ne = (d + nblocks - 1) / nblocks;
-  ParallelFor(0, groups * H, 1, [&](int64_t lo, int64_t hi) {
+  // Score channel blocks of at most kScoreBlock channels.
+  const int64_t sblocks = (d + kScoreBlock - 1) / kScoreBlock, se = (d + sblocks - 1) / sblocks;
+  // Work items: (group, column chunk, band of kBand query rows), each swept
+  // row by row, so the K/V rows its windows read -- (K_h + band) rows of
+  // (kChunk + K_w - 1) columns -- are fetched into L2 about once. Whole
+  // query rows per item (the previous order) re-read 13 full rows of K and V
+  // from L3 per query row.
+  const int64_t nchunks = (W + kChunk - 1) / kChunk, nbands = (H + kBand - 1) / kBand;
+  ParallelFor(0, groups * nchunks * nbands, 1, [&](int64_t lo, int64_t hi) {
     LaneBuf sbuf(kChunk * n * kLanes), obuf(kChunk * lane_tok);
     alignas(64) float inv[kChunk][kLanes], lsev[kChunk][kLanes];
-    for (int64_t gi = lo; gi < hi; ++gi) {
-      const int64_t g = gi / H, i = gi % H;
+    for (int64_t item = lo; item < hi; ++item) {
+      const int64_t g = item / (nchunks * nbands), j0 = (item / nbands) % nchunks * kChunk;
+      const int64_t band = item % nbands;
       const float* kg = kp + g * H * d * Wp * kLanes;
       const float* vg = vp + g * H * W * lane_tok;
-      for (int64_t j0 = 0; j0 < W; j0 += kChunk) {
+      for (int64_t i = band * kBand; i < std::min(H, (band + 1) * kBand); ++i) {
         const int64_t nj = std::min(kChunk, W - j0);
         // Scores, one window row at a time for all the chunk's queries.
+        // Channel blocks outermost: one block of a window row's keys for all
+        // the chunk's queries stays in L1.
         for (int64_t a = 0; a < kh; ++a) {
           const float* krow = kg + (row_start[i] + a * p.dh) * d * Wp * kLanes;
-          for (int64_t c = 0; c < nj; ++c) {
-            const float* qv = qp + ((g * H + i) * W + j0 + c) * lane_tok;
-            float* s = sbuf.p + (c * n + a * kw) * kLanes;
-            for (int64_t t0 = 0; t0 < kw; t0 += kMaxNt) {
-              const int64_t nt = std::min<int64_t>(kMaxNt, kw - t0);
-              kScoreFns[nt - 1](qv, krow + (col_start[j0 + c] + t0) * kLanes, d, Wp * kLanes, s + t0 * kLanes);
+          for (int64_t e0 = 0; e0 < d; e0 += se) {
+            const int64_t nb = std::min(se, d - e0);
+            for (int64_t c = 0; c < nj; ++c) {
+              const float* qv = qp + ((g * H + i) * W + j0 + c) * lane_tok + e0 * kLanes;
+              float* s = sbuf.p + (c * n + a * kw) * kLanes;
+              for (int64_t t0 = 0; t0 < kw; t0 += kMaxNt) {
+                const int64_t nt = std::min<int64_t>(kMaxNt, kw - t0);
+                kScoreFns[nt - 1](qv, krow + (e0 * Wp + col_start[j0 + c] + t0) * kLanes, nb, Wp * kLanes,
+                                  s + t0 * kLanes, e0 > 0);
+              }
             }
           }
         }
@@ -792,11 +809,11 @@ void ForwardLanes(const NaParams& p, const T* q, const T* k, const T* v, T* out,
         std::fill(obuf.p, obuf.p + nj * lane_tok, 0.0f);
         for (int64_t a = 0; a < kh; ++a) {
           const float* vrow = vg + (row_start[i] + a * p.dh) * W * lane_tok;
-          for (int64_t c = 0; c < nj; ++c) {
-            const float* pr = sbuf.p + (c * n + a * kw) * kLanes;
-            const float* vw = vrow + col_start[j0 + c] * lane_tok;
-            for (int64_t e0 = 0; e0 < d; e0 += ne) {
-              const int64_t nb = std::min(ne, d - e0);
+          for (int64_t e0 = 0; e0 < d; e0 += ne) {
+            const int64_t nb = std::min(ne, d - e0);
+            for (int64_t c = 0; c < nj; ++c) {
+              const float* pr = sbuf.p + (c * n + a * kw) * kLanes;
+              const float* vw = vrow + col_start[j0 + c] * lane_tok;
               kPvFns[nb - 1](pr, kw, vw + e0 * kLanes, lane_tok, obuf.p + c * lane_tok + e0 * kLanes);
             }
           }
