@@ -1,7 +1,8 @@
 // convfusion-module run as a process: inputs written with nn/safetensors,
 // the output read back and compared with float64 references written here
 // (naive softmax attention with key mask, causal and band limits; naive
-// neighborhood attention over NATTEN's windows built explicitly), plus usage
+// neighborhood attention over NATTEN's windows built explicitly; the
+// ConvBlock against the PyTorch golden files of tests/data/convblock), plus usage
 // errors (exit 2) and bad file contents (exit 1, naming the tensor). The
 // executable's path comes from tests/CMakeLists.txt (CF_MODULE_EXE).
 #include <fcntl.h>
@@ -492,31 +493,44 @@ std::string ConvBlockGolden(const std::string& name) {
   return (fs::path(__FILE__).parent_path().parent_path() / "data" / "convblock" / name).string();
 }
 
+// Runs one golden file through `convblock` with the options in its metadata
+// and compares the output with PyTorch's.
+void CheckConvBlockGolden(const std::string& name, DType t, const std::string& device = "cpu") {
+  auto f = SafetensorsFile::Open(ConvBlockGolden(name));
+  ASSERT_TRUE(f.ok()) << f.status();
+  const auto& meta = f->metadata();
+  const Tensor want_t = f->Read("output").value();
+  const std::vector<double> want = want_t.ToVector<double>().value();
+  TempDir dir;
+  std::vector<std::string> args = {"convblock",
+                                   "--kernel=" + meta.at("kernel"),
+                                   "--gate=" + meta.at("gate"),
+                                   "--scales=" + meta.at("scales"),
+                                   "--input=" + ConvBlockGolden(name),
+                                   "--output=out.safetensors",
+                                   std::string("--dtype=") + DTypeName(t),
+                                   "--device=" + device};
+  if (meta.at("depthwise_bias") == "1") args.push_back("--depthwise-bias");
+  const Result r = RunModule(args, dir.path());
+  ASSERT_EQ(r.code, 0) << Show(args) << ": " << r.err;
+  const std::vector<double> got = ReadOutput(dir / "out.safetensors", t, want_t.shape(), "convblock");
+  // Three projections and a KxK window, every intermediate stored in t.
+  const double rel = t == DType::f32 ? 2e-5 : t == DType::f16 ? 1e-2 : 5e-2;
+  ExpectClose(got, want, rel, Show(args));
+}
+
+constexpr const char* kConvBlockGoldens[] = {"released_k13.safetensors", "nchw_sigmoid_k5.safetensors",
+                                             "paper_k31.safetensors"};
+
 TEST(ModuleRunner, ConvBlockMatchesTheAuthorsPyTorchBlock) {
-  for (const char* name : {"released_k13.safetensors", "nchw_sigmoid_k5.safetensors", "paper_k31.safetensors"}) {
-    auto f = SafetensorsFile::Open(ConvBlockGolden(name));
-    ASSERT_TRUE(f.ok()) << f.status();
-    const auto& meta = f->metadata();
-    const Tensor want_t = f->Read("output").value();
-    const std::vector<double> want = want_t.ToVector<double>().value();
-    for (DType t : {DType::f32, DType::f16, DType::bf16}) {
-      TempDir dir;
-      std::vector<std::string> args = {"convblock",
-                                       "--kernel=" + meta.at("kernel"),
-                                       "--gate=" + meta.at("gate"),
-                                       "--scales=" + meta.at("scales"),
-                                       "--input=" + ConvBlockGolden(name),
-                                       "--output=out.safetensors",
-                                       std::string("--dtype=") + DTypeName(t)};
-      if (meta.at("depthwise_bias") == "1") args.push_back("--depthwise-bias");
-      const Result r = RunModule(args, dir.path());
-      ASSERT_EQ(r.code, 0) << Show(args) << ": " << r.err;
-      const std::vector<double> got = ReadOutput(dir / "out.safetensors", t, want_t.shape(), "convblock");
-      // Three projections and a KxK window, every intermediate stored in t.
-      const double rel = t == DType::f32 ? 2e-5 : t == DType::f16 ? 1e-2 : 5e-2;
-      ExpectClose(got, want, rel, Show(args));
-    }
-  }
+  for (const char* name : kConvBlockGoldens)
+    for (DType t : {DType::f32, DType::f16, DType::bf16}) CheckConvBlockGolden(name, t);
+}
+
+TEST(ModuleRunner, ConvBlockOnCuda) {
+  if (CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device";
+  for (const char* name : kConvBlockGoldens)
+    for (DType t : {DType::f32, DType::f16, DType::bf16}) CheckConvBlockGolden(name, t, "cuda");
 }
 
 TEST(ModuleRunner, ConvBlockErrorsNameTheFlagOrTheKey) {
