@@ -490,7 +490,7 @@ TEST_F(ModuleErrors, HelpListsSubcommandsAndFlags) {
 // The golden files of tests/nn/convblock_test.cc (tools/make_convblock_golden.py):
 // input, weights under conv1.* and PyTorch's float64 output, options in the metadata.
 std::string ConvBlockGolden(const std::string& name) {
-  return (fs::path(__FILE__).parent_path().parent_path() / "data" / "convblock" / name).string();
+  return (fs::path(CF_SOURCE_DIR) / "tests" / "data" / "convblock" / name).string();
 }
 
 // Runs one golden file through `convblock` with the options in its metadata

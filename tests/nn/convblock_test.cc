@@ -436,7 +436,7 @@ TEST(ConvBlock, LoaderAcceptsBothLayoutsAndNamesBadKeys) {
 }
 
 std::string GoldenDir() {
-  return (std::filesystem::path(__FILE__).parent_path().parent_path() / "data" / "convblock").string();
+  return (std::filesystem::path(CF_SOURCE_DIR) / "tests" / "data" / "convblock").string();
 }
 
 // Each golden file: `input` [B, H, W, C], the weights under "conv1.", the
