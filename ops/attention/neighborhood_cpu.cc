@@ -542,7 +542,7 @@ int64_t WindowOffsets(int64_t r0, int64_t nr, int64_t c0, int64_t nc, int64_t hw
 // per-query accumulators.
 
 constexpr int kLanes = 16;
-constexpr int64_t kChunk = 8, kBand = 32;
+constexpr int64_t kChunk = 16, kBand = 32;
 #define CF_AVX512 __attribute__((target("avx512f,avx512dq")))
 
 // GCC 12's AVX-512 headers pass _mm512_undefined_ps() as the unused source of
