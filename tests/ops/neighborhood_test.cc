@@ -321,9 +321,14 @@ TEST(NeighborhoodAttentionTest, UsesSeveralThreads) {
 
 TEST(NeighborhoodAttentionTest, NanReachesExactlyTheWindowsThatSeeIt) {
   // A NaN key makes every query whose window holds it NaN (out and lse), and
-  // no other; f32 (vectorised exp) and f64 (std::exp).
+  // no other; f32 (vectorised exp; AVX2 and AVX-512 forwards) and f64
+  // (std::exp).
   const NaCase c{{1, 12, 20, 2 * 8}, 2, 3, 1};
-  for (DType t : {DType::f32, DType::f64}) {
+  for (const auto& [t, kernel] : {std::pair{DType::f32, na_cpu::Kernel::kAvx2},
+                                  std::pair{DType::f32, na_cpu::Kernel::kAvx512},
+                                  std::pair{DType::f64, na_cpu::Kernel::kAuto}}) {
+    if (kernel == na_cpu::Kernel::kAvx512 && !na_cpu::HasAvx512()) continue;
+    const na_cpu::Kernel before = na_cpu::ForceKernel(kernel);
     Tensor q = RandomTensor(c.x, t, 31), k = RandomTensor(c.x, t, 32), v = RandomTensor(c.x, t, 33);
     std::vector<double> kd = ToDoubles(k);
     const int64_t ki = 5, kj = 9;  // key (5, 9), head 0
@@ -340,6 +345,7 @@ TEST(NeighborhoodAttentionTest, NanReachesExactlyTheWindowsThatSeeIt) {
         EXPECT_EQ(std::isnan(out[tok * 16]), sees) << DTypeName(t) << " query " << i << ", " << j;
         EXPECT_FALSE(std::isnan(lse[tok * 2 + 1]) || std::isnan(out[tok * 16 + 8]));  // head 1 is clean
       }
+    na_cpu::ForceKernel(before);
   }
 }
 
