@@ -190,12 +190,13 @@ TEST(MatmulCpu, KernelSelection) {
 }
 
 // Edge sizes for every register block (4x8, 6x16, 14x32) and cache block
-// (AVX-512: MC = 112, KC = 384 balanced over K, NC = 512; others 96/256/256),
+// (AVX-512: MC = 168, KC = 384 balanced over K, NC = 1024; others 96/256/256),
 // and shapes small enough in M that the tiles split over N for the threads.
 const std::vector<Case> kKernelEdgeCases = {
     {{15, 33}, {33, 31}},                                   // one past 14 rows, one short of 32 columns
-    {{113, 385}, {385, 545}},                               // one past MC, KC and NC (K: two blocks of 200)
-    {{225, 770}, {545, 770}, false, true, true, "gelu"},    // two MC tiles + 1 row, K = 770 (3 blocks of 264 / 2 of 385)
+    {{113, 385}, {385, 545}},                               // K = 385: two K blocks (200 + 185), N past 512
+    {{169, 385}, {385, 1057}, false, false, true, "gelu"},  // one past the AVX-512 MC, KC and NC
+    {{337, 770}, {545, 770}, false, true, true, "silu"},    // two MC tiles + 1 row; K = 770: 3 (AVX-512) / 4 K blocks
     {{77, 768}, {320, 768}, false, true, true, "none"},     // the text encoder's 77 tokens: M < MC, split over N
     {{5, 40}, {1000, 40}, false, true},                     // tiny M, wide N
     {{29, 300}, {29, 14}, true, false, true, "silu"},       // transposed A (M = 300), N < NR
