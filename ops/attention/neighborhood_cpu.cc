@@ -1,9 +1,12 @@
 // CPU kernels of neighborhood attention (see neighborhood_cpu.h).
 //
-// Forward, per tile of TI x TJ queries of one (batch, head) on one residue
-// subgrid: pack the tile's key/value halo (the union of its windows, at most
-// (TI + K_h - 1) x (TJ + K_w - 1) positions) into f32, then per query row of
-// the tile: all scores of its TJ queries (QK), their softmax, then all
+// Forward with AVX-512 (f32 compute, the (batch, head) pairs filling most of
+// 16 lanes): ForwardLanes below, vectorised over 16 pairs at once.
+//
+// Otherwise (AVX2 or portable), per tile of TI x TJ queries of one (batch,
+// head) on one residue subgrid: pack the tile's key/value halo (the union of
+// its windows, at most (TI + K_h - 1) x (TJ + K_w - 1) positions) into f32,
+// then per query row of the tile: all scores of its TJ queries (QK), their softmax, then all
 // outputs (PV), so each phase streams one packed tensor through L1.
 //
 // Backward, from the saved lse (no score tensor):
