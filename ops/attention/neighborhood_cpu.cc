@@ -6,8 +6,9 @@
 // Otherwise (AVX2 or portable), per tile of TI x TJ queries of one (batch,
 // head) on one residue subgrid: pack the tile's key/value halo (the union of
 // its windows, at most (TI + K_h - 1) x (TJ + K_w - 1) positions) into f32,
-// then per query row of the tile: all scores of its TJ queries (QK), their softmax, then all
-// outputs (PV), so each phase streams one packed tensor through L1.
+// then per query row of the tile: all scores of its TJ queries (QK), their
+// softmax, then all outputs (PV), so each phase streams one packed tensor
+// through L1.
 //
 // Backward, from the saved lse (no score tensor):
 //   D_i   = <dO_i, O_i> - dlse_i
