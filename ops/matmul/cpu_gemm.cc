@@ -214,12 +214,32 @@ void PackAPanelRows(const TA* __restrict src, int64_t rs, int64_t kc, Acc* __res
   }
 }
 
+// The AVX-512 kernel's f32 panel: one masked gather per k collects the 14
+// rows' values (a contiguous 56-byte write), about 3x fewer instructions than
+// the scalar loop. Only with mr == 14, i.e. after the AVX-512 kernel was
+// chosen, and row strides whose 13 * rs fits the gather's int32 offsets.
+__attribute__((target("avx512f"))) void PackAPanel14Avx512(const float* src, int64_t rs, int64_t kc, float* d) {
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 0),
+                                         _mm512_set1_epi32(static_cast<int>(rs)));
+  constexpr __mmask16 kRows = 0x3FFF;
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), kRows, idx, src + k, 4);
+    _mm512_mask_storeu_ps(d + k * 14, kRows, v);
+  }
+}
+
 template <typename TA, typename Acc>
 void PackA(MatRef<TA> a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, Acc* dst) {
   for (int64_t ir = 0; ir < mc; ir += mr) {
     const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
     Acc* d = dst + ir * kc;
     const TA* src = a.p + (i0 + ir) * a.rs + p0 * a.cs;
+    if constexpr (std::is_same_v<TA, float>) {
+      if (a.cs == 1 && rows == 14 && mr == 14 && a.rs <= (int64_t{1} << 31) / 16) {
+        PackAPanel14Avx512(src, a.rs, kc, d);
+        continue;
+      }
+    }
     if (a.cs == 1 && rows == mr && (mr == 14 || mr == 6 || mr == 4)) {
       if (mr == 14) PackAPanelRows<14>(src, a.rs, kc, d);
       if (mr == 6) PackAPanelRows<6>(src, a.rs, kc, d);
