@@ -59,6 +59,7 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "ops/attention/attention_mma.cuh"
 #include "ops/attention/attention_params.h"
 #include "runtime/kdev/kdev.h"
 
@@ -311,20 +312,6 @@ constexpr int kMmaBN = 64;        // halo cells per shared-memory tile
 
 constexpr size_t NaMmaSmemBytes(int dk) { return size_t(kTH * kTW + 4 * kMmaBN) * size_t(dk + 8) * 2; }
 
-template <class T> KD_DEVICE void NaMmaAcc(float d[4], const uint32_t a[4], const uint32_t b[2]) {
-  if constexpr (std::is_same_v<T, kd::bfloat16>) {
-    kd::mma_m16n8k16_f32_bf16(d, a, b, d);
-  } else {
-    kd::mma_m16n8k16_f32_f16(d, a, b, d);
-  }
-}
-template <class T> KD_DEVICE uint32_t NaPack2(float lo, float hi) {
-  if constexpr (std::is_same_v<T, kd::bfloat16>) {
-    return kd::pack_bf16x2(lo, hi);
-  } else {
-    return kd::pack_f16x2(lo, hi);
-  }
-}
 
 // Cells [j0, j0 + 64) of the halo (row-major, ncols wide, origin (hr0, hc0))
 // of head rows x into dst [64][SQ] with 16-byte cp.async; cells past `cells`
@@ -433,8 +420,8 @@ KD_GLOBAL void KD_LAUNCH_BOUNDS(kMmaThreads)
           // ch 0-7, cells 8-15 x ch 8-15 -- B of two n8 cell tiles.
           uint32_t bf[4];
           kd::ldmatrix_x4(bf, kt + ((np * 16 + (lane >> 4) * 8 + (lane & 7)) * SQ + kk * 16 + ((lane >> 3) & 1) * 8));
-          NaMmaAcc<T>(s[2 * np], a, bf);
-          NaMmaAcc<T>(s[2 * np + 1], a, bf + 2);
+          attention_mma::MmaAcc<T>(s[2 * np], a, bf);
+          attention_mma::MmaAcc<T>(s[2 * np + 1], a, bf + 2);
         }
       }
       // Scale to log2 units and mask each score to its query's window.
@@ -450,49 +437,22 @@ KD_GLOBAL void KD_LAUNCH_BOUNDS(kMmaThreads)
           }
         }
       }
-      // Online softmax per row: max over the quad sharing the row, rescale.
-      float mt[2] = {m[0], m[1]}, mu[2];
-      KD_UNROLL
-      for (int n = 0; n < kMmaBN / 8; ++n) {
-        mt[0] = fmaxf(mt[0], fmaxf(s[n][0], s[n][1]));
-        mt[1] = fmaxf(mt[1], fmaxf(s[n][2], s[n][3]));
-      }
-      KD_UNROLL
-      for (int r = 0; r < 2; ++r) {
-        mt[r] = fmaxf(mt[r], kd::shfl_xor_sync(kd::kFullMask, mt[r], 1));
-        mt[r] = fmaxf(mt[r], kd::shfl_xor_sync(kd::kFullMask, mt[r], 2));
-        mu[r] = mt[r] == -INFINITY ? 0.f : mt[r];  // nothing visible yet: p = 0, not NaN
-        const float alpha = exp2f(m[r] - mu[r]);
-        m[r] = mt[r];
-        l[r] *= alpha;
-        KD_UNROLL
-        for (int n = 0; n < NT; ++n) {
-          o[n][2 * r] *= alpha;
-          o[n][2 * r + 1] *= alpha;
-        }
-      }
-      KD_UNROLL
-      for (int n = 0; n < kMmaBN / 8; ++n) {
-        KD_UNROLL
-        for (int e = 0; e < 4; ++e) {
-          s[n][e] = exp2f(s[n][e] - mu[e >> 1]);
-          l[e >> 1] += s[n][e];
-        }
-      }
+      // Online softmax (attention_mma.cuh): s becomes P, unnormalised.
+      attention_mma::OnlineSoftmaxStep<kMmaBN, NT>(s, m, l, o);
       // O += P V: the accumulators of n8 tiles 2kk, 2kk + 1 are the A
       // fragment of k-step kk; V [cells][SQ] row-major gives B via .trans.
       KD_UNROLL
       for (int kk = 0; kk < kMmaBN / 16; ++kk) {
-        const uint32_t a[4] = {NaPack2<T>(s[2 * kk][0], s[2 * kk][1]), NaPack2<T>(s[2 * kk][2], s[2 * kk][3]),
-                               NaPack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                               NaPack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+        const uint32_t a[4] = {attention_mma::Pack2<T>(s[2 * kk][0], s[2 * kk][1]), attention_mma::Pack2<T>(s[2 * kk][2], s[2 * kk][3]),
+                               attention_mma::Pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                               attention_mma::Pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
         const kd::Ptr<T> vrow = vt + (kk * 16 + (lane & 15)) * SQ;
         KD_UNROLL
         for (int np = 0; np < NT / 2; ++np) {
           uint32_t bf[4];
           kd::ldmatrix_x4_trans(bf, vrow + (np * 16 + (lane >> 4) * 8));
-          NaMmaAcc<T>(o[2 * np], a, bf);
-          NaMmaAcc<T>(o[2 * np + 1], a, bf + 2);
+          attention_mma::MmaAcc<T>(o[2 * np], a, bf);
+          attention_mma::MmaAcc<T>(o[2 * np + 1], a, bf + 2);
         }
       }
     }
@@ -631,8 +591,8 @@ KD_DEVICE void NaMmaRowsTimesCells(kd::Ptr<T> a, kd::Ptr<T> b, int lane, float s
     for (int np = 0; np < kMmaBN / 16; ++np) {
       uint32_t bf[4];
       kd::ldmatrix_x4(bf, b + ((np * 16 + (lane >> 4) * 8 + (lane & 7)) * SQ + kk * 16 + ((lane >> 3) & 1) * 8));
-      NaMmaAcc<T>(s[2 * np], af, bf);
-      NaMmaAcc<T>(s[2 * np + 1], af, bf + 2);
+      attention_mma::MmaAcc<T>(s[2 * np], af, bf);
+      attention_mma::MmaAcc<T>(s[2 * np + 1], af, bf + 2);
     }
   }
 }
@@ -642,16 +602,16 @@ template <class T, int SQ, int NT>
 KD_DEVICE void NaMmaAccumulateCells(const float p[kMmaBN / 8][4], kd::Ptr<T> c, int lane, float acc[NT][4]) {
   KD_UNROLL
   for (int kk = 0; kk < kMmaBN / 16; ++kk) {
-    const uint32_t a[4] = {NaPack2<T>(p[2 * kk][0], p[2 * kk][1]), NaPack2<T>(p[2 * kk][2], p[2 * kk][3]),
-                           NaPack2<T>(p[2 * kk + 1][0], p[2 * kk + 1][1]),
-                           NaPack2<T>(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+    const uint32_t a[4] = {attention_mma::Pack2<T>(p[2 * kk][0], p[2 * kk][1]), attention_mma::Pack2<T>(p[2 * kk][2], p[2 * kk][3]),
+                           attention_mma::Pack2<T>(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                           attention_mma::Pack2<T>(p[2 * kk + 1][2], p[2 * kk + 1][3])};
     const kd::Ptr<T> row = c + (kk * 16 + (lane & 15)) * SQ;
     KD_UNROLL
     for (int np = 0; np < NT / 2; ++np) {
       uint32_t bf[4];
       kd::ldmatrix_x4_trans(bf, row + (np * 16 + (lane >> 4) * 8));
-      NaMmaAcc<T>(acc[2 * np], a, bf);
-      NaMmaAcc<T>(acc[2 * np + 1], a, bf + 2);
+      attention_mma::MmaAcc<T>(acc[2 * np], a, bf);
+      attention_mma::MmaAcc<T>(acc[2 * np + 1], a, bf + 2);
     }
   }
 }

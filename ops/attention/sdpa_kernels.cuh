@@ -39,6 +39,7 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "ops/attention/attention_mma.cuh"
 #include "ops/attention/attention_params.h"
 #include "runtime/kdev/kdev.h"
 
@@ -118,20 +119,8 @@ constexpr size_t MmaFwdSmemBytes(int D) {
   return (size_t(kFwdBM) * sq + 2 * size_t(kFwdBN) * sq + 2 * size_t(kFwdBN) * sv) * 2;
 }
 
-template <class T> KD_DEVICE void MmaAcc(float d[4], const uint32_t a[4], const uint32_t b[2]) {
-  if constexpr (std::is_same_v<T, kd::bfloat16>) {
-    kd::mma_m16n8k16_f32_bf16(d, a, b, d);
-  } else {
-    kd::mma_m16n8k16_f32_f16(d, a, b, d);
-  }
-}
-template <class T> KD_DEVICE uint32_t Pack2(float lo, float hi) {
-  if constexpr (std::is_same_v<T, kd::bfloat16>) {
-    return kd::pack_bf16x2(lo, hi);
-  } else {
-    return kd::pack_f16x2(lo, hi);
-  }
-}
+using attention_mma::MmaAcc;
+using attention_mma::Pack2;
 
 // Rows [r0, r0 + ROWS) of one head (row r at head + r * row_stride, D
 // elements) into dst [ROWS][ld] with 16-byte cp.async; rows >= nrows are
@@ -235,36 +224,8 @@ KD_GLOBAL void KD_LAUNCH_BOUNDS(kFwdThreads)
       }
     }
 
-    // Online softmax: the row max over the quad that shares a row, then the
-    // rescale of the running sum and of O.
-    float mt[2] = {m[0], m[1]}, mu[2];
-    KD_UNROLL
-    for (int n = 0; n < kFwdBN / 8; ++n) {
-      mt[0] = fmaxf(mt[0], fmaxf(s[n][0], s[n][1]));
-      mt[1] = fmaxf(mt[1], fmaxf(s[n][2], s[n][3]));
-    }
-    KD_UNROLL
-    for (int r = 0; r < 2; ++r) {
-      mt[r] = fmaxf(mt[r], kd::shfl_xor_sync(kd::kFullMask, mt[r], 1));
-      mt[r] = fmaxf(mt[r], kd::shfl_xor_sync(kd::kFullMask, mt[r], 2));
-      mu[r] = mt[r] == -INFINITY ? 0.f : mt[r];  // a row with nothing visible yet keeps p = 0, not NaN
-      const float alpha = exp2f(m[r] - mu[r]);
-      m[r] = mt[r];
-      l[r] *= alpha;
-      KD_UNROLL
-      for (int n = 0; n < NTD; ++n) {
-        o[n][2 * r] *= alpha;
-        o[n][2 * r + 1] *= alpha;
-      }
-    }
-    KD_UNROLL
-    for (int n = 0; n < kFwdBN / 8; ++n) {
-      KD_UNROLL
-      for (int e = 0; e < 4; ++e) {
-        s[n][e] = exp2f(s[n][e] - mu[e >> 1]);
-        l[e >> 1] += s[n][e];
-      }
-    }
+    // Online softmax (attention_mma.cuh): s becomes P, unnormalised.
+    attention_mma::OnlineSoftmaxStep<kFwdBN, NTD>(s, m, l, o);
 
     // O += P V: the S accumulators of key tiles 2kk, 2kk + 1 are exactly the
     // A fragment of k-step kk; V [keys][d] row-major gives B with .trans.
