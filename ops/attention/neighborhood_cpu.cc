@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "ops/attention/exp2_avx512.h"
 #include "ops/cpu_util.h"
 #include "runtime/thread_pool.h"
 
@@ -556,23 +557,7 @@ constexpr int64_t kChunk = 16, kBand = 32;
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-// 2^x, x <= 0 (NaN kept): 2^f for f = x - round(x) in [-1/2, 1/2] by its
-// degree-6 Taylor polynomial (relative error ~1.2e-7), times 2^round(x) by
-// vscalefps (which underflows to 0 without integer exponent tricks).
-CF_AVX512 inline __m512 Exp2Neg(__m512 x) {
-  // max(c, x) returns x when x is NaN.
-  x = _mm512_max_ps(_mm512_set1_ps(-160.0f), x);
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(x, n);
-  __m512 y = _mm512_set1_ps(1.5403530393381608e-4f);
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.3333558146428443e-3f));
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(9.6181291076284772e-3f));
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(5.5504108664821580e-2f));
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(2.4022650695910071e-1f));
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(6.9314718055994531e-1f));
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(y, n);
-}
+using attention_simd::Exp2Avx512;
 
 // s[t] = <q, k_t> for NT keys of one window row: q [d][16], key t's channel
 // e at k[e * estride + 16 t]. NT accumulators, q's channel loaded once.
@@ -629,7 +614,7 @@ CF_AVX512 void SoftmaxLanes(float* s, int64_t n, float* inv, float* lse) {
   for (int64_t t = 0; t < n; ++t) m = _mm512_max_ps(m, _mm512_load_ps(s + t * kLanes));
   __m512 sum = _mm512_setzero_ps();
   for (int64_t t = 0; t < n; ++t) {
-    const __m512 pv = Exp2Neg(_mm512_sub_ps(_mm512_load_ps(s + t * kLanes), m));
+    const __m512 pv = Exp2Avx512(_mm512_sub_ps(_mm512_load_ps(s + t * kLanes), m));
     _mm512_store_ps(s + t * kLanes, pv);
     sum = _mm512_add_ps(sum, pv);
   }

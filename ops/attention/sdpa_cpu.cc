@@ -21,6 +21,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "ops/attention/exp2_avx512.h"
 #include "ops/cpu_util.h"
 #include "runtime/thread_pool.h"
 
@@ -218,23 +219,7 @@ void GemmColMaxAvx512(int64_t M, int64_t N, int64_t K, const float* a, int64_t r
   GemmAvx512Impl(M, N, K, a, rsa, csa, b, ldb, c, ldc, false, colmax);
 }
 
-// 2^x for x <= 128: x = n + f with |f| <= 1/2, 2^f by its degree-6 Taylor
-// polynomial (relative error < 1.2e-7), times 2^n by vscalefps. x is first
-// raised to -200 so that exp2(-inf) (a masked score) underflows to exactly 0;
-// maxps returns its second operand when one is NaN, so NaN stays NaN.
-CF_AVX512 inline __m512 Exp2Avx512(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-200.0f), x);
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(1.5403530393381608e-4f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076284772e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
+using attention_simd::Exp2Avx512;
 
 constexpr int kLanes = kMq / 16;
 
