@@ -19,63 +19,20 @@
 
 #include "gtest/gtest.h"
 #include "runtime/device.h"
+#include "tests/support/process.h"
 
 namespace cf {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string ReadAll(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// A fresh directory; removed with everything in it when the fixture ends.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "cf_cli_test.XXXXXX").string();
-    EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing::ReadAll;
+using testing::TempDir;
+using Result = testing::ProcessResult;
 
 // Runs `exe args...` in `cwd`; stdout and stderr go to files outside it.
 Result RunApp(const std::string& exe, const std::vector<std::string>& args, const fs::path& cwd) {
-  TempDir capture;
-  const fs::path out = capture.path() / "stdout", err = capture.path() / "stderr";
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0 || ::chdir(cwd.c_str()) != 0) ::_exit(127);
-    std::vector<char*> argv{const_cast<char*>(exe.c_str())};
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(exe.c_str(), argv.data());
-    ::_exit(127);
-  }
-  Result r;
-  int status = 0;
-  if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) r.code = WEXITSTATUS(status);
-  r.out = ReadAll(out);
-  r.err = ReadAll(err);
-  return r;
+  return testing::RunProcess(exe, args, cwd);
 }
 
 std::set<std::string> Entries(const fs::path& dir) {

@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "nn/safetensors.h"
 #include "runtime/device.h"
+#include "tests/support/process.h"
 
 namespace cf {
 namespace {
@@ -32,57 +33,13 @@ namespace fs = std::filesystem;
 
 const std::string kExe = CF_MODULE_EXE;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "cf_module_test.XXXXXX").string();
-    EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-std::string ReadAll(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using testing::ReadAll;
+using testing::TempDir;
+using Result = testing::ProcessResult;
 
 // Runs the executable with `args` in `cwd`, capturing stdout and stderr.
 Result RunModule(const std::vector<std::string>& args, const fs::path& cwd) {
-  TempDir capture;
-  const fs::path out = capture.path() / "stdout", err = capture.path() / "stderr";
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0 || ::chdir(cwd.c_str()) != 0) ::_exit(127);
-    std::vector<char*> argv{const_cast<char*>(kExe.c_str())};
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(kExe.c_str(), argv.data());
-    ::_exit(127);
-  }
-  Result r;
-  int status = 0;
-  if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) r.code = WEXITSTATUS(status);
-  r.out = ReadAll(out);
-  r.err = ReadAll(err);
-  return r;
+  return testing::RunProcess(kExe, args, cwd);
 }
 
 std::string Show(const std::vector<std::string>& args) {
