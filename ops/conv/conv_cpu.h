@@ -15,7 +15,9 @@ template <typename T> void ConvBackwardInputGemmCpu(const ConvParams& p, const T
 // dW = dyᵀ · im2col(x), accumulated in f32 over bands of output pixels.
 template <typename T> void ConvBackwardWeightGemmCpu(const ConvParams& p, const T* x, const T* dy, T* dw);
 
-// Depthwise (groups == Cin == Cout): direct loops, vectorised over channels.
+// Depthwise (groups == Cin == Cout): stride 1 and dilation 1 in f32/f16/bf16
+// through the register-tiled kernels (conv_depthwise_tiled_cpu.h), other
+// geometries and f64 through direct loops vectorised over channels.
 template <typename T> void DepthwiseForwardCpu(const ConvParams& p, const T* x, const T* w, const T* bias, T* y);
 template <typename T> void DepthwiseBackwardInputCpu(const ConvParams& p, const T* dy, const T* w, T* dx);
 template <typename T> void DepthwiseBackwardWeightCpu(const ConvParams& p, const T* x, const T* dy, T* dw);

@@ -1,13 +1,20 @@
-// Depthwise conv2d on the CPU (groups == Cin == Cout, weight [C, kh, kw, 1]):
-// direct loops whose innermost loop runs over the contiguous channels of one
-// NHWC pixel, with the weight transposed to [kh·kw, C] so it is contiguous
-// there too; GCC vectorises these loops. Threads split output (forward) or
-// input (backward input) rows, so every pixel is written by one thread;
-// the weight gradient sums per-chunk partials in a fixed order.
+// Depthwise conv2d on the CPU (groups == Cin == Cout, weight [C, kh, kw, 1]).
+// Stride 1, dilation 1 in f32/f16/bf16 (every ConvBlock conv) goes to the
+// register-tiled kernels of conv_depthwise_tiled_cpu.h: the forward as is,
+// backward input as the forward on dy with the taps flipped and padding
+// k - 1 - p, backward weight as its own tiled kernel. Other geometries and
+// f64 (also the tests' reference) run direct loops whose innermost loop runs
+// over the contiguous channels of one NHWC pixel, with the weight transposed
+// to [kh·kw, C] so it is contiguous there too; GCC vectorises these loops.
+// Threads split output (forward) or input (backward input) rows, so every
+// pixel is written by one thread; the weight gradient sums per-chunk partials
+// in a fixed order.
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "ops/conv/conv_cpu.h"
+#include "ops/conv/conv_depthwise_tiled_cpu.h"
 #include "ops/cpu_util.h"
 
 namespace cf {
@@ -44,6 +51,16 @@ inline void ForEachTap(const ConvParams& p, const T* x, int64_t n, int64_t oy, i
   }
 }
 
+// The tiled kernels' geometry (for storage f32/f16/bf16): stride 1, dilation 1.
+bool Tiled(const ConvParams& p) { return p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1; }
+
+// The forward's geometry as DwForwardArgs (no taps, no bias).
+DwForwardArgs TiledArgs(const ConvParams& p) {
+  DwForwardArgs a;
+  a.n = p.n, a.h = p.h, a.w = p.w, a.c = p.cin, a.kh = p.kh, a.kw = p.kw, a.ph = p.ph, a.pw = p.pw;
+  return a;
+}
+
 }  // namespace
 
 template <typename T> void DepthwiseForwardCpu(const ConvParams& p, const T* x, const T* w, const T* bias, T* y) {
@@ -53,6 +70,15 @@ template <typename T> void DepthwiseForwardCpu(const ConvParams& p, const T* x, 
   std::vector<F> b0(c, F(0));
   if (bias)
     for (int64_t i = 0; i < c; ++i) b0[i] = Load(bias, i);
+  if constexpr (!std::is_same_v<T, double>) {
+    if (Tiled(p)) {
+      DwForwardArgs a = TiledArgs(p);
+      a.wt = wt.data();
+      a.bias = bias ? b0.data() : nullptr;
+      DepthwiseForwardTiledCpu<T>(a, x, y);
+      return;
+    }
+  }
   ParallelFor(0, p.n * p.ho, 1, [&](int64_t lo, int64_t hi) {
     std::vector<F> acc(c);
     for (int64_t r = lo; r < hi; ++r) {
@@ -70,10 +96,25 @@ template <typename T> void DepthwiseForwardCpu(const ConvParams& p, const T* x, 
 
 // dx[n, iy, ix, c] = Σ w[c, ky, kx] · dy[n, oy, ox, c] over the taps with
 // oy·sh - ph + ky·dh = iy and ox·sw - pw + kx·dw = ix.
+// Stride 1, dilation 1: dx is the forward on dy (geometry [N, Ho, Wo, C])
+// with the taps flipped and padding k - 1 - p (negative, a crop, when p > k - 1).
 template <typename T> void DepthwiseBackwardInputCpu(const ConvParams& p, const T* dy, const T* w, T* dx) {
   using F = Acc<T>;
   const int64_t c = p.cin;
   const std::vector<F> wt = TransposeWeight(p, w);
+  if constexpr (!std::is_same_v<T, double>) {
+    if (Tiled(p)) {
+      const int64_t taps = p.kh * p.kw;
+      std::vector<float> flipped(taps * c);
+      for (int64_t k = 0; k < taps; ++k)
+        std::copy_n(wt.data() + (taps - 1 - k) * c, c, flipped.data() + k * c);
+      DwForwardArgs a = TiledArgs(p);
+      a.h = p.ho, a.w = p.wo, a.ph = p.kh - 1 - p.ph, a.pw = p.kw - 1 - p.pw;
+      a.wt = flipped.data();
+      DepthwiseForwardTiledCpu<T>(a, dy, dx);
+      return;
+    }
+  }
   ParallelFor(0, p.n * p.h, 1, [&](int64_t lo, int64_t hi) {
     std::vector<F> acc(c);
     for (int64_t r = lo; r < hi; ++r) {
@@ -103,6 +144,15 @@ template <typename T> void DepthwiseBackwardInputCpu(const ConvParams& p, const 
 template <typename T> void DepthwiseBackwardWeightCpu(const ConvParams& p, const T* x, const T* dy, T* dw) {
   using F = Acc<T>;
   const int64_t c = p.cin, taps = p.kh * p.kw, rows = p.n * p.ho;
+  if constexpr (!std::is_same_v<T, double>) {
+    if (Tiled(p)) {
+      std::vector<float> dwt(taps * c);  // [kh·kw, C]
+      DepthwiseBackwardWeightTiledCpu<T>(TiledArgs(p), x, dy, dwt.data());
+      for (int64_t ch = 0; ch < c; ++ch)
+        for (int64_t k = 0; k < taps; ++k) Store(dw, ch * taps + k, dwt[k * c + ch]);
+      return;
+    }
+  }
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(rows, 16));
   std::vector<F> part(chunks * taps * c, F(0));
   ParallelFor(0, chunks, 1, [&](int64_t lo, int64_t hi) {
