@@ -158,17 +158,13 @@ StatusOr<std::optional<int64_t>> DiffusersConfig::OptionalInt(const std::string&
   return std::optional<int64_t>(i);
 }
 
-StatusOr<std::vector<int64_t>> DiffusersConfig::IntList(const std::string& key, int n, int64_t null_as) const {
-  return IntList(key, n, std::nullopt, null_as);
+StatusOr<std::vector<int64_t>> DiffusersConfig::IntListOr(const std::string& key, int n, int64_t fallback) const {
+  if (!Has(key)) return std::vector<int64_t>(static_cast<size_t>(n < 0 ? 1 : n), fallback);
+  return IntList(key, n);
 }
 
-StatusOr<std::vector<int64_t>> DiffusersConfig::IntList(const std::string& key, int n,
-                                                        std::optional<int64_t> fallback, int64_t null_as) const {
-  if (!Has(key)) {
-    if (!fallback.has_value())
-      return absl::NotFoundError(absl::StrCat("config ", source_, ": required key '", key, "' is missing"));
-    return std::vector<int64_t>(static_cast<size_t>(n < 0 ? 1 : n), *fallback);
-  }
+StatusOr<std::vector<int64_t>> DiffusersConfig::IntList(const std::string& key, int n) const {
+  if (!Has(key)) return absl::NotFoundError(absl::StrCat("config ", source_, ": required key '", key, "' is missing"));
   const Json& v = impl_->root.at(key);
   if (!v.is_array()) {
     CF_ASSIGN_OR_RETURN(int64_t i, AsInt(source_, key, v));
@@ -180,7 +176,7 @@ StatusOr<std::vector<int64_t>> DiffusersConfig::IntList(const std::string& key, 
   std::vector<int64_t> out;
   for (const Json& e : v) {
     if (e.is_null()) {
-      out.push_back(null_as);
+      out.push_back(0);
       continue;
     }
     CF_ASSIGN_OR_RETURN(int64_t i, AsInt(source_, key, e));

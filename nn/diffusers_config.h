@@ -66,11 +66,10 @@ class DiffusersConfig {
   StatusOr<std::optional<int64_t>> OptionalInt(const std::string& key) const;
 
   // diffusers' "int or tuple" keys: a scalar is repeated n times, a list must
-  // have n entries (n < 0: any length). Null entries read as `null_as`.
-  StatusOr<std::vector<int64_t>> IntList(const std::string& key, int n, int64_t null_as = 0) const;
+  // have n entries (n < 0: any length). Null entries read as 0.
+  StatusOr<std::vector<int64_t>> IntList(const std::string& key, int n) const;
   // The same with a default scalar for an absent or null key.
-  StatusOr<std::vector<int64_t>> IntList(const std::string& key, int n, std::optional<int64_t> fallback,
-                                         int64_t null_as = 0) const;
+  StatusOr<std::vector<int64_t>> IntListOr(const std::string& key, int n, int64_t fallback) const;
   // Bool or list of bools, repeated like IntList.
   StatusOr<std::vector<bool>> BoolList(const std::string& key, int n, bool fallback) const;
 

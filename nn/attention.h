@@ -1,0 +1,72 @@
+// diffusers' Attention module (self and cross) and the per-layer choice of
+// what replaces a transformer block's self-attention (attn1): self-attention,
+// neighborhood attention, the ConvBlock, LinFusion or DiTFastAttn's window
+// attention. The rest of the block does not change (docs/models.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "graph/builder.h"
+#include "nn/convblock.h"
+#include "nn/layers.h"
+#include "nn/linfusion.h"
+#include "nn/window_attention.h"
+
+namespace cf {
+
+// diffusers.models.attention_processor.Attention with the default processor
+// (no norms, no added kv, no residual connection inside, scale d^-1/2).
+struct AttentionModuleOptions {
+  int64_t heads = 8;
+  int64_t head_dim = 40;  // inner = heads * head_dim
+  bool qkv_bias = false;  // diffusers' `bias` (SD1.5 / SDXL: false; PixArt: true)
+  bool out_bias = true;
+  ParamOptions params;
+};
+// x [B, N, C] or [B, H, W, C] (the query side), context [B, T, D] for
+// cross-attention (nullopt: self-attention over x) -> x's shape with
+// C = query_dim. In the builder's current scope (the module's, e.g.
+// "...transformer_blocks.0.attn2"): to_q.weight [inner, C], to_k.weight /
+// to_v.weight [inner, D], to_out.0.weight [C, inner], to_out.0.bias [C].
+Value AttentionModule(Builder& b, Value x, std::optional<Value> context, const AttentionModuleOptions& options);
+
+// What replaces attn1. Parse / print: "self", "na:K" or "na:K:dilation",
+// "convblock" (K from the model's released sizes or the config), "convblock:K",
+// "convblock:K:gate" (gate paper | released | sigmoid), "linfusion",
+// "window:W" (full_and_cache / window_with_residual: "window:W:mode").
+enum class SelfAttentionKind : uint8_t { kSelfAttention, kNeighborhood, kConvBlock, kLinFusion, kWindow };
+const char* SelfAttentionKindName(SelfAttentionKind kind);  // "self", "na", "convblock", "linfusion", "window"
+
+struct SelfAttentionChoice {
+  SelfAttentionKind kind = SelfAttentionKind::kSelfAttention;
+  // kNeighborhood: K (odd) and dilation; kConvBlock: K, 0 = the layer's
+  // released size (the model builder fills it in).
+  int64_t kernel = 0;
+  int64_t dilation = 1;
+  ConvBlockGate gate = ConvBlockGate::kReleased;  // kConvBlock
+  int64_t window = 64;                            // kWindow: band half-width
+  WindowAttentionMode window_mode = WindowAttentionMode::kFull;
+  std::string ToString() const;
+};
+StatusOr<SelfAttentionChoice> ParseSelfAttentionChoice(const std::string& text);
+
+// The replacement of attn1 for one block: x [B, H, W, C] (norm1's output) ->
+// [B, H, W, C], to be added to the residual. Opens the scope the checkpoints
+// use: "attn1" for self-attention (to_q / to_k / to_v / to_out.0),
+// neighborhood attention (the same projections, the NATTEN core),
+// LinFusion (its extra to_q_ / to_k_ MLPs) and window attention; "conv1" for
+// the ConvBlock (the authors' key). `heads` is the block's head count
+// (LinFusion always uses 8, as released).
+//
+// Neighborhood attention where the map is not larger than the window
+// (K·dilation > H or > W) attends every key instead (NA with K >= H, W is
+// exactly full attention; NATTEN refuses a kernel larger than the map).
+// Window attention in mode window_with_residual reads the graph input
+// "<scope>.residual" [B, H·W, C] that it declares; full_and_cache marks the
+// output "<scope>.residual" (scope: this module's).
+Value SelfAttentionLayer(Builder& b, Value x, const SelfAttentionChoice& choice, int64_t heads,
+                         const ParamOptions& params = {});
+
+}  // namespace cf

@@ -1,0 +1,208 @@
+// nn/unet2d_condition.h: the released SD1.5 and SDXL configurations built as
+// shape-only graphs (parameter counts equal diffusers', build times printed,
+// the planner's arena within 1.05x of its lower bound), the per-layer
+// self-attention choices, and the tiny random configurations against
+// diffusers' outputs (tests/data/unet, tools/make_unet_golden.py).
+#include "nn/unet2d_condition.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "graph/planner.h"
+#include "tests/support/op_harness.h"
+
+namespace cf::testing {
+namespace {
+
+std::string DataDir() { return (std::filesystem::path(CF_SOURCE_DIR) / "tests" / "data" / "unet").string(); }
+
+int64_t ParameterCount(const Graph& g) {
+  int64_t n = 0;
+  for (int id : g.Parameters()) n += g.value(id).type.shape.numel();
+  return n;
+}
+
+struct Built {
+  Graph graph;
+  UNetOutputs out;
+  double ms = 0;
+};
+
+// Builds `config` at latent size h x w (batch 2, 77 tokens) and times it.
+std::unique_ptr<Built> Build(const UNet2DConditionConfig& config, int64_t h, int64_t w,
+                             const UNetBuildOptions& options = {}, DType dt = DType::f16) {
+  auto r = std::make_unique<Built>();
+  const auto t0 = std::chrono::steady_clock::now();
+  Builder b(&r->graph);
+  auto out = BuildUNet2DConditionGraph(b, config, {.height = h, .width = w, .dtype = dt}, options);
+  EXPECT_TRUE(out.ok()) << out.status();
+  if (out.ok()) r->out = std::move(*out);
+  EXPECT_TRUE(b.Finish().ok()) << b.status();
+  r->ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+TEST(UNet2DCondition, ReleasedConfigFilesGiveTheBuiltInConfigs) {
+  for (const auto& [file, want] : std::vector<std::pair<std::string, UNet2DConditionConfig>>{
+           {"sd15_config.json", UNet2DConditionConfig::StableDiffusion15()},
+           {"sdxl_config.json", UNet2DConditionConfig::StableDiffusionXL()}}) {
+    SCOPED_TRACE(file);
+    CF_ASSERT_OK_AND_ASSIGN(auto c, UNet2DConditionConfig::Load(DataDir() + "/" + file));
+    EXPECT_EQ(c.note, "");  // every key of the released files is understood
+    EXPECT_EQ(c.block_out_channels, want.block_out_channels);
+    EXPECT_EQ(c.attention_heads, want.attention_heads);
+    EXPECT_EQ(c.transformer_layers_per_block, want.transformer_layers_per_block);
+    EXPECT_EQ(c.reverse_transformer_layers_per_block, want.reverse_transformer_layers_per_block);
+    EXPECT_EQ(c.cross_attention_dim, want.cross_attention_dim);
+    EXPECT_EQ(c.use_linear_projection, want.use_linear_projection);
+    EXPECT_EQ(c.text_time, want.text_time);
+    EXPECT_EQ(c.time_embed_dim, want.time_embed_dim);
+    EXPECT_EQ(c.down_block_types, want.down_block_types);
+    EXPECT_EQ(c.up_block_types, want.up_block_types);
+  }
+}
+
+// The counts of diffusers' UNet2DConditionModel for the released configs
+// (sum of p.numel() over model.parameters()).
+TEST(UNet2DCondition, FullSizeParameterCountsBuildTimesAndPlans) {
+  struct Case {
+    const char* name;
+    UNet2DConditionConfig config;
+    int64_t params;
+    std::vector<std::pair<int64_t, int64_t>> latents;  // image / 8
+  };
+  const std::vector<Case> cases = {
+      {"SD1.5", UNet2DConditionConfig::StableDiffusion15(), 859520964LL, {{64, 64}, {128, 128}, {1080, 1920}}},
+      {"SDXL", UNet2DConditionConfig::StableDiffusionXL(), 2567463684LL, {{64, 64}, {128, 128}}},
+  };
+  for (const Case& c : cases) {
+    for (const auto& [h, w] : c.latents) {
+      SCOPED_TRACE(absl::StrCat(c.name, " ", 8 * w, "x", 8 * h));
+      auto r = Build(c.config, h, w);
+      EXPECT_EQ(ParameterCount(r->graph), c.params);
+      const auto t0 = std::chrono::steady_clock::now();
+      CF_ASSERT_OK_AND_ASSIGN(MemoryPlan plan, PlanMemory(r->graph));
+      const double plan_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      CF_EXPECT_OK(VerifyPlan(r->graph, plan));
+      EXPECT_LE(plan.ratio(), 1.05) << plan.ToString();
+      std::printf("%s %lldx%lld (batch 2, f16): %lld parameters, %d nodes, built in %.1f ms, planned in %.0f ms, "
+                  "arena %.1f MiB = %.3f x lower bound\n",
+                  c.name, static_cast<long long>(8 * w), static_cast<long long>(8 * h),
+                  static_cast<long long>(ParameterCount(r->graph)), r->graph.num_nodes(), r->ms, plan_ms,
+                  static_cast<double>(plan.arena_bytes) / (1 << 20), plan.ratio());
+      EXPECT_LT(r->ms, 1000.0);
+    }
+  }
+}
+
+// Counts the transformer blocks by what replaced their attn1.
+std::map<std::string, int> Kinds(const UNetOutputs& out) {
+  std::map<std::string, int> k;
+  for (const auto& s : out.sites) ++k[s.choice.ToString()];
+  return k;
+}
+
+TEST(UNet2DCondition, SelfAttentionIsChosenPerLayer) {
+  const auto sd15 = UNet2DConditionConfig::StableDiffusion15();
+  {  // 16 transformer blocks, all self-attention by default
+    auto r = Build(sd15, 64, 64);
+    EXPECT_EQ(r->out.sites.size(), 16u);
+    EXPECT_EQ(Kinds(r->out), (std::map<std::string, int>{{"self", 16}}));
+  }
+  {  // ConvBlocks of the released sizes: down 7, 9, 5; mid 3; up 5, 9, 11
+    UNetBuildOptions o;
+    o.self_attention.kind = SelfAttentionKind::kConvBlock;
+    auto r = Build(sd15, 64, 64, o);
+    EXPECT_EQ(Kinds(r->out), (std::map<std::string, int>{{"convblock:11", 3}, {"convblock:3", 1}, {"convblock:5", 5},
+                                                          {"convblock:7", 2}, {"convblock:9", 5}}));
+    EXPECT_GE(r->graph.FindParameter("down_blocks.0.attentions.0.transformer_blocks.0.conv1.conv_up.weight"), 0);
+    EXPECT_LT(r->graph.FindParameter("down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight"), 0);
+    EXPECT_GE(r->graph.FindParameter("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_q.weight"), 0);
+    EXPECT_GE(r->graph.FindParameter("down_blocks.0.attentions.0.transformer_blocks.0.norm1.weight"), 0);
+  }
+  {  // per layer: neighborhood attention at the top level, LinFusion in the mid block, window elsewhere
+    UNetBuildOptions o;
+    o.per_layer = [](const UNetAttentionSite& s) -> std::optional<SelfAttentionChoice> {
+      if (s.part == "mid") return *ParseSelfAttentionChoice("linfusion");
+      if (s.channels == 320) return *ParseSelfAttentionChoice("na:13:2");
+      return *ParseSelfAttentionChoice("window:64");
+    };
+    auto r = Build(sd15, 64, 64, o);
+    EXPECT_EQ(Kinds(r->out), (std::map<std::string, int>{{"linfusion", 1}, {"na:13:2", 5}, {"window:64", 10}}));
+    EXPECT_GE(r->graph.FindParameter("mid_block.attentions.0.transformer_blocks.0.attn1.to_q_.0.weight"), 0);
+  }
+  const auto sdxl = UNet2DConditionConfig::StableDiffusionXL();
+  {  // SDXL: 70 blocks; ConvBlocks down 9, 7; mid 9; up 9, 13
+    UNetBuildOptions o;
+    o.self_attention.kind = SelfAttentionKind::kConvBlock;
+    auto r = Build(sdxl, 128, 128, o);
+    EXPECT_EQ(r->out.sites.size(), 70u);
+    EXPECT_EQ(Kinds(r->out), (std::map<std::string, int>{{"convblock:13", 6}, {"convblock:7", 20},
+                                                          {"convblock:9", 44}}));
+  }
+  {  // the authors' config keys select ConvBlocks of their sizes where > 0
+    auto c = sdxl;
+    c.has_conv1_kernels = true;
+    c.down_conv1_kernels = {0, 5, 0};
+    c.up_conv1_kernels = {0, 0, 0};
+    c.mid_conv1_kernel = 3;
+    auto r = Build(c, 32, 32);
+    EXPECT_EQ(Kinds(r->out), (std::map<std::string, int>{{"convblock:3", 10}, {"convblock:5", 4}, {"self", 56}}));
+    UNetBuildOptions teacher;
+    teacher.config_conv1_kernels = false;
+    EXPECT_EQ(Kinds(Build(c, 32, 32, teacher)->out), (std::map<std::string, int>{{"self", 70}}));
+  }
+}
+
+TEST(UNet2DCondition, ChoicesParseAndPrint) {
+  for (const char* s : {"self", "na:7", "na:13:2", "convblock", "convblock:11", "convblock:13:paper", "linfusion",
+                        "window:64", "window:32:window_with_residual"}) {
+    CF_ASSERT_OK_AND_ASSIGN(auto c, ParseSelfAttentionChoice(s));
+    EXPECT_EQ(c.ToString(), s);
+  }
+  for (const char* s : {"", "na", "na:4", "na:7:0", "convblock:12", "convblock:7:odd", "self:3", "window", "window:4:x",
+                        "flash"})
+    EXPECT_FALSE(ParseSelfAttentionChoice(s).ok()) << s;
+}
+
+TEST(UNet2DCondition, ConfigErrorsNameTheFileAndTheKey) {
+  const auto parse = [](const std::string& json) {
+    auto c = DiffusersConfig::Parse(json, "tiny/config.json");
+    EXPECT_TRUE(c.ok());
+    return UNet2DConditionConfig::FromDiffusers(*c);
+  };
+  const std::string base = R"("down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+      "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "cross_attention_dim": 32)";
+  ExpectError(parse("{" + base + "}").status(), {"tiny/config.json", "'block_out_channels' is missing"});
+  ExpectError(parse("{" + base + R"(, "block_out_channels": [32])" + "}").status(),
+              {"'block_out_channels' must have 2 entries"});
+  ExpectError(parse("{" + base + R"(, "block_out_channels": [32, 64], "class_embed_type": "timestep"})").status(),
+              {"class_embed_type", "not implemented"});
+  ExpectError(parse("{" + base + R"(, "block_out_channels": [32, 64], "resnet_time_scale_shift": "scale_shift"})")
+                  .status(),
+              {"resnet_time_scale_shift", "scale_shift"});
+  ExpectError(parse(R"({"down_block_types": ["SimpleCrossAttnDownBlock2D"], "up_block_types": ["UpBlock2D"],
+                        "block_out_channels": [32], "cross_attention_dim": 32})")
+                  .status(),
+              {"SimpleCrossAttnDownBlock2D", "not implemented"});
+  CF_ASSERT_OK_AND_ASSIGN(auto ok, parse("{" + base + R"(, "block_out_channels": [32, 64], "attention_head_dim": 8,
+      "norm_num_groups": 8, "brand_new_option": 1})"));
+  EXPECT_NE(ok.note.find("ignored unknown keys brand_new_option"), std::string::npos) << ok.note;
+  // A sample of the wrong channel count is a builder error naming the input.
+  Graph g;
+  Builder b(&g);
+  UNetInputs in{.sample = b.Input("sample", Shape{1, 3, 16, 16}, DType::f32),
+                .timestep = b.Input("timestep", Shape{1}, DType::f32),
+                .encoder_hidden_states = b.Input("ehs", Shape{1, 7, 32}, DType::f32)};
+  UNet2DCondition(b, ok, in);
+  ExpectError(b.status(), {"sample must be [B, 4, H, W]", "f32[1, 3, 16, 16]"});
+}
+
+}  // namespace
+}  // namespace cf::testing
