@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Writes the CLIP tokenizer's test data (tests/data/tokenizer, docs/tokenizer.md):
+
+  bpe_simple_vocab_16e6.txt.gz   OpenCLIP's merges file, copied from the open_clip_torch wheel
+  clip/vocab.json, merges.txt    the Hugging Face files built from it the way openai/clip-vit-large-patch14
+                                 lays them out (49408 tokens, 48894 merges), with SD1.5's
+                                 tokenizer_config.json and special_tokens_map.json (pads with <|endoftext|>)
+  sdxl_tokenizer_2/*.json        SDXL's tokenizer_2 config files (pad_token "!"); the test puts them beside
+                                 clip/'s vocab.json and merges.txt
+  golden.json                    for every prompt: the ids and attention masks of transformers'
+                                 CLIPTokenizer on both folders (padding="max_length", max_length=77 and 10,
+                                 truncation=True), OpenCLIP's SimpleTokenizer ids (context 77 and 10) and
+                                 OpenCLIP's cleaned text
+
+    pip install transformers open_clip_torch ftfy regex
+    python3 tools/make_tokenizer_golden.py tests/data/tokenizer
+"""
+import gzip
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import open_clip
+import transformers
+from open_clip import tokenizer as oc_tokenizer
+from transformers import CLIPTokenizer
+
+PROMPTS = [
+    "a photo of a cat",
+    "A PHOTO OF A CAT",
+    "Hello, World! How's it going?",
+    "don't, won't, can't, I'm, you're, we've, they'll, he'd",
+    "IT'S THE 'LL 'RE 'VE 'M 'D 'T",
+    "rock'n'roll ''quoted'' 'single' '' 's",
+    "1234567890 3.14159 1,000,000 2nd 21st 007",
+    "   leading and   trailing   whitespace   ",
+    "tabs\tand\nnewlines\r\nand\u00a0nbsp\u2003em\u3000ideographic",
+    "",
+    "!!!???...,,,;;;",
+    "hello!! world! !",
+    "emoji \U0001F431\U0001F680 and \u2764\ufe0f and \U0001F44D\U0001F3FD",
+    "caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u00c5ngstr\u00f6m",
+    "cafe\u0301 nai\u0308ve A\u030a q\u0307\u0323",
+    "\uff26\uff55\uff4c\uff4c\uff57\uff49\uff44\uff54\uff48 \uff21\uff22\uff23 \uff11\uff12\uff13\uff1f\uff01",
+    "\ufb01ne \ufb02our o\ufb03ce \u0132ssel",
+    "\u201ccurly\u201d \u2018quotes\u2019 it\u2019s \u201ehere\u201f",
+    "&amp; &lt;tag&gt; &quot;q&quot; &#39; &#x263A; &copy; &amp;amp; &EACUTE;",
+    "<b>bold</b> &amp; more &lt;3",
+    "\u4e2d\u6587\u5b57\u7b26 \u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8 \ud55c\uad6d\uc5b4 \ud14d\uc2a4\ud2b8",
+    "\u0395\u03bb\u03bb\u03b7\u03bd\u03b9\u03ba\u03ac \u03a3\u038a\u03a3\u03a5\u03a6\u039f\u03a3 \u039f\u0394\u039f\u03a3 \u03a3",
+    "\u0420\u0443\u0441\u0441\u043a\u0438\u0439 \u0442\u0435\u043a\u0441\u0442, \u041f\u0420\u041e\u041f\u0418\u0421\u041d\u042b\u0415",
+    "\u0130stanbul D\u0130YARBAKIR stra\u00dfe STRASSE \u1e9e",
+    "\u0645\u0631\u062d\u0628\u0627 \u0628\u0627\u0644\u0639\u0627\u0644\u0645",
+    "<|startoftext|>a cat<|endoftext|>",
+    "<start_of_text>a cat<end_of_text>",
+    "<|ENDOFTEXT|> and <|EndOfText|> <START_OF_TEXT>",
+    "a<|endoftext|>!b <|endoftext|>!! x!<|startoftext|>",
+    "masterpiece, best quality, (ultra-detailed:1.2), [sharp focus], {8k}, ((hdr)), <lora:abc:0.7>",
+    "a_b-c/d\\e|f@g#h$i%j^k&l*m+n=o~p`q",
+    "a very " * 60 + "long prompt",
+    "cat " * 75,
+    "cat " * 76,
+    "x" * 200,
+    "supercalifragilisticexpialidocious antidisestablishmentarianism",
+    "bell\x07 null\x00 esc\x1b[31mred\x1b[0m del\x7f",
+    "zero\u200bwidth joiner\u200d soft\u00adhyphen bom\ufeff",
+    "\u2028line sep\u2029para \x85nel",
+    "math \u2211\u222b\u221a\u221e \u2264\u2265 \u00b1\u00d7\u00f7 \u00bd \u00b2 \u2177 \u216b",
+    "numbers \u0661\u0662\u0663 \u096a\u096b\u096c \u2460\u2461",
+    "&nbsp;&nbspx &ampx &notit; &#128512; &#0; &#x110000; &#150; &#65",
+    "The  quick\u00a0brown   fox.\n\nJumps!",
+    "\x1c\x1d\x1e\x1f sep chars",
+    "a's b'S c'\u017f",
+]
+
+
+def hf_folder(root, name, pad):
+    def added(c):
+        return {"__type": "AddedToken", "content": c, "lstrip": False, "normalized": True, "rstrip": False,
+                "single_word": False}
+
+    def plain(c):
+        return {"content": c, "lstrip": False, "normalized": True, "rstrip": False, "single_word": False}
+
+    d = os.path.join(root, name)
+    os.makedirs(d, exist_ok=True)
+    config = {"add_prefix_space": False, "bos_token": added("<|startoftext|>"), "do_lower_case": True,
+              "eos_token": added("<|endoftext|>"), "errors": "replace", "model_max_length": 77,
+              "pad_token": pad, "tokenizer_class": "CLIPTokenizer", "unk_token": added("<|endoftext|>")}
+    special = {"bos_token": plain("<|startoftext|>"), "eos_token": plain("<|endoftext|>"), "pad_token": pad,
+               "unk_token": plain("<|endoftext|>")}
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(d, "special_tokens_map.json"), "w") as f:
+        json.dump(special, f, indent=2)
+        f.write("\n")
+    return d
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    gz = os.path.join(out, "bpe_simple_vocab_16e6.txt.gz")
+    shutil.copy(oc_tokenizer.default_bpe(), gz)
+    lines = gzip.open(gz).read().decode("utf-8").split("\n")
+    merges = lines[1:49152 - 256 - 2 + 1]
+    vocab = list(oc_tokenizer.bytes_to_unicode().values())
+    vocab += [v + "</w>" for v in vocab]
+    vocab += ["".join(m.split()) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    clip_dir = hf_folder(out, "clip", "<|endoftext|>")
+    with open(os.path.join(clip_dir, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump({v: i for i, v in enumerate(vocab)}, f, ensure_ascii=False)
+    with open(os.path.join(clip_dir, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
+    sdxl_dir = hf_folder(out, "sdxl_tokenizer_2", "!")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sdxl_full = os.path.join(tmp, "sdxl_tokenizer_2")
+        shutil.copytree(sdxl_dir, sdxl_full)
+        for f in ("vocab.json", "merges.txt"):
+            shutil.copy(os.path.join(clip_dir, f), sdxl_full)
+        hf = {"hf_eos": CLIPTokenizer.from_pretrained(clip_dir), "hf_bang": CLIPTokenizer.from_pretrained(sdxl_full)}
+        oc = oc_tokenizer.SimpleTokenizer()
+        cases = []
+        for p in PROMPTS:
+            case = {"prompt": p, "openclip_clean": oc_tokenizer._clean_lower(p)}
+            for name, tok in hf.items():
+                for n in (77, 10):
+                    r = tok(p, padding="max_length", max_length=n, truncation=True)
+                    case[f"{name}_{n}"] = r["input_ids"]
+                    case[f"{name}_{n}_mask"] = r["attention_mask"]
+            for n in (77, 10):
+                case[f"openclip_{n}"] = oc([p], context_length=n)[0].tolist()
+            cases.append(case)
+    meta = {"transformers": transformers.__version__, "open_clip": open_clip.__version__,
+            "ftfy": __import__("ftfy").__version__, "python": sys.version.split()[0]}
+    with open(os.path.join(out, "golden.json"), "w", encoding="utf-8") as f:
+        # One case a line.
+        f.write('{"versions": ' + json.dumps(meta) + ',\n"cases": [\n')
+        f.write(",\n".join(json.dumps(c, ensure_ascii=True) for c in cases))
+        f.write("\n]}\n")
+    print(f"wrote {len(cases)} prompts to {out} ({meta})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/data/tokenizer")
