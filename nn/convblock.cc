@@ -1,9 +1,8 @@
-// The ConvBlock module (nn/convblock.h), composed from existing ops: linear
-// (the 1x1 projections), adaptive_avg_pool2d, conv2d with groups = C' (the
-// depthwise conv; its weight is declared in the released [K, K, C'] layout and
-// permuted to conv2d's [C', K, K, 1] in the graph, so the parameter and its
-// gradient stay in the checkpoint's layout), split, mul/scale/sigmoid (the
-// gate), resize_bilinear, concat, mean and add.
+// The ConvBlock module (nn/convblock.h): linear (the 1x1 projections), the
+// pyramid stages (one convblock_pyramid node, or their composition from the
+// op library with options.fused off; the depthwise weights are declared in
+// the released [K, K, C'] layout, so the parameters and their gradients stay
+// in the checkpoint's layout), mean and add.
 #include "nn/convblock.h"
 
 #include <cmath>
@@ -11,13 +10,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "ops/activation/activation.h"
-#include "ops/conv/conv.h"
+#include "ops/convblock/convblock.h"
 #include "ops/elementwise/elementwise.h"
 #include "ops/matmul/matmul.h"
-#include "ops/pool/pool.h"
 #include "ops/reduce/reduce.h"
-#include "ops/shape/shape.h"
 
 namespace cf {
 
@@ -119,32 +115,21 @@ Value ConvBlock(Builder& b, Value x, const ConvBlockOptions& o) {
                                                           : std::sqrt(static_cast<double>(half));
 
   Value u = Projection(b, x, "conv_up", C, Ci, dt, o.frozen);  // [B, H, W, C']
-  std::vector<Value> stages;
+  std::vector<Value> weights, biases;
+  ConvBlockPyramidOptions po{.kernel = K,
+                             .sizes = {},
+                             .gate = o.gate == ConvBlockGate::kSigmoid ? PyramidGate::kSigmoid : PyramidGate::kProduct,
+                             .factor = o.gate == ConvBlockGate::kPaper ? factor : 1.0};  // released: folded below
   for (size_t n = 0; n < o.scales.size(); ++n) {
-    auto sg = b.scope(absl::StrCat("gates.", n));
+    auto sc = b.scope(absl::StrCat("gates.", n, ".conv_spatial"));
     const double s = o.scales[n];
-    const int64_t h = s == 1.0 ? H : Pooled(H, s), w = s == 1.0 ? W : Pooled(W, s);
-    Value p = s == 1.0 ? u : AdaptiveAvgPool2d(u, h, w);  // [B, h, w, C']
-    Value d;
-    {
-      auto sc = b.scope("conv_spatial");
-      Value wk = b.Parameter("weight", Shape{K, K, Ci}, dt, {}, o.frozen);                   // [K, K, C']
-      Value wr = Reshape(Permute(wk, {2, 0, 1}), {Ci, K, K, 1});                             // [C', K, K, 1]
-      std::optional<Value> bias;
-      if (o.depthwise_bias) bias = b.Parameter("bias", Shape{Ci}, dt, {}, o.frozen);
-      d = Conv2d(p, wr, bias, {.padding = K / 2, .groups = Ci});                            // [B, h, w, C']
-    }
-    std::vector<Value> x12 = Split(d, {half, half}, 3);  // 2 x [B, h, w, C'/2]
-    Value g;
-    switch (o.gate) {
-      case ConvBlockGate::kSigmoid: g = x12[0] * Sigmoid(x12[1]); break;
-      case ConvBlockGate::kPaper: g = x12[0] * Scale(x12[1], factor); break;
-      case ConvBlockGate::kReleased: g = x12[0] * x12[1]; break;  // factor folded into conv_out
-    }                                                   // [B, h, w, C'/2]
-    if (s != 1.0) g = ResizeBilinear(g, H, W);          // [B, H, W, C'/2]
-    stages.push_back(g);
+    po.sizes.push_back(s == 1.0 ? std::pair{H, W} : std::pair{Pooled(H, s), Pooled(W, s)});
+    weights.push_back(b.Parameter("weight", Shape{K, K, Ci}, dt, {}, o.frozen));  // [K, K, C']
+    if (o.depthwise_bias) biases.push_back(b.Parameter("bias", Shape{Ci}, dt, {}, o.frozen));
   }
-  Value cat = stages.size() == 1 ? stages[0] : Concat(stages, 3);  // [B, H, W, S·C'/2]
+  // Per stage: pool, depthwise KxK, gate, bilinear up; concatenated.
+  Value cat = o.fused ? ConvBlockPyramid(u, weights, biases, po)
+                      : ConvBlockPyramidComposed(u, weights, biases, po);  // [B, H, W, S·C'/2]
   const int64_t S = static_cast<int64_t>(o.scales.size());
   Value y = Projection(b, cat, "conv_out", S * half, C, dt, o.frozen,
                        o.gate == ConvBlockGate::kReleased ? factor : 1.0);  // [B, H, W, C]

@@ -41,6 +41,9 @@ struct ConvBlockOptions {
   bool depthwise_bias = false;              // gates.N.conv_spatial.bias [C'] (none as released)
   std::optional<DType> param_dtype = std::nullopt;  // default: x's dtype
   bool frozen = false;                      // declare the parameters frozen (no gradients)
+  // One convblock_pyramid node for the stages (ops/convblock/convblock.h);
+  // false: the same stages composed from the op library (the reference).
+  bool fused = true;
 };
 
 // C' for `channels` (PyTorch's int(C * ratio)).

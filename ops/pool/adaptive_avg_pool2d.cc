@@ -66,17 +66,8 @@ StatusOr<std::vector<Value>> AdaptiveVjp(VjpContext& ctx) {
 // x: [N, H, W, C] -> y: [N, oh, ow, C].
 template <typename T>
 Status AdaptiveCpuT(KernelContext& ctx) {
-  const Shape& xs = ctx.inputs[0].shape();
-  const Shape& ys = ctx.outputs[0].shape();
-  const int64_t h = xs[1], w = xs[2], c = xs[3], oh = ys[1], ow = ys[2];
-  const T* x = ctx.inputs[0].data<T>();
-  GatherPixelsCpu(ctx.outputs[0].data<T>(), ys, [&](int64_t n, int64_t oy, int64_t ox, Acc<T>* acc) {
-    const int64_t y0 = AdaptiveStart(oy, h, oh), y1 = AdaptiveEnd(oy, h, oh);
-    const int64_t x0 = AdaptiveStart(ox, w, ow), x1 = AdaptiveEnd(ox, w, ow);
-    for (int64_t iy = y0; iy < y1; ++iy)
-      for (int64_t ix = x0; ix < x1; ++ix) AddPixel(acc, x + ((n * h + iy) * w + ix) * c, c);
-    return Acc<T>((y1 - y0) * (x1 - x0));
-  });
+  pool_internal::AdaptiveAvgPoolCpu(ctx.inputs[0].data<T>(), ctx.inputs[0].shape(), ctx.outputs[0].data<T>(),
+                                    ctx.outputs[0].shape());
   return absl::OkStatus();
 }
 

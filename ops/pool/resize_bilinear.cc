@@ -68,41 +68,12 @@ StatusOr<std::vector<Value>> ResizeVjp(VjpContext& ctx) {
 
 // ---- CPU kernels -----------------------------------------------------------------
 
-template <typename A>
-std::vector<BilinearTap<A>> Taps(int64_t in, int64_t out) {
-  std::vector<BilinearTap<A>> t(out);
-  const A scale = BilinearScale<A>(in, out);
-  for (int64_t o = 0; o < out; ++o) t[o] = BilinearTapOf(o, in, scale);
-  return t;
-}
-
 // x: [N, H, W, C] -> y: [N, oh, ow, C].
 template <typename T>
 Status ResizeCpuT(KernelContext& ctx) {
-  using A = Acc<T>;
-  const Shape& xs = ctx.inputs[0].shape();
   const Shape& ys = ctx.outputs[0].shape();
-  const int64_t h = xs[1], w = xs[2], c = xs[3], oh = ys[1], ow = ys[2];
-  const std::vector<BilinearTap<A>> ty = Taps<A>(h, oh), tx = Taps<A>(w, ow);
-  const T* x = ctx.inputs[0].data<T>();
-  T* y = ctx.outputs[0].data<T>();
-  ParallelFor(0, ys[0] * oh, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t n = row / oh;
-      const BilinearTap<A>& a = ty[row % oh];
-      const T* r0 = x + (n * h + a.i0) * w * c;
-      const T* r1 = x + (n * h + a.i1) * w * c;
-      for (int64_t ox = 0; ox < ow; ++ox) {
-        const BilinearTap<A>& b = tx[ox];
-        const T *p00 = r0 + b.i0 * c, *p01 = r0 + b.i1 * c, *p10 = r1 + b.i0 * c, *p11 = r1 + b.i1 * c;
-        T* q = y + (row * ow + ox) * c;
-        for (int64_t i = 0; i < c; ++i)
-          Store(q, i,
-                a.l0 * (b.l0 * Load(p00, i) + b.l1 * Load(p01, i)) +
-                    a.l1 * (b.l0 * Load(p10, i) + b.l1 * Load(p11, i)));
-      }
-    }
-  });
+  pool_internal::ResizeBilinearCpu(ctx.inputs[0].data<T>(), ctx.inputs[0].shape(), ctx.outputs[0].data<T>(), ys[1],
+                                   ys[2], ys[3]);
   return absl::OkStatus();
 }
 
@@ -115,7 +86,7 @@ struct Readers {
 };
 template <typename A>
 Readers<A> ReadersOf(int64_t in, int64_t out) {
-  const std::vector<BilinearTap<A>> taps = Taps<A>(in, out);
+  const std::vector<BilinearTap<A>> taps = pool_internal::BilinearTaps<A>(in, out);
   Readers<A> r;
   r.start.assign(in + 1, 0);
   for (const auto& t : taps) {

@@ -182,6 +182,15 @@ std::vector<Case> Cases() {
     c.push_back({"neighborhood_attention_backward", {nq, nk, nv, nfwd[0], nfwd[1], R({2, 9, 11, 16}, seed++)}, na, -1,
                  -1, {DType::f32}});
   }
+  // The fused ConvBlock pyramid: a full-size and a pooled stage, both gates.
+  for (const char* gate : {"product", "sigmoid"}) {
+    const Attrs a{{"sizes", V({9, 11, 4, 5})}, {"kernel", int64_t{5}}, {"gate", std::string(gate)},
+                  {"factor", 0.5}, {"has_bias", true}};
+    c.push_back({"convblock_pyramid",
+                 {R({2, 9, 11, 34}, seed++, -2, 2), R({5, 5, 34}, seed++, -0.3, 0.3), R({5, 5, 34}, seed++, -0.3, 0.3),
+                  R({34}, seed++), R({34}, seed++)},
+                 a});
+  }
   // shape: exact data movement
   c.push_back({"permute", {R({2, 9, 11, 19}, seed++)}, Attrs{{"perm", V({0, 3, 1, 2})}}, 0, 0});
   c.push_back({"concat", {R({2, 3, 7}, seed++), R({2, 5, 7}, seed++)}, Attrs{{"axis", int64_t{1}}}, 0, 0});
