@@ -4,4 +4,5 @@
 
 namespace cf {
 CF_DEPTHWISE_CUDA_INSTANTIATE(__nv_bfloat16)
+CF_DEPTHWISE_CUDA_INSTANTIATE_F32_OUT(__nv_bfloat16)
 }  // namespace cf

@@ -4,4 +4,5 @@
 
 namespace cf {
 CF_DEPTHWISE_CUDA_INSTANTIATE(__half)
+CF_DEPTHWISE_CUDA_INSTANTIATE_F32_OUT(__half)
 }  // namespace cf

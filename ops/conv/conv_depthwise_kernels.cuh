@@ -17,6 +17,15 @@
 //       thread accumulating one or two rows of taps over the tiles its block
 //       visits; per-block partials are summed by a second kernel in block
 //       order (deterministic).
+//   v3  DwTiled options (TiledEpilogue, block-uniform): the weight layout
+//       (conv2d's [C, kh, kw] or the ConvBlock's [kh, kw, C]), an output
+//       pixel stride (writing a channel slice of a wider tensor) and, with
+//       kGated, the ConvBlock's gate: a block owns 16 gated channels
+//       [c0, c0 + 16) of [0, C/2), stages the input tiles of c and c + C/2 in
+//       turn into the same shared memory, keeps both accumulator sets in
+//       registers and writes gate(d1, d2). The plain path is v2 unchanged.
+//       Not yet run on a GPU (tests/ops/convblock_interp_test.cc runs it
+//       interpreted).
 #pragma once
 
 #include <algorithm>
@@ -50,82 +59,144 @@ struct TiledShape {
 // neighbouring rows, hit disjoint banks), 16 channels, f32.
 KD_HD int TileFloats(int kh, int kw) { return (kTH + kh - 1) * OddUp(kTWB + kw - 1) * kCB; }
 
-// Stages in[n, iy0 .. iy0 + kTH + kh - 1, ix0 .. ix0 + kTWB + kw - 1, c0 .. c0 + 16]
-// into in_s as f32, zero outside the image and past the last channel.
+// Stages in[n, iy0 .. iy0 + kTH + kh - 1, ix0 .. ix0 + kTWB + kw - 1, cb + c0 .. cb + c0 + 16]
+// into in_s as f32, zero outside the image and where c0 + ch >= climit; in
+// has cstride channels per pixel (cb = 0, climit = cstride = C for a plain
+// conv; cb = 0 or C/2, climit = C/2 for the two halves of a gated one).
 template <typename T>
-KD_DEVICE void StageInput(kd::Ptr<const T> KD_RESTRICT in, kd::Ptr<float> in_s, int n, int ih, int iw, int c, int iy0,
-                                           int ix0, int c0, int kh, int kw) {
+KD_DEVICE void StageInput(kd::Ptr<const T> KD_RESTRICT in, kd::Ptr<float> in_s, int n, int ih, int iw, int cstride,
+                          int cb, int climit, int iy0, int ix0, int c0, int kh, int kw) {
   const int cols = kTWB + kw - 1, iws = OddUp(cols), px = (kTH + kh - 1) * cols;
   for (int i = kd::threadIdx.x; i < px * kCB; i += kThreads) {
     const int ch = i % kCB, p = i / kCB, ty = p / cols, tx = p % cols;
     const int iy = iy0 + ty, ix = ix0 + tx;
     float v = 0.f;
-    if (iy >= 0 && iy < ih && ix >= 0 && ix < iw && c0 + ch < c)
-      v = kd::LoadF(in, ((int64_t(n) * ih + iy) * iw + ix) * c + c0 + ch);
+    if (iy >= 0 && iy < ih && ix >= 0 && ix < iw && c0 + ch < climit)
+      v = kd::LoadF(in, ((int64_t(n) * ih + iy) * iw + ix) * cstride + cb + c0 + ch);
     in_s[(ty * iws + tx) * kCB + ch] = v;
   }
 }
 
-// v2 forward / backward input. in: [N, IH, IW, C], w: [C, KH, KW], bias: [C]
-// or null, out: [N, OH, OW, C]. flip: use w[c, kh-1-ky, kw-1-kx] (backward
-// input). Grid (tiles_x·tiles_y, ceil(C/16), min(N, 65535)): a block loops
-// over the samples n = kd::blockIdx.z, kd::blockIdx.z + kd::gridDim.z, ... (kd::gridDim.z is
-// at most 65535). 256 threads; dynamic shared memory TileFloats(kh, KW) +
-// kh·KW·16 floats.
-template <typename T, int KW>
+// The weight layouts DwTiled reads, and the gates of its epilogue (the
+// values of DwGateKind in conv_depthwise_cuda.h).
+constexpr int kWeightCKK = 0;  // conv2d's [C, kh, kw]: w[c·kh·kw + ky·kw + kx]
+constexpr int kWeightKKC = 1;  // the ConvBlock's [kh, kw, C]: w[(ky·kw + kx)·C + c]
+constexpr int kGateNone = 0;
+constexpr int kGateProduct = 1;  // d1 · d2 · factor
+constexpr int kGateSigmoid = 2;  // d1 · sigmoid(d2)
+
+// What DwTiled does besides the correlation; block-uniform.
+struct TiledEpilogue {
+  int flip = 0;                // taps w[kh-1-ky, kw-1-kx] (backward input)
+  int layout = kWeightCKK;
+  int gate = kGateNone;        // must be set (not kGateNone) for DwTiled<T, KW, true>
+  float factor = 1.f;          // kGateProduct's factor
+  int64_t out_stride = 0;      // elements from one output pixel to the next (>= the channels written)
+};
+
+// Stages the taps of channels cb + c0 .. cb + c0 + 16 (zero where
+// c0 + ch >= climit) as w_s[k][16], flipped when asked; the input side of
+// both layouts is contiguous in i.
+template <typename T>
+KD_DEVICE void StageTaps(kd::Ptr<const T> KD_RESTRICT w, kd::Ptr<float> w_s, int kk, int c, int cb, int climit, int c0,
+                         const TiledEpilogue& e) {
+  for (int i = kd::threadIdx.x; i < kk * kCB; i += kThreads) {
+    int k, ch;
+    int64_t at;
+    if (e.layout == kWeightKKC) {
+      ch = i % kCB, k = i / kCB;
+      at = int64_t(k) * c + cb + c0 + ch;
+    } else {
+      k = i % kk, ch = i / kk;
+      at = int64_t(cb + c0 + ch) * kk + k;
+    }
+    const float v = c0 + ch < climit ? kd::LoadF(w, at) : 0.f;
+    w_s[(e.flip ? kk - 1 - k : k) * kCB + ch] = v;
+  }
+}
+
+// acc[j] += the row r, segment seg, lane's kTW outputs of the staged tile.
+template <int KW>
+KD_DEVICE void AccumulateTile(kd::Ptr<const float> in_s, kd::Ptr<const float> w_s, int kh, int r, int seg, int lane,
+                              float (&acc)[kTW]) {
+  constexpr int iws = OddUp(kTWB + KW - 1);
+  for (int ky = 0; ky < kh; ++ky) {
+    float wr[KW];
+KD_UNROLL
+    for (int kx = 0; kx < KW; ++kx) wr[kx] = w_s[(ky * KW + kx) * kCB + lane];
+    const kd::Ptr<const float> row = in_s + ((r + ky) * iws + seg * kTW) * kCB + lane;
+    // Input p of the row meets output j through tap kx = p - j.
+KD_UNROLL
+    for (int p = 0; p < kTW + KW - 1; ++p) {
+      const float v = row[p * kCB];
+KD_UNROLL
+      for (int j = 0; j < kTW; ++j) {
+        if (p - j >= 0 && p - j < KW) acc[j] = fmaf(wr[p - j], v, acc[j]);
+      }
+    }
+  }
+}
+
+KD_DEVICE float ApplyGate(int gate, float factor, float d1, float d2) {
+  return gate == kGateSigmoid ? d1 / (1.f + expf(-d2)) : d1 * d2 * factor;
+}
+
+// v2/v3 forward / backward input. in: [N, IH, IW, C], w: [C, KH, KW] or
+// [KH, KW, C] (e.layout), bias: [C] or null. Plain: out [N, OH, OW, C]
+// (pixel stride e.out_stride) = the correlation + bias. kGated: out
+// [N, OH, OW, C/2] (pixel stride e.out_stride) = gate(d[..., c], d[..., c + C/2])
+// with d = the correlation + bias (C even). Grid (tiles_x·tiles_y,
+// ceil(C_out/16), min(N, 65535)) for C_out = C or C/2: a block loops over the
+// samples n = kd::blockIdx.z, kd::blockIdx.z + kd::gridDim.z, ... (kd::gridDim.z
+// is at most 65535). 256 threads; dynamic shared memory TileFloats(kh, KW) +
+// kh·KW·16 floats. TOut: the output's storage (f32 for the ConvBlock's small
+// gated maps of low-precision inputs).
+template <typename T, int KW, bool kGated = false, typename TOut = T>
 KD_GLOBAL void KD_LAUNCH_BOUNDS(kThreads)
-    DwTiled(kd::Ptr<const T> KD_RESTRICT in, kd::Ptr<const T> KD_RESTRICT w, kd::Ptr<const T> KD_RESTRICT bias, kd::Ptr<T> KD_RESTRICT out,
-            TiledShape s, int flip) {
+    DwTiled(kd::Ptr<const T> KD_RESTRICT in, kd::Ptr<const T> KD_RESTRICT w, kd::Ptr<const T> KD_RESTRICT bias,
+            kd::Ptr<TOut> KD_RESTRICT out, TiledShape s, TiledEpilogue e) {
   KD_DYNAMIC_SHARED(float, smem);
-  constexpr int cols = kTWB + KW - 1, iws = OddUp(cols);
   const kd::Ptr<float> in_s = smem;
   const kd::Ptr<float> w_s = smem + TileFloats(s.kh, KW);  // [kh·KW][16], already flipped when asked
   const int tiles_x = (s.ow + kTWB - 1) / kTWB;
   const int oy0 = (kd::blockIdx.x / tiles_x) * kTH, ox0 = (kd::blockIdx.x % tiles_x) * kTWB;
   const int c0 = kd::blockIdx.y * kCB;
   const int lane = kd::threadIdx.x % kCB, g = kd::threadIdx.x / kCB;
+  const int r = g % kTH, seg = g / kTH;
+  const int cout = kGated ? s.c / 2 : s.c, kk = s.kh * KW;
 
   for (int n = kd::blockIdx.z; n < s.n; n += kd::gridDim.z) {  // block-uniform: the barriers below are safe
-    StageInput(in, in_s, n, s.ih, s.iw, s.c, oy0 - s.ph, ox0 - s.pw, c0, s.kh, KW);
-    const int kk = s.kh * KW;
-    for (int i = kd::threadIdx.x; i < kk * kCB; i += kThreads) {
-      const int k = i % kk, ch = i / kk;  // reads w[(c0 + ch)·kk + k]: contiguous in i
-      const float v = c0 + ch < s.c ? kd::LoadF(w, int64_t(c0) * kk + i) : 0.f;
-      w_s[(flip ? kk - 1 - k : k) * kCB + ch] = v;
-    }
+    float acc0[kTW];
+    [[maybe_unused]] float acc1[kGated ? kTW : 1];
+KD_UNROLL
+    for (int j = 0; j < kTW; ++j) acc0[j] = 0.f;
+    StageInput(in, in_s, n, s.ih, s.iw, s.c, 0, cout, oy0 - s.ph, ox0 - s.pw, c0, s.kh, KW);
+    StageTaps(w, w_s, kk, s.c, 0, cout, c0, e);
     kd::syncthreads();
-
-    const int r = g % kTH, seg = g / kTH;
-    float acc[kTW];
+    AccumulateTile<KW>(in_s, w_s, s.kh, r, seg, lane, acc0);
+    if constexpr (kGated) {  // the second half's tile in the same shared memory
 KD_UNROLL
-    for (int j = 0; j < kTW; ++j) acc[j] = 0.f;
-    for (int ky = 0; ky < s.kh; ++ky) {
-      float wr[KW];
-KD_UNROLL
-      for (int kx = 0; kx < KW; ++kx) wr[kx] = w_s[(ky * KW + kx) * kCB + lane];
-      const kd::Ptr<const float> row = in_s + ((r + ky) * iws + seg * kTW) * kCB + lane;
-      // Input p of the row meets output j through tap kx = p - j.
-KD_UNROLL
-      for (int p = 0; p < kTW + KW - 1; ++p) {
-        const float v = row[p * kCB];
-KD_UNROLL
-        for (int j = 0; j < kTW; ++j) {
-          if (p - j >= 0 && p - j < KW) acc[j] = fmaf(wr[p - j], v, acc[j]);
-        }
-      }
+      for (int j = 0; j < kTW; ++j) acc1[j] = 0.f;
+      kd::syncthreads();
+      StageInput(in, in_s, n, s.ih, s.iw, s.c, cout, cout, oy0 - s.ph, ox0 - s.pw, c0, s.kh, KW);
+      StageTaps(w, w_s, kk, s.c, cout, cout, c0, e);
+      kd::syncthreads();
+      AccumulateTile<KW>(in_s, w_s, s.kh, r, seg, lane, acc1);
     }
     const int oy = oy0 + r, c = c0 + lane;
-    if (oy < s.oh && c < s.c) {
-      const float b = bias ? kd::LoadF(bias, c) : 0.f;
+    if (oy < s.oh && c < cout) {
+      const float b0 = bias ? kd::LoadF(bias, c) : 0.f;
+      [[maybe_unused]] const float b1 = kGated && bias ? kd::LoadF(bias, c + cout) : 0.f;
 KD_UNROLL
       for (int j = 0; j < kTW; ++j) {
         const int ox = ox0 + seg * kTW + j;
-        if (ox < s.ow) kd::StoreF(out, ((int64_t(n) * s.oh + oy) * s.ow + ox) * s.c + c, acc[j] + b);
+        float v = acc0[j] + b0;
+        if constexpr (kGated) v = ApplyGate(e.gate, e.factor, v, acc1[j] + b1);
+        if (ox < s.ow) kd::StoreF(out, ((int64_t(n) * s.oh + oy) * s.ow + ox) * e.out_stride + c, v);
       }
     }
     kd::syncthreads();  // the next sample restages the shared tiles
   }
-  (void)cols;
 }
 
 // Roles in the weight-gradient kernel: with kh <= 16 the 16 groups split as
@@ -169,7 +240,7 @@ KD_UNROLL
     const int n = t / (tiles_x * tiles_y), ti = t % (tiles_x * tiles_y);
     const int oy0 = (ti / tiles_x) * kTH, ox0 = (ti % tiles_x) * kTWB;
     kd::syncthreads();  // the previous tile is no longer read
-    StageInput(x, in_s, n, s.ih, s.iw, s.c, oy0 - s.ph, ox0 - s.pw, c0, s.kh, KW);
+    StageInput(x, in_s, n, s.ih, s.iw, s.c, 0, s.c, oy0 - s.ph, ox0 - s.pw, c0, s.kh, KW);
     for (int i = kd::threadIdx.x; i < kTH * kTWB * kCB; i += kThreads) {
       const int ch = i % kCB, p = i / kCB, oy = oy0 + p / kTWB, ox = ox0 + p % kTWB;
       float v = 0.f;
@@ -376,14 +447,42 @@ inline size_t BwdWeightSmemMost(int kw) {
   return most;
 }
 
-// DwTiled: grid (tiles_x·tiles_y, ceil(C/16), min(N, 65535)); samples past
-// 65535 are looped over in the kernel.
-inline LaunchShape TiledLaunch(const TiledShape& s) {
+// DwTiled: grid (tiles_x·tiles_y, ceil(C_out/16), min(N, 65535)) with
+// C_out = C, or C/2 when gated; samples past 65535 are looped over in the
+// kernel.
+inline LaunchShape TiledLaunch(const TiledShape& s, bool gated = false) {
   const int64_t tiles = int64_t((s.ow + kTWB - 1) / kTWB) * ((s.oh + kTH - 1) / kTH);
-  const int64_t chunks = (int64_t(s.c) + kCB - 1) / kCB;
+  const int64_t chunks = ((gated ? int64_t(s.c) / 2 : int64_t(s.c)) + kCB - 1) / kCB;
   return LaunchShape{kd::Dim3(unsigned(std::max<int64_t>(tiles, 0)), unsigned(std::max<int64_t>(chunks, 0)),
                               unsigned(std::clamp<int64_t>(s.n, 0, kMaxGridYZ))),
                      kd::Dim3(kThreads), TiledSmemBytes(s.kh, s.kw)};
+}
+
+// conv2d's epilogue: [C, kh, kw] taps, dense output, flipped for backward input.
+inline TiledEpilogue ConvEpilogue(const TiledShape& s, int flip) {
+  TiledEpilogue e;
+  e.flip = flip;
+  e.out_stride = s.c;
+  return e;
+}
+
+// The ConvBlock's depthwise + gate: x [n, h, w, c] (c even) with [k, k, c]
+// taps, padding k/2 ("same"), into [n, h, w, c/2] gated channels written
+// out_stride elements apart per pixel.
+inline TiledShape GateShape(int n, int h, int w, int c, int k) { return TiledShape{n, h, w, c, h, w, k, k, k / 2, k / 2}; }
+inline TiledEpilogue GateEpilogue(int gate, float factor, int64_t out_stride) {
+  TiledEpilogue e;
+  e.layout = kWeightKKC;
+  e.gate = gate;
+  e.factor = factor;
+  e.out_stride = out_stride;
+  return e;
+}
+// The gated tiled kernel takes what the ConvBlock allows: odd k in 3..31,
+// even c >= 2, a pixel stride that holds c/2 channels.
+inline bool GateOk(const TiledShape& s, int gate, int64_t out_stride) {
+  return s.kw >= 3 && s.kw <= kMaxTiledK && s.kw % 2 == 1 && s.kh == s.kw && s.c >= 2 && s.c % 2 == 0 &&
+         (gate == kGateProduct || gate == kGateSigmoid) && out_stride >= s.c / 2;
 }
 
 // DwBwdWeightTiled: grid (P, ceil(C/16)) with P about four blocks per SM of

@@ -48,19 +48,22 @@ Status RaiseSmemLimitOnce(size_t bytes) {
   return absl::OkStatus();
 }
 
-template <typename T>
-Status LaunchTiled(const T* in, const T* w, const T* bias, T* out, const TiledShape& s, int flip, cudaStream_t stream) {
-  const LaunchShape ls = TiledLaunch(s);
+template <typename T, bool kGated = false, typename TOut = T>
+Status LaunchTiled(const T* in, const T* w, const T* bias, TOut* out, const TiledShape& s, const TiledEpilogue& e,
+                   cudaStream_t stream) {
+  const LaunchShape ls = TiledLaunch(s, kGated);
   if (ls.empty()) return absl::OkStatus();
   return WithKw(s.kw, [&](auto kw_tag) -> Status {
     constexpr int KW = decltype(kw_tag)::value;
-    CF_RETURN_IF_ERROR((RaiseSmemLimitOnce<DwTiled<T, KW>>(TiledSmemMost(KW))));
-    auto kernel = DwTiled<T, KW>;
-    kernel<<<ls.grid, ls.block, ls.smem, stream>>>(in, w, bias, out, s, flip);
+    CF_RETURN_IF_ERROR((RaiseSmemLimitOnce<DwTiled<T, KW, kGated, TOut>>(TiledSmemMost(KW))));
+    auto kernel = DwTiled<T, KW, kGated, TOut>;
+    kernel<<<ls.grid, ls.block, ls.smem, stream>>>(in, w, bias, out, s, e);
     CF_CUDA_CHECK_LAUNCH();
     return absl::OkStatus();
   });
 }
+
+static_assert(kGateProduct == kDwGateProduct && kGateSigmoid == kDwGateSigmoid);
 
 }  // namespace dwconv
 
@@ -68,11 +71,28 @@ template <typename T>
 Status DepthwiseForwardCuda(const ConvParams& p, const T* x, const T* w, const T* bias, T* y, cudaStream_t stream) {
   using namespace dwconv;
   if (p.n * p.ho * p.wo * p.cin == 0) return absl::OkStatus();
-  if (TiledOk(p)) return LaunchTiled(x, w, bias, y, TiledForwardShape(p), 0, stream);
+  if (TiledOk(p)) {
+    const TiledShape s = TiledForwardShape(p);
+    return LaunchTiled(x, w, bias, y, s, ConvEpilogue(s, 0), stream);
+  }
   const LaunchShape ls = GenericLaunch(p.n * p.ho * p.wo * p.cin);
   DwForwardGeneric<T><<<ls.grid, ls.block, 0, stream>>>(x, w, bias, y, GeoOf(p));
   CF_CUDA_CHECK_LAUNCH();
   return absl::OkStatus();
+}
+
+template <typename T, typename TOut>
+Status DepthwiseGateForwardCuda(const DwGateShape& g, const T* x, const T* w_kkc, const T* bias, float factor,
+                                int gate, TOut* y, int64_t y_pixel_stride, cudaStream_t stream) {
+  using namespace dwconv;
+  const TiledShape s = GateShape(int(g.n), int(g.h), int(g.w), int(g.c), int(g.k));
+  if (!GateOk(s, gate, y_pixel_stride)) {
+    return absl::InvalidArgumentError(absl::StrCat("depthwise gate (CUDA): unsupported k = ", g.k, ", C = ", g.c,
+                                                   ", gate = ", gate, ", output pixel stride = ", y_pixel_stride,
+                                                   " (odd k in 3..31, even C >= 2, gate 1 or 2, stride >= C/2)"));
+  }
+  if (g.n * g.h * g.w == 0) return absl::OkStatus();
+  return LaunchTiled<T, true, TOut>(x, w_kkc, bias, y, s, GateEpilogue(gate, factor, y_pixel_stride), stream);
 }
 
 template <typename T>
@@ -80,7 +100,8 @@ Status DepthwiseBackwardInputCuda(const ConvParams& p, const T* dy, const T* w, 
   using namespace dwconv;
   if (p.n * p.h * p.w * p.cin == 0) return absl::OkStatus();
   if (TiledBackwardInputOk(p)) {
-    return LaunchTiled(dy, w, static_cast<const T*>(nullptr), dx, TiledBackwardInputShape(p), 1, stream);
+    const TiledShape s = TiledBackwardInputShape(p);
+    return LaunchTiled(dy, w, static_cast<const T*>(nullptr), dx, s, ConvEpilogue(s, 1), stream);
   }
   const LaunchShape ls = GenericLaunch(p.n * p.h * p.w * p.cin);
   DwBackwardInputGeneric<T><<<ls.grid, ls.block, 0, stream>>>(dy, w, dx, GeoOf(p));
@@ -126,9 +147,16 @@ Status DepthwiseBackwardWeightCuda(const ConvParams& p, const T* x, const T* dy,
 
 }  // namespace cf
 
-// One dtype's instantiations (used by conv_depthwise_{f32,f16,bf16}.cu).
+// One dtype's instantiations (used by conv_depthwise_{f32,f16,bf16}.cu); the
+// gated forward writes T, and with CF_DEPTHWISE_CUDA_INSTANTIATE_F32_OUT f32
+// too (for T other than float).
 #define CF_DEPTHWISE_CUDA_INSTANTIATE(T)                                                                       \
   template Status DepthwiseForwardCuda<T>(const ConvParams&, const T*, const T*, const T*, T*, cudaStream_t); \
   template Status DepthwiseBackwardInputCuda<T>(const ConvParams&, const T*, const T*, T*, cudaStream_t);     \
+  template Status DepthwiseGateForwardCuda<T, T>(const DwGateShape&, const T*, const T*, const T*, float, int, \
+                                                 T*, int64_t, cudaStream_t);                                  \
   template Status DepthwiseBackwardWeightCuda<T>(const ConvParams&, const T*, const T*, T*, cudaStream_t,     \
                                                  const std::function<StatusOr<void*>(int64_t)>&);
+#define CF_DEPTHWISE_CUDA_INSTANTIATE_F32_OUT(T)                                                                  \
+  template Status DepthwiseGateForwardCuda<T, float>(const DwGateShape&, const T*, const T*, const T*, float, int, \
+                                                     float*, int64_t, cudaStream_t);

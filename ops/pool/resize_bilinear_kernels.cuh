@@ -1,7 +1,9 @@
 // resize_bilinear kernels (definitions in resize_bilinear.cc), written
 // against runtime/kdev/kdev.h: launched by resize_bilinear.cu and run on the
 // CPU interpreter by tests/ops/pool_interp_test.cc, both with the geometry of
-// pool_kernels.cuh and the scales of ResizeScalesFor. Taps are computed per
+// pool_kernels.cuh and the scales of ResizeScalesFor (ResizeIntoKernel, which
+// writes a channel slice, by ops/convblock/convblock_pyramid.cu and
+// tests/ops/convblock_interp_test.cc). Taps are computed per
 // element with the shared BilinearTapOf (f32, like the CPU kernel for
 // f32/f16/bf16). The backward is a gather: each input element scans the
 // superset of output rows/columns from BilinearRangeOf and keeps the taps that
@@ -16,23 +18,41 @@
 
 namespace cf::resize_kernels {
 
-// x: [N, H, W, C] -> y: [N, OH, OW, C]; total = N * OH * OW * C;
-// sh = H / OH, sw = W / OW.
-template <typename T>
-KD_GLOBAL void ResizeKernel(kd::Ptr<const T> KD_RESTRICT x, kd::Ptr<T> KD_RESTRICT y, int64_t total, int64_t H,
-                            int64_t W, int64_t C, int64_t OH, int64_t OW, float sh, float sw) {
+// Output element i of x: [N, H, W, C] resized to [N, OH, OW, C], written at
+// y[(i / C) * y_stride + i % C] (y_stride = C: dense).
+template <typename TX, typename TY>
+KD_DEVICE void ResizeElements(kd::Ptr<const TX> KD_RESTRICT x, kd::Ptr<TY> KD_RESTRICT y, int64_t total, int64_t H,
+                              int64_t W, int64_t C, int64_t OH, int64_t OW, float sh, float sw, int64_t y_stride) {
   using pool_internal::BilinearTap;
   using pool_internal::BilinearTapOf;
   for (int64_t i = kd::blockIdx.x * int64_t(kd::blockDim.x) + kd::threadIdx.x; i < total;
        i += int64_t(kd::gridDim.x) * kd::blockDim.x) {
     const auto [n, oy, ox, c] = pool_internal::NhwcOf(i, OH, OW, C);
     const BilinearTap<float> a = BilinearTapOf(oy, H, sh), b = BilinearTapOf(ox, W, sw);
-    const kd::Ptr<const T> r0 = x + (n * H + a.i0) * W * C + c;
-    const kd::Ptr<const T> r1 = x + (n * H + a.i1) * W * C + c;
+    const kd::Ptr<const TX> r0 = x + (n * H + a.i0) * W * C + c;
+    const kd::Ptr<const TX> r1 = x + (n * H + a.i1) * W * C + c;
     const float top = b.l0 * kd::LoadF(r0, b.i0 * C) + b.l1 * kd::LoadF(r0, b.i1 * C);
     const float bottom = b.l0 * kd::LoadF(r1, b.i0 * C) + b.l1 * kd::LoadF(r1, b.i1 * C);
-    kd::StoreF(y, i, a.l0 * top + a.l1 * bottom);
+    kd::StoreF(y, (i / C) * y_stride + c, a.l0 * top + a.l1 * bottom);
   }
+}
+
+// x: [N, H, W, C] -> y: [N, OH, OW, C]; total = N * OH * OW * C;
+// sh = H / OH, sw = W / OW.
+template <typename T>
+KD_GLOBAL void ResizeKernel(kd::Ptr<const T> KD_RESTRICT x, kd::Ptr<T> KD_RESTRICT y, int64_t total, int64_t H,
+                            int64_t W, int64_t C, int64_t OH, int64_t OW, float sh, float sw) {
+  ResizeElements<T, T>(x, y, total, H, W, C, OH, OW, sh, sw, C);
+}
+
+// The same into a channel slice: y's pixels are y_stride >= C elements apart
+// (y points at the slice's first channel), e.g. one stage of the ConvBlock
+// pyramid's concatenation (ops/convblock/convblock_pyramid.cu); x and y may
+// have different storage types (an f32 map into an f16 slice).
+template <typename TX, typename TY>
+KD_GLOBAL void ResizeIntoKernel(kd::Ptr<const TX> KD_RESTRICT x, kd::Ptr<TY> KD_RESTRICT y, int64_t total, int64_t H,
+                                int64_t W, int64_t C, int64_t OH, int64_t OW, float sh, float sw, int64_t y_stride) {
+  ResizeElements<TX, TY>(x, y, total, H, W, C, OH, OW, sh, sw, y_stride);
 }
 
 // Weight with which output index o's taps read input index i (0 when none;

@@ -40,7 +40,8 @@ Status Tiled(const TiledShape& s, kd::Ptr<const T> in, kd::Ptr<const T> w, kd::P
   ls.grid.z = std::min(ls.grid.z, max_grid_z);
   return WithKw<T>(s.kw, [&](auto tag) {
     constexpr int KW = decltype(tag)::value;
-    return ki::Launch(KdConfig("DwTiled", ls.grid, ls.block, ls.smem), &DwTiled<T, KW>, in, w, bias, out, s, flip);
+    return ki::Launch(KdConfig("DwTiled", ls.grid, ls.block, ls.smem), &DwTiled<T, KW>, in, w, bias, out, s,
+                      ConvEpilogue(s, flip));
   });
 }
 
