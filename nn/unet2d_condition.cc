@@ -307,6 +307,7 @@ UNetOutputs UNet2DCondition(Builder& b, const UNet2DConditionConfig& c, const UN
                                        {.flip_sin_to_cos = c.flip_sin_to_cos, .downscale_freq_shift = c.freq_shift}),
                      *p.dtype);                                                                // [B, C0]
   Value emb = TimeMlp(b, "time_embedding", t_emb, c.time_embed_dim, p);                       // [B, T]
+  u.Tap("time_embedding", emb);
   if (c.text_time) {
     const int64_t n = in.time_ids->dim(1);
     Value ids = Reshape(*in.time_ids, {B * n});                                                // [B·n]
@@ -314,9 +315,10 @@ UNetOutputs UNet2DCondition(Builder& b, const UNet2DConditionConfig& c, const UN
                                  {.flip_sin_to_cos = c.flip_sin_to_cos, .downscale_freq_shift = c.freq_shift});
     te = Cast(Reshape(te, {B, n * c.addition_time_embed_dim}), *p.dtype);                     // [B, n·256]
     Value add = Concat({*in.text_embeds, te}, 1);                                              // [B, Dt + n·256]
-    emb = emb + TimeMlp(b, "add_embedding", add, c.time_embed_dim, p);                        // [B, T]
+    Value aug = TimeMlp(b, "add_embedding", add, c.time_embed_dim, p);                        // [B, T]
+    u.Tap("add_embedding", aug);
+    emb = emb + aug;                                                                           // [B, T]
   }
-  u.Tap("time_embedding", emb);
 
   // ---- input
   Value h = Permute(in.sample, {0, 2, 3, 1});                                                  // [B, H, W, Cin]

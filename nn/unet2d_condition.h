@@ -109,8 +109,8 @@ struct UNetInputs {
 
 struct UNetOutputs {
   Value sample;  // [B, out_channels, H, W]
-  // Intermediate activations, channels-last, by scope: "time_embedding"
-  // [B, T] (after add_embedding for SDXL), "conv_in", "down_blocks.i" (the
+  // Intermediate activations, channels-last, by module: "time_embedding"
+  // and (SDXL) "add_embedding" [B, T], "conv_in", "down_blocks.i" (the
   // block's last output), "mid_block", "up_blocks.i" [B, h, w, C].
   std::vector<std::pair<std::string, Value>> taps;
   std::vector<UNetAttentionSite> sites;  // every transformer block, in build order

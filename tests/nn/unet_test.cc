@@ -7,14 +7,18 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "graph/executor.h"
 #include "graph/planner.h"
+#include "nn/weights.h"
 #include "tests/support/op_harness.h"
 
 namespace cf::testing {
@@ -202,6 +206,92 @@ TEST(UNet2DCondition, ConfigErrorsNameTheFileAndTheKey) {
                 .encoder_hidden_states = b.Input("ehs", Shape{1, 7, 32}, DType::f32)};
   UNet2DCondition(b, ok, in);
   ExpectError(b.status(), {"sample must be [B, 4, H, W]", "f32[1, 3, 16, 16]"});
+}
+
+// ---- Fidelity: tiny random configurations against diffusers ----------------------
+
+// `t` [B, H, W, C] as [B, C, H, W] values (the golden file's layout).
+std::vector<double> ToNchw(const Tensor& t) {
+  const std::vector<double> v = ToDoubles(t);
+  if (t.shape().rank() != 4) return v;
+  const int64_t B = t.shape()[0], H = t.shape()[1], W = t.shape()[2], C = t.shape()[3];
+  std::vector<double> out(v.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x)
+        for (int64_t c = 0; c < C; ++c) out[((b * C + c) * H + y) * W + x] = v[((b * H + y) * W + x) * C + c];
+  return out;
+}
+
+// max |got - want| / max |want|.
+double RelativeError(const std::vector<double>& got, const std::vector<double>& want) {
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    err = std::max(err, std::abs(got[i] - want[i]));
+    if (std::isnan(got[i])) err = INFINITY;
+    scale = std::max(scale, std::abs(want[i]));
+  }
+  return err / scale;
+}
+
+// Each tests/data/unet/<case>/io.safetensors: diffusers' inputs, output and
+// taps for the weights in tests/data/unet/<weights>/unet (f32, or f16 in
+// shards for tiny_sdxl), made by tools/make_unet_golden.py.
+TEST(UNet2DCondition, MatchesDiffusers) {
+  int cases = 0;
+  for (const char* name : {"tiny_sd15", "tiny_sd15_odd", "tiny_sdxl"}) {
+    SCOPED_TRACE(name);
+    CF_ASSERT_OK_AND_ASSIGN(SafetensorsFile io, SafetensorsFile::Open(DataDir() + "/" + name + "/io.safetensors"));
+    const std::string folder = DataDir() + "/" + io.metadata().at("weights") + "/unet";
+    CF_ASSERT_OK_AND_ASSIGN(auto config, UNet2DConditionConfig::Load(folder));
+    EXPECT_EQ(config.note, "");
+    CF_ASSERT_OK_AND_ASSIGN(Tensor sample, io.Read("sample"));
+    CF_ASSERT_OK_AND_ASSIGN(Tensor ehs, io.Read("encoder_hidden_states"));
+    UNetGraphShape shape;
+    shape.batch = sample.shape()[0];
+    shape.height = sample.shape()[2];
+    shape.width = sample.shape()[3];
+    shape.tokens = ehs.shape()[1];
+    Graph g;
+    Builder b(&g);
+    CF_ASSERT_OK_AND_ASSIGN(UNetOutputs u, BuildUNet2DConditionGraph(b, config, shape));
+    std::vector<std::string> taps;
+    for (const auto& [tap, v] : u.taps) {
+      ASSERT_TRUE(io.contains("tap." + tap)) << tap;
+      b.MarkOutput(v, "tap." + tap);
+      taps.push_back("tap." + tap);
+    }
+    CF_ASSERT_OK(b.Finish().status());
+
+    const auto t0 = std::chrono::steady_clock::now();
+    CF_ASSERT_OK_AND_ASSIGN(WeightFiles files, WeightFiles::Open(folder));
+    CF_ASSERT_OK_AND_ASSIGN(LoadedWeights w, LoadWeights(g, files));
+    EXPECT_EQ(w.parameters.size(), g.Parameters().size());
+    ExecutorOptions eo;
+    eo.poison = true;
+    CF_ASSERT_OK_AND_ASSIGN(auto exec, Executor::Create(g, eo));
+    for (const auto& [pn, t] : w.parameters) CF_ASSERT_OK(exec->SetParameter(pn, t));
+    std::map<std::string, Tensor> inputs;
+    for (const char* in : {"sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids"}) {
+      if (g.FindInput(in) < 0) continue;
+      CF_ASSERT_OK_AND_ASSIGN(inputs[in], io.Read(in));
+    }
+    CF_ASSERT_OK_AND_ASSIGN(auto outs, exec->RunNamed(inputs));
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    taps.push_back("output");
+    for (const std::string& o : taps) {
+      CF_ASSERT_OK_AND_ASSIGN(Tensor want, io.Read(o));
+      // The taps are channels-last; the output is diffusers' [B, C, H, W] already.
+      const std::vector<double> got = o == "output" ? ToDoubles(outs.at(o)) : ToNchw(outs.at(o));
+      ASSERT_EQ(got.size(), static_cast<size_t>(want.numel())) << o;
+      const double rel = RelativeError(got, ToDoubles(want));
+      EXPECT_LE(rel, 1e-4) << o;
+      std::printf("%s %s: relative error %.2e\n", name, o.c_str(), rel);
+    }
+    std::printf("%s: %s, loaded and ran in %.0f ms\n", name, w.Summary().c_str(), ms);
+    ++cases;
+  }
+  EXPECT_EQ(cases, 3);
 }
 
 }  // namespace

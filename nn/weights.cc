@@ -1,0 +1,250 @@
+// nn/weights.h.
+#include "nn/weights.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+
+namespace cf {
+
+namespace fs = std::filesystem;
+
+Status WeightFiles::Add(const std::string& file, bool override_keys) {
+  CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(file));
+  const size_t index = files_.size();
+  for (const std::string& n : f.names()) {
+    auto [it, fresh] = where_.emplace(n, index);
+    if (!fresh) {
+      if (!override_keys)
+        return absl::InvalidArgumentError(absl::StrCat("weights: tensor '", n, "' is in both '",
+                                                       paths_[it->second], "' and '", file, "'"));
+      it->second = index;
+    }
+  }
+  files_.push_back(std::make_shared<SafetensorsFile>(std::move(f)));
+  paths_.push_back(file);
+  return absl::OkStatus();
+}
+
+namespace {
+
+// The shard files a *.safetensors.index.json names, in first-use order.
+StatusOr<std::vector<std::string>> Shards(const fs::path& index) {
+  std::ifstream in(index, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("weights: cannot open '", index.string(), "'"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("weights: '", index.string(), "' is not valid JSON: ", e.what()));
+  }
+  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+    return absl::InvalidArgumentError(absl::StrCat("weights: '", index.string(), "' has no \"weight_map\" object"));
+  std::vector<std::string> out;
+  for (const auto& [key, file] : j["weight_map"].items()) {
+    if (!file.is_string())
+      return absl::InvalidArgumentError(
+          absl::StrCat("weights: '", index.string(), "' maps '", key, "' to ", file.dump(), ", not a file name"));
+    const std::string f = file.get<std::string>();
+    // Shards sit beside the index; a name with a folder in it is refused.
+    if (f.find('/') != std::string::npos || f.find('\\') != std::string::npos || f == "..")
+      return absl::InvalidArgumentError(absl::StrCat("weights: '", index.string(), "' names shard '", f,
+                                                     "' outside its folder"));
+    const std::string p = (index.parent_path() / f).string();
+    if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+  }
+  return out;
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The files `path` stands for (see Open).
+StatusOr<std::vector<std::string>> Resolve(const std::string& path) {
+  std::error_code ec;
+  const fs::path p(path);
+  if (!fs::is_directory(p, ec)) {
+    if (EndsWith(path, ".index.json")) return Shards(p);
+    if (!fs::exists(p, ec)) return absl::NotFoundError(absl::StrCat("weights: '", path, "' does not exist"));
+    return std::vector<std::string>{path};
+  }
+  for (const char* stem : {"diffusion_pytorch_model", "model"}) {
+    const fs::path index = p / absl::StrCat(stem, ".safetensors.index.json");
+    if (fs::exists(index, ec)) return Shards(index);
+    const fs::path single = p / absl::StrCat(stem, ".safetensors");
+    if (fs::exists(single, ec)) return std::vector<std::string>{single.string()};
+  }
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator(p, ec))
+    if (e.path().extension() == ".safetensors") found.push_back(e.path().string());
+  if (found.size() == 1) return found;
+  return absl::NotFoundError(absl::StrCat("weights: folder '", path, "' has ",
+                                          found.empty() ? "no" : "several", " .safetensors files",
+                                          found.empty() ? "" : " and no index naming them"));
+}
+
+// Copies `src` (row-major, dims `in`) to `dst` permuted: dst dim i = src dim perm[i].
+void PermuteBytes(const uint8_t* src, uint8_t* dst, const std::vector<int64_t>& in, const std::vector<int>& perm,
+                  int64_t elem) {
+  const int r = static_cast<int>(in.size());
+  std::vector<int64_t> stride(r, 1), out(r);
+  for (int i = r - 2; i >= 0; --i) stride[i] = stride[i + 1] * in[i + 1];
+  int64_t n = 1;
+  for (int i = 0; i < r; ++i) out[i] = in[perm[i]], n *= in[i];
+  std::vector<int64_t> idx(r, 0);
+  for (int64_t k = 0; k < n; ++k) {
+    int64_t s = 0;
+    for (int i = 0; i < r; ++i) s += idx[i] * stride[perm[i]];
+    std::memcpy(dst + k * elem, src + s * elem, static_cast<size_t>(elem));
+    for (int i = r - 1; i >= 0; --i) {
+      if (++idx[i] < out[i]) break;
+      idx[i] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+StatusOr<WeightFiles> WeightFiles::Open(const std::string& path) { return Open(std::vector<std::string>{path}); }
+
+StatusOr<WeightFiles> WeightFiles::Open(const std::vector<std::string>& paths) {
+  WeightFiles w;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    CF_ASSIGN_OR_RETURN(std::vector<std::string> files, Resolve(paths[i]));
+    for (const std::string& f : files) CF_RETURN_IF_ERROR(w.Add(f, /*override_keys=*/i > 0));
+  }
+  return w;
+}
+
+std::vector<std::string> WeightFiles::names() const {
+  std::vector<std::string> out;
+  for (const auto& [k, _] : where_) out.push_back(k);
+  return out;
+}
+
+StatusOr<SafetensorsTensorInfo> WeightFiles::Info(const std::string& name) const {
+  auto it = where_.find(name);
+  if (it == where_.end()) return absl::NotFoundError(absl::StrCat("weights: no tensor '", name, "'"));
+  return files_[it->second]->Info(name);
+}
+
+StatusOr<Tensor> WeightFiles::Get(const std::string& name) const {
+  auto it = where_.find(name);
+  if (it == where_.end()) return absl::NotFoundError(absl::StrCat("weights: no tensor '", name, "'"));
+  const SafetensorsFile& f = *files_[it->second];
+  auto v = f.View(name);
+  if (v.ok()) return v;
+  return f.Read(name);
+}
+
+std::string WeightFiles::FileOf(const std::string& name) const {
+  auto it = where_.find(name);
+  return it == where_.end() ? "" : paths_[it->second];
+}
+
+std::string LoadedWeights::Summary() const {
+  return absl::StrFormat("loaded %d tensors (%.3g MB), %d missing, %d unexpected", parameters.size(),
+                         static_cast<double>(bytes_read) / 1e6, missing.size(), unexpected.size());
+}
+
+StatusOr<LoadedWeights> LoadWeights(const Graph& graph, const WeightFiles& files, const LoadWeightsOptions& o) {
+  LoadedWeights out;
+  std::vector<std::string> missing, mismatched;
+  std::map<std::string, bool> used;  // file keys read
+  for (int id : graph.Parameters()) {
+    const ValueInfo& p = graph.value(id);
+    if (p.name.compare(0, o.prefix.size(), o.prefix) != 0) continue;
+    const std::string key = p.name.substr(o.prefix.size());
+    const Shape& d = p.type.shape;
+    if (!files.contains(key)) {
+      missing.push_back(absl::StrCat(key, " ", p.type.ToString()));
+      continue;
+    }
+    used[key] = true;
+    CF_ASSIGN_OR_RETURN(SafetensorsTensorInfo info, files.Info(key));
+    const Shape& f = info.shape;
+    // Which layout the file holds (see the header).
+    std::vector<int> perm;  // dst dim i = src dim perm[i]; empty: same order
+    bool fits = false;
+    if (d.rank() == 4) {
+      fits = f == Shape{d[0], d[3], d[1], d[2]};
+      perm = {0, 2, 3, 1};
+    } else if (d.rank() == 2) {
+      fits = f == d || f == Shape{d[0], d[1], 1, 1};
+    } else if (d.rank() == 3 && d[0] == d[1]) {
+      fits = f == d;
+      if (!fits && f == Shape{d[2], 1, d[0], d[1]}) fits = true, perm = {1, 2, 0};  // [C,(1),K,K] -> [K,K,C]
+    } else {
+      fits = f == d;
+    }
+    const DType fdt = SafetensorsReadDType(info.dtype);
+    if (!fits || !IsFloating(fdt)) {
+      std::string want = d.rank() == 4   ? Shape{d[0], d[3], d[1], d[2]}.ToString() + " (PyTorch's OIHW)"
+                         : d.rank() == 2 ? absl::StrCat(d.ToString(), " or ", Shape{d[0], d[1], 1, 1}.ToString())
+                                         : d.ToString();
+      mismatched.push_back(absl::StrCat(key, ": file ", SafetensorsDTypeName(info.dtype), f.ToString(), " in '",
+                                        files.FileOf(key), "', expected ", want,
+                                        IsFloating(fdt) ? "" : " (floating)"));
+      continue;
+    }
+    if (!mismatched.empty()) continue;  // only collect the report from here on
+    CF_ASSIGN_OR_RETURN(Tensor t, files.Get(key));
+    out.bytes_read += info.nbytes();
+    Tensor v;
+    if (perm.empty()) {
+      CF_ASSIGN_OR_RETURN(v, Tensor::Empty(d, p.type.dtype));
+      CF_ASSIGN_OR_RETURN(Tensor flat, t.Reshape(d));
+      CF_RETURN_IF_ERROR(v.CopyFrom(flat));
+    } else {
+      // Permute in the file's dtype, then convert.
+      CF_ASSIGN_OR_RETURN(Tensor moved, Tensor::Empty(d, t.dtype()));
+      std::vector<int64_t> dims(f.dims().begin(), f.dims().end());
+      if (perm.size() == 3) dims = {f[0], f[2], f[3]};  // [C, 1, K, K] read as [C, K, K]
+      PermuteBytes(static_cast<const uint8_t*>(t.raw()), static_cast<uint8_t*>(moved.raw()), dims, perm,
+                   DTypeSize(t.dtype()));
+      if (moved.dtype() == p.type.dtype) {
+        v = moved;
+      } else {
+        CF_ASSIGN_OR_RETURN(v, Tensor::Empty(d, p.type.dtype));
+        CF_RETURN_IF_ERROR(v.CopyFrom(moved));
+      }
+    }
+    out.parameters.push_back({p.name, std::move(v)});
+  }
+  std::vector<std::string> unexpected;
+  for (const std::string& k : files.names())
+    if (!used.count(k)) {
+      auto info = files.Info(k);
+      unexpected.push_back(absl::StrCat(k, " ", info.ok() ? SafetensorsDTypeName(info->dtype) : "?",
+                                        info.ok() ? info->shape.ToString() : ""));
+    }
+  std::vector<std::string> problems;
+  const auto list = [&](const char* what, const std::vector<std::string>& v) {
+    if (v.empty()) return;
+    const size_t shown = std::min<size_t>(v.size(), 50);
+    problems.push_back(absl::StrCat(v.size(), " ", what, ":\n  ",
+                                    absl::StrJoin(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(shown), "\n  "),
+                                    shown < v.size() ? absl::StrCat("\n  ... and ", v.size() - shown, " more") : ""));
+  };
+  list("mis-shaped", mismatched);
+  if (!o.allow_missing) list("missing (parameters the files lack)", missing);
+  if (!o.allow_unexpected) list("unexpected (tensors no parameter takes)", unexpected);
+  if (!problems.empty())
+    return absl::InvalidArgumentError(absl::StrCat("weights from ", absl::StrJoin(files.files(), ", "), ": ",
+                                                   absl::StrJoin(problems, "\n")));
+  out.missing = std::move(missing);
+  out.unexpected = std::move(unexpected);
+  return out;
+}
+
+}  // namespace cf
