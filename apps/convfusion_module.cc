@@ -10,6 +10,9 @@
 //     q, k, v [B, H, W, heads, d] -> output [B, H, W, heads, d]
 //   convfusion-module convblock --kernel=K [--gate=released|paper|sigmoid] [--scales=1,0.5] ...
 //     input [B, H, W, C] and the weights under conv1.* -> output [B, H, W, C]
+//   convfusion-module tokenize --tokenizer=FOLDER|bpe_simple_vocab_16e6.txt.gz --prompt=TEXT [--prompt=...]
+//       [--max-length=77] [--output=F.safetensors]: CLIP token ids (nn/clip_tokenizer.h), one line a prompt;
+//     --output gets input_ids and attention_mask [B, T] (i64)
 //
 // Inputs are converted to --dtype (the output's dtype). Exit codes follow
 // apps/common/cli.h: 2 for a bad command line, 1 for a failure at run time
@@ -37,6 +40,7 @@
 #include "graph/builder.h"
 #include "graph/executor.h"
 #include "nn/convblock.h"
+#include "nn/clip_tokenizer.h"
 #include "nn/safetensors.h"
 #include "ops/attention/attention.h"
 #include "ops/shape/shape.h"
@@ -412,6 +416,60 @@ int ConvBlockCommand(int argc, char** argv) {
   return RunBody(app, [&] { return RunConvBlock(c, options, prefix, repeat); });
 }
 
+// ---- tokenize --------------------------------------------------------------------
+
+// --prompt may be given many times, which cli::App's flags are not: its values
+// are taken out of argv here (the App still declares it, for --help).
+int TokenizeCommand(int argc, char** argv) {
+  cli::App app(absl::StrCat(kProgram, " tokenize"),
+               "CLIP tokenizer (Hugging Face tokenizer folder or OpenCLIP's bpe_simple_vocab_16e6.txt.gz): prints "
+               "each prompt's token ids, padded to --max-length, one line a prompt; --output writes input_ids and "
+               "attention_mask [prompts, max-length] (i64).");
+  std::string tokenizer, output, unused_prompt;
+  int64_t max_length = 77;
+  app.String("--tokenizer", &tokenizer, "PATH", "tokenizer folder (vocab.json, merges.txt, ...) or .gz (required)");
+  app.String("--prompt", &unused_prompt, "TEXT", "a prompt (UTF-8); repeat for a batch (at least one)");
+  app.Int("--max-length", &max_length, 2, 1 << 20, "ids per prompt, after truncation (the end token kept) and padding");
+  app.String("--output", &output, "FILE", "safetensors file to write input_ids and attention_mask to, atomically");
+  std::vector<std::string> prompts;
+  std::vector<char*> rest = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--prompt=", 0) == 0) {
+      prompts.push_back(a.substr(9));
+    } else if (a == "--prompt") {
+      if (i + 1 >= argc) return UsageError(app, "--prompt: needs a value");
+      prompts.push_back(argv[++i]);
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  if (const int code = app.Parse(static_cast<int>(rest.size()), rest.data()); code >= 0) return code;
+  if (tokenizer.empty()) return UsageError(app, "--tokenizer: is required");
+  if (prompts.empty()) return UsageError(app, "--prompt: is required (repeat it for a batch)");
+  return RunBody(app, [&]() -> Status {
+    CF_ASSIGN_OR_RETURN(ClipTokenizer tok, ClipTokenizer::Load(tokenizer));
+    std::vector<int64_t> ids, mask;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      StatusOr<ClipEncoding> e = tok.Tokenize(prompts[i], max_length);
+      if (!e.ok()) return Status(e.status().code(), absl::StrCat("--prompt #", i + 1, ": ", e.status().message()));
+      ids.insert(ids.end(), e->ids.begin(), e->ids.end());
+      mask.insert(mask.end(), e->attention_mask.begin(), e->attention_mask.end());
+    }
+    for (auto row = ids.begin(); row != ids.end(); row += max_length)
+      std::printf("%s\n", absl::StrJoin(row, row + max_length, " ").c_str());
+    if (output.empty()) return absl::OkStatus();
+    const Shape shape{static_cast<int64_t>(prompts.size()), max_length};
+    CF_ASSIGN_OR_RETURN(Tensor input_ids, Tensor::FromValues<int64_t>(ids, shape));
+    CF_ASSIGN_OR_RETURN(Tensor attention_mask, Tensor::FromValues<int64_t>(mask, shape));
+    return WriteSafetensors(output, {{"input_ids", input_ids}, {"attention_mask", attention_mask}},
+                            {{"module", "tokenize"},
+                             {"tokenizer", tokenizer},
+                             {"flavor", tok.flavor() == ClipTokenizerFlavor::kOpenClip ? "openclip" : "huggingface"},
+                             {"max_length", absl::StrCat(max_length)}});
+  });
+}
+
 // ---- The table of subcommands -----------------------------------------------------
 
 struct Subcommand {
@@ -426,6 +484,8 @@ constexpr Subcommand kSubcommands[] = {
      NeighborhoodCommand},
     {"convblock", "the ConvBlock: input [B, H, W, C], weights under conv1.*, --kernel, --gate, --scales",
      ConvBlockCommand},
+    {"tokenize", "CLIP token ids of prompts: --tokenizer=FOLDER|.gz, --prompt (repeatable), --max-length",
+     TokenizeCommand},
 };
 
 std::string TopHelp() {

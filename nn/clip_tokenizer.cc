@@ -418,13 +418,12 @@ Status ClipTokenizer::EncodeOpenClip(const std::u32string& text, std::vector<int
 }
 
 StatusOr<std::vector<int64_t>> ClipTokenizer::Encode(std::string_view text) const {
-  StatusOr<std::u32string> u = clip::DecodeUtf8(text);
-  if (!u.ok()) return absl::InvalidArgumentError(absl::StrCat("prompt: ", u.status().message()));
+  CF_ASSIGN_OR_RETURN(std::u32string u, clip::DecodeUtf8(text));
   std::vector<int64_t> ids;
   if (flavor_ == ClipTokenizerFlavor::kHuggingFace) {
-    CF_RETURN_IF_ERROR(EncodeHuggingFace(*u, &ids));
+    CF_RETURN_IF_ERROR(EncodeHuggingFace(u, &ids));
   } else {
-    CF_RETURN_IF_ERROR(EncodeOpenClip(*u, &ids));
+    CF_RETURN_IF_ERROR(EncodeOpenClip(u, &ids));
   }
   return ids;
 }

@@ -294,7 +294,7 @@ TEST(ClipTokenizerErrors, MalformedHuggingFaceFiles) {
   EXPECT_EQ(u.Encode("ab b").value(), (std::vector<int64_t>{5, 4}));
   const auto bad = t.Encode("\xff");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("prompt: invalid UTF-8"), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("invalid UTF-8: byte 0xff at offset 0"), std::string::npos) << bad.status();
 }
 
 TEST(ClipTokenizerErrors, MalformedOpenClipFile) {
