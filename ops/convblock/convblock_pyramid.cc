@@ -109,17 +109,58 @@ Cost PyramidCost(const OpCall& c, absl::Span<const TensorType> outs) {
   return cost;
 }
 
-// Recomputes the stages from the primitive ops and differentiates those: the
-// backward of pool, conv2d, the gate and the resize, with only u kept from
-// the forward pass.
+// The two halves of stage n's depthwise output, from the op library:
+// pool (unless the stage is full size), permute of the [K, K, C'] weight to
+// conv2d's [C', K, K, 1], conv2d with groups = C', split.
+std::vector<Value> StageHalves(Value u, Value weight, std::optional<Value> bias, const ConvBlockPyramidOptions& o,
+                               size_t n) {
+  const Shape us = u.shape();
+  const int64_t H = us[1], W = us[2], C = us[3], K = o.kernel;
+  const auto [h, w] = o.sizes[n];
+  Value p = h != H || w != W ? AdaptiveAvgPool2d(u, h, w) : u;         // [B, h, w, C']
+  Value wr = Reshape(Permute(weight, {2, 0, 1}), {C, K, K, 1});         // [C', K, K, 1]
+  Value d = Conv2d(p, wr, bias, {.padding = K / 2, .groups = C});       // [B, h, w, C']
+  return Split(d, {C / 2, C / 2}, 3);                                   // 2 x [B, h, w, C'/2]
+}
+
+// Recomputes each stage's depthwise output from u (pool, conv2d, split:
+// only what the gradient needs), applies the gate's and the resize's
+// backward to the output gradient's slice by hand, and differentiates the
+// rest with the op library's VJPs (split, conv2d, permute, pool). Only u is
+// kept from the forward pass.
 StatusOr<std::vector<Value>> PyramidVjp(VjpContext& ctx) {
   std::vector<Value> grads(ctx.inputs.size());
   if (!ctx.grad_outputs[0].valid()) return grads;
   CF_ASSIGN_OR_RETURN(const ConvBlockPyramidOptions o, FromAttrs(ctx.attrs));
-  const int64_t S = static_cast<int64_t>(o.sizes.size());
-  const std::vector<Value> weights(ctx.inputs.begin() + 1, ctx.inputs.begin() + 1 + S);
-  const std::vector<Value> biases(ctx.inputs.begin() + 1 + S, ctx.inputs.end());
-  const Value y = ConvBlockPyramidComposed(ctx.inputs[0], weights, biases, o);
+  const size_t S = o.sizes.size();
+  const Value u = ctx.inputs[0];
+  const int64_t H = u.shape()[1], W = u.shape()[2], half = u.shape()[3] / 2;
+  const bool has_bias = ctx.inputs.size() == 1 + 2 * S;
+  const std::vector<Value> dy =
+      S == 1 ? std::vector<Value>{ctx.grad_outputs[0]}
+             : Split(ctx.grad_outputs[0], std::vector<int64_t>(S, half), 3);  // S x [B, H, W, C'/2]
+  std::vector<Value> ys, dys;
+  for (size_t n = 0; n < S; ++n) {
+    std::optional<Value> bias;
+    if (has_bias) bias = ctx.inputs[1 + S + n];
+    const std::vector<Value> x12 = StageHalves(u, ctx.inputs[1 + n], bias, o, n);
+    const auto [h, w] = o.sizes[n];
+    Value dg = dy[n];
+    if (h != H || w != W)
+      dg = ctx.b.Op1("resize_bilinear_backward", {dg}, Attrs{{"input_hw", std::vector<int64_t>{h, w}}});
+    Value dx1, dx2;
+    if (o.gate == PyramidGate::kSigmoid) {  // g = x1 s, s = sigmoid(x2): dx1 = dg s, dx2 = dg x1 s (1 - s)
+      const Value sg = Sigmoid(x12[1]);
+      dx1 = dg * sg;
+      dx2 = dg * x12[0] * (sg * Scale(sg, -1.0, 1.0));
+    } else {  // g = x1 x2 f
+      const Value dgf = o.factor == 1.0 ? dg : Scale(dg, o.factor);
+      dx1 = dgf * x12[1];
+      dx2 = dgf * x12[0];
+    }
+    ys.insert(ys.end(), x12.begin(), x12.end());
+    dys.insert(dys.end(), {dx1, dx2});
+  }
   CF_RETURN_IF_ERROR(ctx.b.status());
   std::vector<Value> wrt;
   std::vector<size_t> which;
@@ -128,7 +169,7 @@ StatusOr<std::vector<Value>> PyramidVjp(VjpContext& ctx) {
       wrt.push_back(ctx.inputs[i]);
       which.push_back(i);
     }
-  CF_ASSIGN_OR_RETURN(const std::vector<Value> g, Gradients(ctx.b, {y}, {ctx.grad_outputs[0]}, wrt));
+  CF_ASSIGN_OR_RETURN(const std::vector<Value> g, Gradients(ctx.b, ys, dys, wrt));
   for (size_t j = 0; j < which.size(); ++j) grads[which[j]] = g[j];
   return grads;
 }
@@ -254,21 +295,17 @@ Value ConvBlockPyramidComposed(Value u, const std::vector<Value>& weights, const
                                                    o.sizes.size(), " stages")));
     return {};
   }
-  const int64_t H = us[1], W = us[2], C = us[3], half = C / 2, K = o.kernel;
+  const int64_t H = us[1], W = us[2];
   std::vector<Value> stages;
   for (size_t n = 0; n < o.sizes.size(); ++n) {
-    const auto [h, w] = o.sizes[n];
-    const bool pooled = h != H || w != W;
-    Value p = pooled ? AdaptiveAvgPool2d(u, h, w) : u;                      // [B, h, w, C']
-    Value wr = Reshape(Permute(weights[n], {2, 0, 1}), {C, K, K, 1});       // [C', K, K, 1]
     std::optional<Value> bias;
     if (!biases.empty()) bias = biases[n];
-    Value d = Conv2d(p, wr, bias, {.padding = K / 2, .groups = C});         // [B, h, w, C']
-    std::vector<Value> x12 = Split(d, {half, half}, 3);                     // 2 x [B, h, w, C'/2]
+    const std::vector<Value> x12 = StageHalves(u, weights[n], bias, o, n);  // 2 x [B, h, w, C'/2]
     Value g = o.gate == PyramidGate::kSigmoid ? x12[0] * Sigmoid(x12[1])
               : o.factor == 1.0              ? x12[0] * x12[1]
                                              : x12[0] * Scale(x12[1], o.factor);
-    if (pooled) g = ResizeBilinear(g, H, W);                                // [B, H, W, C'/2]
+    const auto [h, w] = o.sizes[n];
+    if (h != H || w != W) g = ResizeBilinear(g, H, W);                      // [B, H, W, C'/2]
     stages.push_back(g);
   }
   return stages.size() == 1 ? stages[0] : Concat(stages, 3);               // [B, H, W, S·C'/2]
