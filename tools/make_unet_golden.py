@@ -13,7 +13,13 @@ output `output` [B, C, H, W] and a few intermediate activations
 `tap.<module>` (conv_in, time_embedding, add_embedding, down_blocks.i,
 mid_block, up_blocks.i; 4-D ones [B, C, H, W]), all F32 (the inputs are
 rounded to f32 before the float64 run, the results after it). The metadata names
-the case. Run from the repository root:
+the case. tiny_sd15_convblock is tiny_sd15 with every attn1 replaced by the
+authors' ConvBlock (tools/make_convblock_golden.py's definition, released
+gate) as their checkpoints hold it: <case>/unet/config.json carries their
+keys down_blocks_conv1_kernel_sizes / mid_block_conv1_kernel_size /
+up_blocks_conv1_kernel_sizes, and its safetensors only the
+...transformer_blocks.N.conv1.* tensors, to be loaded on top of tiny_sd15's
+weights. Run from the repository root:
 
     pip install torch diffusers safetensors    # PyPI
     python3 tools/make_unet_golden.py
@@ -22,9 +28,16 @@ import json
 import os
 import shutil
 
+import sys
+
 import torch
 from diffusers import UNet2DConditionModel
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_convblock_golden import ChannelsLastConvBlock  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "unet")
 
@@ -45,6 +58,8 @@ CASES = {
     # The same at an odd size: the up block's upsample goes to 9x7 -> 17x13
     # (diffusers' forward_upsample_size).
     "tiny_sd15_odd": (None, (17, 13), 5, torch.float32, None),
+    # tiny_sd15 with the authors' ConvBlocks: K per block as their keys say.
+    "tiny_sd15_convblock": ("convblock", (16, 16), 7, torch.float32, None),
     # SDXL's layout: Down + CrossAttnDown, transformer layers [1, 2], linear
     # projections, heads per block, text-time additional embeddings.
     "tiny_sdxl": (dict(
@@ -78,6 +93,50 @@ def randomize(model, seed):
             p.copy_(v.to(p.dtype))
 
 
+CONV1_KERNELS = {"down_blocks_conv1_kernel_sizes": [5, 0], "mid_block_conv1_kernel_size": 3,
+                 "up_blocks_conv1_kernel_sizes": [0, 7]}
+
+
+class Attn1ConvBlock(torch.nn.Module):
+    """Stands in for attn1: runs the block's conv1 on the tokens viewed as
+    [B, H, W, C] (H, W recorded by the enclosing Transformer2DModel)."""
+
+    def __init__(self, block, size):
+        super().__init__()
+        object.__setattr__(self, "_block", block)  # not a submodule: its weights stay under conv1
+        object.__setattr__(self, "_size", size)
+
+    def forward(self, x, encoder_hidden_states=None, attention_mask=None, **kwargs):
+        B, N, C = x.shape
+        H, W = self._size["hw"]
+        return self._block(x.reshape(B, H, W, C)).reshape(B, N, C)
+
+
+def add_convblocks(model, seed):
+    """Replaces attn1 in every block whose level has a kernel in CONV1_KERNELS."""
+    g = torch.Generator().manual_seed(seed)
+    size = {}
+    def record(_m, args, kwargs):
+        size["hw"] = tuple((args[0] if args else kwargs["hidden_states"]).shape[-2:])
+    levels = [("down_blocks", i, k) for i, k in enumerate(CONV1_KERNELS["down_blocks_conv1_kernel_sizes"])]
+    levels += [("up_blocks", i, k) for i, k in enumerate(CONV1_KERNELS["up_blocks_conv1_kernel_sizes"])]
+    blocks = [(getattr(model, part)[i], k) for part, i, k in levels if k > 0]
+    blocks.append((model.mid_block, CONV1_KERNELS["mid_block_conv1_kernel_size"]))
+    for parent, k in blocks:
+        for t2d in parent.attentions:
+            assert isinstance(t2d, Transformer2DModel)
+            t2d.register_forward_pre_hook(record, with_kwargs=True)
+            for tb in t2d.transformer_blocks:
+                assert isinstance(tb, BasicTransformerBlock)
+                C = tb.norm1.normalized_shape[0]
+                tb.conv1 = ChannelsLastConvBlock(C, k, gate="released").double()
+                with torch.no_grad():
+                    for p in tb.conv1.parameters():
+                        p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.2)
+                del tb.attn1
+                tb.attn1 = Attn1ConvBlock(tb.conv1, size)
+
+
 def main():
     base = None
     for seed, (name, (config, (H, W), tokens, wdtype, shard)) in enumerate(CASES.items()):
@@ -85,6 +144,8 @@ def main():
         shutil.rmtree(folder, ignore_errors=True)
         torch.manual_seed(seed)
         if config is None:  # reuse the previous case's model and weights
+            model, config = base
+        elif config == "convblock":
             model, config = base
         else:
             model = UNet2DConditionModel(**config)
@@ -96,6 +157,18 @@ def main():
         ref = UNet2DConditionModel.from_config(model.config).double()
         ref.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
         ref.eval()
+        if name == "tiny_sd15_convblock":
+            add_convblocks(ref, 3000)
+            os.makedirs(os.path.join(folder, "unet"))
+            conv1 = {k: v.float().contiguous() for k, v in ref.state_dict().items() if ".conv1." in k and
+                     "transformer_blocks" in k}
+            save_file(conv1, os.path.join(folder, "unet", "diffusion_pytorch_model.safetensors"))
+            with open(os.path.join(OUT, "tiny_sd15", "unet", "config.json")) as f:
+                cfg = json.load(f)
+            cfg.update(CONV1_KERNELS)
+            with open(os.path.join(folder, "unet", "config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
+            ref.load_state_dict({k: v.double() for k, v in conv1.items()}, strict=False)  # f32-rounded
 
         g = torch.Generator().manual_seed(2000 + seed)
         B = 2
@@ -136,9 +209,11 @@ def main():
         for t, v in taps.items():
             io["tap." + t] = v
         os.makedirs(folder, exist_ok=True)
-        # The odd case reads the weights of tiny_sd15.
+        # The odd case reads the weights of tiny_sd15; the ConvBlock case its
+        # conv1 tensors on top of them (and its config).
+        weights = {"tiny_sd15_odd": "tiny_sd15", "tiny_sd15_convblock": "tiny_sd15,tiny_sd15_convblock"}.get(name, name)
         save_file({k: v.float().contiguous() for k, v in io.items()}, os.path.join(folder, "io.safetensors"),
-                  metadata={"case": name, "weights": "tiny_sd15" if name == "tiny_sd15_odd" else name})
+                  metadata={"case": name, "weights": weights})
         n = sum(p.numel() for p in model.parameters())
         print(f"{name}: {n} parameters, sample {tuple(io['sample'].shape)}, |output| max "
               f"{out.abs().max().item():.3g}, taps {sorted(taps)}")

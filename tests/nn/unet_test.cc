@@ -16,6 +16,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "graph/executor.h"
 #include "graph/planner.h"
 #include "nn/weights.h"
@@ -236,14 +237,20 @@ double RelativeError(const std::vector<double>& got, const std::vector<double>& 
 
 // Each tests/data/unet/<case>/io.safetensors: diffusers' inputs, output and
 // taps for the weights in tests/data/unet/<weights>/unet (f32, or f16 in
-// shards for tiny_sdxl), made by tools/make_unet_golden.py.
+// shards for tiny_sdxl; tiny_sd15_convblock: the authors' ConvBlocks, chosen by
+// their config keys, loaded on top of tiny_sd15), made by
+// tools/make_unet_golden.py.
 TEST(UNet2DCondition, MatchesDiffusers) {
   int cases = 0;
-  for (const char* name : {"tiny_sd15", "tiny_sd15_odd", "tiny_sdxl"}) {
+  for (const char* name : {"tiny_sd15", "tiny_sd15_odd", "tiny_sd15_convblock", "tiny_sdxl"}) {
     SCOPED_TRACE(name);
     CF_ASSERT_OK_AND_ASSIGN(SafetensorsFile io, SafetensorsFile::Open(DataDir() + "/" + name + "/io.safetensors"));
-    const std::string folder = DataDir() + "/" + io.metadata().at("weights") + "/unet";
-    CF_ASSERT_OK_AND_ASSIGN(auto config, UNet2DConditionConfig::Load(folder));
+    // "a,b": b's tensors on top of a's (the authors' conv1 weights on a base
+    // checkpoint); the config is the last folder's.
+    std::vector<std::string> folders;
+    for (absl::string_view w : absl::StrSplit(io.metadata().at("weights"), ','))
+      folders.push_back(absl::StrCat(DataDir(), "/", w, "/unet"));
+    CF_ASSERT_OK_AND_ASSIGN(auto config, UNet2DConditionConfig::Load(folders.back()));
     EXPECT_EQ(config.note, "");
     CF_ASSERT_OK_AND_ASSIGN(Tensor sample, io.Read("sample"));
     CF_ASSERT_OK_AND_ASSIGN(Tensor ehs, io.Read("encoder_hidden_states"));
@@ -264,9 +271,18 @@ TEST(UNet2DCondition, MatchesDiffusers) {
     CF_ASSERT_OK(b.Finish().status());
 
     const auto t0 = std::chrono::steady_clock::now();
-    CF_ASSERT_OK_AND_ASSIGN(WeightFiles files, WeightFiles::Open(folder));
-    CF_ASSERT_OK_AND_ASSIGN(LoadedWeights w, LoadWeights(g, files));
+    CF_ASSERT_OK_AND_ASSIGN(WeightFiles files, WeightFiles::Open(folders));
+    LoadWeightsOptions lo;
+    lo.allow_unexpected = folders.size() > 1;  // the base's attn1 tensors, replaced by conv1
+    CF_ASSERT_OK_AND_ASSIGN(LoadedWeights w, LoadWeights(g, files, lo));
     EXPECT_EQ(w.parameters.size(), g.Parameters().size());
+    for (const std::string& k : w.unexpected) EXPECT_NE(k.find(".attn1."), std::string::npos) << k;
+    if (folders.size() > 1) {
+      EXPECT_GT(w.unexpected.size(), 0u);
+      int convblocks = 0;
+      for (const auto& site : u.sites) convblocks += site.choice.kind == SelfAttentionKind::kConvBlock;
+      EXPECT_EQ(convblocks, static_cast<int>(u.sites.size()));
+    }
     ExecutorOptions eo;
     eo.poison = true;
     CF_ASSERT_OK_AND_ASSIGN(auto exec, Executor::Create(g, eo));
@@ -291,7 +307,7 @@ TEST(UNet2DCondition, MatchesDiffusers) {
     std::printf("%s: %s, loaded and ran in %.0f ms\n", name, w.Summary().c_str(), ms);
     ++cases;
   }
-  EXPECT_EQ(cases, 3);
+  EXPECT_EQ(cases, 4);
 }
 
 }  // namespace
