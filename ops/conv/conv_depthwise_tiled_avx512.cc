@@ -2,13 +2,16 @@
 // Compiled for AVX-512 by the target attribute only; the driver calls them
 // after HasAvx512().
 //
-// Forward: a run of R <= 16 output pixels x 16 channels lives in R zmm
-// accumulators; per tap its 16 weights are loaded once and each accumulator
-// takes one FMA with the input as the memory operand (R + 1 loads per R
-// FMAs: about 2 FMAs a cycle from L1). Weight gradient: KY x KX taps x 16
-// channels in zmm accumulators (KY·KX <= 28), one dy vector per output pixel
-// times the packed input as memory operands; KY > 1 for narrow kernels keeps
-// at least 8 independent FMA chains.
+// Forward: a run of R <= 14 output pixels x 16 channels of two output rows
+// lives in 2R zmm accumulators; per input row and tap column the two rows'
+// weights are loaded once and each input vector once for both rows' FMAs
+// (R + 2 loads per 2R FMAs, so the FMA ports are the limit, not the two
+// loads a cycle). A single last row uses R <= 16 accumulators with the input
+// as the FMA's memory operand (R + 1 loads per R FMAs). Weight gradient:
+// KY x KX taps x 16 channels in zmm accumulators (KY·KX <= 28), two output
+// pixels' dy vectors at a time, each packed input vector loaded once for
+// both pixels' FMAs; KY > 1 for narrow kernels keeps at least 8 independent
+// FMA chains.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -23,6 +26,10 @@ namespace cf::dw {
 namespace {
 
 #define CF_DW_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+// The FMA kernels: -O3's predictive commoning would carry the overlapping
+// input vectors of consecutive taps in registers, paying a zmm move per
+// reuse on the FMA ports; the loads it saves are cheaper (2 a cycle).
+#define CF_DW_KERNEL CF_DW_TARGET __attribute__((optimize("no-predictive-commoning")))
 
 // GCC 12's AVX-512 headers pass undefined vectors as unused sources
 // (-W(maybe-)uninitialized false positives in the system header).
@@ -113,9 +120,9 @@ CF_DW_TARGET void Store(const float* a, const float* b, int64_t npix, int nc, Dw
   }
 }
 
-// R output pixels of one row (see MathKernels::fwd_row).
+// R output pixels of one row (see MathKernels::fwd_rows).
 template <int R>
-CF_DW_TARGET void FwdRun(const float* in, int64_t row, int64_t kh, int64_t kw, const float* wp, const float* bias,
+CF_DW_KERNEL void FwdRun(const float* in, int64_t row, int64_t kh, int64_t kw, const float* wp, const float* bias,
                          float* out) {
   __m512 acc[R];
   const __m512 b = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
@@ -135,23 +142,83 @@ CF_DW_TARGET void FwdRun(const float* in, int64_t row, int64_t kh, int64_t kw, c
   for (int r = 0; r < R; ++r) _mm512_storeu_ps(out + r * kLanes, acc[r]);
 }
 
+// R output pixels of two rows: input row iy feeds row 0 with tap row iy and
+// row 1 with tap row iy - 1, so each input vector is loaded once for two
+// FMAs (2 weight + R input loads per 2R FMAs). The taps of each output are
+// still added in the order ky, kx. out1 = row 1's output.
+template <int R>
+CF_DW_KERNEL void FwdRun2(const float* in, int64_t row, int64_t kh, int64_t kw, const float* wp, const float* bias,
+                          float* out0, float* out1) {
+  __m512 acc0[R], acc1[R];
+  const __m512 b = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = b;
+  for (int64_t kx = 0; kx < kw; ++kx) {  // input row 0: output row 0 only
+    const __m512 w0 = _mm512_loadu_ps(wp + kx * kLanes);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) acc0[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(in + (r + kx) * kLanes), acc0[r]);
+  }
+  for (int64_t iy = 1; iy < kh; ++iy) {
+    const float* ir = in + iy * row * kLanes;
+    const float* w0r = wp + iy * kw * kLanes;
+    const float* w1r = w0r - kw * kLanes;
+    for (int64_t kx = 0; kx < kw; ++kx) {
+      const __m512 w0 = _mm512_loadu_ps(w0r + kx * kLanes), w1 = _mm512_loadu_ps(w1r + kx * kLanes);
+      const float* ip = ir + kx * kLanes;
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        __m512 v = _mm512_loadu_ps(ip + r * kLanes);
+        asm("" : "+v"(v));  // one load into a register (GCC would fold it into both FMAs: two loads)
+        acc0[r] = _mm512_fmadd_ps(w0, v, acc0[r]);
+        acc1[r] = _mm512_fmadd_ps(w1, v, acc1[r]);
+      }
+    }
+  }
+  const float* ir = in + kh * row * kLanes;  // input row kh: output row 1 only
+  const float* w1r = wp + (kh - 1) * kw * kLanes;
+  for (int64_t kx = 0; kx < kw; ++kx) {
+    const __m512 w1 = _mm512_loadu_ps(w1r + kx * kLanes);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) acc1[r] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(ir + (r + kx) * kLanes), acc1[r]);
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    _mm512_storeu_ps(out0 + r * kLanes, acc0[r]);
+    _mm512_storeu_ps(out1 + r * kLanes, acc1[r]);
+  }
+}
+
+constexpr int kRun1 = 16, kRun2 = 14;  // pixels per run: 16 or 2 x 14 accumulators (of 32 zmm)
+
 using FwdRunFn = void (*)(const float*, int64_t, int64_t, int64_t, const float*, const float*, float*);
+using FwdRun2Fn = void (*)(const float*, int64_t, int64_t, int64_t, const float*, const float*, float*, float*);
 template <size_t... I> constexpr std::array<FwdRunFn, sizeof...(I)> FwdRuns(std::index_sequence<I...>) {
   return {&FwdRun<static_cast<int>(I) + 1>...};
 }
-constexpr auto kFwdRuns = FwdRuns(std::make_index_sequence<16>());  // kFwdRuns[R - 1]
+template <size_t... I> constexpr std::array<FwdRun2Fn, sizeof...(I)> FwdRuns2(std::index_sequence<I...>) {
+  return {&FwdRun2<static_cast<int>(I) + 1>...};
+}
+constexpr auto kFwdRuns = FwdRuns(std::make_index_sequence<kRun1>());    // kFwdRuns[R - 1]
+constexpr auto kFwdRuns2 = FwdRuns2(std::make_index_sequence<kRun2>());  // kFwdRuns2[R - 1]
 
-void FwdRow(const float* in, int64_t row, int64_t kh, int64_t kw, const float* wp, const float* bias,
-                         int64_t npix, float* out) {
-  int64_t p = 0;
-  for (; p + 16 <= npix; p += 16) FwdRun<16>(in + p * kLanes, row, kh, kw, wp, bias, out + p * kLanes);
-  if (p < npix) kFwdRuns[npix - p - 1](in + p * kLanes, row, kh, kw, wp, bias, out + p * kLanes);
+// The row cut into near-equal runs (64 pixels: 5 runs of 13 or 12 with two
+// rows, not 4 x 14 + 8).
+void FwdRows(const float* in, int64_t row, int64_t kh, int64_t kw, const float* wp, const float* bias,
+             int64_t npix, int nrows, float* out) {
+  const int64_t max_run = nrows == 2 ? kRun2 : kRun1, runs = (npix + max_run - 1) / max_run;
+  for (int64_t i = 0; i < runs; ++i) {
+    const int64_t p0 = npix * i / runs, n = npix * (i + 1) / runs - p0;
+    if (nrows == 2)
+      kFwdRuns2[n - 1](in + p0 * kLanes, row, kh, kw, wp, bias, out + p0 * kLanes, out + (npix + p0) * kLanes);
+    else
+      kFwdRuns[n - 1](in + p0 * kLanes, row, kh, kw, wp, bias, out + p0 * kLanes);
+  }
 }
 
 // Taps [ky0, ky0 + KY) x [kx0, kx0 + KX) of MathKernels::wgrad; xs and part
 // point at tap (ky0, kx0).
 template <int KY, int KX>
-CF_DW_TARGET void WgradBlock(const float* xs, int64_t row, const float* dy, int64_t th, int64_t tw, int64_t kw,
+CF_DW_KERNEL void WgradBlock(const float* xs, int64_t row, const float* dy, int64_t th, int64_t tw, int64_t kw,
                              float* part) {
   __m512 acc[KY][KX];
 #pragma GCC unroll 8
@@ -161,7 +228,25 @@ CF_DW_TARGET void WgradBlock(const float* xs, int64_t row, const float* dy, int6
   for (int64_t oy = 0; oy < th; ++oy) {
     const float* d = dy + oy * tw * kLanes;
     const float* xr = xs + oy * row * kLanes;
-    for (int64_t ox = 0; ox < tw; ++ox) {
+    int64_t ox = 0;
+    // Two pixels at a time: input vector j serves tap j of pixel ox and tap
+    // j - 1 of pixel ox + 1 (KX + 1 loads per 2·KX FMAs per tap row); each
+    // tap still adds pixel ox before ox + 1.
+    for (; ox + 2 <= tw; ox += 2) {
+      const __m512 d0 = _mm512_loadu_ps(d + ox * kLanes), d1 = _mm512_loadu_ps(d + (ox + 1) * kLanes);
+#pragma GCC unroll 8
+      for (int a = 0; a < KY; ++a) {
+        const float* xp = xr + (a * row + ox) * kLanes;
+#pragma GCC unroll 17
+        for (int j = 0; j <= KX; ++j) {
+          __m512 v = _mm512_loadu_ps(xp + j * kLanes);
+          asm("" : "+v"(v));  // one load for both FMAs (as in FwdRun2)
+          if (j < KX) acc[a][j] = _mm512_fmadd_ps(d0, v, acc[a][j]);
+          if (j > 0) acc[a][j - 1] = _mm512_fmadd_ps(d1, v, acc[a][j - 1]);
+        }
+      }
+    }
+    if (ox < tw) {
       const __m512 dv = _mm512_loadu_ps(d + ox * kLanes);
 #pragma GCC unroll 8
       for (int a = 0; a < KY; ++a)
@@ -177,7 +262,8 @@ CF_DW_TARGET void WgradBlock(const float* xs, int64_t row, const float* dy, int6
 }
 
 // Tap rows per block for KX taps per row: the most (1, 2, 4 or 8) with
-// KY·KX <= 28 accumulators (of 32 zmm registers).
+// KY·KX <= 28 accumulators (of 32 zmm registers, with two dy vectors and
+// one input vector).
 constexpr int MaxKy(int kx) { return kx <= 3 ? 8 : kx <= 7 ? 4 : kx <= 14 ? 2 : 1; }
 constexpr int kMaxKx = 16;
 
@@ -229,7 +315,7 @@ template const IoKernels<f16_t>& Avx512Io<f16_t>();
 template const IoKernels<bf16_t>& Avx512Io<bf16_t>();
 
 const MathKernels& Avx512Math() {
-  static const MathKernels k{&FwdRow, &Wgrad};
+  static const MathKernels k{&FwdRows, &Wgrad};
   return k;
 }
 

@@ -53,24 +53,25 @@ void StorePortable(const float* a, const float* b, int64_t npix, int nc, DwEpilo
     }
 }
 
-void FwdRowPortable(const float* in, int64_t row, int64_t kh, int64_t kw, const float* wp, const float* bias,
-                    int64_t npix, float* out) {
+void FwdRowsPortable(const float* in, int64_t row, int64_t kh, int64_t kw, const float* wp, const float* bias,
+                     int64_t npix, int nrows, float* out) {
   constexpr int64_t kRun = 8;
-  for (int64_t p0 = 0; p0 < npix; p0 += kRun) {
-    const int64_t np = std::min(kRun, npix - p0);
-    float acc[kRun][kLanes];
-    for (int64_t r = 0; r < np; ++r)
-      for (int l = 0; l < kLanes; ++l) acc[r][l] = bias ? bias[l] : 0.f;
-    for (int64_t ky = 0; ky < kh; ++ky)
-      for (int64_t kx = 0; kx < kw; ++kx) {
-        const float* wv = wp + (ky * kw + kx) * kLanes;
-        const float* ip = in + (ky * row + p0 + kx) * kLanes;
-        for (int64_t r = 0; r < np; ++r)
-          for (int l = 0; l < kLanes; ++l) acc[r][l] += wv[l] * ip[r * kLanes + l];
-      }
-    for (int64_t r = 0; r < np; ++r)
-      for (int l = 0; l < kLanes; ++l) out[(p0 + r) * kLanes + l] = acc[r][l];
-  }
+  for (int q = 0; q < nrows; ++q)
+    for (int64_t p0 = 0; p0 < npix; p0 += kRun) {
+      const int64_t np = std::min(kRun, npix - p0);
+      float acc[kRun][kLanes];
+      for (int64_t r = 0; r < np; ++r)
+        for (int l = 0; l < kLanes; ++l) acc[r][l] = bias ? bias[l] : 0.f;
+      for (int64_t ky = 0; ky < kh; ++ky)
+        for (int64_t kx = 0; kx < kw; ++kx) {
+          const float* wv = wp + (ky * kw + kx) * kLanes;
+          const float* ip = in + ((q + ky) * row + p0 + kx) * kLanes;
+          for (int64_t r = 0; r < np; ++r)
+            for (int l = 0; l < kLanes; ++l) acc[r][l] += wv[l] * ip[r * kLanes + l];
+        }
+      for (int64_t r = 0; r < np; ++r)
+        for (int l = 0; l < kLanes; ++l) out[((q * npix) + p0 + r) * kLanes + l] = acc[r][l];
+    }
 }
 
 void WgradPortable(const float* xs, int64_t row, const float* dy, int64_t th, int64_t tw, int64_t kh, int64_t kw,
@@ -99,7 +100,7 @@ template <typename T> const dw::IoKernels<T>& Io() {
   return UseAvx512() ? dw::Avx512Io<T>() : portable;
 }
 const dw::MathKernels& Math() {
-  static const dw::MathKernels portable{&FwdRowPortable, &WgradPortable};
+  static const dw::MathKernels portable{&FwdRowsPortable, &WgradPortable};
   return UseAvx512() ? dw::Avx512Math() : portable;
 }
 
@@ -156,7 +157,7 @@ template <typename T> void DepthwiseForwardTiledCpu(const DwForwardArgs& a, cons
   const int parts = gate ? 2 : 1;
   // Scratch per part: input window, taps, bias; then one output row per part.
   const int64_t in_n = Lines((t.th + a.kh - 1) * (t.tw + a.kw - 1) * kLanes), w_n = Lines(taps * kLanes);
-  const int64_t part_n = in_n + w_n + kLanes, out_n = t.tw * kLanes;
+  const int64_t part_n = in_n + w_n + kLanes, out_n = 2 * t.tw * kLanes;
   const int64_t tasks = a.n * t.tiles_per_image() * blocks;
   ParallelFor(0, tasks, 1, [&](int64_t lo, int64_t hi) {
     float* s = Scratch(parts * (part_n + out_n));
@@ -174,15 +175,19 @@ template <typename T> void DepthwiseForwardTiledCpu(const DwForwardArgs& a, cons
         io.pack(img, a.h, a.w, a.c, c0, nc, oy0 - a.ph, th + a.kh - 1, ox0 - a.pw, cols, ps);
         PackTaps(a.wt, a.bias, taps, a.c, c0, nc, ps + in_n, ps + in_n + w_n);
       }
-      float* out = s + parts * part_n;
-      for (int64_t r = 0; r < th; ++r) {
+      float* out = s + parts * part_n;  // [parts][2 rows][tw][16]
+      for (int64_t r = 0; r < th; r += 2) {
+        const int rows = static_cast<int>(std::min<int64_t>(2, th - r));
         for (int q = 0; q < parts; ++q) {
           const float* ps = s + q * part_n;
-          math.fwd_row(ps + r * cols * kLanes, cols, a.kh, a.kw, ps + in_n, a.bias ? ps + in_n + w_n : nullptr, tw,
-                       out + q * out_n);
+          math.fwd_rows(ps + r * cols * kLanes, cols, a.kh, a.kw, ps + in_n, a.bias ? ps + in_n + w_n : nullptr,
+                        tw, rows, out + q * out_n);
         }
-        T* dst = y + ((n * ho + oy0 + r) * wo + ox0) * stride + blk * kLanes;
-        io.store(out, gate ? out + out_n : nullptr, tw, nc, a.epilogue, a.factor, dst, stride);
+        for (int i = 0; i < rows; ++i) {
+          T* dst = y + ((n * ho + oy0 + r + i) * wo + ox0) * stride + blk * kLanes;
+          io.store(out + i * tw * kLanes, gate ? out + out_n + i * tw * kLanes : nullptr, tw, nc, a.epilogue,
+                   a.factor, dst, stride);
+        }
       }
     }
   });

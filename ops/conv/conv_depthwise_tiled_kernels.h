@@ -28,10 +28,11 @@ template <typename T> struct IoKernels {
 
 // The f32 arithmetic on scratch (taps: wp[(ky*kw + kx)*16 + l]).
 struct MathKernels {
-  // out[p][l] = bias[l] + Σ_{ky,kx} wp[(ky*kw+kx)*16 + l] * in[((ky*row) + p + kx)*16 + l] for p < npix,
-  // taps in the order ky, kx; row = pixels per scratch row; bias may be null (0).
-  void (*fwd_row)(const float* in, int64_t row, int64_t kh, int64_t kw, const float* wp, const float* bias,
-                  int64_t npix, float* out);
+  // out[q][p][l] = bias[l] + Σ_{ky,kx} wp[(ky*kw+kx)*16 + l] * in[((q+ky)*row + p + kx)*16 + l] for output
+  // rows q < nrows (1 or 2) and p < npix, taps in the order ky, kx; row = pixels per scratch row; bias may
+  // be null (0).
+  void (*fwd_rows)(const float* in, int64_t row, int64_t kh, int64_t kw, const float* wp, const float* bias,
+                   int64_t npix, int nrows, float* out);
   // part[(ky*kw+kx)*16 + l] = Σ_{oy<th, ox<tw} dy[(oy*tw + ox)*16 + l] * xs[((oy+ky)*row + ox+kx)*16 + l],
   // summed in the order oy, ox.
   void (*wgrad)(const float* xs, int64_t row, const float* dy, int64_t th, int64_t tw, int64_t kh, int64_t kw,
