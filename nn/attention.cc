@@ -51,7 +51,7 @@ std::string SelfAttentionChoice::ToString() const {
       return gate == ConvBlockGate::kReleased ? absl::StrCat("convblock:", kernel)
                                               : absl::StrCat("convblock:", kernel, ":", ConvBlockGateName(gate));
     case SelfAttentionKind::kWindow:
-      return window_mode == WindowAttentionMode::kFull
+      return window_mode == WindowAttentionMode::kWindowWithResidual
                  ? absl::StrCat("window:", window)
                  : absl::StrCat("window:", window, ":", WindowAttentionModeName(window_mode));
   }

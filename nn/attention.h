@@ -35,7 +35,8 @@ Value AttentionModule(Builder& b, Value x, std::optional<Value> context, const A
 // What replaces attn1. Parse / print: "self", "na:K" or "na:K:dilation",
 // "convblock" (K from the model's released sizes or the config), "convblock:K",
 // "convblock:K:gate" (gate paper | released | sigmoid), "linfusion",
-// "window:W" (full_and_cache / window_with_residual: "window:W:mode").
+// "window:W" (the window step: band W plus the cached residual; "window:W:full"
+// and "window:W:full_and_cache" for the other steps).
 enum class SelfAttentionKind : uint8_t { kSelfAttention, kNeighborhood, kConvBlock, kLinFusion, kWindow };
 const char* SelfAttentionKindName(SelfAttentionKind kind);  // "self", "na", "convblock", "linfusion", "window"
 
@@ -47,7 +48,9 @@ struct SelfAttentionChoice {
   int64_t dilation = 1;
   ConvBlockGate gate = ConvBlockGate::kReleased;  // kConvBlock
   int64_t window = 64;                            // kWindow: band half-width
-  WindowAttentionMode window_mode = WindowAttentionMode::kFull;
+  // kWindow: the cheap step (the band plus the cached residual) by default;
+  // full_and_cache is the step that computes the residual.
+  WindowAttentionMode window_mode = WindowAttentionMode::kWindowWithResidual;
   std::string ToString() const;
 };
 StatusOr<SelfAttentionChoice> ParseSelfAttentionChoice(const std::string& text);

@@ -167,7 +167,7 @@ TEST(UNet2DCondition, SelfAttentionIsChosenPerLayer) {
 
 TEST(UNet2DCondition, ChoicesParseAndPrint) {
   for (const char* s : {"self", "na:7", "na:13:2", "convblock", "convblock:11", "convblock:13:paper", "linfusion",
-                        "window:64", "window:32:window_with_residual"}) {
+                        "window:64", "window:32:full", "window:32:full_and_cache"}) {
     CF_ASSERT_OK_AND_ASSIGN(auto c, ParseSelfAttentionChoice(s));
     EXPECT_EQ(c.ToString(), s);
   }
@@ -308,6 +308,75 @@ TEST(UNet2DCondition, MatchesDiffusers) {
     ++cases;
   }
   EXPECT_EQ(cases, 4);
+}
+
+// Every self-attention choice builds and runs in the tiny SD1.5 model (the
+// base weights, random ones for the parameters a choice adds); where a choice
+// degenerates to full attention (a band or a window covering the map) the
+// output equals self-attention's.
+TEST(UNet2DCondition, EveryChoiceRunsInTheTinyModel) {
+  CF_ASSERT_OK_AND_ASSIGN(SafetensorsFile io, SafetensorsFile::Open(DataDir() + "/tiny_sd15/io.safetensors"));
+  const std::string folder = DataDir() + "/tiny_sd15/unet";
+  CF_ASSERT_OK_AND_ASSIGN(auto config, UNet2DConditionConfig::Load(folder));
+  CF_ASSERT_OK_AND_ASSIGN(WeightFiles files, WeightFiles::Open(folder));
+  std::map<std::string, Tensor> inputs;
+  for (const char* in : {"sample", "timestep", "encoder_hidden_states"}) {
+    CF_ASSERT_OK_AND_ASSIGN(inputs[in], io.Read(in));
+  }
+  const auto run = [&](const std::string& choice) -> std::vector<double> {
+    SCOPED_TRACE(choice);
+    Graph g;
+    Builder b(&g);
+    UNetBuildOptions o;
+    auto c = ParseSelfAttentionChoice(choice);
+    EXPECT_TRUE(c.ok()) << c.status();
+    o.self_attention = *c;
+    UNetGraphShape shape;
+    shape.batch = 2;
+    shape.height = shape.width = 16;
+    shape.tokens = 7;
+    auto u = BuildUNet2DConditionGraph(b, config, shape, o);
+    EXPECT_TRUE(u.ok()) << u.status();
+    EXPECT_TRUE(b.Finish().ok()) << b.status();
+    LoadWeightsOptions lo;
+    lo.allow_missing = lo.allow_unexpected = true;
+    auto w = LoadWeights(g, files, lo);
+    EXPECT_TRUE(w.ok()) << w.status();
+    auto exec = Executor::Create(g);
+    EXPECT_TRUE(exec.ok()) << exec.status();
+    if (!w.ok() || !exec.ok()) return {};
+    for (const auto& [pn, t] : w->parameters) EXPECT_TRUE((*exec)->SetParameter(pn, t).ok());
+    uint64_t seed = 7;
+    for (const std::string& m : w->missing) {  // "name f32[...]"
+      const std::string pn = m.substr(0, m.find(' '));
+      const Shape ps = g.value(g.FindParameter(pn)).type.shape;
+      // LayerNorm / GroupNorm scales near 1, everything else small.
+      const bool scale = pn.find("_.1.weight") != std::string::npos;
+      EXPECT_TRUE((*exec)->SetParameter(pn, RandomTensor(ps, DType::f32, ++seed, scale ? 0.8 : -0.2,
+                                                         scale ? 1.2 : 0.2)).ok());
+    }
+    std::map<std::string, Tensor> in = inputs;
+    for (int id : g.Inputs())  // window attention's cached residuals: zero
+      if (!in.count(g.value(id).name)) in[g.value(id).name] = *Tensor::Zeros(g.value(id).type.shape, DType::f32);
+    auto outs = (*exec)->RunNamed(in);
+    EXPECT_TRUE(outs.ok()) << outs.status();
+    if (!outs.ok()) return {};
+    std::vector<double> v = ToDoubles(outs->at("output"));
+    for (double x : v) EXPECT_TRUE(std::isfinite(x));
+    return v;
+  };
+  const std::vector<double> self = run("self");
+  CF_ASSERT_OK_AND_ASSIGN(Tensor want, io.Read("output"));
+  EXPECT_LE(RelativeError(self, ToDoubles(want)), 1e-4);
+  EXPECT_LE(RelativeError(run("window:256"), self), 1e-5);   // the band covers all 16x16 tokens, residual 0
+  EXPECT_LE(RelativeError(run("window:8:full"), self), 1e-5);
+  EXPECT_LE(RelativeError(run("window:8:full_and_cache"), self), 1e-5);
+  EXPECT_LE(RelativeError(run("na:17"), self), 1e-5);        // the window covers the map
+  EXPECT_GT(RelativeError(run("window:8"), self), 1e-3);
+  EXPECT_GT(RelativeError(run("na:3"), self), 1e-3);
+  EXPECT_GT(RelativeError(run("na:3:2"), self), 1e-3);
+  EXPECT_GT(RelativeError(run("linfusion"), self), 1e-3);
+  EXPECT_GT(RelativeError(run("convblock:5:paper"), self), 1e-3);
 }
 
 }  // namespace
