@@ -75,16 +75,23 @@ done
 log "pytorch baseline"
 timeout 120 python3 scripts/torch_baseline.py "$results/torch_baseline.json" >>"$results/bench.log" 2>&1 \
   || log "torch baseline failed (see bench.log)"
-# flex_attention compiles with Triton first; its cases join torch_baseline.json.
-timeout 240 python3 scripts/torch_flex_na.py "$work/flex_na.json" >>"$results/bench.log" 2>&1 \
-  && python3 - "$results/torch_baseline.json" "$work/flex_na.json" <<'PY' || log "flex_attention baseline failed (see bench.log)"
+# Adds the cases of another baseline file ($1) to torch_baseline.json.
+merge_cases() {
+  python3 - "$results/torch_baseline.json" "$1" <<'PY'
 import json, os, sys
-base, flex = sys.argv[1], sys.argv[2]
+base, extra = sys.argv[1], sys.argv[2]
 b = json.load(open(base)) if os.path.exists(base) else {"cases": {}}
-b["cases"].update(json.load(open(flex))["cases"])
+b["cases"].update(json.load(open(extra))["cases"])
 json.dump(b, open(base + ".tmp", "w"), indent=1)
 os.replace(base + ".tmp", base)
 PY
+}
+# flex_attention compiles with Triton first; its cases join torch_baseline.json.
+timeout 240 python3 scripts/torch_flex_na.py "$work/flex_na.json" >>"$results/bench.log" 2>&1 \
+  && merge_cases "$work/flex_na.json" || log "flex_attention baseline failed (see bench.log)"
+# The authors' eager ConvBlock (f16, NCHW and channels-last) at convblock_gpu_bench's shapes.
+timeout 150 python3 scripts/torch_baseline.py --convblock "$work/torch_convblock.json" >>"$results/bench.log" 2>&1 \
+  && merge_cases "$work/torch_convblock.json" || log "ConvBlock baseline failed (see bench.log)"
 
 log "summary"
 python3 scripts/gpu_summary.py "$results" "$work" | tee "$results/summary.txt"

@@ -63,9 +63,61 @@ def main():
         print(f"\n{'PyTorch ' + summary['torch'].get('torch', ''):60s} {'ms':>9s} {'TFLOP/s':>8s} {'GB/s':>8s}")
         for name, c in cases.items():
             print(f"{name[:60]:60s} {c['ms']:9.4f} {c['tflops']:8.2f} {c['gbps']:8.1f}")
+    summary["convblock"] = convblock_rows(work, cases)
     with open(os.path.join(results, "summary.json") + ".tmp", "w") as f:
         json.dump(summary, f, indent=1)
     os.replace(os.path.join(results, "summary.json") + ".tmp", os.path.join(results, "summary.json"))
+
+
+CONVBLOCK_SHAPES = ("sd15_512", "sd15_1024", "sd15_2k", "sd15_4k", "pixart_512", "pixart_1024")
+
+
+def convblock_rows(work, cases):
+    """The ConvBlock (issue 10): our fused op against its floor (floor_us,
+    an H200's datasheet rates, from the bench), and our whole block (forward,
+    forward + backward) against the authors' eager PyTorch block of the same
+    run (the faster of NCHW and channels-last, f16). Returns the rows."""
+    rows = []
+    path = os.path.join(work, "convblock_gpu_bench.json")
+    if not os.path.exists(path):
+        return rows
+    try:
+        benches = json.load(open(path)).get("benchmarks", [])
+    except (OSError, json.JSONDecodeError):
+        return rows
+    for b in benches:
+        if b.get("error_occurred"):
+            continue
+        args = dict(re.findall(r"(\w+):(\d+)", b["name"]))
+        if "shape" not in args:
+            continue
+        unit = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}.get(b.get("time_unit", "ns"), 1e-3)
+        shape, k = CONVBLOCK_SHAPES[int(args["shape"])], int(args["kernel"])
+        dtype = "f16" if args["dtype"] == "0" else "bf16"
+        row = {"shape": shape, "kernel": k, "dtype": dtype, "us": b["real_time"] * unit}
+        if b["name"].startswith("BM_CudaConvBlockPyramid"):
+            row["what"] = "convblock_pyramid op"
+            row["floor_us"] = b.get("floor_us", 0.0)
+        else:
+            bwd = args.get("backward") == "1"
+            row["what"] = "block fwd+bwd" if bwd else "block fwd"
+            for layout in ("nchw", "cl"):
+                c = cases.get(f"convblock_{shape}_k{k}_{layout}_f16_{'fwdbwd' if bwd else 'fwd'}")
+                if c:
+                    row[f"torch_{layout}_us"] = c["ms"] * 1e3
+        rows.append(row)
+    print(f"\n{'ConvBlock (issue 10)':44s} {'ours us':>10s} {'floor us':>9s} {'x floor':>7s} "
+          f"{'torch NCHW':>10s} {'torch CL':>10s} {'speedup':>7s}")
+    for r in rows:
+        fl = r.get("floor_us", 0.0)
+        tn, tc = r.get("torch_nchw_us", 0.0), r.get("torch_cl_us", 0.0)
+        best = min([t for t in (tn, tc) if t > 0], default=0.0)
+        r["x_floor"] = r["us"] / fl if fl else 0.0
+        r["speedup_vs_torch"] = best / r["us"] if best and r["us"] else 0.0
+        label = f"{r['what']} {r['shape']} K={r['kernel']} {r['dtype']}"
+        print(f"{label[:44]:44s} {r['us']:10.1f} {fl:9.1f} {r['x_floor']:7.2f} {tn:10.1f} {tc:10.1f} "
+              f"{r['speedup_vs_torch']:7.2f}")
+    return rows
 
 
 if __name__ == "__main__":

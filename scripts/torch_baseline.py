@@ -2,7 +2,10 @@
 """PyTorch timings of the shapes our CUDA microbenchmarks use (same card, same
 run), plus the card's device-to-device copy bandwidth and the best bf16 GEMM:
 the baselines and floors that docs/gpu-results.md compares against.
-Usage: torch_baseline.py OUT.json"""
+With --convblock, only the authors' eager ConvBlock (issue 10) at the shapes
+of bench/ops/convblock_gpu_bench.cc (gpu_check.sh runs it separately, with its
+own time limit, and merges the cases).
+Usage: torch_baseline.py [--convblock] OUT.json"""
 import json
 import sys
 
@@ -23,8 +26,73 @@ def bench(fn, iters=20, warmup=5):
     return start.elapsed_time(stop) / iters  # ms
 
 
+class ConvBlock(torch.nn.Module):
+    """The authors' eager ConvBlock (docs/convblock.md's definition; their
+    PyramidConvBlock): 1x1 nn.Conv2d projections, a depthwise nn.Conv2d per
+    scale, the released gate x1 * x2 * sqrt(C'/2) (SD) or x1 * sigmoid(x2)
+    (PixArt), bilinear upsample (align_corners=False), concat, conv_out, plus
+    conv_pool of the spatial mean. NCHW, or channels-last memory through
+    .to(memory_format=torch.channels_last)."""
+
+    def __init__(self, dim, kernel, gate, scales=(1.0, 0.5)):
+        super().__init__()
+        inter = dim // 2
+        self.scales, self.half, self.gate = scales, inter // 2, gate
+        self.conv_up = torch.nn.Conv2d(dim, inter, 1)
+        self.spatial = torch.nn.ModuleList(
+            torch.nn.Conv2d(inter, inter, kernel, padding=kernel // 2, groups=inter, bias=False) for _ in scales)
+        self.conv_out = torch.nn.Conv2d(self.half * len(scales), dim, 1)
+        self.conv_pool = torch.nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x):
+        u = self.conv_up(x)
+        H, W = u.shape[2:]
+        outs = []
+        for s, conv in zip(self.scales, self.spatial):
+            z = F.adaptive_avg_pool2d(u, (int(H * s), int(W * s))) if s != 1.0 else u
+            x1, x2 = conv(z).chunk(2, dim=1)
+            z = x1 * torch.sigmoid(x2) if self.gate == "sigmoid" else x1 * (x2 / self.half ** -0.5)
+            outs.append(F.interpolate(z, size=(H, W), mode="bilinear", align_corners=False) if s != 1.0 else z)
+        return self.conv_out(torch.cat(outs, dim=1)) + self.conv_pool(F.adaptive_avg_pool2d(x, 1))
+
+
+# bench/ops/convblock_gpu_bench.cc's shapes: (name, C, latent h, w, kernels, gate), batch 2, scales (1, 0.5).
+CONVBLOCK_SHAPES = (("sd15_512", 320, 64, 64, (13, 25), "released"), ("sd15_1024", 320, 128, 128, (13, 25), "released"),
+                    ("sd15_2k", 320, 180, 320, (13, 25), "released"), ("sd15_4k", 320, 270, 512, (13, 25), "released"),
+                    ("pixart_512", 1152, 64, 64, (13,), "sigmoid"), ("pixart_1024", 1152, 128, 128, (13,), "sigmoid"))
+
+
+def convblock_cases(dev, record):
+    """convblock_<shape>_k<K>_<nchw|cl>_f16_<fwd|fwdbwd>; FLOPs: the block's
+    multiply-adds (2 each); bytes: input + output once."""
+    torch.manual_seed(0)
+    for name, C, H, W, kernels, gate in CONVBLOCK_SHAPES:
+        for K in kernels:
+            px = H * W + (H // 2) * (W // 2)
+            macs = 2 * (H * W * C * C // 2 + px * (C // 2) * K * K + H * W * (C // 2) * C + C * C)
+            nbytes = 2 * (2 * 2 * H * W * C)
+            big = H * W > 20000
+            iters, warm = (5, 2) if big else (20, 3)
+            for layout in ("nchw", "cl"):
+                fmt = torch.channels_last if layout == "cl" else torch.contiguous_format
+                blk = ConvBlock(C, K, gate).to(dev, torch.float16).to(memory_format=fmt)
+                x = torch.randn(2, C, H, W, dtype=torch.float16, device=dev).contiguous(memory_format=fmt)
+                tag = f"convblock_{name}_k{K}_{layout}_f16"
+                with torch.no_grad():
+                    fwd = bench(lambda: blk(x), iters=iters, warmup=warm)
+                record(tag + "_fwd", fwd, flops=2 * macs, nbytes=nbytes)
+                xg = x.detach().requires_grad_()
+                params = list(blk.parameters())
+                dy = torch.randn_like(blk(xg))
+                both = bench(lambda: torch.autograd.grad(blk(xg), [xg] + params, dy), iters=iters, warmup=warm)
+                record(tag + "_fwdbwd", both, flops=3 * 2 * macs)
+                del blk, x, xg, dy, params
+            torch.cuda.empty_cache()
+
+
 def main():
-    out_path = sys.argv[1]
+    convblock_only = "--convblock" in sys.argv[1:]
+    out_path = [a for a in sys.argv[1:] if a != "--convblock"][0]
     dev = torch.device("cuda")
     results = {}
 
@@ -32,6 +100,12 @@ def main():
         results[name] = {"ms": ms, "tflops": flops / ms / 1e9 if flops else 0.0,
                          "gbps": nbytes / ms / 1e6 if nbytes else 0.0}
         print(f"{name:48s} {ms:9.4f} ms {results[name]['tflops']:8.2f} TFLOP/s {results[name]['gbps']:8.1f} GB/s")
+
+    if convblock_only:
+        torch.backends.cudnn.benchmark = True  # PyTorch at its best: cuDNN picks the fastest depthwise algorithm
+        convblock_cases(dev, record)
+        write(out_path, results)
+        return
 
     # Floors: copy bandwidth and the best GEMM.
     n = 1 << 28
@@ -103,6 +177,10 @@ def main():
             results[name + "_exp_floor"] = {"ms": 2 * heads * n * n / 3.9e12 * 1e3, "tflops": 0.0, "gbps": 0.0}
             del q, k, v, o, g
 
+    write(out_path, results)
+
+
+def write(out_path, results):
     with open(out_path + ".tmp", "w") as f:
         json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cases": results}, f, indent=1)
     import os
