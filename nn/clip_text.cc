@@ -467,10 +467,11 @@ std::u32string FtfyFixText(std::u32string_view text) {
   return out;
 }
 
-std::u32string OpenClipClean(std::u32string_view text) {
-  const std::u32string t = HtmlUnescape(HtmlUnescape(FtfyFixText(text)));
-  // " ".join(t.split()) (which also trims).
-  std::u32string joined;
+namespace {
+
+// Python's str.split(): the words between runs of str.isspace characters.
+std::vector<std::u32string> SplitPythonSpace(std::u32string_view t) {
+  std::vector<std::u32string> words;
   for (size_t i = 0; i < t.size();) {
     if (IsPythonSpace(t[i])) {
       ++i;
@@ -478,11 +479,59 @@ std::u32string OpenClipClean(std::u32string_view text) {
     }
     size_t j = i;
     while (j < t.size() && !IsPythonSpace(t[j])) ++j;
-    if (!joined.empty()) joined.push_back(' ');
-    joined.append(t, i, j - i);
+    words.emplace_back(t.substr(i, j - i));
     i = j;
   }
-  return PythonLower(joined);
+  return words;
+}
+
+std::u32string JoinWithSpaces(const std::vector<std::u32string>& words) {
+  std::u32string out;
+  for (const std::u32string& w : words) {
+    if (!out.empty()) out.push_back(' ');
+    out += w;
+  }
+  return out;
+}
+
+// BERT's _is_chinese_char: the CJK Unified Ideographs blocks.
+bool IsCjkIdeograph(char32_t c) {
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+         (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
+         (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+// General category Zs.
+bool IsSpaceSeparator(char32_t c) {
+  return c == 0x20 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
+}
+
+}  // namespace
+
+std::u32string BertBasicClean(std::u32string_view text) {
+  std::u32string cleaned;
+  for (char32_t c : text) {
+    const bool tab_or_newline = c == '\t' || c == '\n' || c == '\r';
+    if (c == 0 || c == 0xFFFD || (!tab_or_newline && InRanges(kOtherRanges, c))) continue;
+    if (tab_or_newline || IsSpaceSeparator(c)) {
+      cleaned.push_back(' ');
+    } else if (IsCjkIdeograph(c)) {
+      cleaned += U" ";
+      cleaned.push_back(c);
+      cleaned += U" ";
+    } else {
+      cleaned.push_back(c);
+    }
+  }
+  std::vector<std::u32string> words = SplitPythonSpace(Nfc(cleaned));
+  for (std::u32string& w : words) w = PythonLower(w);
+  return JoinWithSpaces(words);
+}
+
+std::u32string OpenClipClean(std::u32string_view text) {
+  // " ".join(t.split()) also trims.
+  return PythonLower(JoinWithSpaces(SplitPythonSpace(HtmlUnescape(HtmlUnescape(FtfyFixText(text))))));
 }
 
 namespace {

@@ -54,6 +54,13 @@ std::u32string FtfyFixText(std::u32string_view text);
 // space, trimmed, str.lower().
 std::u32string OpenClipClean(std::u32string_view text);
 
+// transformers 4's slow CLIPTokenizer without ftfy: BERT's BasicTokenizer
+// (strip_accents=False, do_split_on_punc=False) and " ".join: NUL, U+FFFD and
+// other-category (C*) characters but \t \n \r removed, those and Zs to a
+// space, spaces around CJK ideographs, NFC, split on str.isspace, each word
+// str.lower()ed.
+std::u32string BertBasicClean(std::u32string_view text);
+
 // The CLIP pre-tokenizer: all matches, left to right, of
 //   SPECIAL|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
 // where SPECIAL are `specials` in order. `ignore_case` is re.IGNORECASE (used

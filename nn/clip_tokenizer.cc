@@ -123,22 +123,36 @@ std::pair<size_t, size_t> FindToken(const std::u32string& text, size_t from, con
 
 }  // namespace
 
+const char* ClipTokenizerFlavorName(ClipTokenizerFlavor f) {
+  switch (f) {
+    case ClipTokenizerFlavor::kHuggingFace: return "huggingface";
+    case ClipTokenizerFlavor::kHuggingFaceBasic: return "huggingface-basic";
+    case ClipTokenizerFlavor::kOpenClip: return "openclip";
+  }
+  return "?";
+}
+
 ClipTokenizer::ClipTokenizer(ClipTokenizer&&) noexcept = default;
 ClipTokenizer& ClipTokenizer::operator=(ClipTokenizer&&) noexcept = default;
 ClipTokenizer::~ClipTokenizer() = default;
 
-StatusOr<ClipTokenizer> ClipTokenizer::Load(const std::string& path) {
+StatusOr<ClipTokenizer> ClipTokenizer::Load(const std::string& path, bool basic) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) return LoadHuggingFace(path);
-  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0) return LoadOpenClip(path);
+  if (fs::is_directory(path, ec)) return LoadHuggingFace(path, basic);
+  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0) {
+    if (basic)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tokenizer '", path, "': the BasicTokenizer cleaning is transformers' (a folder), not OpenCLIP's"));
+    return LoadOpenClip(path);
+  }
   if (!fs::exists(path, ec)) return absl::NotFoundError(absl::StrCat("tokenizer '", path, "' does not exist"));
   return absl::InvalidArgumentError(absl::StrCat(
       "tokenizer '", path, "' is neither a Hugging Face tokenizer folder nor OpenCLIP's bpe_simple_vocab_16e6.txt.gz"));
 }
 
-StatusOr<ClipTokenizer> ClipTokenizer::LoadHuggingFace(const std::string& folder) {
+StatusOr<ClipTokenizer> ClipTokenizer::LoadHuggingFace(const std::string& folder, bool basic) {
   ClipTokenizer tok;
-  tok.flavor_ = ClipTokenizerFlavor::kHuggingFace;
+  tok.flavor_ = basic ? ClipTokenizerFlavor::kHuggingFaceBasic : ClipTokenizerFlavor::kHuggingFace;
   tok.source_ = folder;
   const std::string vocab_path = (fs::path(folder) / "vocab.json").string();
   const std::string merges_path = (fs::path(folder) / "merges.txt").string();
@@ -403,12 +417,39 @@ Status ClipTokenizer::EncodeHuggingFace(const std::u32string& text, std::vector<
   return absl::OkStatus();
 }
 
+int64_t ClipTokenizer::RegexSpecialId(const std::u32string& word) const {
+  if (std::find(regex_specials_.begin(), regex_specials_.end(), word) == regex_specials_.end()) return -1;
+  return TokenId(clip::EncodeUtf8(word));
+}
+
+Status ClipTokenizer::EncodeHuggingFaceBasic(const std::u32string& text, std::vector<int64_t>* ids) const {
+  // The added tokens are split out of the raw text (all of them: the slow
+  // tokenizer does not lowercase first); each piece is cleaned on its own.
+  std::vector<const AddedToken*> tokens;
+  for (const AddedToken& t : added_) tokens.push_back(&t);
+  for (size_t pos = 0; pos < text.size();) {
+    const auto [at, t] = FindToken(text, pos, tokens);
+    const size_t end = at == std::u32string::npos ? text.size() : at;
+    const std::u32string clean = clip::BertBasicClean(std::u32string_view(text).substr(pos, end - pos));
+    for (const std::u32string& word : clip::ClipSplit(clean, regex_specials_, true)) {
+      if (const int64_t id = RegexSpecialId(word); id >= 0) {  // in the slow BPE cache: no BPE
+        ids->push_back(id);
+        continue;
+      }
+      CF_ASSIGN_OR_RETURN(std::vector<int64_t> w, EncodeWord(word));
+      ids->insert(ids->end(), w.begin(), w.end());
+    }
+    if (at == std::u32string::npos) break;
+    ids->push_back(tokens[t]->id);
+    pos = at + tokens[t]->content.size();
+  }
+  return absl::OkStatus();
+}
+
 Status ClipTokenizer::EncodeOpenClip(const std::u32string& text, std::vector<int64_t>* ids) const {
   for (const std::u32string& word : clip::ClipSplit(clip::OpenClipClean(text), regex_specials_, true)) {
-    // The special tokens are their own cache entries: their ids, no BPE.
-    if (const auto it = vocab_.find(clip::EncodeUtf8(word));
-        it != vocab_.end() && std::find(regex_specials_.begin(), regex_specials_.end(), word) != regex_specials_.end()) {
-      ids->push_back(it->second);
+    if (const int64_t id = RegexSpecialId(word); id >= 0) {  // their own cache entries: no BPE
+      ids->push_back(id);
       continue;
     }
     CF_ASSIGN_OR_RETURN(std::vector<int64_t> w, EncodeWord(word));
@@ -420,10 +461,10 @@ Status ClipTokenizer::EncodeOpenClip(const std::u32string& text, std::vector<int
 StatusOr<std::vector<int64_t>> ClipTokenizer::Encode(std::string_view text) const {
   CF_ASSIGN_OR_RETURN(std::u32string u, clip::DecodeUtf8(text));
   std::vector<int64_t> ids;
-  if (flavor_ == ClipTokenizerFlavor::kHuggingFace) {
-    CF_RETURN_IF_ERROR(EncodeHuggingFace(u, &ids));
-  } else {
-    CF_RETURN_IF_ERROR(EncodeOpenClip(u, &ids));
+  switch (flavor_) {
+    case ClipTokenizerFlavor::kHuggingFace: CF_RETURN_IF_ERROR(EncodeHuggingFace(u, &ids)); break;
+    case ClipTokenizerFlavor::kHuggingFaceBasic: CF_RETURN_IF_ERROR(EncodeHuggingFaceBasic(u, &ids)); break;
+    case ClipTokenizerFlavor::kOpenClip: CF_RETURN_IF_ERROR(EncodeOpenClip(u, &ids)); break;
   }
   return ids;
 }

@@ -9,16 +9,19 @@
                                  clip/'s vocab.json and merges.txt
   golden.json                    for every prompt: the ids and attention masks of transformers'
                                  CLIPTokenizer on both folders (padding="max_length", max_length=77 and 10,
-                                 truncation=True), OpenCLIP's SimpleTokenizer ids (context 77 and 10) and
-                                 OpenCLIP's cleaned text
+                                 truncation=True), the same from transformers 4's slow CLIPTokenizer with its
+                                 no-ftfy path (BERT's BasicTokenizer), OpenCLIP's SimpleTokenizer ids (context
+                                 77 and 10) and OpenCLIP's cleaned text
 
     pip install transformers open_clip_torch ftfy regex
-    python3 tools/make_tokenizer_golden.py tests/data/tokenizer
+    pip install --no-deps --target /tmp/tf4 transformers==4.46.3 tokenizers==0.20.3 huggingface-hub==0.26.5
+    python3 tools/make_tokenizer_golden.py tests/data/tokenizer /tmp/tf4
 """
 import gzip
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -65,6 +68,7 @@ PROMPTS = [
     "x" * 200,
     "supercalifragilisticexpialidocious antidisestablishmentarianism",
     "bell\x07 null\x00 esc\x1b[31mred\x1b[0m del\x7f",
+    "bell\x07 null esc\x1b[31mred\x1b[0m del\x7f",
     "zero\u200bwidth joiner\u200d soft\u00adhyphen bom\ufeff",
     "\u2028line sep\u2029para \x85nel",
     "math \u2211\u222b\u221a\u221e \u2264\u2265 \u00b1\u00d7\u00f7 \u00bd \u00b2 \u2177 \u216b",
@@ -100,7 +104,31 @@ def hf_folder(root, name, pad):
     return d
 
 
-def main(out):
+def hf_ids(tok, prompt):
+    out = {}
+    for n in (77, 10):
+        r = tok(prompt, padding="max_length", max_length=n, truncation=True)
+        out[str(n)] = r["input_ids"]
+        out[f"{n}_mask"] = r["attention_mask"]
+    return out
+
+
+def basic_worker(clip_dir, sdxl_full):
+    """Runs under transformers 4 (PYTHONPATH): its slow CLIPTokenizer without ftfy."""
+    from transformers import CLIPTokenizer as SlowClipTokenizer
+    from transformers.models.bert.tokenization_bert import BasicTokenizer
+    result = {}
+    for name, d in (("hfbasic_eos", clip_dir), ("hfbasic_bang", sdxl_full)):
+        tok = SlowClipTokenizer.from_pretrained(d)
+        # What CLIPTokenizer.__init__ does when ftfy cannot be imported.
+        tok.fix_text = None
+        tok.nlp = BasicTokenizer(strip_accents=False, do_split_on_punc=False)
+        result[name] = [hf_ids(tok, p) for p in PROMPTS]
+    result["transformers4"] = __import__("transformers").__version__
+    json.dump(result, sys.stdout)
+
+
+def main(out, transformers4):
     os.makedirs(out, exist_ok=True)
     gz = os.path.join(out, "bpe_simple_vocab_16e6.txt.gz")
     shutil.copy(oc_tokenizer.default_bpe(), gz)
@@ -123,19 +151,23 @@ def main(out):
         for f in ("vocab.json", "merges.txt"):
             shutil.copy(os.path.join(clip_dir, f), sdxl_full)
         hf = {"hf_eos": CLIPTokenizer.from_pretrained(clip_dir), "hf_bang": CLIPTokenizer.from_pretrained(sdxl_full)}
+        env = dict(os.environ, PYTHONPATH=transformers4)
+        basic = json.loads(subprocess.run([sys.executable, __file__, "--basic-worker", clip_dir, sdxl_full], env=env,
+                                          check=True, stdout=subprocess.PIPE).stdout)
         oc = oc_tokenizer.SimpleTokenizer()
         cases = []
-        for p in PROMPTS:
+        for i, p in enumerate(PROMPTS):
             case = {"prompt": p, "openclip_clean": oc_tokenizer._clean_lower(p)}
-            for name, tok in hf.items():
-                for n in (77, 10):
-                    r = tok(p, padding="max_length", max_length=n, truncation=True)
-                    case[f"{name}_{n}"] = r["input_ids"]
-                    case[f"{name}_{n}_mask"] = r["attention_mask"]
+            results = {name: hf_ids(tok, p) for name, tok in hf.items()}
+            results.update({name: basic[name][i] for name in ("hfbasic_eos", "hfbasic_bang")})
+            for name, r in results.items():
+                for k, v in r.items():
+                    case[f"{name}_{k}"] = v
             for n in (77, 10):
                 case[f"openclip_{n}"] = oc([p], context_length=n)[0].tolist()
             cases.append(case)
-    meta = {"transformers": transformers.__version__, "open_clip": open_clip.__version__,
+    meta = {"transformers": transformers.__version__, "transformers4": basic["transformers4"],
+            "open_clip": open_clip.__version__,
             "ftfy": __import__("ftfy").__version__, "python": sys.version.split()[0]}
     with open(os.path.join(out, "golden.json"), "w", encoding="utf-8") as f:
         # One case a line.
@@ -146,4 +178,9 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tests/data/tokenizer")
+    if len(sys.argv) == 4 and sys.argv[1] == "--basic-worker":
+        basic_worker(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 3:
+        main(sys.argv[1], sys.argv[2])
+    else:
+        sys.exit(__doc__)

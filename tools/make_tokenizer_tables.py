@@ -54,6 +54,7 @@ def main(path):
     letters = ranges(lambda c: cat[c].startswith("L"))
     numbers = ranges(lambda c: cat[c].startswith("N"))
     decimals = ranges(lambda c: cat[c] == "Nd")
+    others = ranges(lambda c: cat[c].startswith("C"))  # Cc Cf Cn Co Cs: BERT's _is_control
     cased_re, ign_re = regex.compile(r"\p{Cased}"), regex.compile(r"\p{Case_Ignorable}")
     cased = ranges(lambda c: cat[c] != "Cn" and cased_re.match(chr(c)) is not None)
     ignorable = ranges(lambda c: cat[c] != "Cn" and ign_re.match(chr(c)) is not None)
@@ -107,6 +108,7 @@ def main(path):
         emit_ranges(f, "kLetterRanges", letters)
         emit_ranges(f, "kNumberRanges", numbers)
         emit_ranges(f, "kDecimalRanges", decimals)
+        emit_ranges(f, "kOtherRanges", others)
         emit_ranges(f, "kCasedRanges", cased)
         emit_ranges(f, "kCaseIgnorableRanges", ignorable)
         f.write("// Python's str.lower() of one code point (full mapping, without the final-sigma rule).\n")

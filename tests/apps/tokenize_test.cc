@@ -53,7 +53,7 @@ TEST(TokenizeCommand, PrintsTheHuggingFaceIds) {
   ASSERT_EQ(r.code, 0) << r.err;
   const std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), prompts.size()) << r.out;
-  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(lines[i], Line(Case(prompts[i])["hf_eos_77"])) << prompts[i];
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(lines[i], Line(Case(prompts[i]).at("hf_eos_77"))) << prompts[i];
   EXPECT_EQ(dir.Entries(), std::vector<std::string>{});
 }
 
@@ -78,7 +78,7 @@ TEST(TokenizeCommand, WritesOpenClipIdsAndMask) {
   EXPECT_EQ(mask.shape(), (Shape{2, 10}));
   const std::vector<int64_t> got = ids.ToVector<int64_t>().value(), m = mask.ToVector<int64_t>().value();
   for (size_t i = 0; i < 2; ++i) {
-    const std::vector<int64_t> want = Case(prompts[i])["openclip_10"].get<std::vector<int64_t>>();
+    const std::vector<int64_t> want = Case(prompts[i]).at("openclip_10").get<std::vector<int64_t>>();
     EXPECT_EQ(std::vector<int64_t>(got.begin() + 10 * i, got.begin() + 10 * (i + 1)), want) << prompts[i];
     for (size_t k = 0; k < 10; ++k) EXPECT_EQ(m[10 * i + k], want[k] != 0 ? 1 : 0) << prompts[i] << " at " << k;
   }
@@ -86,7 +86,7 @@ TEST(TokenizeCommand, WritesOpenClipIdsAndMask) {
   EXPECT_EQ(f.metadata().at("max_length"), "10");
   const std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[1], Line(Case(prompts[1])["openclip_10"]));
+  EXPECT_EQ(lines[1], Line(Case(prompts[1]).at("openclip_10")));
 }
 
 TEST(TokenizeCommand, SdxlTokenizer2PadsWithBang) {
@@ -98,7 +98,20 @@ TEST(TokenizeCommand, SdxlTokenizer2PadsWithBang) {
     fs::copy_file(kData / "sdxl_tokenizer_2" / f, folder / f);
   const auto r = RunTokenize({"--tokenizer=" + folder.string(), "--prompt=hello!! world! !"}, dir.path());
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out, Line(Case("hello!! world! !")["hf_bang_77"]) + "\n");
+  EXPECT_EQ(r.out, Line(Case("hello!! world! !").at("hf_bang_77")) + "\n");
+}
+
+TEST(TokenizeCommand, Transformers4BasicTokenizer) {
+  testing::TempDir dir;
+  const std::string prompt = "bell\x07 null esc\x1b[31mred\x1b[0m del\x7f";
+  const std::string folder = "--tokenizer=" + (kData / "clip").string();
+  auto r = RunTokenize({folder, "--hf-basic", "--prompt=" + prompt}, dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, Line(Case(prompt).at("hfbasic_eos_77")) + "\n");
+  r = RunTokenize({folder, "--prompt=" + prompt}, dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, Line(Case(prompt).at("hf_eos_77")) + "\n");
+  EXPECT_NE(Case(prompt).at("hf_eos_77"), Case(prompt).at("hfbasic_eos_77"));
 }
 
 TEST(TokenizeCommand, UsageErrors) {

@@ -61,6 +61,15 @@ const ClipTokenizer& Sdxl2() {
   static const ClipTokenizer t = ClipTokenizer::Load(folder->path()).value();
   return t;
 }
+const ClipTokenizer& Sd15Basic() {
+  static const ClipTokenizer t = ClipTokenizer::Load((DataDir() / "clip").string(), /*basic=*/true).value();
+  return t;
+}
+const ClipTokenizer& Sdxl2Basic() {
+  static const SdxlFolder* folder = new SdxlFolder();
+  static const ClipTokenizer t = ClipTokenizer::Load(folder->path(), /*basic=*/true).value();
+  return t;
+}
 const ClipTokenizer& OpenClip() {
   static const ClipTokenizer t = ClipTokenizer::Load((DataDir() / "bpe_simple_vocab_16e6.txt.gz").string()).value();
   return t;
@@ -75,9 +84,9 @@ void ExpectGolden(const ClipTokenizer& tok, const std::string& key, int64_t max_
     const std::string prompt = c["prompt"].get<std::string>();
     const StatusOr<ClipEncoding> e = tok.Tokenize(prompt, max_length);
     ASSERT_TRUE(e.ok()) << Escaped(prompt) << ": " << e.status();
-    EXPECT_EQ(e->ids, c[key].get<std::vector<int64_t>>()) << key << " of " << Escaped(prompt);
+    EXPECT_EQ(e->ids, c.at(key).get<std::vector<int64_t>>()) << key << " of " << Escaped(prompt);
     if (check_mask) {
-      EXPECT_EQ(e->attention_mask, c[key + "_mask"].get<std::vector<int64_t>>()) << key << " of " << Escaped(prompt);
+      EXPECT_EQ(e->attention_mask, c.at(key + "_mask").get<std::vector<int64_t>>()) << key << " of " << Escaped(prompt);
     }
   }
 }
@@ -95,6 +104,14 @@ TEST(ClipTokenizerGolden, HuggingFaceBangPadding) {
   ExpectGolden(Sdxl2(), "hf_bang_10", 10, true);
 }
 
+TEST(ClipTokenizerGolden, Transformers4BasicTokenizer) {
+  EXPECT_EQ(Sd15Basic().flavor(), ClipTokenizerFlavor::kHuggingFaceBasic);
+  ExpectGolden(Sd15Basic(), "hfbasic_eos_77", 77, true);
+  ExpectGolden(Sd15Basic(), "hfbasic_eos_10", 10, true);
+  ExpectGolden(Sdxl2Basic(), "hfbasic_bang_77", 77, true);
+  ExpectGolden(Sdxl2Basic(), "hfbasic_bang_10", 10, true);
+}
+
 TEST(ClipTokenizerGolden, OpenClip) {
   EXPECT_EQ(OpenClip().vocab_size(), 49408);
   EXPECT_EQ(OpenClip().bos_id(), 49406);
@@ -107,7 +124,7 @@ TEST(ClipTokenizerGolden, OpenClipCleaning) {
   for (const json& c : Golden()["cases"]) {
     const std::string prompt = c["prompt"].get<std::string>();
     const std::u32string text = clip::DecodeUtf8(prompt).value();
-    EXPECT_EQ(clip::EncodeUtf8(clip::OpenClipClean(text)), c["openclip_clean"].get<std::string>()) << Escaped(prompt);
+    EXPECT_EQ(clip::EncodeUtf8(clip::OpenClipClean(text)), c.at("openclip_clean").get<std::string>()) << Escaped(prompt);
   }
 }
 
@@ -188,6 +205,7 @@ TEST(ClipText, Normalisation) {
   EXPECT_EQ(clip::FtfyFixText(U"\ufb01 \uff21 \u201cq\u2019 \x1b[31mred\x1b[0m a\u0007b\r\nc"), U"fi A \"q' red ab\nc");
   EXPECT_EQ(clip::FtfyFixText(U"&lt;b&gt;"), U"<b>");
   EXPECT_EQ(clip::FtfyFixText(U"<b> &lt;"), U"<b> &lt;");  // a '<' turns HTML unescaping off
+  EXPECT_EQ(clip::BertBasicClean(U" A\u0007B\u00ad\tC\u4e2d\u6587 \u039f\u03a3\u0000 "), U"ab c \u4e2d \u6587 \u03bf\u03c2");
 }
 
 TEST(ClipTokenizerBpe, KnownWords) {
@@ -247,6 +265,7 @@ TEST(ClipTokenizerErrors, MissingFiles) {
   EXPECT_NE(LoadError(dir.path().string()).find("vocab.json"), std::string::npos);
   WriteFile(dir / "plain.txt", "x");
   EXPECT_NE(LoadError(dir / "plain.txt").find("neither"), std::string::npos);
+  EXPECT_FALSE(ClipTokenizer::Load((DataDir() / "bpe_simple_vocab_16e6.txt.gz").string(), /*basic=*/true).ok());
 }
 
 TEST(ClipTokenizerErrors, MalformedHuggingFaceFiles) {
