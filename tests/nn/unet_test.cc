@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "graph/accounting.h"
 #include "graph/executor.h"
 #include "graph/planner.h"
 #include "nn/weights.h"
@@ -83,8 +84,11 @@ TEST(UNet2DCondition, FullSizeParameterCountsBuildTimesAndPlans) {
     std::vector<std::pair<int64_t, int64_t>> latents;  // image / 8
   };
   const std::vector<Case> cases = {
-      {"SD1.5", UNet2DConditionConfig::StableDiffusion15(), 859520964LL, {{64, 64}, {128, 128}, {1080, 1920}}},
-      {"SDXL", UNet2DConditionConfig::StableDiffusionXL(), 2567463684LL, {{64, 64}, {128, 128}}},
+      // 512, 1024, 2K = 2560x1440, 4K = 4096x2160, 8K = 7680x4320, 16K = 15360x8640 (docs/paper-facts.md)
+      {"SD1.5", UNet2DConditionConfig::StableDiffusion15(), 859520964LL,
+       {{64, 64}, {128, 128}, {180, 320}, {270, 512}, {540, 960}, {1080, 1920}}},
+      {"SDXL", UNet2DConditionConfig::StableDiffusionXL(), 2567463684LL,
+       {{64, 64}, {128, 128}, {180, 320}, {270, 512}, {540, 960}, {1080, 1920}}},
   };
   for (const Case& c : cases) {
     for (const auto& [h, w] : c.latents) {
@@ -104,6 +108,20 @@ TEST(UNet2DCondition, FullSizeParameterCountsBuildTimesAndPlans) {
       EXPECT_LT(r->ms, 1000.0);
     }
   }
+}
+
+// The paper's Table 1 row, from the real graph: SD1.5's top-level
+// self-attention at 512 counts 2 · (8·N·C² + 4·N²·C + N·C) under the Table 1
+// convention (q, k, v without bias; docs/paper-facts.md), batch 2.
+TEST(UNet2DCondition, TopLevelSelfAttentionCountsThePapersFlops) {
+  auto r = Build(UNet2DConditionConfig::StableDiffusion15(), 64, 64);
+  CF_ASSERT_OK_AND_ASSIGN(CostReport report, Account(r->graph));
+  CF_ASSERT_OK_AND_ASSIGN(const ScopeCost* top, report.HighestResolution("*.attn1"));
+  const int64_t N = 64 * 64, C = 320;
+  EXPECT_EQ(top->tokens, N);
+  EXPECT_EQ(top->cost.table1_flops(), 2 * (8 * N * C * C + 4 * N * N * C + N * C)) << top->path;
+  EXPECT_EQ(report.Match("*.attn1").size(), 16u);
+  EXPECT_EQ(report.Find("")->params, 859520964LL);
 }
 
 // Counts the transformer blocks by what replaced their attn1.
