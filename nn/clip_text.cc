@@ -570,11 +570,16 @@ bool IsOther(char32_t c) { return !IsWhiteSpace(c) && !IsLetter(c) && !IsNumber(
 
 std::vector<std::u32string> ClipSplit(std::u32string_view text, const std::vector<std::u32string>& specials,
                                       bool ignore_case) {
+  // Under IGNORECASE the `regex` module lets [^\s\p{L}\p{N}] match no
+  // character with a letter among its case variants, and U+0345 (a mark
+  // that case-folds to iota) is the only one that is not a letter itself: it
+  // matches no alternative, so findall skips it like whitespace.
+  auto skipped = [ignore_case](char32_t c) { return IsWhiteSpace(c) || (ignore_case && c == 0x345); };
   std::vector<std::u32string> out;
   size_t i = 0;
   while (i < text.size()) {
     const char32_t c = text[i];
-    if (IsWhiteSpace(c)) {
+    if (skipped(c)) {
       ++i;
       continue;
     }
@@ -591,7 +596,7 @@ std::vector<std::u32string> ClipSplit(std::u32string_view text, const std::vecto
       if (IsLetter(c)) {
         while (j < text.size() && IsLetter(text[j])) ++j;
       } else if (!IsNumber(c)) {
-        while (j < text.size() && IsOther(text[j])) ++j;
+        while (j < text.size() && IsOther(text[j]) && !skipped(text[j])) ++j;
       }
       len = j - i;
     }

@@ -64,7 +64,8 @@ std::u32string BertBasicClean(std::u32string_view text);
 // The CLIP pre-tokenizer: all matches, left to right, of
 //   SPECIAL|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
 // where SPECIAL are `specials` in order. `ignore_case` is re.IGNORECASE (used
-// by OpenCLIP; on lowercased text it matters only for "'ſ", which matches 's).
+// by OpenCLIP and transformers 4's slow tokenizer; on lowercased text it
+// matters only for "'ſ", which matches 's, and U+0345, which matches nothing).
 std::vector<std::u32string> ClipSplit(std::u32string_view text, const std::vector<std::u32string>& specials,
                                       bool ignore_case);
 // The ByteLevel pre-tokenizer's GPT-2 split of a piece without whitespace:

@@ -77,6 +77,7 @@ PROMPTS = [
     "The  quick\u00a0brown   fox.\n\nJumps!",
     "\x1c\x1d\x1e\x1f sep chars",
     "a's b'S c'\u017f",
+    "iota \u0345 sub!\u0345script \u1fb3 \u1fbc",
 ]
 
 

@@ -184,6 +184,8 @@ TEST(ClipText, ClipSplitFollowsTheRegex) {
   EXPECT_EQ(split(U"'S"), (V{"'", "S"}));
   EXPECT_EQ(split(U"'S", true), (V{"'S"}));
   EXPECT_EQ(split(U"'\u017f", true), (V{"'\u017f"}));
+  EXPECT_EQ(split(U"a!\u0345!", false), (V{"a", "!\u0345!"}));
+  EXPECT_EQ(split(U"a!\u0345!", true), (V{"a", "!", "!"}));  // U+0345 matches nothing under IGNORECASE
   EXPECT_EQ(split(U"\u00e9t\u00e9 \u4e2d\u6587 \u0661"), (V{"\u00e9t\u00e9", "\u4e2d\u6587", "\u0661"}));
   EXPECT_EQ(split(U"a\u3000b\u00a0c"), (V{"a", "b", "c"}));
   EXPECT_TRUE(split(U"").empty());
