@@ -382,6 +382,66 @@ TEST(ConvBlockInterp, PyramidPlan) {
   CheckPyramid<kd::bfloat16>({1, 8, 7, 30, 13, kGateSigmoid, true, {{8, 7}, {4, 3}}}, 525);
 }
 
+// The interpreted plan against the op's own CPU kernel (convblock_pyramid,
+// ops/convblock/convblock_pyramid.cc), through the harness the gpu test uses
+// (MatchesCpuReference: the CPU in f32 on the rounded inputs) with the gpu
+// test's tolerances: the contract (attributes, stage order, slices, factor)
+// and the precision of the CUDA plan (the pooled map rounded to T) as
+// convblock_gpu_test.cc will see them.
+TEST(ConvBlockInterp, PlanMatchesTheOpsCpuKernel) {
+  struct OpCase {
+    int64_t b, h, w, c, k;
+    std::vector<int64_t> sizes;
+    bool bias;
+  };
+  uint64_t seed = 600;
+  for (const OpCase& oc : {OpCase{1, 9, 7, 34, 13, {9, 7, 4, 3}, true}, OpCase{2, 7, 5, 2, 31, {7, 5, 3, 2, 1, 1}, false},
+                           OpCase{1, 1, 9, 30, 3, {1, 4, 1, 9}, true}}) {
+    const int64_t S = int64_t(oc.sizes.size()) / 2;
+    std::vector<Tensor> in = {RandomTensor(Shape{oc.b, oc.h, oc.w, oc.c}, DType::f32, seed += 20)};
+    for (int64_t n = 0; n < S; ++n)
+      in.push_back(RandomTensor(Shape{oc.k, oc.k, oc.c}, DType::f32, seed + 1 + n, -1.0 / oc.k, 1.0 / oc.k));
+    if (oc.bias)
+      for (int64_t n = 0; n < S; ++n) in.push_back(RandomTensor(Shape{oc.c}, DType::f32, seed + 11 + n, -0.5, 0.5));
+    for (const char* gate : {"product", "sigmoid"}) {
+      const Attrs a{{"sizes", oc.sizes}, {"kernel", oc.k}, {"gate", std::string(gate)}, {"factor", 1.9},
+                    {"has_bias", oc.bias}};
+      SCOPED_TRACE(absl::StrCat(oc.b, "x", oc.h, "x", oc.w, "x", oc.c, " ", a.ToString()));
+      std::vector<std::pair<int64_t, int64_t>> hw;
+      for (int64_t n = 0; n < S; ++n) hw.emplace_back(oc.sizes[2 * n], oc.sizes[2 * n + 1]);
+      for (DType t : kInterpDTypes) {
+        if (t != DType::f32 && oc.k != 3 && oc.k != 13) continue;  // the K instantiated for f16/bf16
+        const double tol = t == DType::f32 ? 2e-6 * double(oc.k) : -1;
+        EXPECT_TRUE(MatchesCpuReference(
+            "convblock_pyramid", in, a, t,
+            [&](const std::vector<Tensor>& r) -> StatusOr<std::vector<Tensor>> {
+              return DispatchKd(t, [&](auto tag) -> StatusOr<std::vector<Tensor>> {
+                using T = decltype(tag);
+                const pyramid::Plan plan =
+                    pyramid::PlanFor(oc.b, oc.h, oc.w, oc.c, int(oc.k), std::string(gate) == "sigmoid" ? kGateSigmoid : kGateProduct,
+                                     1.9f, oc.bias, hw, int64_t(sizeof(T)));
+                const Shape ys{oc.b, oc.h, oc.w, plan.out_stride()};
+                std::vector<std::unique_ptr<DevBuf<T>>> bufs;
+                std::vector<kd::Ptr<const T>> wp, bp;
+                for (size_t i = 1; i < r.size(); ++i) {
+                  bufs.push_back(std::make_unique<DevBuf<T>>(r[i], absl::StrCat("in", i)));
+                  (int64_t(i) <= S ? wp : bp).push_back(*bufs.back());
+                }
+                DevBuf<T> ub(r[0], "u"), yb(size_t(ys.numel()), "out"), pooled(size_t(plan.pooled_elems), "pooled");
+                DevBuf<float> gated(size_t(plan.gated_elems), "gated");
+                InterpOps<T> ops;
+                CF_RETURN_IF_ERROR(
+                    pyramid::RunPlan(plan, ops, kd::Ptr<const T>(ub), wp, bp, yb.ptr(), pooled.ptr(), gated.ptr()));
+                return std::vector<Tensor>{yb.ToTensor(ys)};
+              });
+            },
+            tol, tol))
+            << DTypeName(t);
+      }
+    }
+  }
+}
+
 // The plan's bookkeeping: no workspace without pooled stages; the largest
 // pooled stage sizes both maps; the gated map starts 256-byte aligned.
 TEST(ConvBlockInterp, PlanWorkspace) {
