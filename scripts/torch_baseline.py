@@ -62,9 +62,10 @@ CONVBLOCK_SHAPES = (("sd15_512", 320, 64, 64, (13, 25), "released"), ("sd15_1024
                     ("pixart_512", 1152, 64, 64, (13,), "sigmoid"), ("pixart_1024", 1152, 128, 128, (13,), "sigmoid"))
 
 
-def convblock_cases(dev, record):
+def convblock_cases(dev, record, done=lambda: None):
     """convblock_<shape>_k<K>_<nchw|cl>_f16_<fwd|fwdbwd>; FLOPs: the block's
-    multiply-adds (2 each); bytes: input + output once."""
+    multiply-adds (2 each); bytes: input + output once. done() after each
+    shape and K (the caller writes what it has, in case the time limit hits)."""
     torch.manual_seed(0)
     for name, C, H, W, kernels, gate in CONVBLOCK_SHAPES:
         for K in kernels:
@@ -88,6 +89,7 @@ def convblock_cases(dev, record):
                 record(tag + "_fwdbwd", both, flops=3 * 2 * macs)
                 del blk, x, xg, dy, params
             torch.cuda.empty_cache()
+            done()
 
 
 def main():
@@ -103,8 +105,7 @@ def main():
 
     if convblock_only:
         torch.backends.cudnn.benchmark = True  # PyTorch at its best: cuDNN picks the fastest depthwise algorithm
-        convblock_cases(dev, record)
-        write(out_path, results)
+        convblock_cases(dev, record, lambda: write(out_path, results))
         return
 
     # Floors: copy bandwidth and the best GEMM.
