@@ -24,7 +24,7 @@ Value AttentionModule(Builder& b, Value x, std::optional<Value> context, const A
   Value q = LinearLayer(b, "to_q", h, inner, o.qkv_bias, o.params);             // [B, N, inner]
   Value k = LinearLayer(b, "to_k", kv, inner, o.qkv_bias, o.params);            // [B, T, inner]
   Value v = LinearLayer(b, "to_v", kv, inner, o.qkv_bias, o.params);            // [B, T, inner]
-  Value a = Attention(q, k, v, {.heads = o.heads});                               // [B, N, inner]
+  Value a = Attention(q, k, v, {.heads = o.heads, .key_mask = o.key_mask});       // [B, N, inner]
   if (xs.rank() == 4) a = Reshape(a, {B, xs[1], xs[2], inner});                   // a view, before to_out
   return LinearLayer(b, "to_out.0", a, C, o.out_bias, o.params);                 // x's shape
 }
@@ -104,7 +104,8 @@ StatusOr<SelfAttentionChoice> ParseSelfAttentionChoice(const std::string& text) 
   return c;
 }
 
-Value SelfAttentionLayer(Builder& b, Value x, const SelfAttentionChoice& c, int64_t heads, const ParamOptions& p) {
+Value SelfAttentionLayer(Builder& b, Value x, const SelfAttentionChoice& c, int64_t heads, const ParamOptions& p,
+                         bool qkv_bias) {
   if (!x.valid()) return Value{};
   const Shape xs = x.shape();
   if (!Check(b, xs.rank() == 4,
@@ -115,16 +116,18 @@ Value SelfAttentionLayer(Builder& b, Value x, const SelfAttentionChoice& c, int6
   switch (c.kind) {
     case SelfAttentionKind::kSelfAttention: {
       auto s = b.scope("attn1");
-      return AttentionModule(b, x, std::nullopt, {.heads = heads, .head_dim = C / heads, .params = p});
+      return AttentionModule(b, x, std::nullopt,
+                             {.heads = heads, .head_dim = C / heads, .qkv_bias = qkv_bias, .params = p});
     }
     case SelfAttentionKind::kNeighborhood: {
       auto s = b.scope("attn1");
       const int64_t span = c.kernel * c.dilation;
       if (span > H || span > W)  // the window covers the map: full attention, as NA would give for K >= H, W
-        return AttentionModule(b, x, std::nullopt, {.heads = heads, .head_dim = C / heads, .params = p});
-      Value q = LinearLayer(b, "to_q", x, C, false, p);                       // [B, H, W, C]
-      Value k = LinearLayer(b, "to_k", x, C, false, p);                       // [B, H, W, C]
-      Value v = LinearLayer(b, "to_v", x, C, false, p);                       // [B, H, W, C]
+        return AttentionModule(b, x, std::nullopt,
+                               {.heads = heads, .head_dim = C / heads, .qkv_bias = qkv_bias, .params = p});
+      Value q = LinearLayer(b, "to_q", x, C, qkv_bias, p);                    // [B, H, W, C]
+      Value k = LinearLayer(b, "to_k", x, C, qkv_bias, p);                    // [B, H, W, C]
+      Value v = LinearLayer(b, "to_v", x, C, qkv_bias, p);                    // [B, H, W, C]
       Value a = NeighborhoodAttention(q, k, v, {.heads = heads, .kernel = c.kernel, .dilation = c.dilation});
       return LinearLayer(b, "to_out.0", a, C, true, p);                      // [B, H, W, C]
     }
@@ -140,6 +143,7 @@ Value SelfAttentionLayer(Builder& b, Value x, const SelfAttentionChoice& c, int6
     case SelfAttentionKind::kLinFusion: {
       auto s = b.scope("attn1");
       LinFusionOptions o;
+      o.qkv_bias = qkv_bias;
       o.param_dtype = p.dtype;
       o.frozen = p.frozen;
       return LinFusionAttention(b, x, o);                                      // [B, H, W, C]
@@ -150,6 +154,7 @@ Value SelfAttentionLayer(Builder& b, Value x, const SelfAttentionChoice& c, int6
       o.heads = heads;
       o.window = c.window;
       o.mode = c.window_mode;
+      o.qkv_bias = qkv_bias;
       o.param_dtype = p.dtype;
       o.frozen = p.frozen;
       if (c.window_mode == WindowAttentionMode::kWindowWithResidual)

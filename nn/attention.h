@@ -24,6 +24,7 @@ struct AttentionModuleOptions {
   bool qkv_bias = false;  // diffusers' `bias` (SD1.5 / SDXL: false; PixArt: true)
   bool out_bias = true;
   ParamOptions params;
+  std::optional<Value> key_mask = std::nullopt;  // [B, T] (nonzero: visible), cross-attention padding
 };
 // x [B, N, C] or [B, H, W, C] (the query side), context [B, T, D] for
 // cross-attention (nullopt: self-attention over x) -> x's shape with
@@ -61,7 +62,8 @@ StatusOr<SelfAttentionChoice> ParseSelfAttentionChoice(const std::string& text);
 // neighborhood attention (the same projections, the NATTEN core),
 // LinFusion (its extra to_q_ / to_k_ MLPs) and window attention; "conv1" for
 // the ConvBlock (the authors' key). `heads` is the block's head count
-// (LinFusion always uses 8, as released).
+// (LinFusion always uses 8, as released). `qkv_bias`: biases on to_q / to_k /
+// to_v (PixArt's attention_bias; none in SD1.5 / SDXL).
 //
 // Neighborhood attention where the map is not larger than the window
 // (K·dilation > H or > W) attends every key instead (NA with K >= H, W is
@@ -70,6 +72,6 @@ StatusOr<SelfAttentionChoice> ParseSelfAttentionChoice(const std::string& text);
 // "<scope>.residual" [B, H·W, C] that it declares; full_and_cache marks the
 // output "<scope>.residual" (scope: this module's).
 Value SelfAttentionLayer(Builder& b, Value x, const SelfAttentionChoice& choice, int64_t heads,
-                         const ParamOptions& params = {});
+                         const ParamOptions& params = {}, bool qkv_bias = false);
 
 }  // namespace cf
