@@ -1,7 +1,8 @@
 // Depthwise conv2d kernels, written against runtime/kdev/kdev.h: compiled by
 // nvcc through conv_depthwise_launch.cuh (one .cu per dtype, so the three
 // instantiations compile in parallel) and run on the CPU interpreter by
-// tests/ops/conv_interp_test.cc. The launch geometry (grid, block, dynamic
+// tests/ops/conv_interp_test.cc (conv2d) and tests/ops/convblock_interp_test.cc
+// (the ConvBlock's gated variant). The launch geometry (grid, block, dynamic
 // shared memory) is computed here, by host functions both sides call.
 //
 // Version history (each tested by tests/ops/conv_gpu_test.cc):
@@ -23,9 +24,9 @@
 //       kGated, the ConvBlock's gate: a block owns 16 gated channels
 //       [c0, c0 + 16) of [0, C/2), stages the input tiles of c and c + C/2 in
 //       turn into the same shared memory, keeps both accumulator sets in
-//       registers and writes gate(d1, d2). The plain path is v2 unchanged.
-//       Not yet run on a GPU (tests/ops/convblock_interp_test.cc runs it
-//       interpreted).
+//       registers and writes gate(d1, d2); the output may be f32 for
+//       low-precision input. The plain path is v2's arithmetic unchanged.
+//       Not yet run on a GPU (tests/ops/convblock_gpu_test.cc waits for one).
 #pragma once
 
 #include <algorithm>
