@@ -186,6 +186,14 @@ StatusOr<ClipTokenizer> ClipTokenizer::LoadHuggingFace(const std::string& folder
   }
   if (rank == 0) return absl::InvalidArgumentError(absl::StrCat("'", merges_path, "' has no merges"));
 
+  // Extra tokens (textual inversion) would be split out like special tokens
+  // with ids past the vocabulary: not implemented, so refused rather than ignored.
+  if (const std::string extra = (fs::path(folder) / "added_tokens.json").string(); fs::exists(extra)) {
+    CF_ASSIGN_OR_RETURN(json added, ParseJson(extra));
+    if (!added.is_object() || !added.empty())
+      return absl::UnimplementedError(absl::StrCat(
+          "'", extra, "': extra added tokens (e.g. textual inversion) are not supported by this tokenizer"));
+  }
   // Special tokens: special_tokens_map.json overrides tokenizer_config.json;
   // transformers' CLIPTokenizer defaults otherwise.
   json config = json::object(), special_map = json::object();

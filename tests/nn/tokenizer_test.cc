@@ -308,6 +308,10 @@ TEST(ClipTokenizerErrors, MalformedHuggingFaceFiles) {
   EXPECT_EQ(t.Encode("bab b").value(), (std::vector<int64_t>{4, 0, 4, 4}));
   EXPECT_EQ(t.Encode("x").value(), (std::vector<int64_t>{7}));
   EXPECT_EQ(t.Tokenize("ab").value().ids, (std::vector<int64_t>{6, 0, 4, 7, 0}));
+  WriteFile(dir / "added_tokens.json", R"({"<cat-toy>": 8})");
+  e = LoadError(dir.path().string());
+  EXPECT_NE(e.find("added_tokens.json': extra added tokens"), std::string::npos) << e;
+  WriteFile(dir / "added_tokens.json", "{}");
   WriteFile(dir / "tokenizer_config.json", "{}");
   const ClipTokenizer u = ClipTokenizer::Load(dir.path().string()).value();
   EXPECT_EQ(u.pad_id(), 7);
