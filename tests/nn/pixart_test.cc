@@ -349,5 +349,100 @@ TEST(PixArtTransformer, CaptionMaskChangesTheOutput) {
   EXPECT_GT(RelativeError(ToDoubles(outs.at("output")), ToDoubles(want)), 1e-3);
 }
 
+// Builds tiny_sigma_odd (a 5x7 token grid) with `options` in `dtype`, loads
+// its weights (parameters the file lacks, such as LinFusion's MLPs or a
+// ConvBlock: seeded random), runs diffusers' inputs and returns the output.
+std::vector<double> RunTinySigmaOdd(const PixArtBuildOptions& options, DType dtype = DType::f32) {
+  const std::string folder = DataDir() + "/tiny_sigma_odd/transformer";
+  auto io = SafetensorsFile::Open(DataDir() + "/tiny_sigma_odd/io.safetensors");
+  auto config = PixArtTransformerConfig::Load(folder);
+  auto files = WeightFiles::Open(folder);
+  EXPECT_TRUE(io.ok() && config.ok() && files.ok());
+  if (!io.ok() || !config.ok() || !files.ok()) return {};
+  Graph g;
+  Builder b(&g);
+  auto out = BuildPixArtTransformerGraph(
+      b, *config, {.batch = 2, .height = 10, .width = 14, .tokens = 4, .attention_mask = true, .dtype = dtype}, options);
+  EXPECT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(b.Finish().ok()) << b.status();
+  LoadWeightsOptions lo;
+  lo.allow_missing = lo.allow_unexpected = true;
+  auto w = LoadWeights(g, *files, lo);
+  EXPECT_TRUE(w.ok()) << w.status();
+  auto exec = Executor::Create(g);
+  EXPECT_TRUE(exec.ok()) << exec.status();
+  if (!w.ok() || !exec.ok()) return {};
+  for (const auto& [pn, t] : w->parameters) EXPECT_TRUE((*exec)->SetParameter(pn, t).ok());
+  uint64_t seed = 11;
+  for (const std::string& m : w->missing) {  // "name f32[...]"
+    const std::string pn = m.substr(0, m.find(' '));
+    const Shape ps = g.value(g.FindParameter(pn)).type.shape;
+    const bool scale = pn.find("_.1.weight") != std::string::npos;  // LinFusion's LayerNorm scales near 1
+    EXPECT_TRUE((*exec)->SetParameter(pn, RandomTensor(ps, dtype, ++seed, scale ? 0.8 : -0.2, scale ? 1.2 : 0.2)).ok());
+  }
+  std::map<std::string, Tensor> in;
+  for (const char* name : {"hidden_states", "timestep", "encoder_hidden_states", "encoder_attention_mask"}) {
+    auto t = io->Read(name);
+    EXPECT_TRUE(t.ok()) << t.status();
+    if (!t.ok()) return {};
+    const int id = g.FindInput(name);
+    const DType want = g.value(id).type.dtype;
+    if (t->dtype() == want) {
+      in[name] = *t;
+    } else {
+      in[name] = FromDoubles(ToDoubles(*t), t->shape(), want);
+    }
+  }
+  for (int id : g.Inputs())  // window attention's cached residuals: zero
+    if (!in.count(g.value(id).name)) in[g.value(id).name] = *Tensor::Zeros(g.value(id).type.shape, dtype);
+  auto outs = (*exec)->RunNamed(in);
+  EXPECT_TRUE(outs.ok()) << outs.status();
+  if (!outs.ok()) return {};
+  std::vector<double> v = ToDoubles(outs->at("output"));
+  for (double x : v) EXPECT_TRUE(std::isfinite(x));
+  return v;
+}
+
+// Every self-attention choice runs in a PixArt block (modulated input, gated
+// residual, PixArt's q, k, v biases); the degenerate ones equal
+// self-attention: a band over all 35 tokens, NA whose window covers the 5x7
+// map. The others differ.
+TEST(PixArtTransformer, EveryChoiceRunsInTheTinyModel) {
+  const auto run = [](const std::string& choice) {
+    SCOPED_TRACE(choice);
+    PixArtBuildOptions o;
+    auto c = ParseSelfAttentionChoice(choice);
+    EXPECT_TRUE(c.ok()) << c.status();
+    if (c.ok()) o.self_attention = *c;
+    return RunTinySigmaOdd(o);
+  };
+  CF_ASSERT_OK_AND_ASSIGN(SafetensorsFile io, SafetensorsFile::Open(DataDir() + "/tiny_sigma_odd/io.safetensors"));
+  CF_ASSERT_OK_AND_ASSIGN(Tensor want, io.Read("output"));
+  const std::vector<double> self = run("self");
+  EXPECT_LE(RelativeError(self, ToDoubles(want)), 1e-4);
+  EXPECT_LE(RelativeError(run("window:40"), self), 1e-5);  // the band covers all 35 tokens, residual 0
+  EXPECT_LE(RelativeError(run("window:4:full"), self), 1e-5);
+  EXPECT_LE(RelativeError(run("na:7"), self), 1e-5);       // 7 > the map's height 5: full attention
+  EXPECT_GT(RelativeError(run("window:4"), self), 1e-3);
+  EXPECT_GT(RelativeError(run("na:3"), self), 1e-3);
+  EXPECT_GT(RelativeError(run("linfusion"), self), 1e-3);
+  EXPECT_GT(RelativeError(run("convblock"), self), 1e-3);
+  EXPECT_GT(RelativeError(run("convblock:3:paper"), self), 1e-3);
+}
+
+// The tiny model in f16 and bf16 storage on the CPU (weights converted at
+// load, inputs rounded) against diffusers' float64 output.
+TEST(PixArtTransformer, HalfPrecisionStaysCloseToDiffusers) {
+  CF_ASSERT_OK_AND_ASSIGN(SafetensorsFile io, SafetensorsFile::Open(DataDir() + "/tiny_sigma_odd/io.safetensors"));
+  CF_ASSERT_OK_AND_ASSIGN(Tensor want, io.Read("output"));
+  for (const auto& [dt, tol] : std::vector<std::pair<DType, double>>{{DType::f16, 5e-3}, {DType::bf16, 3e-2}}) {
+    SCOPED_TRACE(DTypeName(dt));
+    const double rel = RelativeError(RunTinySigmaOdd({}, dt), ToDoubles(want));
+    EXPECT_LE(rel, tol);
+    EXPECT_GT(rel, 1e-6);  // it did run in low precision
+    std::printf("tiny_sigma_odd in %s: relative error %.2e\n", DTypeName(dt), rel);
+  }
+}
+
 }  // namespace
 }  // namespace cf::testing
