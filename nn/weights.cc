@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -93,24 +94,54 @@ StatusOr<std::vector<std::string>> Resolve(const std::string& path) {
                                           found.empty() ? "" : " and no index naming them"));
 }
 
-// Copies `src` (row-major, dims `in`) to `dst` permuted: dst dim i = src dim perm[i].
-void PermuteBytes(const uint8_t* src, uint8_t* dst, const std::vector<int64_t>& in, const std::vector<int>& perm,
-                  int64_t elem) {
-  const int r = static_cast<int>(in.size());
-  std::vector<int64_t> stride(r, 1), out(r);
-  for (int i = r - 2; i >= 0; --i) stride[i] = stride[i + 1] * in[i + 1];
-  int64_t n = 1;
-  for (int i = 0; i < r; ++i) out[i] = in[perm[i]], n *= in[i];
-  std::vector<int64_t> idx(r, 0);
-  for (int64_t k = 0; k < n; ++k) {
-    int64_t s = 0;
-    for (int i = 0; i < r; ++i) s += idx[i] * stride[perm[i]];
-    std::memcpy(dst + k * elem, src + s * elem, static_cast<size_t>(elem));
-    for (int i = r - 1; i >= 0; --i) {
-      if (++idx[i] < out[i]) break;
-      idx[i] = 0;
-    }
+// One element converted between the floating storage types (through f32,
+// or f64 when either side is f64).
+template <typename D, typename S>
+D Convert(S v) {
+  if constexpr (std::is_same_v<D, S>) {
+    return v;
+  } else if constexpr (std::is_same_v<D, double>) {
+    return static_cast<double>(ToFloat(v));
+  } else {
+    const float f = static_cast<float>(ToFloat(v));
+    if constexpr (std::is_same_v<D, float>) return f;
+    if constexpr (std::is_same_v<D, f16_t>) return f16_t{F32ToF16Bits(f)};
+    if constexpr (std::is_same_v<D, bf16_t>) return bf16_t{F32ToBF16Bits(f)};
   }
+}
+
+// Calls f(T{}) with T the element type of floating dtype t.
+template <typename F>
+void VisitFloating(DType t, F&& f) {
+  switch (t) {
+    case DType::f32: f(float{}); break;
+    case DType::f64: f(double{}); break;
+    case DType::f16: f(f16_t{}); break;
+    case DType::bf16: f(bf16_t{}); break;
+    default: break;
+  }
+}
+
+// src viewed as [outer, a, b] -> dst [outer, b, a], converted on the way:
+// PyTorch's [O, I, kh·kw] -> [O, kh·kw, I], and [C, K·K] -> [K·K, C] with
+// outer = 1. a == 1 or b == 1 is a converting copy. One pass over the bytes.
+void TransposeConvert(const Tensor& src, Tensor& dst, int64_t outer, int64_t a, int64_t b) {
+  VisitFloating(src.dtype(), [&](auto s0) {
+    using S = decltype(s0);
+    VisitFloating(dst.dtype(), [&](auto d0) {
+      using D = decltype(d0);
+      const S* in = static_cast<const S*>(src.raw());
+      D* out = static_cast<D*>(dst.raw());
+      if (a == 1 || b == 1) {
+        const int64_t n = outer * a * b;
+        for (int64_t i = 0; i < n; ++i) out[i] = Convert<D>(in[i]);
+        return;
+      }
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t j = 0; j < b; ++j)
+          for (int64_t i = 0; i < a; ++i) out[(o * b + j) * a + i] = Convert<D>(in[(o * a + i) * b + j]);
+    });
+  });
 }
 
 }  // namespace
@@ -173,17 +204,16 @@ StatusOr<LoadedWeights> LoadWeights(const Graph& graph, const WeightFiles& files
     used[key] = true;
     CF_ASSIGN_OR_RETURN(SafetensorsTensorInfo info, files.Info(key));
     const Shape& f = info.shape;
-    // Which layout the file holds (see the header).
-    std::vector<int> perm;  // dst dim i = src dim perm[i]; empty: same order
-    bool fits = false;
+    // Which layout the file holds (see the header); `transpose`: the file
+    // is [outer, a, b] and the parameter [outer, b, a].
+    bool fits = false, transpose = false;
     if (d.rank() == 4) {
-      fits = f == Shape{d[0], d[3], d[1], d[2]};
-      perm = {0, 2, 3, 1};
+      fits = transpose = f == Shape{d[0], d[3], d[1], d[2]};
     } else if (d.rank() == 2) {
       fits = f == d || f == Shape{d[0], d[1], 1, 1};
     } else if (d.rank() == 3 && d[0] == d[1]) {
       fits = f == d;
-      if (!fits && f == Shape{d[2], 1, d[0], d[1]}) fits = true, perm = {1, 2, 0};  // [C,(1),K,K] -> [K,K,C]
+      if (!fits) fits = transpose = f == Shape{d[2], 1, d[0], d[1]};  // [C, 1, K, K] -> [K, K, C]
     } else {
       fits = f == d;
     }
@@ -200,24 +230,13 @@ StatusOr<LoadedWeights> LoadWeights(const Graph& graph, const WeightFiles& files
     if (!mismatched.empty()) continue;  // only collect the report from here on
     CF_ASSIGN_OR_RETURN(Tensor t, files.Get(key));
     out.bytes_read += info.nbytes();
-    Tensor v;
-    if (perm.empty()) {
-      CF_ASSIGN_OR_RETURN(v, Tensor::Empty(d, p.type.dtype));
-      CF_ASSIGN_OR_RETURN(Tensor flat, t.Reshape(d));
-      CF_RETURN_IF_ERROR(v.CopyFrom(flat));
+    CF_ASSIGN_OR_RETURN(Tensor v, Tensor::Empty(d, p.type.dtype));
+    if (!transpose) {
+      TransposeConvert(t, v, 1, 1, d.numel());
+    } else if (d.rank() == 4) {
+      TransposeConvert(t, v, d[0], d[3], d[1] * d[2]);  // [O, I, kh·kw] -> [O, kh·kw, I]
     } else {
-      // Permute in the file's dtype, then convert.
-      CF_ASSIGN_OR_RETURN(Tensor moved, Tensor::Empty(d, t.dtype()));
-      std::vector<int64_t> dims(f.dims().begin(), f.dims().end());
-      if (perm.size() == 3) dims = {f[0], f[2], f[3]};  // [C, 1, K, K] read as [C, K, K]
-      PermuteBytes(static_cast<const uint8_t*>(t.raw()), static_cast<uint8_t*>(moved.raw()), dims, perm,
-                   DTypeSize(t.dtype()));
-      if (moved.dtype() == p.type.dtype) {
-        v = moved;
-      } else {
-        CF_ASSIGN_OR_RETURN(v, Tensor::Empty(d, p.type.dtype));
-        CF_RETURN_IF_ERROR(v.CopyFrom(moved));
-      }
+      TransposeConvert(t, v, 1, d[2], d[0] * d[1]);     // [C, K·K] -> [K·K, C]
     }
     out.parameters.push_back({p.name, std::move(v)});
   }
