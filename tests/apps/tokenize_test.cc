@@ -69,6 +69,7 @@ TEST(TokenizeCommand, WritesOpenClipIdsAndMask) {
   const auto r = RunTokenize({"--tokenizer=" + (kData / "bpe_simple_vocab_16e6.txt.gz").string(), "--prompt", prompts[0],
                       "--prompt=" + prompts[1], "--max-length=10", "--output=" + out},
                      dir.path());
+  if (r.err.find("has no zlib") != std::string::npos) GTEST_SKIP() << r.err;  // optional in CMakeLists.txt
   ASSERT_EQ(r.code, 0) << r.err;
   const SafetensorsFile f = SafetensorsFile::Open(out).value();
   const Tensor ids = f.Read("input_ids").value();
