@@ -94,6 +94,11 @@ bool DiffusersConfig::Has(const std::string& key) const {
   return it != impl_->root.end() && !it->is_null();
 }
 
+bool DiffusersConfig::Contains(const std::string& key) const {
+  impl_->read.insert(key);
+  return impl_->root.contains(key);
+}
+
 #define CF_CONFIG_REQUIRE(key)                                                                                \
   if (!Has(key))                                                                                              \
     return absl::NotFoundError(absl::StrCat("config ", source_, ": required key '", key, "' is missing"));   \

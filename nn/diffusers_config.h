@@ -48,6 +48,8 @@ class DiffusersConfig {
 
   // Present with a non-null value. Marks the key as read.
   bool Has(const std::string& key) const;
+  // Present, null or not ("mid_block_type": null says "no mid block"). Marks the key as read.
+  bool Contains(const std::string& key) const;
 
   // Required getters (absent or null: NotFound naming the file and the key).
   StatusOr<int64_t> Int(const std::string& key) const;

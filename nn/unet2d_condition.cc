@@ -57,7 +57,7 @@ StatusOr<UNet2DConditionConfig> UNet2DConditionConfig::FromDiffusers(const Diffu
   for (const std::string& t : u.up_block_types)
     if (t != "CrossAttnUpBlock2D" && t != "UpBlock2D") return Unsupported(c, "an up block type", t);
   CF_ASSIGN_OR_RETURN(auto mid, c.OptionalString("mid_block_type"));
-  u.mid_block_type = c.Has("mid_block_type") ? mid.value_or("") : "UNetMidBlock2DCrossAttn";
+  u.mid_block_type = c.Contains("mid_block_type") ? mid.value_or("") : "UNetMidBlock2DCrossAttn";  // null: none
   if (!u.mid_block_type.empty() && u.mid_block_type != "UNetMidBlock2DCrossAttn")
     return Unsupported(c, "mid_block_type", u.mid_block_type);
 

@@ -217,6 +217,13 @@ TEST(UNet2DCondition, ConfigErrorsNameTheFileAndTheKey) {
   CF_ASSERT_OK_AND_ASSIGN(auto ok, parse("{" + base + R"(, "block_out_channels": [32, 64], "attention_head_dim": 8,
       "norm_num_groups": 8, "brand_new_option": 1})"));
   EXPECT_NE(ok.note.find("ignored unknown keys brand_new_option"), std::string::npos) << ok.note;
+  EXPECT_EQ(ok.mid_block_type, "UNetMidBlock2DCrossAttn");  // diffusers' default
+  CF_ASSERT_OK_AND_ASSIGN(auto no_mid, parse("{" + base + R"(, "block_out_channels": [32, 64], "norm_num_groups": 8,
+      "mid_block_type": null})"));
+  EXPECT_EQ(no_mid.mid_block_type, "");  // null: no mid block
+  ExpectError(parse("{" + base + R"(, "block_out_channels": [32, 64], "mid_block_type": "UNetMidBlock2DSimpleCrossAttn"})")
+                  .status(),
+              {"mid_block_type", "UNetMidBlock2DSimpleCrossAttn"});
   // A sample of the wrong channel count is a builder error naming the input.
   Graph g;
   Builder b(&g);
