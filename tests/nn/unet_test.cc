@@ -110,6 +110,25 @@ TEST(UNet2DCondition, FullSizeParameterCountsBuildTimesAndPlans) {
   }
 }
 
+// The planner's check for every self-attention choice at 1024 and 16K.
+TEST(UNet2DCondition, EveryChoicePlansWithinTheBound) {
+  for (const auto& [name, config] : std::vector<std::pair<std::string, UNet2DConditionConfig>>{
+           {"SD1.5", UNet2DConditionConfig::StableDiffusion15()}, {"SDXL", UNet2DConditionConfig::StableDiffusionXL()}})
+    for (const char* choice : {"convblock", "na:13", "linfusion", "window:64"})
+      for (const auto& [h, w] : std::vector<std::pair<int64_t, int64_t>>{{128, 128}, {1080, 1920}}) {
+        SCOPED_TRACE(absl::StrCat(name, " ", choice, " ", 8 * w, "x", 8 * h));
+        UNetBuildOptions o;
+        o.self_attention = *ParseSelfAttentionChoice(choice);
+        auto r = Build(config, h, w, o);
+        CF_ASSERT_OK_AND_ASSIGN(MemoryPlan plan, PlanMemory(r->graph));
+        CF_EXPECT_OK(VerifyPlan(r->graph, plan));
+        EXPECT_LE(plan.ratio(), 1.05) << plan.ToString();
+        std::printf("%s %s %lldx%lld: %d nodes, built in %.1f ms, arena %.0f MiB = %.3f x lower bound\n",
+                    name.c_str(), choice, static_cast<long long>(8 * w), static_cast<long long>(8 * h),
+                    r->graph.num_nodes(), r->ms, static_cast<double>(plan.arena_bytes) / (1 << 20), plan.ratio());
+      }
+}
+
 // The paper's Table 1 row, from the real graph: SD1.5's top-level
 // self-attention at 512 counts 2 · (8·N·C² + 4·N²·C + N·C) under the Table 1
 // convention (q, k, v without bias; docs/paper-facts.md), batch 2.
