@@ -198,8 +198,11 @@ class UNetBuilder {
       : b_(b), c_(c), o_(o), context_(context), released_(Released(c)) {}
 
   UNetOutputs* out() { return &out_; }
+  const ReleasedKernels& released() const { return released_; }
 
-  // The choice for one transformer block.
+  // The choice for one transformer block: the options', then the config's
+  // conv1 size (unless the options name a ConvBlock size themselves), then
+  // per_layer; a ConvBlock of size 0 takes the config's, else the released, else 13.
   SelfAttentionChoice Choose(UNetAttentionSite site) {
     SelfAttentionChoice ch = o_.self_attention;
     if (o_.config_conv1_kernels && site.config_kernel > 0) {
@@ -258,11 +261,7 @@ class UNetBuilder {
   const UNet2DConditionConfig& c_;
   const UNetBuildOptions& o_;
   Value context_;
-
- public:
   const ReleasedKernels released_;
-
- private:
   UNetOutputs out_;
 };
 
@@ -341,7 +340,7 @@ UNetOutputs UNet2DCondition(Builder& b, const UNet2DConditionConfig& c, const UN
       if (cross) {
         auto sa = b.scope(absl::StrCat("attentions.", j));
         h = u.Attention(h, "down", i, c.attention_heads[i], c.transformer_layers_per_block[i],
-                        At(c.down_conv1_kernels, i), At(u.released_.down, i));                 // [B, h, w, C]
+                        At(c.down_conv1_kernels, i), At(u.released().down, i));                 // [B, h, w, C]
       }
       skips.push_back(h);
     }
@@ -364,7 +363,7 @@ UNetOutputs UNet2DCondition(Builder& b, const UNet2DConditionConfig& c, const UN
     {
       auto sa = b.scope("attentions.0");
       h = u.Attention(h, "mid", 0, c.attention_heads.back(), c.transformer_layers_per_block.back(),
-                      c.mid_conv1_kernel, u.released_.mid);                                    // [B, h, w, C]
+                      c.mid_conv1_kernel, u.released().mid);                                    // [B, h, w, C]
     }
     {
       auto sr = b.scope("resnets.1");
@@ -393,7 +392,7 @@ UNetOutputs UNet2DCondition(Builder& b, const UNet2DConditionConfig& c, const UN
       if (cross) {
         auto sa = b.scope(absl::StrCat("attentions.", j));
         h = u.Attention(h, "up", i, c.attention_heads[r], c.reverse_transformer_layers_per_block[i],
-                        At(c.up_conv1_kernels, i), At(u.released_.up, i));                     // [B, h, w, C]
+                        At(c.up_conv1_kernels, i), At(u.released().up, i));                     // [B, h, w, C]
       }
     }
     if (!last) {
