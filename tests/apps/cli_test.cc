@@ -2,8 +2,8 @@
 // failures at run time exit 1, each with one line on stderr naming the flag
 // (or the path); nothing is left behind in the working directory; --help
 // exits 0 with usage; good invocations do their job. The paths of the built
-// executables come from tests/CMakeLists.txt (CF_INFO_EXE, CF_FLOPS_EXE,
-// CF_TRAIN_DEMO_EXE).
+// executables come from tests/CMakeLists.txt (CF_INFO_EXE, CF_TRAIN_DEMO_EXE);
+// convfusion-bench has its own tests (bench_test.cc).
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -54,7 +54,7 @@ struct Bad {
   std::string mentions;  // stderr names this (the flag, the argument or the path)
 };
 
-const std::string kInfo = CF_INFO_EXE, kFlops = CF_FLOPS_EXE, kTrain = CF_TRAIN_DEMO_EXE;
+const std::string kInfo = CF_INFO_EXE, kTrain = CF_TRAIN_DEMO_EXE;
 
 TEST(AppsCli, BadInvocationsExitWithOneLineAndLeaveNothing) {
   const std::vector<Bad> table = {
@@ -62,21 +62,6 @@ TEST(AppsCli, BadInvocationsExitWithOneLineAndLeaveNothing) {
       {kInfo, {"--bogus"}, 2, "--bogus"},
       {kInfo, {"--ops=3"}, 2, "--ops"},
       {kInfo, {"extra"}, 2, "extra"},
-      // cf_flops
-      {kFlops, {"--format=xml"}, 2, "--format"},
-      {kFlops, {"--format", "xml"}, 2, "--format"},
-      {kFlops, {"--model=sd21"}, 2, "--model"},
-      {kFlops, {"--dtype=f64"}, 2, "--dtype"},
-      {kFlops, {"--graph=svg"}, 2, "--graph"},
-      {kFlops, {"--out="}, 2, "--out"},
-      {kFlops, {"--out"}, 2, "--out"},
-      {kFlops, {"--format=csv", "--bogus"}, 2, "--bogus"},
-      {kFlops, {"table.md"}, 2, "table.md"},
-      {kFlops, {"--out=sub"}, 1, "sub"},                     // a directory
-      {kFlops, {"--out=sub/"}, 1, "sub/"},                   // ditto
-      {kFlops, {"--out=missing/t.md"}, 1, "missing"},        // no such directory
-      {kFlops, {"--out=plain.txt/t.md"}, 1, "plain.txt"},    // a file is not a directory
-      {kFlops, {"--graph=dot", "--out=sub"}, 1, "sub"},
       // cf_train_demo
       {kTrain, {"--steps=99999999999"}, 2, "--steps"},
       {kTrain, {"--steps=99999999999999999999999"}, 2, "--steps"},
@@ -126,7 +111,7 @@ TEST(AppsCli, Messages) {
             "cf_train_demo: --device: 'tpu' is not one of cpu, cuda (see --help)\n");
   EXPECT_EQ(RunApp(kTrain, {"--lr=0"}, dir.path()).err,
             "cf_train_demo: --lr: value 0 is out of range (0, 1000] (see --help)\n");
-  EXPECT_EQ(RunApp(kFlops, {"--bogus=1"}, dir.path()).err, "cf_flops: --bogus: unknown flag (see --help)\n");
+  EXPECT_EQ(RunApp(kInfo, {"--bogus=1"}, dir.path()).err, "cf_info: --bogus: unknown flag (see --help)\n");
 }
 
 TEST(AppsCli, CudaWithoutADeviceIsARunTimeFailure) {
@@ -146,7 +131,6 @@ TEST(AppsCli, CudaWithoutADeviceIsARunTimeFailure) {
 TEST(AppsCli, HelpExitsZeroWithUsage) {
   const std::vector<std::pair<std::string, std::vector<std::string>>> table = {
       {kInfo, {}},
-      {kFlops, {"--model", "--format", "--out", "--dtype", "--graph", "md|csv|json"}},
       {kTrain, {"--steps", "--lr", "--device", "cpu|cuda", "[1, 10000000]", "(default: 2000)"}},
   };
   for (const auto& [exe, mentions] : table) {
@@ -173,36 +157,6 @@ TEST(AppsCli, InfoRuns) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("ConvFusion runtime"), std::string::npos);
   EXPECT_NE(r.out.find("ops registered"), std::string::npos);
-}
-
-TEST(AppsCli, FlopsToStdoutAndToFiles) {
-  TempDir dir;
-  Result r = RunApp(kFlops, {"--format", "csv", "--model=sd15"}, dir.path());
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out.rfind("model,resolution,", 0), 0u) << r.out;
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 7);  // header + 6 resolutions
-
-  r = RunApp(kFlops, {"--format=json", "--out", "t.json"}, dir.path());
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out, "");
-  EXPECT_EQ(ReadAll(dir.path() / "t.json").rfind("{", 0), 0u);
-  EXPECT_EQ(Entries(dir.path()), (std::set<std::string>{"t.json"}));
-
-  // Overwrites an existing file, by absolute path; the default format is markdown.
-  std::ofstream(dir.path() / "t.md") << "old\n";
-  r = RunApp(kFlops, {"--out=" + (dir.path() / "t.md").string()}, dir.path());
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(ReadAll(dir.path() / "t.md").find("| SD1.5 | 512 (512x512) |"), std::string::npos);
-
-  // A failed write keeps the old file and leaves no temporary.
-  r = RunApp(kFlops, {"--out=t.md/"}, dir.path());
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(ReadAll(dir.path() / "t.md").find("| SD1.5 |"), std::string::npos);
-
-  r = RunApp(kFlops, {"--graph=dot", "--out=g.dot"}, dir.path());
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(ReadAll(dir.path() / "g.dot").rfind("digraph", 0), 0u);
-  EXPECT_EQ(Entries(dir.path()), (std::set<std::string>{"t.json", "t.md", "g.dot"}));
 }
 
 TEST(AppsCli, TrainDemoRuns) {

@@ -1,0 +1,217 @@
+// apps/bench/latency.h.
+#include "apps/bench/latency.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "apps/bench/common.h"
+#include "graph/executor.h"
+#include "runtime/allocator.h"
+#include "runtime/nvtx.h"
+
+namespace cf::bench {
+
+namespace {
+
+struct LatencyModule {
+  std::string name;
+  Method method;
+  MethodOptions options;
+};
+
+// The rows of the paper's Table 2 (ConvFusion K = 13 and K = 25).
+std::vector<LatencyModule> Table2Modules() {
+  return {{"self_attention", Method::kSelfAttention, {}},
+          {"neighborhood_k13", Method::kNeighborhood, {.na_kernel = 13}},
+          {"convblock_k13", Method::kConvBlock, {.convblock_kernel = 13}},
+          {"convblock_k25", Method::kConvBlock, {.convblock_kernel = 25}},
+          {"linfusion", Method::kLinFusion, {}},
+          {"ditfastattn_w64", Method::kDitFastAttn, {.window = 64}}};
+}
+
+// Deterministic values in [-scale, scale) of `dtype`.
+StatusOr<Tensor> Values(const Shape& shape, DType dtype, uint64_t seed, double scale) {
+  std::vector<float> v(static_cast<size_t>(shape.numel()));
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (float& x : v) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    x = static_cast<float>(scale * (static_cast<double>(s >> 11) / 9007199254740992.0 * 2.0 - 1.0));
+  }
+  return Tensor::FromValues<float>(v, shape, dtype);
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Builds, plans and runs one module; fills the cell.
+// `ms_per_flop`: what this module took at a smaller size, to skip a cell
+// that would run past --max-seconds without running it.
+Status Measure(const LatencyFlags& f, Device device, const LatencyModule& lm, const Resolution& r, DType dtype,
+               std::optional<double> ms_per_flop, LatencyCell* cell) {
+  BuildSpec s;
+  s.model = ParseModelName(f.model);
+  s.method = lm.method;
+  s.options = lm.options;
+  s.resolution = r;
+  s.dtype = dtype;
+  Graph g;
+  Builder b(&g);
+  CF_ASSIGN_OR_RETURN(ModuleInfo info, BuildModule(b, s));
+  (void)info;
+  for (const Node& n : g.nodes()) cell->flops += n.cost.total_flops();
+  if (ms_per_flop && *ms_per_flop * static_cast<double>(cell->flops) > f.max_seconds * 1e3) {
+    cell->note = absl::StrFormat("skipped: about %.0f s a run, from the smaller size (--max-seconds=%g)",
+                                 *ms_per_flop * static_cast<double>(cell->flops) / 1e3, f.max_seconds);
+    return absl::OkStatus();
+  }
+
+  CF_ASSIGN_OR_RETURN(Allocator * alloc, AllocatorFor(device));
+  const int64_t before = alloc->stats().bytes_allocated;
+  alloc->ResetPeak();
+  ExecutorOptions eo;
+  eo.device = device;
+  eo.cuda_graph = device.is_cuda();
+  CF_ASSIGN_OR_RETURN(std::unique_ptr<Executor> exec, Executor::Create(g, eo));
+  uint64_t seed = 1;
+  std::map<std::string, Tensor> inputs;
+  int64_t io = 0;
+  for (const ValueInfo& v : g.values()) {
+    if (v.kind == ValueKind::kParameter) {
+      const Shape& sh = v.type.shape;
+      const double fan_in = sh.rank() == 3 ? double(sh.dim(0) * sh.dim(1)) : double(sh.dims().back());
+      CF_ASSIGN_OR_RETURN(Tensor t, Values(sh, v.type.dtype, seed++, 1.0 / std::sqrt(fan_in)));
+      CF_RETURN_IF_ERROR(exec->SetParameter(v.name, t));
+    } else if (v.kind == ValueKind::kInput) {
+      CF_ASSIGN_OR_RETURN(Tensor t, Values(v.type.shape, v.type.dtype, seed++, 1.0));
+      CF_ASSIGN_OR_RETURN(inputs[v.name], t.To(device));
+      io += v.type.bytes();
+    }
+    if (v.is_output) io += v.type.bytes();
+  }
+  cell->planned_bytes = exec->plan().arena_bytes + exec->plan().parameter_bytes + io;
+
+  CF_ASSIGN_OR_RETURN(std::unique_ptr<Event> start, Event::Create(device));
+  CF_ASSIGN_OR_RETURN(std::unique_ptr<Event> stop, Event::Create(device));
+  auto timed_run = [&](double* ms) -> Status {
+    CF_RETURN_IF_ERROR(start->Record(exec->stream()));
+    CF_ASSIGN_OR_RETURN(std::vector<Tensor> out, exec->Run(inputs));
+    CF_RETURN_IF_ERROR(stop->Record(exec->stream()));
+    CF_RETURN_IF_ERROR(stop->Synchronize());
+    CF_ASSIGN_OR_RETURN(float elapsed, stop->ElapsedMsSince(*start));
+    *ms = elapsed;
+    return absl::OkStatus();
+  };
+  // Warm-up (a CUDA Graph is captured on the first run); a run that takes
+  // too long ends the cell here.
+  double ms = 0;
+  for (int64_t i = 0; i < f.warmup; ++i) {
+    CF_RETURN_IF_ERROR(timed_run(&ms));
+    if (ms > f.max_seconds * 1e3) {
+      cell->note = absl::StrFormat("skipped: one run took %.1f s (--max-seconds=%g)", ms / 1e3, f.max_seconds);
+      return absl::OkStatus();
+    }
+  }
+  std::vector<double> times;
+  const std::string range_prefix = absl::StrCat(kProgram, "/", lm.name, "/", r.label, "/", DTypeName(dtype), "/run");
+  if (f.profile && device.is_cuda()) ProfilerStart();
+  for (int64_t i = 0; i < f.reps; ++i) {
+    const std::string range = absl::StrCat(range_prefix, i);
+    CF_NVTX_RANGE(range.c_str());
+    CF_RETURN_IF_ERROR(timed_run(&ms));
+    times.push_back(ms);
+  }
+  if (f.profile && device.is_cuda()) ProfilerStop();
+  cell->peak_bytes = alloc->stats().peak_bytes_allocated - before;
+  cell->median_ms = Median(times);
+  cell->min_ms = *std::min_element(times.begin(), times.end());
+  cell->measured = true;
+  if (device.is_cuda() && !exec->cuda_graph_status().ok())
+    cell->note = absl::StrCat("eager (no CUDA Graph: ", exec->cuda_graph_status().message(), ")");
+  else if (device.is_cuda())
+    cell->note = "CUDA Graph replay";
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Model ParseModelName(const std::string& name) {
+  for (Model m : AllModels())
+    if (name == ModelName(m)) return m;
+  return Model::kSd15;
+}
+
+StatusOr<LatencyResult> RunLatency(const LatencyFlags& f) {
+  const Device device = f.device == "cuda" ? Device::CUDA() : Device::CPU();
+  if (device.is_cuda()) {
+    const Status s = CheckDeviceAvailable(device);
+    if (!s.ok())
+      return absl::FailedPreconditionError(
+          absl::StrCat("--device=cuda: no GPU here (", s.message(), "); --device=cpu times the CPU"));
+  }
+  const Model model = ParseModelName(f.model);
+  std::vector<std::string> dtypes = absl::StrSplit(f.dtypes, ',', absl::SkipEmpty());
+  if (dtypes.empty()) dtypes = device.is_cuda() ? std::vector<std::string>{"f16", "bf16"} : std::vector<std::string>{"f32"};
+  LatencyResult res;
+  std::map<std::string, double> ms_per_flop;  // per module, from its last measured cell
+  for (const std::string& dt : dtypes)
+    for (const std::string& label : std::vector<std::string>(absl::StrSplit(f.resolutions, ','))) {
+      CF_ASSIGN_OR_RETURN(Resolution r, ParseResolution(label, model));
+      for (const LatencyModule& lm : Table2Modules()) {
+        LatencyCell cell;
+        cell.module = lm.name;
+        cell.resolution = r;
+        cell.dtype = dt;
+        Progress(absl::StrCat("latency: ", ModelName(model), " ", lm.name, " ", r.label, " ", dt, " on ",
+                              f.device));
+        auto known = ms_per_flop.find(lm.name + dt);
+        CF_RETURN_IF_ERROR(Measure(f, device, lm, r, ParseDTypeFlag(dt),
+                                   known == ms_per_flop.end() ? std::nullopt : std::optional<double>(known->second),
+                                   &cell));
+        if (cell.measured && cell.flops > 0) ms_per_flop[lm.name + dt] = cell.median_ms / static_cast<double>(cell.flops);
+        res.cells.push_back(std::move(cell));
+      }
+    }
+
+  Table& t = res.table;
+  t.name = "latency";
+  t.title = absl::StrCat("Table 2: one module at ", ModelTitle(model), "'s highest-resolution layer, batch 2, on ",
+                         f.device, ": median and min of ", f.reps, " runs after ", f.warmup, " warm-up");
+  t.columns = {{"module"},         {"resolution"},     {"width", "", false}, {"height", "", false},
+               {"dtype"},          {"median_ms", "median (ms)"}, {"min_ms", "min (ms)"},
+               {"ratio_to_self_attention", "median / self-attention's"},
+               {"gflop", "GFLOP (complete)"}, {"gflops_per_s", "GFLOP/s"},
+               {"planned_mib", "planned (MiB)"}, {"peak_mib", "peak (MiB)"},
+               {"planned_bytes", "", false}, {"peak_bytes", "", false}, {"note"}};
+  // Ratios against the self-attention cell of the same resolution and dtype.
+  std::map<std::pair<std::string, std::string>, double> self;
+  for (const LatencyCell& c : res.cells)
+    if (c.module == "self_attention" && c.measured) self[{c.resolution.label, c.dtype}] = c.median_ms;
+  constexpr double kMiB = 1024.0 * 1024.0;
+  for (const LatencyCell& c : res.cells) {
+    auto it = self.find({c.resolution.label, c.dtype});
+    const bool ratio = c.measured && it != self.end();
+    t.Add({Cell::Str(c.module), Cell::Str(c.resolution.label), Cell::Int(c.resolution.width),
+           Cell::Int(c.resolution.height), Cell::Str(c.dtype),
+           c.measured ? Cell::Num(c.median_ms, 3) : Cell::Null(), c.measured ? Cell::Num(c.min_ms, 3) : Cell::Null(),
+           ratio ? Cell::Num(c.median_ms / it->second, 3) : Cell::Null(),
+           Cell::Num(static_cast<double>(c.flops) / 1e9, 2),
+           c.measured ? Cell::Num(static_cast<double>(c.flops) / 1e6 / c.median_ms, 1) : Cell::Null(),
+           Cell::Num(static_cast<double>(c.planned_bytes) / kMiB, 1),
+           c.measured ? Cell::Num(static_cast<double>(c.peak_bytes) / kMiB, 1) : Cell::Null(),
+           Cell::Int(c.planned_bytes), c.measured ? Cell::Int(c.peak_bytes) : Cell::Null(), Cell::Str(c.note)});
+  }
+  t.notes.push_back("planned: arena + parameters + inputs and outputs; peak: the allocator's peak while the module "
+                    "was made and run, above what was allocated before");
+  t.notes.push_back("the machine may be shared: compare the ratios of one run, and min with median");
+  return res;
+}
+
+}  // namespace cf::bench
