@@ -2,13 +2,14 @@
 // the portable kernels; the AVX-512 kernels are in
 // conv_depthwise_tiled_avx512.cc.
 //
-// The output is cut into tiles of th rows x tw columns (about 512 pixels,
-// tw <= 128) and the channels into blocks of 16; a task is one (image, tile,
-// block), or for a gate the block pair (c0, c0 + C/2). A task packs its
-// input window [(th + kh - 1)][(tw + kw - 1)][16] into per-thread f32
-// scratch, zero-padded and with the channel tail zeroed (f16/bf16 converted
-// there), and its taps into [kh·kw][16]; the kernels then run without bounds
-// checks, one output row at a time, and the epilogue writes the row in T.
+// The output is cut into tiles of th rows x tw columns (about 2048 pixels,
+// tw <= 128; TileOutput) and the channels into blocks of 16; a task is one
+// (image, tile, block), or for a gate the block pair (c0, c0 + C/2). A task
+// packs its input window [(th + kh - 1)][(tw + kw - 1)][16] into per-thread
+// f32 scratch, zero-padded and with the channel tail zeroed (f16/bf16
+// converted there); the taps of every block are packed once per call as
+// [kh·kw][16]. The kernels then run without bounds checks, two output rows
+// at a time, and the epilogue writes the rows in T.
 // The weight gradient keeps one f32 partial [kh·kw][16] per (tile, block)
 // task and adds them in tile order (independent of the thread count).
 #include "ops/conv/conv_depthwise_tiled_cpu.h"
@@ -111,12 +112,19 @@ struct Tiling {
   int64_t tiles_per_image() const { return nty * ntx; }
 };
 
-Tiling TileOutput(int64_t ho, int64_t wo) {
+// Tiles of <= 128 columns (a multiple of 16 when split) and about 2048
+// pixels (taller tiles pack fewer halo rows per output row), made shorter
+// (down to 8 rows) while there are fewer than 16 tasks of `per_tile` each.
+// Depends on the shapes only, never on the thread count (the weight
+// gradient's partials are added per tile).
+Tiling TileOutput(int64_t n, int64_t ho, int64_t wo, int64_t per_tile) {
   Tiling t;
-  const int64_t ntx = (wo + 127) / 128;  // <= 128 columns per tile, a multiple of 16 when split
+  const int64_t ntx = (wo + 127) / 128;
   t.tw = ntx == 1 ? wo : ((wo + ntx - 1) / ntx + 15) / 16 * 16;
   t.ntx = (wo + t.tw - 1) / t.tw;
-  t.th = std::clamp<int64_t>((512 + t.tw - 1) / t.tw, 1, ho);
+  t.th = std::clamp<int64_t>((2048 + t.tw - 1) / t.tw, 1, ho);
+  auto tasks = [&] { return n * t.ntx * ((ho + t.th - 1) / t.th) * per_tile; };
+  while (t.th >= 16 && tasks() < 16) t.th = (t.th + 1) / 2;
   t.nty = (ho + t.th - 1) / t.th;
   return t;
 }
@@ -133,13 +141,22 @@ float* Scratch(int64_t n) {
 // Floats rounded up to whole 64-byte lines, so consecutive scratch arrays stay aligned.
 int64_t Lines(int64_t floats) { return (floats + kLanes - 1) / kLanes * kLanes; }
 
-// wp[tap][l] = wt[tap * c + c0 + l] for l < nc, else 0; bias likewise.
-void PackTaps(const float* wt, const float* bias, int64_t taps, int64_t c, int64_t c0, int nc, float* wp,
-              float* bp) {
-  for (int64_t k = 0; k < taps; ++k)
-    for (int l = 0; l < kLanes; ++l) wp[k * kLanes + l] = l < nc ? wt[k * c + c0 + l] : 0.f;
-  if (bias)
-    for (int l = 0; l < kLanes; ++l) bp[l] = l < nc ? bias[c0 + l] : 0.f;
+// The taps and bias of every channel block as [block][kh·kw + 1][16] (the
+// bias last, 0 without one), channels past nc zero: blocks [0, blocks) start
+// at channel 16·b, with a gate blocks [blocks, 2·blocks) at cout + 16·b.
+std::vector<float> PackTaps(const DwForwardArgs& a, int64_t cout, int64_t blocks, int parts) {
+  const int64_t taps = a.kh * a.kw, per = (taps + 1) * kLanes;
+  std::vector<float> wp(parts * blocks * per, 0.f);
+  ParallelFor(0, parts * blocks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t pb = lo; pb < hi; ++pb) {
+      const int64_t blk = pb % blocks, c0 = blk * kLanes + pb / blocks * cout;
+      const int64_t nc = std::min<int64_t>(kLanes, cout - blk * kLanes);
+      float* d = wp.data() + pb * per;
+      for (int64_t k = 0; k < taps; ++k) std::copy_n(a.wt + k * a.c + c0, nc, d + k * kLanes);
+      if (a.bias) std::copy_n(a.bias + c0, nc, d + taps * kLanes);
+    }
+  });
+  return wp;
 }
 
 }  // namespace
@@ -151,37 +168,34 @@ template <typename T> void DepthwiseForwardTiledCpu(const DwForwardArgs& a, cons
   const int64_t stride = a.y_pixel_stride > 0 ? a.y_pixel_stride : cout;
   const int64_t blocks = (cout + kLanes - 1) / kLanes;
   if (a.n <= 0 || ho <= 0 || wo <= 0 || cout <= 0) return;
-  const Tiling t = TileOutput(ho, wo);
+  const Tiling t = TileOutput(a.n, ho, wo, blocks);
   const dw::IoKernels<T>& io = Io<T>();
   const dw::MathKernels& math = Math();
   const int parts = gate ? 2 : 1;
-  // Scratch per part: input window, taps, bias; then one output row per part.
-  const int64_t in_n = Lines((t.th + a.kh - 1) * (t.tw + a.kw - 1) * kLanes), w_n = Lines(taps * kLanes);
-  const int64_t part_n = in_n + w_n + kLanes, out_n = 2 * t.tw * kLanes;
+  const std::vector<float> wp = PackTaps(a, cout, blocks, parts);
+  const int64_t wp_n = (taps + 1) * kLanes;
+  // Scratch: the input window of each part, then two output rows of each.
+  const int64_t win_n = Lines((t.th + a.kh - 1) * (t.tw + a.kw - 1) * kLanes), out_n = 2 * t.tw * kLanes;
   const int64_t tasks = a.n * t.tiles_per_image() * blocks;
   ParallelFor(0, tasks, 1, [&](int64_t lo, int64_t hi) {
-    float* s = Scratch(parts * (part_n + out_n));
+    float* s = Scratch(parts * (win_n + out_n));
+    float* out = s + parts * win_n;  // [part][2 rows][tw][16]
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t blk = task % blocks, tile = task / blocks % t.tiles_per_image();
       const int64_t n = task / blocks / t.tiles_per_image();
       const int64_t oy0 = tile / t.ntx * t.th, ox0 = tile % t.ntx * t.tw;
-      const int64_t th = std::min(t.th, ho - oy0), tw = std::min(t.tw, wo - ox0);
-      const int64_t cols = tw + a.kw - 1;
+      const int64_t th = std::min(t.th, ho - oy0), tw = std::min(t.tw, wo - ox0), cols = tw + a.kw - 1;
       const int nc = static_cast<int>(std::min<int64_t>(kLanes, cout - blk * kLanes));
       const T* img = x + n * a.h * a.w * a.c;
-      for (int q = 0; q < parts; ++q) {
-        const int64_t c0 = blk * kLanes + q * cout;
-        float* ps = s + q * part_n;
-        io.pack(img, a.h, a.w, a.c, c0, nc, oy0 - a.ph, th + a.kh - 1, ox0 - a.pw, cols, ps);
-        PackTaps(a.wt, a.bias, taps, a.c, c0, nc, ps + in_n, ps + in_n + w_n);
-      }
-      float* out = s + parts * part_n;  // [parts][2 rows][tw][16]
+      for (int q = 0; q < parts; ++q)
+        io.pack(img, a.h, a.w, a.c, blk * kLanes + q * cout, nc, oy0 - a.ph, th + a.kh - 1, ox0 - a.pw, cols,
+                s + q * win_n);
       for (int64_t r = 0; r < th; r += 2) {
         const int rows = static_cast<int>(std::min<int64_t>(2, th - r));
         for (int q = 0; q < parts; ++q) {
-          const float* ps = s + q * part_n;
-          math.fwd_rows(ps + r * cols * kLanes, cols, a.kh, a.kw, ps + in_n, a.bias ? ps + in_n + w_n : nullptr,
-                        tw, rows, out + q * out_n);
+          const float* taps_q = wp.data() + (q * blocks + blk) * wp_n;
+          math.fwd_rows(s + q * win_n + r * cols * kLanes, cols, a.kh, a.kw, taps_q,
+                        a.bias ? taps_q + taps * kLanes : nullptr, tw, rows, out + q * out_n);
         }
         for (int i = 0; i < rows; ++i) {
           T* dst = y + ((n * ho + oy0 + r + i) * wo + ox0) * stride + blk * kLanes;
@@ -198,7 +212,7 @@ void DepthwiseBackwardWeightTiledCpu(const DwForwardArgs& a, const T* x, const T
   const int64_t ho = a.ho(), wo = a.wo(), taps = a.kh * a.kw, c = a.c;
   const int64_t blocks = (c + kLanes - 1) / kLanes;
   if (taps <= 0 || c <= 0) return;
-  const Tiling t = TileOutput(std::max<int64_t>(ho, 1), std::max<int64_t>(wo, 1));
+  const Tiling t = TileOutput(std::max<int64_t>(a.n, 1), std::max<int64_t>(ho, 1), std::max<int64_t>(wo, 1), blocks);
   const int64_t tiles = a.n > 0 && ho > 0 && wo > 0 ? a.n * t.tiles_per_image() : 0;
   const dw::IoKernels<T>& io = Io<T>();
   const dw::MathKernels& math = Math();
