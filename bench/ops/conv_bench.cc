@@ -1,11 +1,15 @@
 // Microbenchmarks of conv2d and its backward ops at SD1.5 shapes: the dense
 // 3x3 320 -> 320 conv of the 64x64 latent (512x512 images) and of 128x128
 // (1024x1024), batch 2, and the ConvBlocks' depthwise convs (13x13 and
-// friends on 64x64x160). CPU variants at reduced sizes (the whole binary runs
-// in well under a minute on 2 cores). The kernel is called directly (no
-// executor) on deterministic non-zero inputs; counters and timing as in
-// bench/support/bench_harness.h.
+// friends on 64x64x160). CPU dense variants at reduced sizes; the CPU
+// depthwise ones (BM_CpuDepthwise) at the ConvBlock's own shapes, the
+// figures docs/ops/conv.md compares with PyTorch (bench/torch/depthwise_cpu.py).
+// The kernel is called directly (no executor) on deterministic non-zero
+// inputs; counters and timing as in bench/support/bench_harness.h.
+#include <algorithm>
+
 #include "bench/support/bench_harness.h"
+#include "ops/conv/conv_depthwise_tiled_cpu.h"
 
 namespace cf::bench {
 namespace {
@@ -53,14 +57,49 @@ const char* const kArgNames[] = {"n", "hw", "cin", "cout", "k", "groups", "kind"
 // f32.
 void BM_CpuConv(benchmark::State& state) { BenchConv(state, 2, false); }
 // 3x3 320 -> 320 at 16x16 and 32x32 (the 64x64 latent's work / 16 and / 4 at
-// batch 1), its backward ops at 16x16, and depthwise 13x13 / 3x3 on 32x32x160.
+// batch 1), its backward ops at 16x16.
 BENCHMARK(BM_CpuConv)
     ->Args({1, 16, 320, 320, 3, 1, 0})->Args({1, 32, 320, 320, 3, 1, 0})
     ->Args({1, 16, 320, 320, 3, 1, 1})->Args({1, 16, 320, 320, 3, 1, 2})
     ->Args({1, 32, 320, 320, 1, 1, 0})
-    ->Args({1, 32, 160, 160, 13, 160, 0})->Args({1, 32, 160, 160, 13, 160, 1})->Args({1, 32, 160, 160, 13, 160, 2})
-    ->Args({1, 32, 160, 160, 3, 160, 0})
     ->ArgNames({kArgNames, kArgNames + 7})->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();
+
+// Depthwise K x K, stride 1, padding K/2, no bias (the ConvBlock's convs), f32,
+// through the tiled kernels; args n, hw, c, k, kind, portable (1: the forced
+// portable path). FLOP/s counts 2 per multiply-add, padding taps included.
+// Five repetitions; the min and the median are the figures to quote.
+void BM_CpuDepthwise(benchmark::State& state) {
+  const int64_t n = state.range(0), hw = state.range(1), c = state.range(2), k = state.range(3);
+  const Kind kind = static_cast<Kind>(state.range(4));
+  const bool before = ForceDepthwisePortable(state.range(5) != 0);
+  const DType t = DType::f32;
+  Attrs attrs{{"padding", std::vector<int64_t>{k / 2, k / 2}}, {"groups", c}};
+  const Shape x{n, hw, hw, c}, w{c, k, k, 1};
+  std::string op = "conv2d";
+  std::vector<TensorType> types = {{x, t}, {w, t}};
+  if (kind == Kind::kBackwardInput) {
+    op = "conv2d_backward_input";
+    attrs.Set("input_shape", std::vector<int64_t>{n, hw, hw, c});
+    types = {{x, t}, {w, t}};  // grad_out has x's shape (stride 1, padding K/2)
+  } else if (kind == Kind::kBackwardWeight) {
+    op = "conv2d_backward_weight";
+    attrs.Set("weight_shape", std::vector<int64_t>{c, k, k, 1});
+    types = {{x, t}, {x, t}};
+  }
+  state.SetLabel(absl::StrCat(op, " f32 ", DepthwiseTiledPath()));
+  BenchOpCpu(state, op, attrs, types, Fill::kValues);
+  ForceDepthwisePortable(before);
+}
+const char* const kDwArgNames[] = {"n", "hw", "c", "k", "kind", "portable"};
+BENCHMARK(BM_CpuDepthwise)
+    // SD1.5's ConvBlock at 512x512 (C' = 160, 64x64 and the 32x32 pyramid level), K = 13 and 25.
+    ->ArgsProduct({{2}, {64, 32}, {160}, {13, 25}, {0, 1, 2}, {0}})
+    // SDXL's width (C' = 320), a 3x3 for scale, and the portable path at K = 13.
+    ->Args({2, 64, 320, 13, 0, 0})->Args({2, 64, 320, 13, 1, 0})->Args({2, 64, 320, 13, 2, 0})
+    ->Args({2, 64, 160, 3, 0, 0})->Args({2, 64, 160, 13, 0, 1})
+    ->ArgNames({kDwArgNames, kDwArgNames + 6})->Unit(benchmark::kMillisecond)->MinTime(0.1)->UseRealTime()
+    ->Repetitions(5)->ReportAggregatesOnly(true)
+    ->ComputeStatistics("min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
 
 // Extra arg 7: dtype (DTypeArg: 0 f16, 1 bf16, 2 f32, 3 f32 with TF32).
 void BM_CudaConv(benchmark::State& state) { BenchConv(state, state.range(7), true); }
