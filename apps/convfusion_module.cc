@@ -11,7 +11,7 @@
 //   convfusion-module convblock --kernel=K [--gate=released|paper|sigmoid] [--scales=1,0.5] ...
 //     input [B, H, W, C] and the weights under conv1.* -> output [B, H, W, C]
 //   convfusion-module tokenize --tokenizer=FOLDER|bpe_simple_vocab_16e6.txt.gz --prompt=TEXT [--prompt=...]
-//       [--max-length=77] [--hf-basic] [--output=F.safetensors]: CLIP token ids (nn/clip_tokenizer.h), one line a prompt;
+//       [--max-length=77] [--hf-pipeline=fast|basic|ftfy] [--output=F.safetensors]: CLIP token ids (nn/clip_tokenizer.h), one line a prompt;
 //     --output gets input_ids and attention_mask [B, T] (i64)
 //
 // Inputs are converted to --dtype (the output's dtype). Exit codes follow
@@ -427,12 +427,14 @@ int TokenizeCommand(int argc, char** argv) {
                "attention_mask [prompts, max-length] (i64).");
   std::string tokenizer, output, unused_prompt;
   int64_t max_length = 77;
-  bool basic = false;
+  std::string pipeline = "fast";
   app.String("--tokenizer", &tokenizer, "PATH", "tokenizer folder (vocab.json, merges.txt, ...) or .gz (required)");
   app.String("--prompt", &unused_prompt, "TEXT", "a prompt (UTF-8); repeat for a batch (at least one)");
   app.Int("--max-length", &max_length, 2, 1 << 20, "ids per prompt, after truncation (the end token kept) and padding");
   app.String("--output", &output, "FILE", "safetensors file to write input_ids and attention_mask to, atomically");
-  app.Flag("--hf-basic", &basic, "a folder as transformers 4's slow CLIPTokenizer without ftfy (BasicTokenizer)");
+  app.Enum("--hf-pipeline", &pipeline, {"fast", "basic", "ftfy"},
+           "how a folder is read: transformers 5 (= 4's CLIPTokenizerFast), or 4's slow CLIPTokenizer without "
+           "ftfy (BasicTokenizer) or with ftfy");
   std::vector<std::string> prompts;
   std::vector<char*> rest = {argv[0]};
   for (int i = 1; i < argc; ++i) {
@@ -450,7 +452,10 @@ int TokenizeCommand(int argc, char** argv) {
   if (tokenizer.empty()) return UsageError(app, "--tokenizer: is required");
   if (prompts.empty()) return UsageError(app, "--prompt: is required (repeat it for a batch)");
   return RunBody(app, [&]() -> Status {
-    CF_ASSIGN_OR_RETURN(ClipTokenizer tok, ClipTokenizer::Load(tokenizer, basic));
+    const ClipTokenizerFlavor flavor = pipeline == "basic"  ? ClipTokenizerFlavor::kHuggingFaceBasic
+                                       : pipeline == "ftfy" ? ClipTokenizerFlavor::kHuggingFaceFtfy
+                                                            : ClipTokenizerFlavor::kHuggingFace;
+    CF_ASSIGN_OR_RETURN(ClipTokenizer tok, ClipTokenizer::Load(tokenizer, flavor));
     std::vector<int64_t> ids, mask;
     for (size_t i = 0; i < prompts.size(); ++i) {
       StatusOr<ClipEncoding> e = tok.Tokenize(prompts[i], max_length);

@@ -529,6 +529,23 @@ std::u32string BertBasicClean(std::u32string_view text) {
   return JoinWithSpaces(words);
 }
 
+std::u32string HfFtfyClean(std::u32string_view text) {
+  // re.sub(r"\s+", " ", text).strip().lower()
+  const std::u32string t = FtfyFixText(text);
+  std::u32string spaced;
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (!IsWhiteSpace(t[i])) {
+      spaced.push_back(t[i]);
+    } else if (i == 0 || !IsWhiteSpace(t[i - 1])) {
+      spaced.push_back(' ');
+    }
+  }
+  size_t b = 0, e = spaced.size();
+  while (b < e && IsPythonSpace(spaced[b])) ++b;
+  while (e > b && IsPythonSpace(spaced[e - 1])) --e;
+  return PythonLower(std::u32string_view(spaced).substr(b, e - b));
+}
+
 std::u32string OpenClipClean(std::u32string_view text) {
   // " ".join(t.split()) also trims.
   return PythonLower(JoinWithSpaces(SplitPythonSpace(HtmlUnescape(HtmlUnescape(FtfyFixText(text))))));

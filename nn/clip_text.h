@@ -61,6 +61,10 @@ std::u32string OpenClipClean(std::u32string_view text);
 // str.lower()ed.
 std::u32string BertBasicClean(std::u32string_view text);
 
+// transformers 4's slow CLIPTokenizer with ftfy installed: FtfyFixText, runs
+// of White_Space to one space, trimmed, str.lower() (no html.unescape).
+std::u32string HfFtfyClean(std::u32string_view text);
+
 // The CLIP pre-tokenizer: all matches, left to right, of
 //   SPECIAL|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
 // where SPECIAL are `specials` in order. `ignore_case` is re.IGNORECASE (used

@@ -127,6 +127,7 @@ const char* ClipTokenizerFlavorName(ClipTokenizerFlavor f) {
   switch (f) {
     case ClipTokenizerFlavor::kHuggingFace: return "huggingface";
     case ClipTokenizerFlavor::kHuggingFaceBasic: return "huggingface-basic";
+    case ClipTokenizerFlavor::kHuggingFaceFtfy: return "huggingface-ftfy";
     case ClipTokenizerFlavor::kOpenClip: return "openclip";
   }
   return "?";
@@ -136,13 +137,14 @@ ClipTokenizer::ClipTokenizer(ClipTokenizer&&) noexcept = default;
 ClipTokenizer& ClipTokenizer::operator=(ClipTokenizer&&) noexcept = default;
 ClipTokenizer::~ClipTokenizer() = default;
 
-StatusOr<ClipTokenizer> ClipTokenizer::Load(const std::string& path, bool basic) {
+StatusOr<ClipTokenizer> ClipTokenizer::Load(const std::string& path, ClipTokenizerFlavor folder_flavor) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) return LoadHuggingFace(path, basic);
+  if (fs::is_directory(path, ec)) return LoadHuggingFace(path, folder_flavor);
   if (path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0) {
-    if (basic)
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tokenizer '", path, "': the BasicTokenizer cleaning is transformers' (a folder), not OpenCLIP's"));
+    if (folder_flavor != ClipTokenizerFlavor::kHuggingFace)
+      return absl::InvalidArgumentError(absl::StrCat("tokenizer '", path, "' is OpenCLIP's; ",
+                                                     ClipTokenizerFlavorName(folder_flavor),
+                                                     " applies to a Hugging Face folder"));
     return LoadOpenClip(path);
   }
   if (!fs::exists(path, ec)) return absl::NotFoundError(absl::StrCat("tokenizer '", path, "' does not exist"));
@@ -150,9 +152,11 @@ StatusOr<ClipTokenizer> ClipTokenizer::Load(const std::string& path, bool basic)
       "tokenizer '", path, "' is neither a Hugging Face tokenizer folder nor OpenCLIP's bpe_simple_vocab_16e6.txt.gz"));
 }
 
-StatusOr<ClipTokenizer> ClipTokenizer::LoadHuggingFace(const std::string& folder, bool basic) {
+StatusOr<ClipTokenizer> ClipTokenizer::LoadHuggingFace(const std::string& folder, ClipTokenizerFlavor flavor) {
+  if (flavor == ClipTokenizerFlavor::kOpenClip)
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer '", folder, "': a folder is read by a Hugging Face flavor"));
   ClipTokenizer tok;
-  tok.flavor_ = basic ? ClipTokenizerFlavor::kHuggingFaceBasic : ClipTokenizerFlavor::kHuggingFace;
+  tok.flavor_ = flavor;
   tok.source_ = folder;
   const std::string vocab_path = (fs::path(folder) / "vocab.json").string();
   const std::string merges_path = (fs::path(folder) / "merges.txt").string();
@@ -430,7 +434,7 @@ int64_t ClipTokenizer::RegexSpecialId(const std::u32string& word) const {
   return TokenId(clip::EncodeUtf8(word));
 }
 
-Status ClipTokenizer::EncodeHuggingFaceBasic(const std::u32string& text, std::vector<int64_t>* ids) const {
+Status ClipTokenizer::EncodeHuggingFaceSlow(const std::u32string& text, std::vector<int64_t>* ids) const {
   // The added tokens are split out of the raw text (all of them: the slow
   // tokenizer does not lowercase first); each piece is cleaned on its own.
   std::vector<const AddedToken*> tokens;
@@ -438,7 +442,9 @@ Status ClipTokenizer::EncodeHuggingFaceBasic(const std::u32string& text, std::ve
   for (size_t pos = 0; pos < text.size();) {
     const auto [at, t] = FindToken(text, pos, tokens);
     const size_t end = at == std::u32string::npos ? text.size() : at;
-    const std::u32string clean = clip::BertBasicClean(std::u32string_view(text).substr(pos, end - pos));
+    const std::u32string_view piece = std::u32string_view(text).substr(pos, end - pos);
+    const std::u32string clean = flavor_ == ClipTokenizerFlavor::kHuggingFaceFtfy ? clip::HfFtfyClean(piece)
+                                                                                   : clip::BertBasicClean(piece);
     for (const std::u32string& word : clip::ClipSplit(clean, regex_specials_, true)) {
       if (const int64_t id = RegexSpecialId(word); id >= 0) {  // in the slow BPE cache: no BPE
         ids->push_back(id);
@@ -471,7 +477,8 @@ StatusOr<std::vector<int64_t>> ClipTokenizer::Encode(std::string_view text) cons
   std::vector<int64_t> ids;
   switch (flavor_) {
     case ClipTokenizerFlavor::kHuggingFace: CF_RETURN_IF_ERROR(EncodeHuggingFace(u, &ids)); break;
-    case ClipTokenizerFlavor::kHuggingFaceBasic: CF_RETURN_IF_ERROR(EncodeHuggingFaceBasic(u, &ids)); break;
+    case ClipTokenizerFlavor::kHuggingFaceBasic:
+    case ClipTokenizerFlavor::kHuggingFaceFtfy: CF_RETURN_IF_ERROR(EncodeHuggingFaceSlow(u, &ids)); break;
     case ClipTokenizerFlavor::kOpenClip: CF_RETURN_IF_ERROR(EncodeOpenClip(u, &ids)); break;
   }
   return ids;

@@ -9,9 +9,9 @@
 //    which also makes every "!" of a prompt the special token 0.
 //    Text: special tokens split out, NFC, whitespace runs to one space, each
 //    character lowercased, the CLIP split, the GPT-2 split, bytes, BPE.
-//  - Hugging Face, transformers 4's slow CLIPTokenizer without ftfy (BERT's
-//    BasicTokenizer cleaning, see nn/clip_text.h BertBasicClean) on the same
-//    folders: LoadHuggingFace(folder, /*basic=*/true).
+//  - Hugging Face, transformers 4's slow CLIPTokenizer on the same folders:
+//    without ftfy installed (BERT's BasicTokenizer cleaning, nn/clip_text.h
+//    BertBasicClean; kHuggingFaceBasic) or with it (kHuggingFaceFtfy).
 //  - OpenCLIP's SimpleTokenizer from bpe_simple_vocab_16e6.txt.gz (SDXL's
 //    OpenCLIP bigG encoder): its vocabulary (256 byte symbols, the same with
 //    "</w>", the first 48894 merges, <start_of_text>, <end_of_text>), ftfy
@@ -42,9 +42,11 @@ namespace cf {
 enum class ClipTokenizerFlavor {
   kHuggingFace,       // transformers 5 CLIPTokenizer (= transformers 4 CLIPTokenizerFast)
   kHuggingFaceBasic,  // transformers 4 CLIPTokenizer, ftfy not installed
+  kHuggingFaceFtfy,   // transformers 4 CLIPTokenizer, ftfy installed
   kOpenClip,
 };
-const char* ClipTokenizerFlavorName(ClipTokenizerFlavor f);  // "huggingface", "huggingface-basic", "openclip"
+// "huggingface", "huggingface-basic", "huggingface-ftfy", "openclip".
+const char* ClipTokenizerFlavorName(ClipTokenizerFlavor f);
 
 struct ClipEncoding {
   std::vector<int64_t> ids;             // [max_length]
@@ -53,10 +55,13 @@ struct ClipEncoding {
 
 class ClipTokenizer {
  public:
-  // A folder: Hugging Face files (`basic`: transformers 4's slow path); a
-  // file ending in ".gz": OpenCLIP's merges (`basic` is an error).
-  static StatusOr<ClipTokenizer> Load(const std::string& path, bool basic = false);
-  static StatusOr<ClipTokenizer> LoadHuggingFace(const std::string& folder, bool basic = false);
+  // A folder: Hugging Face files, read as `folder_flavor` (one of the
+  // kHuggingFace*); a file ending in ".gz": OpenCLIP's merges (then
+  // folder_flavor must be kHuggingFace, the default).
+  static StatusOr<ClipTokenizer> Load(const std::string& path,
+                                      ClipTokenizerFlavor folder_flavor = ClipTokenizerFlavor::kHuggingFace);
+  static StatusOr<ClipTokenizer> LoadHuggingFace(const std::string& folder,
+                                                 ClipTokenizerFlavor flavor = ClipTokenizerFlavor::kHuggingFace);
   static StatusOr<ClipTokenizer> LoadOpenClip(const std::string& gz_path);
 
   ClipTokenizer(ClipTokenizer&&) noexcept;
@@ -95,7 +100,7 @@ class ClipTokenizer {
   ClipTokenizer() = default;
   StatusOr<std::vector<int64_t>> EncodeWord(const std::u32string& word) const;
   Status EncodeHuggingFace(const std::u32string& text, std::vector<int64_t>* ids) const;
-  Status EncodeHuggingFaceBasic(const std::u32string& text, std::vector<int64_t>* ids) const;
+  Status EncodeHuggingFaceSlow(const std::u32string& text, std::vector<int64_t>* ids) const;
   // The id of a SPECIAL match of the CLIP split, which skips BPE; -1 for other words.
   int64_t RegexSpecialId(const std::u32string& word) const;
   Status EncodeOpenClip(const std::u32string& text, std::vector<int64_t>* ids) const;

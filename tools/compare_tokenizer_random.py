@@ -5,8 +5,8 @@ combining marks, case oddities, CJK, Hangul jamo, emoji, full-width forms,
 ligatures, curly quotes, C1 controls, HTML entities, special tokens,
 contractions), on the files of tests/data/tokenizer (docs/tokenizer.md).
 
-An OpenCLIP mismatch whose prompt ftfy changes differently with
-fix_encoding=False is counted apart: that is ftfy's mojibake repair, which the
+A mismatch of a reference that runs ftfy (OpenCLIP, transformers 4 with ftfy)
+whose prompt ftfy changes differently with fix_encoding=False is counted apart: that is ftfy's mojibake repair, which the
 tokenizer does not implement.
 
     python3 tools/compare_tokenizer_random.py build-cpu/apps/convfusion-module /tmp/tf4 [--seed=1 --count=400]
@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -54,11 +55,15 @@ def references(prompts, mode, sdxl, out_path):
     else:
         from transformers import CLIPTokenizer
         from transformers.models.bert.tokenization_bert import BasicTokenizer
-        for name, d in (("hfbasic_eos", clip), ("hfbasic_bang", sdxl)):
+        for pad, d in (("eos", clip), ("bang", sdxl)):
             t = CLIPTokenizer.from_pretrained(d)
+            assert t.fix_text is not None  # ftfy importable
+            res[f"hfftfy_{pad}"] = [t(p, padding="max_length", max_length=77, truncation=True)["input_ids"]
+                                    for p in prompts]
             t.fix_text = None
             t.nlp = BasicTokenizer(strip_accents=False, do_split_on_punc=False)
-            res[name] = [t(p, padding="max_length", max_length=77, truncation=True)["input_ids"] for p in prompts]
+            res[f"hfbasic_{pad}"] = [t(p, padding="max_length", max_length=77, truncation=True)["input_ids"]
+                                     for p in prompts]
     with open(out_path, "w") as f:
         json.dump(res, f)
 
@@ -101,7 +106,10 @@ def main():
                 ref.update(json.load(f))
         import ftfy
         flavours = {"hf_eos": [os.path.join(DATA, "clip")], "hf_bang": [sdxl],
-                    "hfbasic_eos": [os.path.join(DATA, "clip"), "--hf-basic"], "hfbasic_bang": [sdxl, "--hf-basic"],
+                    "hfbasic_eos": [os.path.join(DATA, "clip"), "--hf-pipeline=basic"],
+                    "hfbasic_bang": [sdxl, "--hf-pipeline=basic"],
+                    "hfftfy_eos": [os.path.join(DATA, "clip"), "--hf-pipeline=ftfy"],
+                    "hfftfy_bang": [sdxl, "--hf-pipeline=ftfy"],
                     "openclip": [os.path.join(DATA, "bpe_simple_vocab_16e6.txt.gz")]}
         total = 0
         for name, flags in flavours.items():
@@ -112,14 +120,18 @@ def main():
             for p, line, want in zip(prompts, lines, ref[name]):
                 if [int(x) for x in line.split()] == want:
                     continue
-                if name == "openclip" and ftfy.fix_text(p) != ftfy.fix_text(p, fix_encoding=False):
-                    mojibake += 1
-                    continue
+                if "ftfy" in name or name == "openclip":
+                    # transformers 4 runs ftfy on each piece between its special tokens.
+                    pieces = re.split(r"<\|startoftext\|>|<\|endoftext\|>" + ("|!" if "bang" in name else ""), p) \
+                        if "ftfy" in name else [p]
+                    if any(ftfy.fix_text(q) != ftfy.fix_text(q, fix_encoding=False) for q in pieces):
+                        mojibake += 1
+                        continue
                 bad += 1
                 print(f"{name}: {p!r}\n  got  {line}\n  want {' '.join(map(str, want))}")
             total += bad
             print(f"{name}: {len(prompts)} prompts, {bad} mismatches" +
-                  (f", {mojibake} more where ftfy repairs mojibake (not implemented)" if name == "openclip" else ""))
+                  (f", {mojibake} more where ftfy repairs mojibake (not implemented)" if mojibake else ""))
         sys.exit(1 if total else 0)
 
 

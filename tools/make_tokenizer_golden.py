@@ -7,10 +7,11 @@
                                  tokenizer_config.json and special_tokens_map.json (pads with <|endoftext|>)
   sdxl_tokenizer_2/*.json        SDXL's tokenizer_2 config files (pad_token "!"); the test puts them beside
                                  clip/'s vocab.json and merges.txt
-  golden.json                    for every prompt: the ids and attention masks of transformers'
+  golden.json                    for every prompt: the ids (up to the end token: the rest is the pad id, and
+                                 the attention mask is 1 exactly up to there) of transformers'
                                  CLIPTokenizer on both folders (padding="max_length", max_length=77 and 10,
-                                 truncation=True), the same from transformers 4's slow CLIPTokenizer with its
-                                 no-ftfy path (BERT's BasicTokenizer), OpenCLIP's SimpleTokenizer ids (context
+                                 truncation=True), the same from transformers 4's slow CLIPTokenizer with ftfy
+                                 and with its no-ftfy path (BERT's BasicTokenizer), OpenCLIP's SimpleTokenizer ids (context
                                  77 and 10) and OpenCLIP's cleaned text
 
     pip install transformers open_clip_torch ftfy regex
@@ -105,26 +106,39 @@ def hf_folder(root, name, pad):
     return d
 
 
+PAD = {"hf_eos": 49407, "hf_bang": 0, "hfbasic_eos": 49407, "hfbasic_bang": 0, "hfftfy_eos": 49407,
+       "hfftfy_bang": 0, "openclip": 0}
+
+
+def trimmed(ids, mask, pad):
+    """ids up to the end token; checks that the rest is padding and the mask 1 exactly up to there."""
+    n = sum(mask)
+    assert mask == [1] * n + [0] * (len(mask) - n) and ids[n:] == [pad] * (len(ids) - n), (ids, mask)
+    return ids[:n]
+
+
 def hf_ids(tok, prompt):
     out = {}
     for n in (77, 10):
         r = tok(prompt, padding="max_length", max_length=n, truncation=True)
-        out[str(n)] = r["input_ids"]
-        out[f"{n}_mask"] = r["attention_mask"]
+        out[str(n)] = trimmed(r["input_ids"], r["attention_mask"], tok.pad_token_id)
     return out
 
 
 def basic_worker(clip_dir, sdxl_full):
-    """Runs under transformers 4 (PYTHONPATH): its slow CLIPTokenizer without ftfy."""
+    """Runs under transformers 4 (PYTHONPATH): its slow CLIPTokenizer with ftfy and without."""
+    import ftfy  # noqa: F401  (the slow tokenizer uses it when it can import it)
     from transformers import CLIPTokenizer as SlowClipTokenizer
     from transformers.models.bert.tokenization_bert import BasicTokenizer
     result = {}
-    for name, d in (("hfbasic_eos", clip_dir), ("hfbasic_bang", sdxl_full)):
+    for pad, d in (("eos", clip_dir), ("bang", sdxl_full)):
         tok = SlowClipTokenizer.from_pretrained(d)
+        assert tok.fix_text is not None
+        result[f"hfftfy_{pad}"] = [hf_ids(tok, p) for p in PROMPTS]
         # What CLIPTokenizer.__init__ does when ftfy cannot be imported.
         tok.fix_text = None
         tok.nlp = BasicTokenizer(strip_accents=False, do_split_on_punc=False)
-        result[name] = [hf_ids(tok, p) for p in PROMPTS]
+        result[f"hfbasic_{pad}"] = [hf_ids(tok, p) for p in PROMPTS]
     result["transformers4"] = __import__("transformers").__version__
     json.dump(result, sys.stdout)
 
@@ -160,19 +174,22 @@ def main(out, transformers4):
         for i, p in enumerate(PROMPTS):
             case = {"prompt": p, "openclip_clean": oc_tokenizer._clean_lower(p)}
             results = {name: hf_ids(tok, p) for name, tok in hf.items()}
-            results.update({name: basic[name][i] for name in ("hfbasic_eos", "hfbasic_bang")})
+            results.update({name: basic[name][i] for name in ("hfbasic_eos", "hfbasic_bang", "hfftfy_eos", "hfftfy_bang")})
             for name, r in results.items():
                 for k, v in r.items():
                     case[f"{name}_{k}"] = v
             for n in (77, 10):
-                case[f"openclip_{n}"] = oc([p], context_length=n)[0].tolist()
+                ids = oc([p], context_length=n)[0].tolist()
+                end = max(i for i, v in enumerate(ids) if v != 0) + 1
+                assert ids[end - 1] == 49407
+                case[f"openclip_{n}"] = ids[:end]
             cases.append(case)
-    meta = {"transformers": transformers.__version__, "transformers4": basic["transformers4"],
+    meta = {"pad_ids": PAD, "transformers": transformers.__version__, "transformers4": basic["transformers4"],
             "open_clip": open_clip.__version__,
             "ftfy": __import__("ftfy").__version__, "python": sys.version.split()[0]}
     with open(os.path.join(out, "golden.json"), "w", encoding="utf-8") as f:
         # One case a line.
-        f.write('{"versions": ' + json.dumps(meta) + ',\n"cases": [\n')
+        f.write('{"meta": ' + json.dumps(meta) + ',\n"cases": [\n')
         f.write(",\n".join(json.dumps(c, ensure_ascii=True) for c in cases))
         f.write("\n]}\n")
     print(f"wrote {len(cases)} prompts to {out} ({meta})")

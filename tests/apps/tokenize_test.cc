@@ -41,7 +41,12 @@ const json& Case(const std::string& prompt) {
   return none;
 }
 
-std::string Line(const json& ids) { return absl::StrJoin(ids.get<std::vector<int64_t>>(), " "); }
+// The golden ids (up to the end token) padded to `length` with `pad`, as one line.
+std::string Line(const json& ids, int64_t pad, size_t length = 77) {
+  std::vector<int64_t> v = ids.get<std::vector<int64_t>>();
+  v.resize(length, pad);
+  return absl::StrJoin(v, " ");
+}
 
 TEST(TokenizeCommand, PrintsTheHuggingFaceIds) {
   testing::TempDir dir;
@@ -53,7 +58,7 @@ TEST(TokenizeCommand, PrintsTheHuggingFaceIds) {
   ASSERT_EQ(r.code, 0) << r.err;
   const std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), prompts.size()) << r.out;
-  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(lines[i], Line(Case(prompts[i]).at("hf_eos_77"))) << prompts[i];
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(lines[i], Line(Case(prompts[i]).at("hf_eos_77"), 49407)) << prompts[i];
   EXPECT_EQ(dir.Entries(), std::vector<std::string>{});
 }
 
@@ -79,15 +84,17 @@ TEST(TokenizeCommand, WritesOpenClipIdsAndMask) {
   EXPECT_EQ(mask.shape(), (Shape{2, 10}));
   const std::vector<int64_t> got = ids.ToVector<int64_t>().value(), m = mask.ToVector<int64_t>().value();
   for (size_t i = 0; i < 2; ++i) {
-    const std::vector<int64_t> want = Case(prompts[i]).at("openclip_10").get<std::vector<int64_t>>();
+    std::vector<int64_t> want = Case(prompts[i]).at("openclip_10").get<std::vector<int64_t>>();
+    const size_t n = want.size();
+    want.resize(10, 0);
     EXPECT_EQ(std::vector<int64_t>(got.begin() + 10 * i, got.begin() + 10 * (i + 1)), want) << prompts[i];
-    for (size_t k = 0; k < 10; ++k) EXPECT_EQ(m[10 * i + k], want[k] != 0 ? 1 : 0) << prompts[i] << " at " << k;
+    for (size_t k = 0; k < 10; ++k) EXPECT_EQ(m[10 * i + k], k < n ? 1 : 0) << prompts[i] << " at " << k;
   }
   EXPECT_EQ(f.metadata().at("flavor"), "openclip");
   EXPECT_EQ(f.metadata().at("max_length"), "10");
   const std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[1], Line(Case(prompts[1]).at("openclip_10")));
+  EXPECT_EQ(lines[1], Line(Case(prompts[1]).at("openclip_10"), 0, 10));
 }
 
 TEST(TokenizeCommand, SdxlTokenizer2PadsWithBang) {
@@ -99,19 +106,19 @@ TEST(TokenizeCommand, SdxlTokenizer2PadsWithBang) {
     fs::copy_file(kData / "sdxl_tokenizer_2" / f, folder / f);
   const auto r = RunTokenize({"--tokenizer=" + folder.string(), "--prompt=hello!! world! !"}, dir.path());
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out, Line(Case("hello!! world! !").at("hf_bang_77")) + "\n");
+  EXPECT_EQ(r.out, Line(Case("hello!! world! !").at("hf_bang_77"), 0) + "\n");
 }
 
 TEST(TokenizeCommand, Transformers4BasicTokenizer) {
   testing::TempDir dir;
   const std::string prompt = "bell\x07 null esc\x1b[31mred\x1b[0m del\x7f";
   const std::string folder = "--tokenizer=" + (kData / "clip").string();
-  auto r = RunTokenize({folder, "--hf-basic", "--prompt=" + prompt}, dir.path());
+  auto r = RunTokenize({folder, "--hf-pipeline=basic", "--prompt=" + prompt}, dir.path());
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out, Line(Case(prompt).at("hfbasic_eos_77")) + "\n");
+  EXPECT_EQ(r.out, Line(Case(prompt).at("hfbasic_eos_77"), 49407) + "\n");
   r = RunTokenize({folder, "--prompt=" + prompt}, dir.path());
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out, Line(Case(prompt).at("hf_eos_77")) + "\n");
+  EXPECT_EQ(r.out, Line(Case(prompt).at("hf_eos_77"), 49407) + "\n");
   EXPECT_NE(Case(prompt).at("hf_eos_77"), Case(prompt).at("hfbasic_eos_77"));
 }
 
@@ -126,7 +133,8 @@ TEST(TokenizeCommand, UsageErrors) {
                                        {{tok}, "--prompt"},
                                        {{tok, "--prompt"}, "--prompt: needs a value"},
                                        {{tok, "--prompt=x", "--max-length=1"}, "--max-length"},
-                                       {{tok, "--prompt=x", "--bogus"}, "--bogus"}}) {
+                                       {{tok, "--prompt=x", "--bogus"}, "--bogus"},
+                                       {{tok, "--prompt=x", "--hf-pipeline=slow"}, "--hf-pipeline"}}) {
     const auto r = RunTokenize(b.args, dir.path());
     EXPECT_EQ(r.code, 2) << absl::StrJoin(b.args, " ") << ": " << r.err;
     EXPECT_NE(r.err.find(b.says), std::string::npos) << r.err;

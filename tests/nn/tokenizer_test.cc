@@ -62,12 +62,23 @@ const ClipTokenizer& Sdxl2() {
   return t;
 }
 const ClipTokenizer& Sd15Basic() {
-  static const ClipTokenizer t = ClipTokenizer::Load((DataDir() / "clip").string(), /*basic=*/true).value();
+  static const ClipTokenizer t =
+      ClipTokenizer::Load((DataDir() / "clip").string(), ClipTokenizerFlavor::kHuggingFaceBasic).value();
   return t;
 }
 const ClipTokenizer& Sdxl2Basic() {
   static const SdxlFolder* folder = new SdxlFolder();
-  static const ClipTokenizer t = ClipTokenizer::Load(folder->path(), /*basic=*/true).value();
+  static const ClipTokenizer t = ClipTokenizer::Load(folder->path(), ClipTokenizerFlavor::kHuggingFaceBasic).value();
+  return t;
+}
+const ClipTokenizer& Sd15Ftfy() {
+  static const ClipTokenizer t =
+      ClipTokenizer::Load((DataDir() / "clip").string(), ClipTokenizerFlavor::kHuggingFaceFtfy).value();
+  return t;
+}
+const ClipTokenizer& Sdxl2Ftfy() {
+  static const SdxlFolder* folder = new SdxlFolder();
+  static const ClipTokenizer t = ClipTokenizer::Load(folder->path(), ClipTokenizerFlavor::kHuggingFaceFtfy).value();
   return t;
 }
 // The .gz needs zlib, which CMakeLists.txt treats as optional.
@@ -86,39 +97,55 @@ const ClipTokenizer& OpenClip() {
 
 std::string Escaped(const std::string& s) { return json(s).dump(); }
 
-// Every golden prompt, for one reference and length.
-void ExpectGolden(const ClipTokenizer& tok, const std::string& key, int64_t max_length, bool check_mask) {
+// Every golden prompt, for one reference (`key`: "hf_eos_77", ...) and
+// length. The file holds the ids up to the end token; the generator checked
+// that the reference pads with its pad id and masks exactly the rest.
+void ExpectGolden(const ClipTokenizer& tok, const std::string& key, int64_t max_length) {
   ASSERT_GE(Golden()["cases"].size(), 40u);
+  const std::string reference = key.substr(0, key.rfind('_'));
+  const int64_t pad = Golden()["meta"]["pad_ids"].at(reference).get<int64_t>();
+  EXPECT_EQ(tok.pad_id(), pad) << reference;
   for (const json& c : Golden()["cases"]) {
     const std::string prompt = c["prompt"].get<std::string>();
     const StatusOr<ClipEncoding> e = tok.Tokenize(prompt, max_length);
     ASSERT_TRUE(e.ok()) << Escaped(prompt) << ": " << e.status();
-    EXPECT_EQ(e->ids, c.at(key).get<std::vector<int64_t>>()) << key << " of " << Escaped(prompt);
-    if (check_mask) {
-      EXPECT_EQ(e->attention_mask, c.at(key + "_mask").get<std::vector<int64_t>>()) << key << " of " << Escaped(prompt);
-    }
+    std::vector<int64_t> want = c.at(key).get<std::vector<int64_t>>();
+    const size_t n = want.size();
+    want.resize(static_cast<size_t>(max_length), pad);
+    std::vector<int64_t> mask(n, 1);
+    mask.resize(static_cast<size_t>(max_length), 0);
+    EXPECT_EQ(e->ids, want) << key << " of " << Escaped(prompt);
+    EXPECT_EQ(e->attention_mask, mask) << key << " of " << Escaped(prompt);
   }
 }
 
 TEST(ClipTokenizerGolden, HuggingFaceEosPadding) {
   EXPECT_EQ(Sd15().pad_id(), 49407);
   EXPECT_EQ(Sd15().model_max_length(), 77);
-  ExpectGolden(Sd15(), "hf_eos_77", 0, true);
-  ExpectGolden(Sd15(), "hf_eos_10", 10, true);
+  ExpectGolden(Sd15(), "hf_eos_77", 77);
+  ExpectGolden(Sd15(), "hf_eos_10", 10);
 }
 
 TEST(ClipTokenizerGolden, HuggingFaceBangPadding) {
   EXPECT_EQ(Sdxl2().pad_id(), 0);
-  ExpectGolden(Sdxl2(), "hf_bang_77", 77, true);
-  ExpectGolden(Sdxl2(), "hf_bang_10", 10, true);
+  ExpectGolden(Sdxl2(), "hf_bang_77", 77);
+  ExpectGolden(Sdxl2(), "hf_bang_10", 10);
 }
 
 TEST(ClipTokenizerGolden, Transformers4BasicTokenizer) {
   EXPECT_EQ(Sd15Basic().flavor(), ClipTokenizerFlavor::kHuggingFaceBasic);
-  ExpectGolden(Sd15Basic(), "hfbasic_eos_77", 77, true);
-  ExpectGolden(Sd15Basic(), "hfbasic_eos_10", 10, true);
-  ExpectGolden(Sdxl2Basic(), "hfbasic_bang_77", 77, true);
-  ExpectGolden(Sdxl2Basic(), "hfbasic_bang_10", 10, true);
+  ExpectGolden(Sd15Basic(), "hfbasic_eos_77", 77);
+  ExpectGolden(Sd15Basic(), "hfbasic_eos_10", 10);
+  ExpectGolden(Sdxl2Basic(), "hfbasic_bang_77", 77);
+  ExpectGolden(Sdxl2Basic(), "hfbasic_bang_10", 10);
+}
+
+TEST(ClipTokenizerGolden, Transformers4WithFtfy) {
+  EXPECT_EQ(Sd15Ftfy().flavor(), ClipTokenizerFlavor::kHuggingFaceFtfy);
+  ExpectGolden(Sd15Ftfy(), "hfftfy_eos_77", 77);
+  ExpectGolden(Sd15Ftfy(), "hfftfy_eos_10", 10);
+  ExpectGolden(Sdxl2Ftfy(), "hfftfy_bang_77", 77);
+  ExpectGolden(Sdxl2Ftfy(), "hfftfy_bang_10", 10);
 }
 
 TEST(ClipTokenizerGolden, OpenClip) {
@@ -126,8 +153,8 @@ TEST(ClipTokenizerGolden, OpenClip) {
   EXPECT_EQ(OpenClip().vocab_size(), 49408);
   EXPECT_EQ(OpenClip().bos_id(), 49406);
   EXPECT_EQ(OpenClip().eos_id(), 49407);
-  ExpectGolden(OpenClip(), "openclip_77", 77, false);
-  ExpectGolden(OpenClip(), "openclip_10", 10, false);
+  ExpectGolden(OpenClip(), "openclip_77", 77);
+  ExpectGolden(OpenClip(), "openclip_10", 10);
 }
 
 TEST(ClipTokenizerGolden, OpenClipCleaning) {
@@ -281,7 +308,10 @@ TEST(ClipTokenizerErrors, MissingFiles) {
   EXPECT_NE(LoadError(dir.path().string()).find("vocab.json"), std::string::npos);
   WriteFile(dir / "plain.txt", "x");
   EXPECT_NE(LoadError(dir / "plain.txt").find("neither"), std::string::npos);
-  EXPECT_FALSE(ClipTokenizer::Load((DataDir() / "bpe_simple_vocab_16e6.txt.gz").string(), /*basic=*/true).ok());
+  EXPECT_FALSE(
+      ClipTokenizer::Load((DataDir() / "bpe_simple_vocab_16e6.txt.gz").string(), ClipTokenizerFlavor::kHuggingFaceBasic)
+          .ok());
+  EXPECT_FALSE(ClipTokenizer::LoadHuggingFace((DataDir() / "clip").string(), ClipTokenizerFlavor::kOpenClip).ok());
 }
 
 TEST(ClipTokenizerErrors, MalformedHuggingFaceFiles) {
