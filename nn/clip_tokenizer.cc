@@ -213,13 +213,12 @@ StatusOr<ClipTokenizer> ClipTokenizer::LoadHuggingFace(const std::string& folder
     const char* key;
     std::string fallback;
     int64_t* id;
-    std::string content;
   };
   int64_t unk = -1;
-  Role roles[] = {{"bos_token", kStartOfText, &tok.bos_id_, ""},
-                  {"eos_token", kEndOfText, &tok.eos_id_, ""},
-                  {"unk_token", kEndOfText, &unk, ""},
-                  {"pad_token", kEndOfText, &tok.pad_id_, ""}};
+  const Role roles[] = {{"bos_token", kStartOfText, &tok.bos_id_},
+                        {"eos_token", kEndOfText, &tok.eos_id_},
+                        {"unk_token", kEndOfText, &unk},
+                        {"pad_token", kEndOfText, &tok.pad_id_}};
   // added_tokens_decoder (newer files): explicit ids and flags.
   absl::flat_hash_map<std::string, AddedToken> explicit_tokens;
   if (config.contains("added_tokens_decoder")) {
@@ -244,14 +243,13 @@ StatusOr<ClipTokenizer> ClipTokenizer::LoadHuggingFace(const std::string& folder
   // SD1.5 and SDXL files; docs/tokenizer.md).
   absl::flat_hash_map<std::string, bool> normalized;
   std::vector<std::string> order;
-  for (Role& r : roles) {
+  for (const Role& r : roles) {
     std::optional<TokenDecl> decl;
     CF_ASSIGN_OR_RETURN(decl, ReadDecl(special_map, r.key, map_path));
     if (!decl.has_value()) {
       CF_ASSIGN_OR_RETURN(decl, ReadDecl(config, r.key, config_path));
     }
     const TokenDecl d = decl.value_or(TokenDecl{r.fallback, false});
-    r.content = d.content;
     if (!normalized.contains(d.content)) {
       normalized[d.content] = true;
       order.push_back(d.content);
