@@ -28,6 +28,9 @@ struct ResnetOptions {
 // time_emb_proj [Cout, T], norm2, conv2 [Cout, 3, 3, Cout], and
 // conv_shortcut [Cout, Cin] (a 1x1 conv) when Cin != Cout.
 Value ResnetBlock2D(Builder& b, Value x, Value temb, const ResnetOptions& options);
+// The same without a time embedding (temb_channels=None, the VAE's): no
+// time_emb_proj, nothing added between conv1 and norm2.
+Value ResnetBlock2D(Builder& b, Value x, const ResnetOptions& options);
 
 // Downsample2D(use_conv=True): conv [Cout, 3, 3, C], stride 2, padding `padding`
 // (diffusers' downsample_padding, 1 in SD), in scope "conv". [B, H, W, C] ->
