@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CPU time of one ConvBlock forward (f32), the authors' eager PyTorch block
-beside the runtime's composed block (nn/convblock.h, through
+beside the runtime's block (nn/convblock.h, fused pyramid, through
 `convfusion-module convblock --repeat`), in the same run, at SD1.5's top level
 at 512x512: B=2, 64x64, C=320 (C' = 160), scales (1, 1/2), released gate.
 
@@ -111,7 +111,7 @@ def main() -> None:
                 out = subprocess.run([a.exe, "convblock", f"--kernel={K}", "--gate=released",
                                       f"--input={d}/in.safetensors", f"--output={d}/out.safetensors",
                                       f"--repeat={a.iters}"], check=True, capture_output=True, text=True).stdout
-                res["convfusion composed"] = (float(out.split("median ")[1].split(" ms")[0]),
+                res["convfusion fused"] = (float(out.split("median ")[1].split(" ms")[0]),
                                               float(out.split("min ")[1].split(" ms")[0]))
                 from safetensors.torch import load_file
                 y = load_file(os.path.join(d, "out.safetensors"))["output"]
