@@ -29,15 +29,9 @@ StatusOr<Planned> PlanForward(const BuildSpec& s) {
   Graph g;
   Builder b(&g);
   Planned p;
-  if (HasDenoiser(s.model)) {
-    CF_ASSIGN_OR_RETURN(Value y, BuildDenoiser(b, s));
-    (void)y;
-    p.counted_in = "denoiser";
-  } else {
-    CF_ASSIGN_OR_RETURN(ModuleInfo info, BuildModule(b, s));
-    (void)info;
-    p.counted_in = "module";
-  }
+  CF_ASSIGN_OR_RETURN(Value y, BuildDenoiser(b, s));
+  (void)y;
+  p.counted_in = "denoiser";
   CF_ASSIGN_OR_RETURN(p.plan, PlanMemory(g));
   p.param_bytes = p.plan.parameter_bytes;
   for (const ValueInfo& v : g.values())
@@ -53,8 +47,7 @@ StatusOr<Planned> PlanForward(const BuildSpec& s) {
 StatusOr<Planned> PlanTraining(const BuildSpec& s) {
   Graph g;
   Builder b(&g);
-  CF_ASSIGN_OR_RETURN(UNetInputs in, UNetGraphInputs(b, s));
-  Value noise = b.Input("noise", in.sample.shape(), s.dtype);
+  CF_ASSIGN_OR_RETURN(DenoiserInputs in, DenoiserGraphInputs(b, s));
   BuildSpec teacher = s, student = s;
   teacher.method = Method::kSelfAttention;
   teacher.params.frozen = true;
@@ -62,20 +55,21 @@ StatusOr<Planned> PlanTraining(const BuildSpec& s) {
   Value eps_t, eps_s;
   {
     auto sc = b.scope("teacher");
-    CF_ASSIGN_OR_RETURN(UNetOutputs u, BuildUNetOn(b, teacher, in));
-    eps_t = u.sample;
+    CF_ASSIGN_OR_RETURN(eps_t, BuildDenoiserOn(b, teacher, in));
   }
   {
     auto sc = b.scope("student");
-    CF_ASSIGN_OR_RETURN(UNetOutputs u, BuildUNetOn(b, student, in));
-    eps_s = u.sample;
+    CF_ASSIGN_OR_RETURN(eps_s, BuildDenoiserOn(b, student, in));
   }
+  Value noise = b.Input("noise", eps_s.shape(), s.dtype);  // PixArt: its 8 output channels
   Value loss = Add(MseLoss(eps_s, noise), MseLoss(eps_s, eps_t));
   std::vector<Value> wrt;
   Planned p;
   for (const ValueInfo& v : g.values()) {
     if (v.kind != ValueKind::kParameter) continue;
-    const bool convblock = absl::StartsWith(v.name, "student.") && absl::StrContains(v.name, ".conv1.");
+    // A transformer block's conv1 (a resnet has a conv1 too).
+    const bool convblock = absl::StartsWith(v.name, "student.") && absl::StrContains(v.name, "transformer_blocks.") &&
+                           absl::StrContains(v.name, ".conv1.");
     if (convblock) wrt.push_back(b.Wrap(v.id));
     if (convblock || absl::StartsWith(v.name, "teacher.")) {
       p.param_bytes += v.type.bytes();
@@ -141,7 +135,7 @@ StatusOr<Table> MemoryTable(const Selection& sel, const MethodOptions& mo, const
       std::vector<std::pair<std::string, BuildSpec>> work;
       if (f.pass != "training")
         for (Method method : sel.method_list) work.push_back({"forward", Spec(m, method, mo, r, f)});
-      if (f.pass != "forward" && HasDenoiser(m))
+      if (f.pass != "forward")
         work.push_back({"training", Spec(m, Method::kConvBlock, mo, r, f)});
       for (const auto& [pass, s] : work) {
         Progress(absl::StrCat("memory: ", ModelName(m), " ", pass == "training" ? "distillation" : MethodName(s.method),
@@ -166,10 +160,6 @@ StatusOr<Table> MemoryTable(const Selection& sel, const MethodOptions& mo, const
     t.notes.push_back("training: teacher (self-attention, frozen) + student (released ConvBlocks) forward, "
                       "MSE(eps_s, noise) + MSE(eps_s, eps_t), backward for the ConvBlocks only; param_bytes counts "
                       "the shared frozen weights once (the graph holds two copies)");
-  for (Model m : sel.model_list)
-    if (!HasDenoiser(m))
-      t.notes.push_back(absl::StrCat(ModelTitle(m), ": the block's module alone, no training step, until "
-                                     "nn/pixart_transformer lands"));
   return t;
 }
 
@@ -183,7 +173,7 @@ const char* ModuleType(const std::string& scope, const std::string& op) {
     if (absl::StrContains(scope, ".attn2")) return "cross_attention";
     if (absl::StrContains(scope, ".ff")) return "feed_forward";
   }
-  if (op == "group_norm" || op == "layer_norm" || op == "rms_norm") return "norms";
+  if (op == "group_norm" || op == "layer_norm" || op == "rms_norm" || op == "adaln_modulate") return "norms";
   if (op == "conv2d") return "convolutions";
   return "other";
 }
@@ -205,10 +195,6 @@ StatusOr<Table> ModelTable(const Selection& sel, const MethodOptions& mo, const 
                                      {"lower_bound_bytes", "", false},
                                      {"param_bytes", "", false}});
   for (Model m : sel.model_list) {
-    if (!HasDenoiser(m)) {
-      t.notes.push_back(absl::StrCat(ModelTitle(m), ": skipped, the whole denoiser waits for nn/pixart_transformer"));
-      continue;
-    }
     for (const Resolution& r : ResolutionsFor(sel, m)) {
       std::optional<double> self_total;
       for (Method method : sel.method_list) {

@@ -23,9 +23,9 @@ inline constexpr double kMaxArenaOverLowerBound = 1.05;
 // One row per model, method, resolution and pass, with the JSON keys
 // arena_bytes, lower_bound_bytes, no_reuse_bytes, param_bytes,
 // workspace_bytes. FailedPrecondition when an arena exceeds 1.05x its lower
-// bound (naming the graph). The training step is built for the UNets only
-// (teacher: self-attention, frozen; student: ConvBlocks of the released
-// sizes, the only trainable parameters), whatever --method says.
+// bound (naming the graph). The training step (teacher: self-attention,
+// frozen; student: ConvBlocks of the released sizes, the only trainable
+// parameters) is one row per model and resolution, whatever --method says.
 StatusOr<Table> MemoryTable(const Selection& sel, const MethodOptions& mo, const MemoryFlags& f);
 
 // FLOPs of one whole-denoiser step by module type (complete count and the

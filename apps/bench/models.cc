@@ -103,162 +103,149 @@ StatusOr<Resolution> ParseResolution(const std::string& text, Model m) {
   return Resolution{text, w, h};
 }
 
-bool HasDenoiser(Model m) { return m != Model::kPixArt; }
-
 std::string MixerGlob(Method m) {
   return m == Method::kConvBlock ? "*transformer_blocks.*.conv1" : "*transformer_blocks.*.attn1";
 }
+
+namespace {
 
 UNet2DConditionConfig UNetConfig(Model m) {
   return m == Model::kSd15 ? UNet2DConditionConfig::StableDiffusion15() : UNet2DConditionConfig::StableDiffusionXL();
 }
 
-namespace {
+// PixArt-Sigma, the model the paper distils (bf16, 1024 multi-scale).
+PixArtTransformerConfig PixArtConfig() { return PixArtTransformerConfig::PixArtSigma1024MS(); }
+constexpr int64_t kPixArtTokens = 300;  // Sigma's T5 length
 
-UNetBuildOptions UNetOptions(const BuildSpec& s) {
-  UNetBuildOptions o;
-  o.self_attention = ChoiceFor(s.method, s.options);
-  o.params = s.params;
-  return o;
-}
-
-StatusOr<UNetOutputs> BuildUNet(Builder& b, const BuildSpec& s) {
-  const UNet2DConditionConfig cfg = UNetConfig(s.model);
-  UNetGraphShape shape;
-  shape.batch = s.batch;
-  shape.height = s.resolution.height / 8;
-  shape.width = s.resolution.width / 8;
-  shape.dtype = s.dtype;
-  return BuildUNet2DConditionGraph(b, cfg, shape, UNetOptions(s));
-}
-
-// PixArt's attn1 replacements: the model's attention has biases on q, k, v
-// and out; 16 heads of 72; the released ConvBlock is K 13 with the sigmoid gate.
-Value PixArtMixer(Builder& b, Value x, const SelfAttentionChoice& c, const ParamOptions& p) {
-  constexpr int64_t kHeads = 16;
-  const int64_t B = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3);
-  switch (c.kind) {
-    case SelfAttentionKind::kSelfAttention: {
-      auto s = b.scope("attn1");
-      return AttentionModule(b, x, std::nullopt,
-                             {.heads = kHeads, .head_dim = C / kHeads, .qkv_bias = true, .params = p});
-    }
-    case SelfAttentionKind::kNeighborhood: {
-      auto s = b.scope("attn1");
-      if (c.kernel * c.dilation > H || c.kernel * c.dilation > W)
-        return AttentionModule(b, x, std::nullopt,
-                               {.heads = kHeads, .head_dim = C / kHeads, .qkv_bias = true, .params = p});
-      Value q = LinearLayer(b, "to_q", x, C, true, p);  // [B, H, W, C]
-      Value k = LinearLayer(b, "to_k", x, C, true, p);
-      Value v = LinearLayer(b, "to_v", x, C, true, p);
-      Value a = NeighborhoodAttention(q, k, v, {.heads = kHeads, .kernel = c.kernel, .dilation = c.dilation});
-      return LinearLayer(b, "to_out.0", a, C, true, p);
-    }
-    case SelfAttentionKind::kConvBlock: {
-      auto s = b.scope("conv1");
-      ConvBlockOptions o;
-      o.kernel = c.kernel == 0 ? 13 : c.kernel;
-      o.gate = ConvBlockGate::kSigmoid;
-      o.param_dtype = p.dtype;
-      o.frozen = p.frozen;
-      return ConvBlock(b, x, o);
-    }
-    case SelfAttentionKind::kLinFusion: {
-      auto s = b.scope("attn1");
-      LinFusionOptions o;
-      o.qkv_bias = true;
-      o.param_dtype = p.dtype;
-      o.frozen = p.frozen;
-      return LinFusionAttention(b, x, o);
-    }
-    case SelfAttentionKind::kWindow: {
-      auto s = b.scope("attn1");
-      WindowAttentionOptions o;
-      o.heads = kHeads;
-      o.window = c.window;
-      o.mode = c.window_mode;
-      o.qkv_bias = true;
-      o.param_dtype = p.dtype;
-      o.frozen = p.frozen;
-      if (c.window_mode == WindowAttentionMode::kWindowWithResidual)
-        o.residual = b.Input(b.Qualified("residual"), Shape{B, H * W, C}, x.dtype());
-      return WindowAttention(b, x, o).out;
-    }
+// A choice's open parameters resolved as the model builders do.
+SelfAttentionChoice Resolved(const SelfAttentionChoice& c, int64_t released_kernel, ConvBlockGate released_gate) {
+  SelfAttentionChoice r = c;
+  if (r.kind == SelfAttentionKind::kConvBlock) {
+    if (r.kernel == 0) r.kernel = released_kernel;
+    if (r.gate == ConvBlockGate::kReleased) r.gate = released_gate;
   }
-  return Value{};
+  return r;
 }
 
 }  // namespace
 
-StatusOr<Value> BuildDenoiser(Builder& b, const BuildSpec& s) {
-  if (!HasDenoiser(s.model))
-    return absl::UnimplementedError(absl::StrCat(ModelName(s.model), ": the whole denoiser is not built yet ",
-                                                 "(nn/pixart_transformer has not landed); its modules are"));
-  CF_ASSIGN_OR_RETURN(UNetOutputs u, BuildUNet(b, s));
-  return u.sample;
-}
-
-StatusOr<UNetInputs> UNetGraphInputs(Builder& b, const BuildSpec& s) {
-  if (!HasDenoiser(s.model)) return absl::UnimplementedError(absl::StrCat(ModelName(s.model), " is not a UNet"));
-  const UNet2DConditionConfig c = UNetConfig(s.model);
-  const UNetGraphShape shape;  // tokens and time ids
-  const int64_t B = s.batch;
-  UNetInputs in;
-  in.sample = b.Input("sample", Shape{B, c.in_channels, s.resolution.height / 8, s.resolution.width / 8}, s.dtype);
-  in.timestep = b.Input("timestep", Shape{B}, DType::f32);
-  in.encoder_hidden_states = b.Input("encoder_hidden_states", Shape{B, shape.tokens, c.cross_attention_dim[0]}, s.dtype);
-  if (c.text_time) {
-    in.text_embeds = b.Input(
-        "text_embeds", Shape{B, c.projection_class_embeddings_input_dim - shape.time_ids * c.addition_time_embed_dim},
-        s.dtype);
-    in.time_ids = b.Input("time_ids", Shape{B, shape.time_ids}, DType::f32);
+StatusOr<DenoiserInputs> DenoiserGraphInputs(Builder& b, const BuildSpec& s) {
+  const int64_t B = s.batch, h = s.resolution.height / 8, w = s.resolution.width / 8;
+  DenoiserInputs in;
+  if (s.model == Model::kPixArt) {
+    const PixArtTransformerConfig c = PixArtConfig();
+    PixArtInputs& p = in.pixart;
+    p.hidden_states = b.Input("hidden_states", Shape{B, c.in_channels, h, w}, s.dtype);
+    p.timestep = b.Input("timestep", Shape{B}, DType::f32);
+    p.encoder_hidden_states = b.Input("encoder_hidden_states", Shape{B, kPixArtTokens, c.caption_channels}, s.dtype);
+    if (c.use_additional_conditions) {
+      p.resolution = b.Input("resolution", Shape{B, 2}, DType::f32);
+      p.aspect_ratio = b.Input("aspect_ratio", Shape{B, 1}, DType::f32);
+    }
+    in.sample = p.hidden_states;
+  } else {
+    const UNet2DConditionConfig c = UNetConfig(s.model);
+    const UNetGraphShape shape;  // tokens and time ids
+    UNetInputs& u = in.unet;
+    u.sample = b.Input("sample", Shape{B, c.in_channels, h, w}, s.dtype);
+    u.timestep = b.Input("timestep", Shape{B}, DType::f32);
+    u.encoder_hidden_states = b.Input("encoder_hidden_states", Shape{B, shape.tokens, c.cross_attention_dim[0]}, s.dtype);
+    if (c.text_time) {
+      u.text_embeds = b.Input(
+          "text_embeds", Shape{B, c.projection_class_embeddings_input_dim - shape.time_ids * c.addition_time_embed_dim},
+          s.dtype);
+      u.time_ids = b.Input("time_ids", Shape{B, shape.time_ids}, DType::f32);
+    }
+    in.sample = u.sample;
   }
   CF_RETURN_IF_ERROR(b.status());
   return in;
 }
 
-StatusOr<UNetOutputs> BuildUNetOn(Builder& b, const BuildSpec& s, const UNetInputs& in) {
-  UNetOutputs u = UNet2DCondition(b, UNetConfig(s.model), in, UNetOptions(s));
+namespace {
+
+// The built model's sites as (height, width, channels, heads, choice).
+struct Site {
+  int64_t height = 0, width = 0, channels = 0, heads = 0;
+  SelfAttentionChoice choice;
+};
+
+StatusOr<std::vector<Site>> BuildOn(Builder& b, const BuildSpec& s, const DenoiserInputs& in, Value* out) {
+  std::vector<Site> sites;
+  if (s.model == Model::kPixArt) {
+    const PixArtTransformerConfig c = PixArtConfig();
+    PixArtBuildOptions o;
+    o.self_attention = ChoiceFor(s.method, s.options);
+    o.params = s.params;
+    PixArtOutputs p = PixArtTransformer2D(b, c, in.pixart, o);
+    CF_RETURN_IF_ERROR(b.status());
+    *out = p.sample;
+    for (const PixArtAttentionSite& site : p.sites)
+      sites.push_back({site.height, site.width, site.channels, c.heads, site.choice});
+  } else {
+    const UNet2DConditionConfig c = UNetConfig(s.model);
+    UNetBuildOptions o;
+    o.self_attention = ChoiceFor(s.method, s.options);
+    o.params = s.params;
+    UNetOutputs u = UNet2DCondition(b, c, in.unet, o);
+    CF_RETURN_IF_ERROR(b.status());
+    *out = u.sample;
+    const int nb = static_cast<int>(c.attention_heads.size());
+    for (const UNetAttentionSite& site : u.sites) {
+      const int64_t heads = site.part == "down" ? c.attention_heads[site.block]
+                            : site.part == "up" ? c.attention_heads[nb - 1 - site.block]
+                                                : c.attention_heads.back();
+      sites.push_back({site.height, site.width, site.channels, heads, site.choice});
+    }
+  }
+  return sites;
+}
+
+}  // namespace
+
+StatusOr<Value> BuildDenoiserOn(Builder& b, const BuildSpec& s, const DenoiserInputs& in) {
+  Value out;
+  CF_ASSIGN_OR_RETURN(std::vector<Site> sites, BuildOn(b, s, in, &out));
+  (void)sites;
+  return out;
+}
+
+StatusOr<Value> BuildDenoiser(Builder& b, const BuildSpec& s) {
+  CF_ASSIGN_OR_RETURN(DenoiserInputs in, DenoiserGraphInputs(b, s));
+  CF_ASSIGN_OR_RETURN(Value y, BuildDenoiserOn(b, s, in));
+  b.MarkOutput(y, "output");
   CF_RETURN_IF_ERROR(b.status());
-  return u;
+  return y;
 }
 
 StatusOr<ModuleInfo> BuildModule(Builder& b, const BuildSpec& s) {
-  ModuleInfo info;
-  info.choice = ChoiceFor(s.method, s.options);
-  if (s.model == Model::kPixArt) {
-    info.height = s.resolution.height / 16;
-    info.width = s.resolution.width / 16;
-    info.channels = 1152;
-    info.heads = 16;
-    if (info.choice.kind == SelfAttentionKind::kConvBlock && info.choice.kernel == 0) info.choice.kernel = 13;
-  } else {
-    // The sites of the model at this size, from a throwaway shape-only build.
+  // The sites of the model at this size, from a throwaway shape-only build.
+  std::vector<Site> sites;
+  {
     Graph probe;
     Builder pb(&probe);
-    CF_ASSIGN_OR_RETURN(UNetOutputs u, BuildUNet(pb, s));
-    const UNetAttentionSite* best = nullptr;
-    for (const UNetAttentionSite& site : u.sites)
-      if (best == nullptr || site.height * site.width > best->height * best->width ||
-          (site.height * site.width == best->height * best->width && site.choice.kernel > best->choice.kernel))
-        best = &site;
-    if (best == nullptr) return absl::InternalError(absl::StrCat(ModelName(s.model), ": no transformer block"));
-    const UNet2DConditionConfig cfg = UNetConfig(s.model);
-    const int nb = static_cast<int>(cfg.attention_heads.size());
-    info.height = best->height;
-    info.width = best->width;
-    info.channels = best->channels;
-    info.heads = best->part == "down"  ? cfg.attention_heads[best->block]
-                 : best->part == "up" ? cfg.attention_heads[nb - 1 - best->block]
-                                      : cfg.attention_heads.back();
-    info.choice = best->choice;
+    CF_ASSIGN_OR_RETURN(DenoiserInputs in, DenoiserGraphInputs(pb, s));
+    Value out;
+    CF_ASSIGN_OR_RETURN(sites, BuildOn(pb, s, in, &out));
   }
+  const Site* best = nullptr;
+  for (const Site& site : sites)
+    if (best == nullptr || site.height * site.width > best->height * best->width ||
+        (site.height * site.width == best->height * best->width && site.choice.kernel > best->choice.kernel))
+      best = &site;
+  if (best == nullptr) return absl::InternalError(absl::StrCat(ModelName(s.model), ": no transformer block"));
+  ModuleInfo info;
+  info.height = best->height;
+  info.width = best->width;
+  info.channels = best->channels;
+  info.heads = best->heads;
+  // PixArt's sites keep a ConvBlock's open kernel and gate; resolve them as its blocks do.
+  info.choice = s.model == Model::kPixArt ? Resolved(best->choice, 13, ConvBlockGate::kSigmoid) : best->choice;
   Value x = b.Input("x", Shape{s.batch, info.height, info.width, info.channels}, s.dtype);
   Value y;
   {
     auto scope = b.scope("transformer_blocks.0");
-    y = s.model == Model::kPixArt ? PixArtMixer(b, x, info.choice, s.params)
-                                  : SelfAttentionLayer(b, x, info.choice, info.heads, s.params);
+    y = SelfAttentionLayer(b, x, info.choice, info.heads, s.params, /*qkv_bias=*/s.model == Model::kPixArt);
   }
   if (y.valid()) b.MarkOutput(y, "y");
   CF_RETURN_IF_ERROR(b.status());

@@ -12,6 +12,7 @@
 #include "graph/builder.h"
 #include "graph/graph.h"
 #include "nn/attention.h"
+#include "nn/pixart_transformer.h"
 #include "nn/unet2d_condition.h"
 #include "runtime/status.h"
 
@@ -57,9 +58,6 @@ StatusOr<Resolution> ParseResolution(const std::string& text, Model m);
 int64_t PixelsPerToken(Model m);
 int64_t SizeMultiple(Model m);
 
-// Whether the whole denoiser can be built (PixArt waits for nn/pixart_transformer).
-bool HasDenoiser(Model m);
-
 // The glob of the scopes the method's module lives in (the highest-resolution
 // one is Table 1's row): "*.transformer_blocks.*.attn1" or "...conv1".
 std::string MixerGlob(Method m);
@@ -74,25 +72,29 @@ struct BuildSpec {
   ParamOptions params;  // frozen etc.
 };
 
-// The whole denoiser for one step (UNet: sample, timestep, text inputs ->
-// "output"), in the builder's current scope; returns the output. PixArt:
-// Unimplemented until its transformer lands.
+// The denoiser's graph inputs (diffusers' names; batch and dtype of `s`):
+// UNets sample, timestep, encoder_hidden_states (+ SDXL text_embeds,
+// time_ids); PixArt-Sigma hidden_states, timestep, encoder_hidden_states
+// (300 T5 tokens). Made once so that a teacher and a student share them.
+struct DenoiserInputs {
+  UNetInputs unet;
+  PixArtInputs pixart;
+  Value sample;  // the latent input
+};
+StatusOr<DenoiserInputs> DenoiserGraphInputs(Builder& b, const BuildSpec& s);
+// The denoiser on `in`, in the builder's current scope; returns its output
+// [B, C, H, W] (PixArt: 8 channels, eps and the variance).
+StatusOr<Value> BuildDenoiserOn(Builder& b, const BuildSpec& s, const DenoiserInputs& in);
+// Both, with the output marked "output".
 StatusOr<Value> BuildDenoiser(Builder& b, const BuildSpec& s);
-
-// The UNets' config and graph inputs (diffusers' names, batch and dtype of
-// `s`), and the UNet on given inputs (in the builder's current scope), so a
-// teacher and a student can share them.
-UNet2DConditionConfig UNetConfig(Model m);
-StatusOr<UNetInputs> UNetGraphInputs(Builder& b, const BuildSpec& s);
-StatusOr<UNetOutputs> BuildUNetOn(Builder& b, const BuildSpec& s, const UNetInputs& in);
 
 // The highest-resolution transformer block's self-attention replacement
 // alone: input "x" [B, H, W, C] -> output "y", in scope
-// "transformer_blocks.0.<attn1|conv1>". For the UNets the shape, heads and
-// the ConvBlock's released kernel come from the built model's sites (the
-// top-resolution block with the largest released kernel, the one Table 1's
-// tie-break picks); PixArt's from its config (C 1152, 16 heads, attention
-// biases, K 13, sigmoid gate).
+// "transformer_blocks.0.<attn1|conv1>". The shape, heads and the choice as
+// resolved (a ConvBlock's released kernel and gate) come from the built
+// model's sites: the top-resolution block with the largest kernel, the one
+// Table 1's tie-break picks. PixArt: C 1152, 16 heads, attention biases,
+// ConvBlock K 13 with the sigmoid gate.
 struct ModuleInfo {
   int64_t height = 0, width = 0, channels = 0, heads = 0;
   SelfAttentionChoice choice;  // as built (kernel resolved)

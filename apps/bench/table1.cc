@@ -76,14 +76,8 @@ StatusOr<Table1Cell> CountTable1(Model m, Method method, const MethodOptions& o,
   cell.model = m;
   cell.method = method;
   cell.resolution = r;
-  cell.whole_model = HasDenoiser(m);
-  if (cell.whole_model) {
-    CF_ASSIGN_OR_RETURN(Value y, BuildDenoiser(b, spec));
-    (void)y;
-  } else {
-    CF_ASSIGN_OR_RETURN(ModuleInfo info, BuildModule(b, spec));
-    (void)info;
-  }
+  CF_ASSIGN_OR_RETURN(Value y, BuildDenoiser(b, spec));
+  (void)y;
   CF_ASSIGN_OR_RETURN(CostReport report, Account(g, {.pass = Pass::kForward}));
   CF_ASSIGN_OR_RETURN(const ScopeCost* s, report.HighestResolution(MixerGlob(method)));
   cell.scope = s->path;
@@ -126,23 +120,18 @@ Table Table1(const std::vector<Table1Cell>& cells) {
                {"channels", "C"},                 {"complete_flops_g", "complete GFLOP"},
                {"table1_flops", "", false},       {"scope", "", false},
                {"counted_in", "", false},         {"note"}};
-  bool any_module = false;
   for (const Table1Cell& c : cells) {
     const double ours = static_cast<double>(c.table1_flops) / 1e9;
-    any_module |= !c.whole_model;
     t.Add({Cell::Str(ModelName(c.model)), Cell::Str(MethodName(c.method)), Cell::Str(c.resolution.label),
            Cell::Int(c.resolution.width), Cell::Int(c.resolution.height), Cell::Int(c.tokens), Cell::Num(ours),
            c.paper_gflops ? Cell::Num(*c.paper_gflops) : Cell::Null(),
            c.paper_gflops ? Cell::Num(ours / *c.paper_gflops, 4) : Cell::Null(), Cell::Str(c.choice),
            Cell::Int(c.channels), Cell::Num(static_cast<double>(c.complete_flops) / 1e9), Cell::Int(c.table1_flops),
-           Cell::Str(c.scope), Cell::Str(c.whole_model ? "denoiser" : "module"), Cell::Str(c.note)});
+           Cell::Str(c.scope), Cell::Str("denoiser"), Cell::Str(c.note)});
   }
   t.notes.push_back(
       "ours: the scope with the most tokens among the method's modules (graph/accounting.h HighestResolution); "
       "the paper's value is ConvFusion paper, Table 1; docs/results.md explains each ratio");
-  if (any_module)
-    t.notes.push_back("PixArt is counted on its block's module alone (C 1152, 16 heads, biases on q/k/v/out) until "
-                      "nn/pixart_transformer lands");
   return t;
 }
 

@@ -31,14 +31,12 @@ struct Table1Cell {
   std::string scope;    // the module's scope in the graph
   int64_t tokens = 0, channels = 0;
   int64_t table1_flops = 0, complete_flops = 0;
-  bool whole_model = false;  // counted inside the whole denoiser (else the module alone)
   std::optional<double> paper_gflops;
   std::string note;
 };
 
-// One cell: builds the denoiser (or, for PixArt until its transformer lands,
-// the module alone) shape-only, accounts it and takes HighestResolution of
-// the method's scopes.
+// One cell: builds the whole denoiser shape-only, accounts it and takes
+// HighestResolution of the method's scopes.
 StatusOr<Table1Cell> CountTable1(Model m, Method method, const MethodOptions& o, const Resolution& r, DType dtype);
 
 Table Table1(const std::vector<Table1Cell>& cells);
