@@ -163,19 +163,114 @@ std::vector<std::string> WeightFiles::names() const {
   return out;
 }
 
+namespace {
+
+bool HasRows(const WeightAlias& a) { return a.row_begin != 0 || a.row_end >= 0; }
+
+// `info` (the source tensor's) as `a` presents it under `name`.
+StatusOr<SafetensorsTensorInfo> Presented(SafetensorsTensorInfo info, const WeightAlias& a, const std::string& name) {
+  const auto fail = [&](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat("weights: '", name, "' from '", a.source, "' ",
+                                                   SafetensorsDTypeName(info.dtype), info.shape.ToString(), ": ",
+                                                   what));
+  };
+  if (HasRows(a)) {
+    const int64_t rows = info.shape.rank() > 0 ? info.shape[0] : 0;
+    const int64_t end = a.row_end < 0 ? rows : a.row_end;
+    if (info.shape.rank() == 0 || a.row_begin < 0 || a.row_begin > end || end > rows)
+      return fail(absl::StrCat("has no rows [", a.row_begin, ", ", end, ")"));
+    const int64_t row_bytes = rows > 0 ? info.nbytes() / rows : 0;
+    info.begin += a.row_begin * row_bytes;
+    info.end = info.begin + (end - a.row_begin) * row_bytes;
+    info.shape[0] = end - a.row_begin;
+  }
+  if (a.reshape) {
+    if (a.reshape->numel() != info.shape.numel())
+      return fail(absl::StrCat("cannot be read as ", a.reshape->ToString()));
+    info.shape = *a.reshape;
+  }
+  if (a.transpose) {
+    if (info.shape.rank() != 2) return fail("is not a matrix to transpose");
+    info.shape = Shape{info.shape[1], info.shape[0]};
+  }
+  info.name = name;
+  return info;
+}
+
+}  // namespace
+
 StatusOr<SafetensorsTensorInfo> WeightFiles::Info(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) return absl::NotFoundError(absl::StrCat("weights: no tensor '", name, "'"));
-  return files_[it->second]->Info(name);
+  auto a = aliases_.find(name);
+  if (a == aliases_.end()) return files_[it->second]->Info(name);
+  CF_ASSIGN_OR_RETURN(SafetensorsTensorInfo info, files_[it->second]->Info(a->second.source));
+  return Presented(std::move(info), a->second, name);
 }
 
 StatusOr<Tensor> WeightFiles::Get(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) return absl::NotFoundError(absl::StrCat("weights: no tensor '", name, "'"));
   const SafetensorsFile& f = *files_[it->second];
-  auto v = f.View(name);
-  if (v.ok()) return v;
-  return f.Read(name);
+  auto a = aliases_.find(name);
+  const std::string& key = a == aliases_.end() ? name : a->second.source;
+  auto v = f.View(key);
+  if (!v.ok()) v = f.Read(key);
+  if (!v.ok() || a == aliases_.end()) return v;
+  CF_ASSIGN_OR_RETURN(SafetensorsTensorInfo info, Info(name));  // validates the alias
+  Tensor t = *std::move(v);
+  const WeightAlias& w = a->second;
+  if (HasRows(w)) {
+    const int64_t end = w.row_end < 0 ? t.shape()[0] : w.row_end;
+    CF_ASSIGN_OR_RETURN(t, t.Narrow0(w.row_begin, end));
+  }
+  if (w.reshape) {
+    CF_ASSIGN_OR_RETURN(t, t.Reshape(*w.reshape));
+  }
+  if (!w.transpose) return t;
+  // [r, c] -> [c, r], element by element whatever the dtype.
+  CF_ASSIGN_OR_RETURN(Tensor out, Tensor::Empty(info.shape, t.dtype()));
+  const int64_t r = t.shape()[0], c = t.shape()[1], es = DTypeSize(t.dtype());
+  const char* in = static_cast<const char*>(t.raw());
+  char* o = static_cast<char*>(out.raw());
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j) std::memcpy(o + (j * r + i) * es, in + (i * c + j) * es, static_cast<size_t>(es));
+  return out;
+}
+
+StatusOr<WeightFiles> WeightFiles::WithAliases(const std::map<std::string, WeightAlias>& aliases,
+                                               std::function<std::string(const std::string&)> source_of) const {
+  WeightFiles w;
+  w.paths_ = paths_;
+  w.files_ = files_;
+  w.source_of_ = std::move(source_of);
+  for (const auto& [name, a] : aliases) {
+    // Aliases of aliases resolve to the first source.
+    WeightAlias resolved = a;
+    auto inner = aliases_.find(a.source);
+    if (inner != aliases_.end()) {
+      if (HasRows(inner->second) || inner->second.reshape || inner->second.transpose)
+        return absl::UnimplementedError(absl::StrCat("weights: '", name, "' aliases '", a.source,
+                                                     "', itself a reshaped alias"));
+      resolved.source = inner->second.source;
+    }
+    auto it = where_.find(a.source);
+    if (it == where_.end())
+      return absl::NotFoundError(absl::StrCat("weights: '", name, "' is read from '", a.source,
+                                              "', which is in none of ", absl::StrJoin(paths_, ", ")));
+    CF_ASSIGN_OR_RETURN(SafetensorsTensorInfo info, files_[it->second]->Info(resolved.source));
+    CF_RETURN_IF_ERROR(Presented(std::move(info), resolved, name).status());
+    w.where_[name] = it->second;
+    w.aliases_[name] = std::move(resolved);
+  }
+  return w;
+}
+
+std::string WeightFiles::SourceKey(const std::string& name) const {
+  auto a = aliases_.find(name);
+  if (a != aliases_.end()) return a->second.source;
+  if (where_.count(name)) return name;
+  return source_of_ ? source_of_(name) : "";
 }
 
 std::string WeightFiles::FileOf(const std::string& name) const {
@@ -198,7 +293,9 @@ StatusOr<LoadedWeights> LoadWeights(const Graph& graph, const WeightFiles& files
     const std::string key = p.name.substr(o.prefix.size());
     const Shape& d = p.type.shape;
     if (!files.contains(key)) {
-      missing.push_back(absl::StrCat(key, " ", p.type.ToString()));
+      const std::string source = files.SourceKey(key);
+      missing.push_back(absl::StrCat(key, " ", p.type.ToString(),
+                                     source.empty() || source == key ? "" : absl::StrCat(" (file key '", source, "')")));
       continue;
     }
     used[key] = true;
@@ -222,7 +319,9 @@ StatusOr<LoadedWeights> LoadWeights(const Graph& graph, const WeightFiles& files
       std::string want = d.rank() == 4   ? Shape{d[0], d[3], d[1], d[2]}.ToString() + " (PyTorch's OIHW)"
                          : d.rank() == 2 ? absl::StrCat(d.ToString(), " or ", Shape{d[0], d[1], 1, 1}.ToString())
                                          : d.ToString();
-      mismatched.push_back(absl::StrCat(key, ": file ", SafetensorsDTypeName(info.dtype), f.ToString(), " in '",
+      const std::string source = files.SourceKey(key);
+      mismatched.push_back(absl::StrCat(key, ": file ", SafetensorsDTypeName(info.dtype), f.ToString(),
+                                        source == key ? "" : absl::StrCat(" (key '", source, "')"), " in '",
                                         files.FileOf(key), "', expected ", want,
                                         IsFloating(fdt) ? "" : " (floating)"));
       continue;

@@ -20,8 +20,10 @@
 //   for (auto& [name, t] : lw.parameters) CF_RETURN_IF_ERROR(exec->SetParameter(name, t));
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +32,18 @@
 #include "nn/safetensors.h"
 
 namespace cf {
+
+// How a presented tensor is read from its source files (WeightFiles::WithAliases,
+// used for single-file checkpoints, nn/ldm_checkpoint.h): the tensor `source`,
+// then rows [row_begin, row_end) of its first dimension (row_end < 0: all),
+// then `reshape` (same element count), then, for rank 2, `transpose`. Rows
+// and reshapes stay zero-copy; a transpose is a copy.
+struct WeightAlias {
+  std::string source;
+  int64_t row_begin = 0, row_end = -1;
+  std::optional<Shape> reshape;
+  bool transpose = false;
+};
 
 class WeightFiles {
  public:
@@ -52,11 +66,24 @@ class WeightFiles {
   // The file holding `name` ("" when absent).
   std::string FileOf(const std::string& name) const;
 
+  // The same files presenting only the names in `aliases`, each read as its
+  // WeightAlias says; a source tensor that is absent or a row range or
+  // reshape that does not fit is an error naming both names. `source_of`
+  // (optional) names the source key a name the files lack would have had,
+  // for LoadWeights' report of missing parameters.
+  StatusOr<WeightFiles> WithAliases(const std::map<std::string, WeightAlias>& aliases,
+                                    std::function<std::string(const std::string&)> source_of = nullptr) const;
+  // The key in the file that `name` is read from (`name` itself without
+  // aliases; through `source_of` for an absent name; "" when unknown).
+  std::string SourceKey(const std::string& name) const;
+
  private:
   Status Add(const std::string& file, bool override_keys);
   std::vector<std::string> paths_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;  // key -> index in files_
+  std::map<std::string, WeightAlias> aliases_;  // presented name -> how (empty: names are the files' keys)
+  std::function<std::string(const std::string&)> source_of_;
 };
 
 struct LoadWeightsOptions {
