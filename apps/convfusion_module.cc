@@ -13,6 +13,12 @@
 //   convfusion-module tokenize --tokenizer=FOLDER|bpe_simple_vocab_16e6.txt.gz --prompt=TEXT [--prompt=...]
 //       [--max-length=77] [--hf-pipeline=fast|basic|ftfy] [--output=F.safetensors]: CLIP token ids (nn/clip_tokenizer.h), one line a prompt;
 //     --output gets input_ids and attention_mask [B, T] (i64)
+//   convfusion-module unet --model=PATH [--attention=CHOICE] [--extra-weights=PATH] ...
+//     sample [B, C, H, W], timestep [] or [B], encoder_hidden_states [B, T, D] (+ text_embeds [B, Dt],
+//     time_ids [B, 6] for SDXL) -> output [B, C, H, W]
+//   convfusion-module vae-decode | vae-encode --model=PATH ...
+//     latents [B, 4, h, w] -> output [B, 3, 8h, 8w]; image [B, 3, H, W] -> latent_mean, latent_logvar
+//   PATH: a diffusers folder (unet/, vae/) or one component folder; what loaded is printed.
 //
 // Inputs are converted to --dtype (the output's dtype). Exit codes follow
 // apps/common/cli.h: 2 for a bad command line, 1 for a failure at run time
@@ -26,6 +32,7 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -40,8 +47,12 @@
 #include "graph/builder.h"
 #include "graph/executor.h"
 #include "nn/convblock.h"
+#include "nn/autoencoder_kl.h"
 #include "nn/clip_tokenizer.h"
+#include "nn/diffusers_config.h"
 #include "nn/safetensors.h"
+#include "nn/unet2d_condition.h"
+#include "nn/weights.h"
 #include "ops/attention/attention.h"
 #include "ops/shape/shape.h"
 #include "runtime/device.h"
@@ -477,6 +488,254 @@ int TokenizeCommand(int argc, char** argv) {
   });
 }
 
+// ---- unet, vae-decode, vae-encode: diffusers models from a folder --------------------
+
+// --model=PATH resolved to one component folder: PATH/<component> when it
+// has a config.json (a whole diffusers folder), else PATH itself. A
+// config naming another class is refused (a unet/ folder given to vae-decode).
+StatusOr<std::string> ComponentFolder(const std::string& path, const std::string& component,
+                                      const std::string& class_name) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(path, ec))
+    return absl::NotFoundError(absl::StrCat("--model=", path, ": not a folder (a diffusers folder with ", component,
+                                            "/, or the ", component,
+                                            "/ folder itself; single-file checkpoints are not supported yet)"));
+  std::string folder = path;
+  if (fs::exists(fs::path(path) / component / "config.json", ec)) {
+    folder = (fs::path(path) / component).string();
+  } else if (!fs::exists(fs::path(path) / "config.json", ec)) {
+    return absl::NotFoundError(absl::StrCat("--model=", path, ": has neither ", component,
+                                            "/config.json nor config.json"));
+  }
+  CF_ASSIGN_OR_RETURN(DiffusersConfig c, DiffusersConfig::Load(folder));
+  if (!c.class_name().empty() && c.class_name() != class_name)
+    return absl::InvalidArgumentError(absl::StrCat("--model: ", c.source(), " is a ", c.class_name(), ", not a ",
+                                                   class_name, " (", component, "/)"));
+  return folder;
+}
+
+// What a model subcommand loaded, printed before it runs.
+struct ModelReport {
+  std::string component, folder, note;
+  int64_t parameters = 0;
+  std::string weights;      // LoadedWeights::Summary()
+  std::string unexpected;   // the first few, when allowed
+  std::string extra;        // per-model lines
+};
+
+void PrintReport(const ModelReport& r, const CommonFlags& c) {
+  std::printf("%s: %s, dtype %s, device %s, %lld parameters\n", r.component.c_str(), r.folder.c_str(),
+              c.dtype.c_str(), c.device.c_str(), static_cast<long long>(r.parameters));
+  if (!r.note.empty()) std::printf("  %s\n", r.note.c_str());
+  if (!r.extra.empty()) std::printf("%s", r.extra.c_str());
+  std::printf("  weights: %s\n", r.weights.c_str());
+  if (!r.unexpected.empty()) std::printf("  the unexpected tensors are %s\n", r.unexpected.c_str());
+}
+
+// Loads every parameter the builder declared from `files` and fills the
+// report. Tensors no parameter takes are refused unless `expected_unused`
+// says they belong there (`why` says how, in the report). Errors, with every
+// missing, unexpected and mis-shaped key, go to the builder.
+void AttachWeights(Builder& b, const WeightFiles& files, const std::function<bool(const std::string&)>& expected_unused,
+                   const std::string& why, ModelReport* r) {
+  if (!b.ok()) return;
+  LoadWeightsOptions lo;
+  lo.allow_unexpected = true;
+  StatusOr<LoadedWeights> w = LoadWeights(b.graph(), files, lo);
+  if (!w.ok()) return b.Fail(w.status());
+  std::vector<std::string> refused;
+  for (const std::string& k : w->unexpected)  // "key DTYPE[shape]"
+    if (!expected_unused || !expected_unused(k.substr(0, k.find(' ')))) refused.push_back(k);
+  if (!refused.empty()) {
+    const size_t n = std::min<size_t>(refused.size(), 50);
+    return b.Fail(absl::InvalidArgumentError(absl::StrCat(
+        "weights from ", absl::StrJoin(files.files(), ", "), ": ", refused.size(),
+        " unexpected (tensors no parameter takes):\n  ", absl::StrJoin(refused.begin(), refused.begin() + n, "\n  "),
+        n < refused.size() ? absl::StrCat("\n  ... and ", refused.size() - n, " more") : "")));
+  }
+  for (auto& [name, t] : w->parameters) b.graph().mutable_value(b.graph().FindParameter(name)).data = t;
+  for (int id : b.graph().Parameters()) r->parameters += b.graph().value(id).type.shape.numel();
+  r->weights = absl::StrCat(w->Summary(), " from ", absl::StrJoin(files.files(), ", "));
+  if (!w->unexpected.empty()) r->unexpected = why;
+}
+
+// Any numeric tensor (integer timesteps, time ids) as f32.
+StatusOr<Tensor> ToF32(const std::string& name, const Tensor& t, const Shape& shape) {
+  if (IsFloating(t.dtype())) return ToCompute(name, t, DType::f32, shape);
+  CF_ASSIGN_OR_RETURN(std::vector<double> v, t.ToVector<double>());
+  return Tensor::FromValues<double>(v, shape, DType::f32);
+}
+
+// A model tensor, checked for rank, converted to `dtype`.
+Status ModelInput(const SafetensorsFile& f, const std::string& name, int rank, const char* layout,
+                  const std::string& expected, DType dtype, std::map<std::string, Tensor>* inputs) {
+  CF_ASSIGN_OR_RETURN(Tensor t, ReadInput(f, name, expected));
+  CF_RETURN_IF_ERROR(CheckRank(name, t, rank, layout));
+  CF_ASSIGN_OR_RETURN((*inputs)[name], ToCompute(name, t, dtype, t.shape()));
+  return absl::OkStatus();
+}
+
+struct ModelFlags {
+  CommonFlags common;
+  std::string model, attention = "self", extra_weights;
+};
+
+void AddModelFlags(cli::App& app, ModelFlags* m, const char* component) {
+  app.String("--model", &m->model, "PATH",
+             absl::StrCat("a diffusers folder (with ", component, "/) or the ", component, "/ folder (required)"));
+  app.String("--input", &m->common.input, "FILE", "safetensors file with the model's inputs (required)");
+  app.String("--output", &m->common.output, "FILE", "safetensors file to write the outputs to, atomically (required)");
+  app.Enum("--device", &m->common.device, {"cpu", "cuda"}, "where to run (cuda: the first GPU)");
+  app.Enum("--dtype", &m->common.dtype, {"f32", "f16", "bf16"},
+           "compute, parameter and output dtype; inputs and weights are converted to it");
+}
+
+int CheckModelFlags(const cli::App& app, const ModelFlags& m) {
+  if (m.model.empty()) return UsageError(app, "--model: is required");
+  std::optional<double> unused;
+  return CheckCommonFlags(app, m.common, &unused);
+}
+
+constexpr const char* kUNetInputs =
+    "unet needs sample [B, C, H, W], timestep [] or [B], encoder_hidden_states [B, T, D], and for SDXL "
+    "text_embeds [B, Dt] and time_ids [B, 6]";
+
+Status RunUNet(const ModelFlags& m, const SelfAttentionChoice& choice) {
+  const CommonFlags& c = m.common;
+  CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
+  CF_ASSIGN_OR_RETURN(std::string folder, ComponentFolder(m.model, "unet", "UNet2DConditionModel"));
+  CF_ASSIGN_OR_RETURN(UNet2DConditionConfig config, UNet2DConditionConfig::Load(folder));
+  std::vector<std::string> sources = {folder};
+  if (!m.extra_weights.empty()) sources.push_back(m.extra_weights);
+  CF_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::Open(sources));
+  CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(c.input));
+  const DType dtype = ComputeDType(c);
+  std::map<std::string, Tensor> inputs;
+  CF_RETURN_IF_ERROR(ModelInput(f, "sample", 4, "[B, C, H, W]", kUNetInputs, dtype, &inputs));
+  CF_RETURN_IF_ERROR(ModelInput(f, "encoder_hidden_states", 3, "[B, T, D]", kUNetInputs, dtype, &inputs));
+  const int64_t B = inputs["sample"].shape()[0];
+  CF_ASSIGN_OR_RETURN(Tensor t, ReadInput(f, "timestep", kUNetInputs));
+  if (t.shape().rank() > 1 || (t.shape().rank() == 1 && t.shape()[0] != B && t.shape()[0] != 1))
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor ", Describe("timestep", t), " is neither a scalar nor [B] = [", B, "]"));
+  // Timesteps (and SDXL's time ids) stay f32 whatever --dtype: the sinusoidal
+  // embedding is computed in f32 as diffusers does.
+  CF_ASSIGN_OR_RETURN(inputs["timestep"], ToF32("timestep", t, t.numel() == 1 ? Shape{} : Shape{B}));
+  if (config.text_time) {
+    CF_RETURN_IF_ERROR(ModelInput(f, "text_embeds", 2, "[B, Dt]", kUNetInputs, dtype, &inputs));
+    CF_ASSIGN_OR_RETURN(Tensor ids, ReadInput(f, "time_ids", kUNetInputs));
+    CF_RETURN_IF_ERROR(CheckRank("time_ids", ids, 2, "[B, n]"));
+    CF_ASSIGN_OR_RETURN(inputs["time_ids"], ToF32("time_ids", ids, ids.shape()));
+  }
+  ModelReport r;
+  r.component = "unet";
+  r.folder = folder;
+  r.note = config.note;
+  UNetBuildOptions o;
+  o.self_attention = choice;
+  const bool replaced = choice.kind != SelfAttentionKind::kSelfAttention || !m.extra_weights.empty();
+  const BuildFn build = [&](Builder& b, const std::map<std::string, Value>& in) {
+    UNetInputs ui{.sample = in.at("sample"), .timestep = in.at("timestep"),
+                  .encoder_hidden_states = in.at("encoder_hidden_states")};
+    if (config.text_time) ui.text_embeds = in.at("text_embeds"), ui.time_ids = in.at("time_ids");
+    UNetOutputs u = UNet2DCondition(b, config, ui, o);
+    std::map<std::string, int> kinds;
+    for (const UNetAttentionSite& site : u.sites) ++kinds[site.choice.ToString()];
+    std::vector<std::string> k;
+    for (const auto& [name, n] : kinds) k.push_back(absl::StrCat(name, " x", n));
+    r.extra = absl::StrCat("  ", u.sites.size(), " transformer blocks, self-attention: ",
+                           k.empty() ? "none" : absl::StrJoin(k, ", "), "\n");
+    // With attn1 replaced (or weights layered on top), the base's attn1
+    // tensors have no parameter: reported, not refused.
+    AttachWeights(
+        b, files,
+        [&](const std::string& key) { return replaced && key.find(".attn1.") != std::string::npos; },
+        "attn1's, replaced by the --attention choice (not loaded)", &r);
+    if (b.ok()) PrintReport(r, c);
+    return Outputs{{"output", u.sample}};
+  };
+  return RunAndWrite(c, inputs, build, {{"module", "unet"}, {"model", folder}, {"attention", choice.ToString()}});
+}
+
+int UNetCommand(int argc, char** argv) {
+  cli::App app(absl::StrCat(kProgram, " unet"),
+               "diffusers' UNet2DConditionModel (SD1.5, SDXL) from --model on sample, timestep, "
+               "encoder_hidden_states (+ text_embeds, time_ids) from --input; writes output [B, C, H, W].");
+  ModelFlags m;
+  AddModelFlags(app, &m, "unet");
+  app.String("--attention", &m.attention, "CHOICE",
+             "every transformer block's self-attention: self, na:K[:dilation], convblock[:K[:gate]], linfusion, "
+             "window:W[:mode] (the config's conv1 keys still choose ConvBlocks where present)");
+  app.String("--extra-weights", &m.extra_weights, "PATH",
+             "safetensors file or folder read on top of the model's (the authors' ConvFusion conv1 weights)");
+  if (const int code = app.Parse(argc, argv); code >= 0) return code;
+  if (const int code = CheckModelFlags(app, m); code >= 0) return code;
+  StatusOr<SelfAttentionChoice> choice = ParseSelfAttentionChoice(m.attention);
+  if (!choice.ok()) return UsageError(app, absl::StrCat("--attention: ", choice.status().message()));
+  return RunBody(app, [&] { return RunUNet(m, *choice); });
+}
+
+Status RunVae(const ModelFlags& m, bool encode) {
+  const CommonFlags& c = m.common;
+  CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
+  CF_ASSIGN_OR_RETURN(std::string folder, ComponentFolder(m.model, "vae", "AutoencoderKL"));
+  CF_ASSIGN_OR_RETURN(AutoencoderKLConfig config, AutoencoderKLConfig::Load(folder));
+  CF_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::Open(folder));
+  CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(c.input));
+  const std::string in_name = encode ? "image" : "latents";
+  std::map<std::string, Tensor> inputs;
+  CF_RETURN_IF_ERROR(ModelInput(f, in_name, 4, encode ? "[B, C, H, W]" : "[B, latent, h, w]",
+                                encode ? "vae-encode needs image [B, C, H, W]" : "vae-decode needs latents [B, 4, h, w]",
+                                ComputeDType(c), &inputs));
+  ModelReport r;
+  r.component = encode ? "vae (encoder)" : "vae (decoder)";
+  r.folder = folder;
+  r.note = config.note;
+  r.extra = absl::StrFormat("  scaling_factor %g (not applied: %s)\n", config.scaling_factor,
+                            encode ? "multiply latent_mean by it" : "latents are divided by it before decoding");
+  const BuildFn build = [&](Builder& b, const std::map<std::string, Value>& in) {
+    Outputs outs;
+    if (encode) {
+      VaeEncodeOutputs e = AutoencoderKLEncode(b, config, in.at("image"));
+      outs = {{"latent_mean", e.latent_mean}, {"latent_logvar", e.latent_logvar}};
+    } else {
+      outs = {{"output", AutoencoderKLDecode(b, config, in.at("latents")).image}};
+    }
+    // The other half's tensors (decoder.* for an encoder run) are in the
+    // same file: unexpected by design; any other is refused.
+    const std::vector<std::string> other =
+        encode ? std::vector<std::string>{"decoder.", "post_quant_conv."}
+               : std::vector<std::string>{"encoder.", "quant_conv."};
+    AttachWeights(
+        b, files,
+        [&](const std::string& key) {
+          return std::any_of(other.begin(), other.end(), [&](const std::string& o) { return key.rfind(o, 0) == 0; });
+        },
+        absl::StrCat(other[0], "* and ", other[1], "* (the other half of the model, not loaded)"), &r);
+    if (b.ok()) PrintReport(r, c);
+    return outs;
+  };
+  return RunAndWrite(c, inputs, build, {{"module", encode ? "vae-encode" : "vae-decode"}, {"model", folder}});
+}
+
+int VaeCommand(int argc, char** argv, bool encode) {
+  cli::App app(absl::StrCat(kProgram, encode ? " vae-encode" : " vae-decode"),
+               encode ? "diffusers' AutoencoderKL encoder from --model on image [B, C, H, W] from --input; writes "
+                        "latent_mean and latent_logvar [B, latent, H/8, W/8] (logvar clamped to [-30, 20]; no "
+                        "scaling factor applied)."
+                      : "diffusers' AutoencoderKL decoder from --model on latents [B, latent, h, w] from --input "
+                        "(already divided by the scaling factor); writes output [B, C, 8h, 8w].");
+  ModelFlags m;
+  AddModelFlags(app, &m, "vae");
+  if (const int code = app.Parse(argc, argv); code >= 0) return code;
+  if (const int code = CheckModelFlags(app, m); code >= 0) return code;
+  return RunBody(app, [&] { return RunVae(m, encode); });
+}
+
+int VaeDecodeCommand(int argc, char** argv) { return VaeCommand(argc, argv, /*encode=*/false); }
+int VaeEncodeCommand(int argc, char** argv) { return VaeCommand(argc, argv, /*encode=*/true); }
+
 // ---- The table of subcommands -----------------------------------------------------
 
 struct Subcommand {
@@ -493,6 +752,11 @@ constexpr Subcommand kSubcommands[] = {
      ConvBlockCommand},
     {"tokenize", "CLIP token ids of prompts: --tokenizer=FOLDER|.gz, --prompt (repeatable), --max-length",
      TokenizeCommand},
+    {"unet", "diffusers UNet2DConditionModel: --model=FOLDER, sample, timestep, encoder_hidden_states -> output",
+     UNetCommand},
+    {"vae-decode", "diffusers AutoencoderKL decoder: --model=FOLDER, latents -> output", VaeDecodeCommand},
+    {"vae-encode", "diffusers AutoencoderKL encoder: --model=FOLDER, image -> latent_mean, latent_logvar",
+     VaeEncodeCommand},
 };
 
 std::string TopHelp() {
