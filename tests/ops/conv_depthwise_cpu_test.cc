@@ -213,6 +213,40 @@ TEST(DepthwiseTiledCpu, SigmoidSaturatesNanPropagates) {
   }
 }
 
+// The AVX-512 epilogue rounds to f16 / bf16 exactly as runtime/dtype.h does
+// (the portable path's Store): a 1x1 conv with unit taps and the product
+// gate gives d = a·b, exact in f32 for f16/bf16 inputs, on both paths, so
+// their outputs must match bit for bit (ties, subnormals, overflow to Inf,
+// Inf and NaN among them).
+TEST(DepthwiseTiledCpu, RoundingMatchesPortableBitForBit) {
+  if (std::string(DepthwiseTiledPath()) != "avx512") GTEST_SKIP() << "no AVX-512 on this CPU";
+  const int64_t c = 2 * 37, pixels = 300;
+  std::vector<float> x = RandomFloats(pixels * c, 11, 300.0), ones(c, 1.f);
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), 7e4f, 65504.f, 1e-6f, 3e-8f, 1e-40f, 0.f,
+                            -0.f, 1.00390625f, 1.01171875f, 2049.f, 2051.f};
+  for (size_t i = 0; i < std::size(specials); ++i) {
+    x[i * c + i] = specials[i];          // a at pixel i, with b = x[i * c + c/2 + i] (random)
+    x[(i + 20) * c + i] = specials[i];   // and at pixel i + 20 with b = 1 (below)
+    x[(i + 20) * c + c / 2 + i] = 1.f;
+  }
+  DwForwardArgs a{.n = 1, .h = 15, .w = 20, .c = c, .kh = 1, .kw = 1};
+  a.wt = ones.data();
+  a.epilogue = DwEpilogue::kProduct;
+  auto run = [&](auto tag, bool portable) {
+    using T = decltype(tag);
+    ScopedPortable path(portable);
+    std::vector<T> in(x.size()), y(pixels * c / 2);
+    for (size_t i = 0; i < x.size(); ++i) Store(in.data(), static_cast<int64_t>(i), x[i]);
+    DepthwiseForwardTiledCpu<T>(a, in.data(), y.data());
+    std::vector<uint16_t> bits(y.size());
+    for (size_t i = 0; i < y.size(); ++i) std::memcpy(&bits[i], &y[i], 2);
+    return bits;
+  };
+  EXPECT_EQ(run(f16_t{}, false), run(f16_t{}, true)) << "f16";
+  EXPECT_EQ(run(bf16_t{}, false), run(bf16_t{}, true)) << "bf16";
+}
+
 // ---- conv2d's depthwise ops end to end -------------------------------------------------
 
 using Geo = ConvGeometry;
