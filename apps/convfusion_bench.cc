@@ -7,7 +7,7 @@
 //                            [--convblock-kernel=0] [--window=64] [--format=markdown|csv|json] [--out=DIR]
 //   convfusion-bench memory  [--model=LIST] [--method=LIST] [--resolution=LIST] [--batch=2] [--dtype=f16] ...
 //   convfusion-bench model   [--model=LIST] [--method=LIST] [--resolution=LIST] ...
-//   convfusion-bench latency [--device=cpu|cuda] [--resolution=LIST] [--reps=5] [--profile] ...
+//   convfusion-bench latency [--device=cpu|cuda] [--resolution=LIST] [--reps=5] [--denoiser] [--profile] ...
 //
 // Each subcommand is one function in kSubcommands (apps/bench/*.cc does the
 // work); exit codes follow apps/common/cli.h: 2 for a bad command line, 1 for
@@ -143,6 +143,7 @@ int LatencyCommand(int argc, char** argv) {
   app.Int("--warmup", &lf.warmup, 1, 100, "untimed runs first");
   app.Double("--max-seconds", &lf.max_seconds, cli::Interval::AboveUpTo(0, 3600),
              "skip a cell whose warm-up run takes longer than this");
+  app.Flag("--denoiser", &lf.denoiser, "also time a whole denoiser step with self-attention and with ConvBlocks");
   app.Flag("--profile", &lf.profile,
            "bracket the timed runs with cudaProfilerStart/Stop and an NVTX range per run (docs/profiling.md)");
   AddOutputFlags(app, &out);

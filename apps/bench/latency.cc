@@ -22,6 +22,7 @@ struct LatencyModule {
   std::string name;
   Method method;
   MethodOptions options;
+  bool denoiser = false;  // the whole denoiser step with this method in every block
 };
 
 // The rows of the paper's Table 2 (ConvFusion K = 13 and K = 25).
@@ -32,6 +33,12 @@ std::vector<LatencyModule> Table2Modules() {
           {"convblock_k25", Method::kConvBlock, {.convblock_kernel = 25}},
           {"linfusion", Method::kLinFusion, {}},
           {"ditfastattn_w64", Method::kDitFastAttn, {.window = 64}}};
+}
+
+// --denoiser: a whole step with self-attention and with the released ConvBlocks.
+std::vector<LatencyModule> DenoiserSteps() {
+  return {{"denoiser_self_attention", Method::kSelfAttention, {}, true},
+          {"denoiser_convblock", Method::kConvBlock, {}, true}};
 }
 
 // Deterministic values in [-scale, scale) of `dtype`.
@@ -64,8 +71,13 @@ Status Measure(const LatencyFlags& f, Device device, const LatencyModule& lm, co
   s.dtype = dtype;
   Graph g;
   Builder b(&g);
-  CF_ASSIGN_OR_RETURN(ModuleInfo info, BuildModule(b, s));
-  (void)info;
+  if (lm.denoiser) {
+    CF_ASSIGN_OR_RETURN(Value y, BuildDenoiser(b, s));
+    (void)y;
+  } else {
+    CF_ASSIGN_OR_RETURN(ModuleInfo info, BuildModule(b, s));
+    (void)info;
+  }
   for (const Node& n : g.nodes()) cell->flops += n.cost.total_flops();
   if (ms_per_flop && *ms_per_flop * static_cast<double>(cell->flops) > f.max_seconds * 1e3) {
     cell->note = absl::StrFormat("skipped: about %.0f s a run, from the smaller size (--max-seconds=%g)",
@@ -92,7 +104,13 @@ Status Measure(const LatencyFlags& f, Device device, const LatencyModule& lm, co
       CF_ASSIGN_OR_RETURN(Tensor t, Values(sh, v.type.dtype, seed++, 1.0 / std::sqrt(fan_in)));
       CF_RETURN_IF_ERROR(exec->SetParameter(v.name, t));
     } else if (v.kind == ValueKind::kInput) {
-      CF_ASSIGN_OR_RETURN(Tensor t, Values(v.type.shape, v.type.dtype, seed++, 1.0));
+      // Timesteps in [0, 1000), everything else in [-1, 1).
+      const bool timestep = v.name == "timestep";
+      CF_ASSIGN_OR_RETURN(Tensor t, Values(v.type.shape, v.type.dtype, seed++, timestep ? 500.0 : 1.0));
+      if (timestep) {
+        std::vector<float> ts(static_cast<size_t>(v.type.shape.numel()), 500.0f);
+        CF_ASSIGN_OR_RETURN(t, Tensor::FromValues<float>(ts, v.type.shape, v.type.dtype));
+      }
       CF_ASSIGN_OR_RETURN(inputs[v.name], t.To(device));
       io += v.type.bytes();
     }
@@ -168,7 +186,10 @@ StatusOr<LatencyResult> RunLatency(const LatencyFlags& f) {
   for (const std::string& dt : dtypes)
     for (const std::string& label : std::vector<std::string>(absl::StrSplit(f.resolutions, ','))) {
       CF_ASSIGN_OR_RETURN(Resolution r, ParseResolution(label, model));
-      for (const LatencyModule& lm : Table2Modules()) {
+      std::vector<LatencyModule> modules = Table2Modules();
+      if (f.denoiser)
+        for (const LatencyModule& d : DenoiserSteps()) modules.push_back(d);
+      for (const LatencyModule& lm : modules) {
         LatencyCell cell;
         cell.module = lm.name;
         cell.resolution = r;
@@ -197,10 +218,13 @@ StatusOr<LatencyResult> RunLatency(const LatencyFlags& f) {
   // Ratios against the self-attention cell of the same resolution and dtype.
   std::map<std::pair<std::string, std::string>, double> self;
   for (const LatencyCell& c : res.cells)
-    if (c.module == "self_attention" && c.measured) self[{c.resolution.label, c.dtype}] = c.median_ms;
+    if ((c.module == "self_attention" || c.module == "denoiser_self_attention") && c.measured)
+      self[{c.module + c.resolution.label, c.dtype}] = c.median_ms;
   constexpr double kMiB = 1024.0 * 1024.0;
   for (const LatencyCell& c : res.cells) {
-    auto it = self.find({c.resolution.label, c.dtype});
+    // Modules against self-attention; denoiser steps against the self-attention step.
+    const std::string base = c.module.rfind("denoiser_", 0) == 0 ? "denoiser_self_attention" : "self_attention";
+    auto it = self.find({base + c.resolution.label, c.dtype});
     const bool ratio = c.measured && it != self.end();
     t.Add({Cell::Str(c.module), Cell::Str(c.resolution.label), Cell::Int(c.resolution.width),
            Cell::Int(c.resolution.height), Cell::Str(c.dtype),

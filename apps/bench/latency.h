@@ -2,7 +2,8 @@
 // model's highest-resolution layer (self-attention, neighborhood K=13,
 // ConvBlock K=13 and K=25, LinFusion, DiTFastAttn's window step), run by the
 // executor with random weights: the median and min of --reps runs after
-// warm-up, the ratio to self-attention measured in the same run, and the
+// warm-up (--denoiser: also a whole denoiser step), the ratio to
+// self-attention measured in the same run, and the
 // allocator's peak beside the planned bytes. On a GPU: CUDA events around
 // CUDA Graph replays, f16 and bf16. docs/profiling.md for --profile.
 #pragma once
@@ -24,6 +25,7 @@ struct LatencyFlags {
   int64_t warmup = 1;
   double max_seconds = 30;  // skip a cell whose run would take longer
   bool profile = false;
+  bool denoiser = false;  // also a whole denoiser step (self-attention and ConvBlock)
 };
 
 struct LatencyCell {
