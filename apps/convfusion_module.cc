@@ -681,7 +681,9 @@ Status RunVae(const ModelFlags& m, bool encode) {
   CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
   CF_ASSIGN_OR_RETURN(std::string folder, ComponentFolder(m.model, "vae", "AutoencoderKL"));
   CF_ASSIGN_OR_RETURN(AutoencoderKLConfig config, AutoencoderKLConfig::Load(folder));
-  CF_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::Open(folder));
+  CF_ASSIGN_OR_RETURN(WeightFiles opened, WeightFiles::Open(folder));
+  int renamed = 0;
+  CF_ASSIGN_OR_RETURN(WeightFiles files, WithCurrentVaeAttentionNames(opened, &renamed));
   CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(c.input));
   const std::string in_name = encode ? "image" : "latents";
   std::map<std::string, Tensor> inputs;
@@ -694,6 +696,10 @@ Status RunVae(const ModelFlags& m, bool encode) {
   r.note = config.note;
   r.extra = absl::StrFormat("  scaling_factor %g (not applied: %s)\n", config.scaling_factor,
                             encode ? "multiply latent_mean by it" : "latents are divided by it before decoding");
+  if (renamed > 0)
+    absl::StrAppend(&r.extra, "  ", renamed,
+                    " tensors under the old attention names (query, key, value, proj_attn) read as to_q, to_k, "
+                    "to_v, to_out.0\n");
   const BuildFn build = [&](Builder& b, const std::map<std::string, Value>& in) {
     Outputs outs;
     if (encode) {

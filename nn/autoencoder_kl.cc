@@ -5,7 +5,11 @@
 // their documented behaviour.
 #include "nn/autoencoder_kl.h"
 
+#include <cstring>
+#include <map>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "nn/attention.h"
 #include "nn/resnet.h"
 #include "ops/activation/activation.h"
@@ -262,6 +266,33 @@ StatusOr<VaeDecodeOutputs> BuildVaeDecodeGraph(Builder& b, const AutoencoderKLCo
   b.MarkOutput(out.image, "output");
   CF_RETURN_IF_ERROR(b.status());
   return out;
+}
+
+StatusOr<WeightFiles> WithCurrentVaeAttentionNames(const WeightFiles& files, int* renamed) {
+  static const std::pair<const char*, const char*> kOld[] = {
+      {"query", "to_q"}, {"key", "to_k"}, {"value", "to_v"}, {"proj_attn", "to_out.0"}};
+  std::map<std::string, WeightAlias> aliases;
+  int n = 0;
+  for (const std::string& key : files.names()) {
+    std::string name = key;
+    const size_t at = key.find(".mid_block.attentions.0.");
+    if (at != std::string::npos) {
+      const size_t start = at + std::strlen(".mid_block.attentions.0.");
+      for (const auto& [from, to] : kOld)
+        for (const char* leaf : {".weight", ".bias"})
+          if (key.compare(start, std::string::npos, absl::StrCat(from, leaf)) == 0)
+            name = absl::StrCat(key.substr(0, start), to, leaf);
+    }
+    if (name != key) ++n;
+    if (aliases.count(name))
+      return absl::InvalidArgumentError(absl::StrCat("weights from ", absl::StrJoin(files.files(), ", "),
+                                                     ": both '", aliases.at(name).source, "' and '", key,
+                                                     "' would be '", name, "' (old and new attention names mixed)"));
+    aliases[name].source = key;
+  }
+  if (renamed) *renamed = n;
+  if (n == 0) return files;
+  return files.WithAliases(aliases);
 }
 
 }  // namespace cf

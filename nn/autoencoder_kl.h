@@ -23,6 +23,7 @@
 #include "graph/builder.h"
 #include "nn/diffusers_config.h"
 #include "nn/layers.h"
+#include "nn/weights.h"
 
 namespace cf {
 
@@ -92,5 +93,13 @@ StatusOr<VaeEncodeOutputs> BuildVaeEncodeGraph(Builder& b, const AutoencoderKLCo
                                                const VaeGraphShape& shape, const ParamOptions& params = {});
 StatusOr<VaeDecodeOutputs> BuildVaeDecodeGraph(Builder& b, const AutoencoderKLConfig& config,
                                                const VaeGraphShape& shape, const ParamOptions& params = {});
+
+// VAE weights saved before diffusers 0.14 name the mid-block attention's
+// projections query / key / value / proj_attn (the deprecated AttentionBlock;
+// diffusers renames them at load time, as does this): `files` with those
+// presented as to_q / to_k / to_v / to_out.0 (weight and bias), every other
+// tensor under its own name. `renamed` (optional) gets how many tensors were
+// renamed; files without the old names come back as they are.
+StatusOr<WeightFiles> WithCurrentVaeAttentionNames(const WeightFiles& files, int* renamed = nullptr);
 
 }  // namespace cf

@@ -139,6 +139,27 @@ TEST(ModuleModels, VaeMatchesDiffusers) {
   }
 }
 
+// A VAE folder saved before diffusers 0.14 (query / key / value / proj_attn).
+TEST(ModuleModels, VaeWithOldAttentionNames) {
+  testing::TempDir dir;
+  const fs::path vae = kData / "vae" / "tiny_vae" / "vae";
+  auto src = SafetensorsFile::Open((vae / "diffusion_pytorch_model.safetensors").string());
+  ASSERT_TRUE(src.ok()) << src.status();
+  std::vector<std::pair<std::string, Tensor>> old;
+  for (const std::string& k : src->names()) {
+    std::string name = k;
+    if (const size_t at = name.find(".to_out.0."); at != std::string::npos) name.replace(at, 10, ".proj_attn.");
+    if (const size_t at = name.find(".to_q."); at != std::string::npos) name.replace(at, 6, ".query.");
+    old.push_back({name, *src->Read(k)});
+  }
+  fs::create_directories(dir.path() / "old" / "vae");
+  fs::copy_file(vae / "config.json", dir.path() / "old" / "vae" / "config.json");
+  ASSERT_TRUE(WriteSafetensors(dir / "old/vae/diffusion_pytorch_model.safetensors", old).ok());
+  const fs::path io = kData / "vae" / "tiny_vae" / "io.safetensors";
+  const std::string out = RunAndMatch({"vae-decode", "--model=" + dir / "old"}, io, {"output"});
+  ExpectContains(out, {"8 tensors under the old attention names", "0 missing"});
+}
+
 TEST(ModuleModels, Errors) {
   testing::TempDir dir;
   const std::string io = (kData / "vae" / "tiny_vae" / "io.safetensors").string();

@@ -18,6 +18,7 @@
 #include "graph/planner.h"
 #include "nn/weights.h"
 #include "tests/support/op_harness.h"
+#include "tests/support/process.h"
 
 namespace cf::testing {
 namespace {
@@ -225,6 +226,46 @@ TEST(AutoencoderKL, MatchesDiffusers) {
     RunAndCompare(gd, name, /*encode=*/true);
     RunAndCompare(gd, name, /*encode=*/false);
   }
+}
+
+// The same weights under the pre-0.14 attention names (query, key, value,
+// proj_attn) load through WithCurrentVaeAttentionNames and give the same
+// outputs; a file with both old and new names is refused.
+TEST(AutoencoderKL, LegacyAttentionNames) {
+  const std::string folder = DataDir() + "/tiny_vae/vae";
+  CF_ASSERT_OK_AND_ASSIGN(SafetensorsFile src, SafetensorsFile::Open(folder + "/diffusion_pytorch_model.safetensors"));
+  std::vector<std::pair<std::string, Tensor>> old, mixed;
+  for (const std::string& k : src.names()) {
+    std::string name = k;
+    for (const auto& [now, before] : std::vector<std::pair<std::string, std::string>>{
+             {".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}})
+      if (const size_t at = name.find(now); at != std::string::npos) name.replace(at, now.size(), before);
+    CF_ASSERT_OK_AND_ASSIGN(Tensor t, src.Read(k));
+    old.push_back({name, t});
+    mixed.push_back({k, t});
+    if (name != k) mixed.push_back({name, t});
+  }
+  testing::TempDir dir;
+  CF_ASSERT_OK(WriteSafetensors(dir / "old.safetensors", old));
+  CF_ASSERT_OK(WriteSafetensors(dir / "mixed.safetensors", mixed));
+  CF_ASSERT_OK_AND_ASSIGN(WeightFiles files, WeightFiles::Open(dir / "old.safetensors"));
+  EXPECT_TRUE(files.contains("encoder.mid_block.attentions.0.proj_attn.bias"));
+  int renamed = 0;
+  CF_ASSERT_OK_AND_ASSIGN(WeightFiles current, WithCurrentVaeAttentionNames(files, &renamed));
+  EXPECT_EQ(renamed, 16);  // 4 projections x (weight, bias) x (encoder, decoder)
+  EXPECT_TRUE(current.contains("encoder.mid_block.attentions.0.to_out.0.bias"));
+  EXPECT_FALSE(current.contains("encoder.mid_block.attentions.0.proj_attn.bias"));
+  CF_ASSERT_OK_AND_ASSIGN(SafetensorsFile io, SafetensorsFile::Open(DataDir() + "/tiny_vae/io.safetensors"));
+  CF_ASSERT_OK_AND_ASSIGN(auto config, AutoencoderKLConfig::Load(folder));
+  const Golden gd{std::move(io), config, std::move(current)};
+  RunAndCompare(gd, "tiny_vae (old names)", /*encode=*/true);
+  RunAndCompare(gd, "tiny_vae (old names)", /*encode=*/false);
+  // Current names pass through untouched.
+  CF_ASSERT_OK_AND_ASSIGN(WeightFiles now, WeightFiles::Open(folder));
+  CF_ASSERT_OK(WithCurrentVaeAttentionNames(now, &renamed).status());
+  EXPECT_EQ(renamed, 0);
+  CF_ASSERT_OK_AND_ASSIGN(WeightFiles both, WeightFiles::Open(dir / "mixed.safetensors"));
+  ExpectError(WithCurrentVaeAttentionNames(both).status(), {"mixed.safetensors", "old and new attention names"});
 }
 
 // Without the mid-block attention or the quant convs (configs that some
