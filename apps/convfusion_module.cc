@@ -605,7 +605,14 @@ Status RunUNet(const ModelFlags& m, const SelfAttentionChoice& choice) {
   const CommonFlags& c = m.common;
   CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
   CF_ASSIGN_OR_RETURN(std::string folder, ComponentFolder(m.model, "unet", "UNet2DConditionModel"));
-  CF_ASSIGN_OR_RETURN(UNet2DConditionConfig config, UNet2DConditionConfig::Load(folder));
+  // The authors' ConvFusion folders carry a config.json with their conv1
+  // kernel keys beside the conv1 tensors: an --extra-weights folder with a
+  // config gives the architecture, the base its other weights.
+  std::error_code ec;
+  const bool extra_config = !m.extra_weights.empty() &&
+                            std::filesystem::exists(std::filesystem::path(m.extra_weights) / "config.json", ec);
+  const std::string config_folder = extra_config ? m.extra_weights : folder;
+  CF_ASSIGN_OR_RETURN(UNet2DConditionConfig config, UNet2DConditionConfig::Load(config_folder));
   std::vector<std::string> sources = {folder};
   if (!m.extra_weights.empty()) sources.push_back(m.extra_weights);
   CF_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::Open(sources));
@@ -644,7 +651,8 @@ Status RunUNet(const ModelFlags& m, const SelfAttentionChoice& choice) {
     for (const UNetAttentionSite& site : u.sites) ++kinds[site.choice.ToString()];
     std::vector<std::string> k;
     for (const auto& [name, n] : kinds) k.push_back(absl::StrCat(name, " x", n));
-    r.extra = absl::StrCat("  ", u.sites.size(), " transformer blocks, self-attention: ",
+    r.extra = absl::StrCat(extra_config ? absl::StrCat("  config from ", config_folder, "\n") : "", "  ",
+                           u.sites.size(), " transformer blocks, self-attention: ",
                            k.empty() ? "none" : absl::StrJoin(k, ", "), "\n");
     // With attn1 replaced (or weights layered on top), the base's attn1
     // tensors have no parameter: reported, not refused.
@@ -668,7 +676,8 @@ int UNetCommand(int argc, char** argv) {
              "every transformer block's self-attention: self, na:K[:dilation], convblock[:K[:gate]], linfusion, "
              "window:W[:mode] (the config's conv1 keys still choose ConvBlocks where present)");
   app.String("--extra-weights", &m.extra_weights, "PATH",
-             "safetensors file or folder read on top of the model's (the authors' ConvFusion conv1 weights)");
+             "safetensors file or folder read on top of the model's (the authors' ConvFusion conv1 weights); "
+             "a folder with a config.json also gives the config (their conv1 kernel keys)");
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
   if (const int code = CheckModelFlags(app, m); code >= 0) return code;
   StatusOr<SelfAttentionChoice> choice = ParseSelfAttentionChoice(m.attention);

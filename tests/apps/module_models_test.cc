@@ -88,6 +88,19 @@ TEST(ModuleModels, UNetMatchesDiffusers) {
   RunAndMatch({"unet", "--model=" + (sdxl / "unet").string()}, sdxl / "io.safetensors", {"output"});
 }
 
+// The authors' ConvBlocks on a base checkpoint: their folder (config with
+// the conv1 kernel keys, conv1 tensors only) as --extra-weights.
+TEST(ModuleModels, UNetConvBlocksOnABaseCheckpoint) {
+  const fs::path cb = kData / "unet" / "tiny_sd15_convblock";
+  const std::string out =
+      RunAndMatch({"unet", "--model=" + (kData / "unet" / "tiny_sd15").string(),
+                   "--extra-weights=" + (cb / "unet").string()},
+                  cb / "io.safetensors", {"output"});
+  ExpectContains(out, {"config from " + (cb / "unet").string(), "self-attention: convblock:",
+                       "the unexpected tensors are attn1's"});
+  EXPECT_EQ(out.find("self-attention: self"), std::string::npos) << out;
+}
+
 TEST(ModuleModels, UNetScalarTimestepAndAttentionChoice) {
   testing::TempDir dir;
   const fs::path sd15 = kData / "unet" / "tiny_sd15";
