@@ -556,7 +556,10 @@ void AttachWeights(Builder& b, const WeightFiles& files, const std::function<boo
   }
   for (auto& [name, t] : w->parameters) b.graph().mutable_value(b.graph().FindParameter(name)).data = t;
   for (int id : b.graph().Parameters()) r->parameters += b.graph().value(id).type.shape.numel();
-  r->weights = absl::StrCat(w->Summary(), " from ", absl::StrJoin(files.files(), ", "));
+  const std::vector<std::string>& from = files.files();
+  r->weights = absl::StrCat(w->Summary(), " from ",
+                            from.size() <= 2 ? absl::StrJoin(from, ", ")
+                                             : absl::StrCat(from.size(), " files (", from.front(), ", ...)"));
   if (!w->unexpected.empty()) r->unexpected = why;
 }
 
@@ -651,9 +654,13 @@ Status RunUNet(const ModelFlags& m, const SelfAttentionChoice& choice) {
     for (const UNetAttentionSite& site : u.sites) ++kinds[site.choice.ToString()];
     std::vector<std::string> k;
     for (const auto& [name, n] : kinds) k.push_back(absl::StrCat(name, " x", n));
-    r.extra = absl::StrCat(extra_config ? absl::StrCat("  config from ", config_folder, "\n") : "", "  ",
-                           u.sites.size(), " transformer blocks, self-attention: ",
-                           k.empty() ? "none" : absl::StrJoin(k, ", "), "\n");
+    r.extra = absl::StrCat(extra_config ? absl::StrCat("  config from ", config_folder, "\n") : "",
+                           "  config: block_out_channels [", absl::StrJoin(config.block_out_channels, ", "),
+                           "], in/out channels ", config.in_channels, "/", config.out_channels,
+                           ", cross_attention_dim ", config.cross_attention_dim[0],
+                           config.text_time ? ", text-time embeddings (SDXL)" : "", "\n  ", u.sites.size(),
+                           " transformer blocks, self-attention: ", k.empty() ? "none" : absl::StrJoin(k, ", "),
+                           "\n");
     // With attn1 replaced (or weights layered on top), the base's attn1
     // tensors have no parameter: reported, not refused.
     AttachWeights(
@@ -703,8 +710,13 @@ Status RunVae(const ModelFlags& m, bool encode) {
   r.component = encode ? "vae (encoder)" : "vae (decoder)";
   r.folder = folder;
   r.note = config.note;
-  r.extra = absl::StrFormat("  scaling_factor %g (not applied: %s)\n", config.scaling_factor,
-                            encode ? "multiply latent_mean by it" : "latents are divided by it before decoding");
+  r.extra = absl::StrCat("  config: block_out_channels [", absl::StrJoin(config.block_out_channels, ", "),
+                         "], layers_per_block ", config.layers_per_block, ", latent_channels ",
+                         config.latent_channels, ", mid-block attention ",
+                         config.mid_block_add_attention ? "yes" : "no", "\n");
+  absl::StrAppend(&r.extra, absl::StrFormat("  scaling_factor %g (not applied: %s)\n", config.scaling_factor,
+                                            encode ? "multiply latent_mean by it"
+                                                   : "latents are divided by it before decoding"));
   if (renamed > 0)
     absl::StrAppend(&r.extra, "  ", renamed,
                     " tensors under the old attention names (query, key, value, proj_attn) read as to_q, to_k, "

@@ -79,7 +79,7 @@ TEST(ModuleModels, UNetMatchesDiffusers) {
   // A whole diffusers folder (unet/ inside), f32 in one file.
   const fs::path sd15 = kData / "unet" / "tiny_sd15";
   const std::string out = RunAndMatch({"unet", "--model=" + sd15.string()}, sd15 / "io.safetensors", {"output"});
-  ExpectContains(out, {"unet: " + (sd15 / "unet").string(), "dtype f32", "201924 parameters",
+  ExpectContains(out, {"unet: " + (sd15 / "unet").string(), "dtype f32", "201924 parameters", "config: block_out_channels [16, 32]",
                        "self-attention: self x", "loaded", "0 missing, 0 unexpected"});
   // The odd size on the same weights.
   RunAndMatch({"unet", "--model=" + sd15.string()}, kData / "unet" / "tiny_sd15_odd" / "io.safetensors", {"output"});
@@ -146,7 +146,7 @@ TEST(ModuleModels, VaeMatchesDiffusers) {
     SCOPED_TRACE(c);
     const fs::path io = kData / "vae" / c / "io.safetensors";
     const std::string enc = RunAndMatch({"vae-encode", "--model=" + vae.string()}, io, {"latent_mean", "latent_logvar"});
-    ExpectContains(enc, {"vae (encoder): " + (vae / "vae").string(), "24504 parameters", "scaling_factor 0.18215", "0 missing"});
+    ExpectContains(enc, {"vae (encoder): " + (vae / "vae").string(), "24504 parameters", "block_out_channels [8, 16, 16], layers_per_block 1", "scaling_factor 0.18215", "0 missing"});
     const std::string dec = RunAndMatch({"vae-decode", "--model=" + (vae / "vae").string()}, io, {"output"});
     ExpectContains(dec, {"vae (decoder)", "37959 parameters", "0 missing", "encoder.* and quant_conv.*"});
   }
