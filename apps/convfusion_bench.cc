@@ -51,14 +51,25 @@ int Table1Command(int argc, char** argv) {
   Selection sel;
   MethodOptions mo;
   OutputFlags out;
-  std::string dtype = "f16";
+  std::string dtype = "f16", graph;
   AddSelectionFlags(app, &sel);
   AddMethodFlags(app, &mo);
   app.Enum("--dtype", &dtype, {"f16", "bf16", "f32"}, "storage dtype of the graph (FLOPs do not depend on it)");
+  app.Enum("--graph", &graph, {"text", "dot"},
+           "instead of the table, print the module of the first selected model, method and size (text with its "
+           "memory plan, or Graphviz dot)");
   AddOutputFlags(app, &out);
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
   if (const int code = CheckSelection(app, &sel); code >= 0) return code;
   if (const int code = CheckMethodFlags(app, mo); code >= 0) return code;
+  if (!graph.empty())
+    return RunBody(app, [&]() -> Status {
+      CF_ASSIGN_OR_RETURN(std::string text, ModuleGraphText(sel.model_list[0], sel.method_list[0], mo,
+                                                            ResolutionsFor(sel, sel.model_list[0])[0],
+                                                            ParseDTypeFlag(dtype), graph == "dot"));
+      std::fputs(text.c_str(), stdout);
+      return absl::OkStatus();
+    });
   return RunBody(app, [&]() -> Status {
     std::vector<Table1Cell> cells;
     for (Model m : sel.model_list)

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "graph/accounting.h"
+#include "graph/planner.h"
 
 namespace cf::bench {
 
@@ -133,6 +134,23 @@ Table Table1(const std::vector<Table1Cell>& cells) {
       "ours: the scope with the most tokens among the method's modules (graph/accounting.h HighestResolution); "
       "the paper's value is ConvFusion paper, Table 1; docs/results.md explains each ratio");
   return t;
+}
+
+StatusOr<std::string> ModuleGraphText(Model m, Method method, const MethodOptions& o, const Resolution& r, DType dtype,
+                                      bool dot) {
+  BuildSpec spec;
+  spec.model = m;
+  spec.method = method;
+  spec.options = o;
+  spec.resolution = r;
+  spec.dtype = dtype;
+  Graph g;
+  Builder b(&g);
+  CF_ASSIGN_OR_RETURN(ModuleInfo info, BuildModule(b, spec));
+  (void)info;
+  if (dot) return g.ToDot();
+  CF_ASSIGN_OR_RETURN(MemoryPlan plan, PlanMemory(g));
+  return absl::StrCat(g.ToText(), "# memory plan: ", plan.ToString(), "\n");
 }
 
 }  // namespace cf::bench

@@ -41,4 +41,9 @@ StatusOr<Table1Cell> CountTable1(Model m, Method method, const MethodOptions& o,
 
 Table Table1(const std::vector<Table1Cell>& cells);
 
+// The module's graph alone (models.h BuildModule): Graph::ToText() with its
+// memory plan, or Graphviz dot.
+StatusOr<std::string> ModuleGraphText(Model m, Method method, const MethodOptions& o, const Resolution& r, DType dtype,
+                                      bool dot);
+
 }  // namespace cf::bench

@@ -302,6 +302,17 @@ TEST(BenchOut, WritesEveryFormatAndThePlots) {
   EXPECT_EQ(ReadAll(dir.path() / "plain.txt"), "x\n");
 }
 
+TEST(BenchTable1, GraphOfTheModule) {
+  TempDir dir;
+  Result r = Bench({"table1", "--model=pixart", "--method=convblock", "--resolution=512", "--graph=text"}, dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("transformer_blocks.0.conv1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("# memory plan: "), std::string::npos) << r.out;
+  r = Bench({"table1", "--model=sd15", "--method=self_attention", "--graph=dot"}, dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("digraph", 0), 0u) << r.out;
+}
+
 struct Bad {
   std::vector<std::string> args;
   std::string mentions;
@@ -318,6 +329,7 @@ TEST(BenchCli, UsageErrorsExitTwoWithOneLine) {
       {{"table1", "--resolution=3K"}, "--resolution"},
       {{"table1", "--model=pixart", "--resolution=1000x1000"}, "--resolution"},
       {{"table1", "--format=xml"}, "--format"},
+      {{"table1", "--graph=svg"}, "--graph"},
       {{"table1", "--na-kernel=12"}, "--na-kernel"},
       {{"table1", "--convblock-kernel=4"}, "--convblock-kernel"},
       {{"table1", "--out="}, "--out"},
