@@ -8,6 +8,7 @@
 // pooled input is kept in f32 too). f64 (tests) takes the direct depthwise
 // loops of ops/conv and gates in a second pass.
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -242,11 +243,13 @@ Status PyramidCpuT(KernelContext& ctx) {
         a.y_pixel_stride = stride;
         DepthwiseForwardTiledCpu<T>(a, u, out + n * half);
       } else {
-        std::vector<float> p(ps.numel()), g(gs.numel());
-        pool_internal::AdaptiveAvgPoolCpu(u, us, p.data(), ps);
+        // Uninitialised scratch: every element is written before it is read
+        // (zero-filling these maps cost ~0.15 ms of the ~1.2 ms pooled stage at SD1.5 512).
+        const std::unique_ptr<float[]> p(new float[ps.numel()]), g(new float[gs.numel()]);
+        pool_internal::AdaptiveAvgPoolCpu(u, us, p.get(), ps);
         a.y_pixel_stride = half;
-        DepthwiseForwardTiledCpu<float>(a, p.data(), g.data());
-        pool_internal::ResizeBilinearCpu(g.data(), gs, out + n * half, H, W, stride);
+        DepthwiseForwardTiledCpu<float>(a, p.get(), g.get());
+        pool_internal::ResizeBilinearCpu(g.get(), gs, out + n * half, H, W, stride);
       }
     }
   }
