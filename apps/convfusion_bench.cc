@@ -147,7 +147,8 @@ int LatencyCommand(int argc, char** argv) {
   LatencyFlags lf;
   OutputFlags out;
   app.Enum("--model", &lf.model, {"sd15", "sdxl", "pixart"}, "whose highest-resolution layer");
-  app.String("--resolution", &lf.resolutions, "LIST", "comma list of 512, 1024, 2K, 4K or WIDTHxHEIGHT");
+  app.String("--resolution", &lf.resolutions, "LIST",
+             "comma list of 512, 1024, 2K, 4K or WIDTHxHEIGHT (default: 512 on cpu, 512,1024,2K,4K on cuda)");
   app.Enum("--device", &lf.device, {"cpu", "cuda"}, "cpu: steady clock; cuda: CUDA events and CUDA Graph replay");
   app.String("--dtype", &lf.dtypes, "LIST", "comma list of f32, f16, bf16 (default: f32 on cpu, f16,bf16 on cuda)");
   app.Int("--reps", &lf.reps, 5, 1000, "timed runs per cell (the median is reported)");
@@ -159,6 +160,7 @@ int LatencyCommand(int argc, char** argv) {
            "bracket the timed runs with cudaProfilerStart/Stop and an NVTX range per run (docs/profiling.md)");
   AddOutputFlags(app, &out);
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
+  if (lf.resolutions.empty()) lf.resolutions = lf.device == "cuda" ? "512,1024,2K,4K" : "512";
   for (const std::string& r : std::vector<std::string>(absl::StrSplit(lf.resolutions, ','))) {
     auto parsed = ParseResolution(r, ParseModelName(lf.model));
     if (!parsed.ok()) return UsageError(app, absl::StrCat("--resolution: ", parsed.status().message()));

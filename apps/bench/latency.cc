@@ -179,12 +179,13 @@ StatusOr<LatencyResult> RunLatency(const LatencyFlags& f) {
           absl::StrCat("--device=cuda: no GPU here (", s.message(), "); --device=cpu times the CPU"));
   }
   const Model model = ParseModelName(f.model);
+  const std::string resolutions = !f.resolutions.empty() ? f.resolutions : device.is_cuda() ? "512,1024,2K,4K" : "512";
   std::vector<std::string> dtypes = absl::StrSplit(f.dtypes, ',', absl::SkipEmpty());
   if (dtypes.empty()) dtypes = device.is_cuda() ? std::vector<std::string>{"f16", "bf16"} : std::vector<std::string>{"f32"};
   LatencyResult res;
   std::map<std::string, double> ms_per_flop;  // per module, from its last measured cell
   for (const std::string& dt : dtypes)
-    for (const std::string& label : std::vector<std::string>(absl::StrSplit(f.resolutions, ','))) {
+    for (const std::string& label : std::vector<std::string>(absl::StrSplit(resolutions, ','))) {
       CF_ASSIGN_OR_RETURN(Resolution r, ParseResolution(label, model));
       std::vector<LatencyModule> modules = Table2Modules();
       if (f.denoiser)

@@ -18,7 +18,7 @@ namespace cf::bench {
 
 struct LatencyFlags {
   std::string model = "sd15";
-  std::string resolutions = "512";
+  std::string resolutions;  // empty: 512 on the CPU, 512,1024,2K,4K on CUDA
   std::string device = "cpu";
   std::string dtypes;  // empty: f32 on the CPU, f16,bf16 on CUDA
   int64_t reps = 5;

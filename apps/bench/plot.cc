@@ -166,7 +166,8 @@ std::vector<Plot> LatencyPlots(const LatencyResult& r) {
         if (label == kPaperLabels[i]) p.points.push_back({x, ms[i]});
     if (!p.points.empty()) all.push_back(p);
   }
-  return {{"latency", LogLogSvg(r.table.title, "image size (pixels, log)", "median ms (log)", all,
+  return {{"latency", LogLogSvg("Table 2: one module at the highest-resolution layer, median of the runs",
+                                "image size (pixels, log)", "median ms (log)", all,
                                 std::vector<std::pair<double, std::string>>(labels.begin(), labels.end()))}};
 }
 
