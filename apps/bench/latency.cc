@@ -93,6 +93,9 @@ Status Measure(const LatencyFlags& f, Device device, const LatencyModule& lm, co
   // --profile runs eagerly, so every node keeps its own NVTX range
   // (a replayed CUDA Graph has one range for the whole step).
   eo.cuda_graph = device.is_cuda() && !f.profile;
+  // On the CPU, --profile also times every node of the last run (the note
+  // names the ops that took the most).
+  eo.time_nodes = device.is_cpu() && f.profile;
   CF_ASSIGN_OR_RETURN(std::unique_ptr<Executor> exec, Executor::Create(g, eo));
   uint64_t seed = 1;
   std::map<std::string, Tensor> inputs;
@@ -120,9 +123,11 @@ Status Measure(const LatencyFlags& f, Device device, const LatencyModule& lm, co
 
   CF_ASSIGN_OR_RETURN(std::unique_ptr<Event> start, Event::Create(device));
   CF_ASSIGN_OR_RETURN(std::unique_ptr<Event> stop, Event::Create(device));
+  std::vector<Tensor> out;
   auto timed_run = [&](double* ms) -> Status {
+    out.clear();  // the last run's outputs are kept for the check below
     CF_RETURN_IF_ERROR(start->Record(exec->stream()));
-    CF_ASSIGN_OR_RETURN(std::vector<Tensor> out, exec->Run(inputs));
+    CF_ASSIGN_OR_RETURN(out, exec->Run(inputs));
     CF_RETURN_IF_ERROR(stop->Record(exec->stream()));
     CF_RETURN_IF_ERROR(stop->Synchronize());
     CF_ASSIGN_OR_RETURN(float elapsed, stop->ElapsedMsSince(*start));
@@ -152,13 +157,29 @@ Status Measure(const LatencyFlags& f, Device device, const LatencyModule& lm, co
   }
   if (f.profile && device.is_cuda()) ProfilerStop();
   cell->peak_bytes = alloc->stats().peak_bytes_allocated - before;
+  // Random weights can overflow a deep model; a run on infinities, NaNs (or
+  // subnormals) is not a fair time, so say so.
+  int64_t bad = 0;
+  for (const Tensor& t : out) {
+    CF_ASSIGN_OR_RETURN(Tensor host, t.To(Device::CPU()));
+    CF_ASSIGN_OR_RETURN(std::vector<float> v, host.ToVector<float>());
+    for (float x : v) bad += !std::isfinite(x);
+  }
   cell->median_ms = Median(times);
   cell->min_ms = *std::min_element(times.begin(), times.end());
   cell->measured = true;
-  if (device.is_cuda() && !exec->cuda_graph_status().ok())
+  const std::string warning = bad ? absl::StrCat(bad, " non-finite output values (random weights); ") : "";
+  if (eo.time_nodes) {
+    const TimingSummary t = SummarizeTimings(exec->timings());
+    std::string top;
+    for (size_t i = 0; i < std::min<size_t>(t.by_op.size(), 4); ++i)
+      absl::StrAppendFormat(&top, "%s%s %.1f ms (%d)", i ? ", " : "", t.by_op[i].key, t.by_op[i].ms, t.by_op[i].nodes);
+    cell->note = absl::StrCat("last run by op: ", top);
+  } else if (device.is_cuda() && !exec->cuda_graph_status().ok())
     cell->note = absl::StrCat("eager (no CUDA Graph: ", exec->cuda_graph_status().message(), ")");
   else if (device.is_cuda())
     cell->note = f.profile ? "eager (--profile)" : "CUDA Graph replay";
+  cell->note = warning + cell->note;
   return absl::OkStatus();
 }
 
