@@ -104,6 +104,8 @@ int MemoryCommand(int argc, char** argv) {
   app.Int("--batch", &mf.batch, 1, 1024, "batch (2: classifier-free guidance)");
   app.Enum("--dtype", &mf.dtype, {"f16", "bf16", "f32"}, "storage dtype");
   app.Enum("--pass", &mf.pass, {"both", "forward", "training"}, "which step to plan");
+  app.Double("--max-arena-ratio", &mf.max_ratio, cli::Interval::AboveUpTo(0, 100),
+             "fail when an arena exceeds this many times its lower bound");
   AddOutputFlags(app, &out);
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
   if (const int code = CheckSelection(app, &sel); code >= 0) return code;

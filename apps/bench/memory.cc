@@ -85,12 +85,12 @@ StatusOr<Planned> PlanTraining(const BuildSpec& s) {
   return p;
 }
 
-Status CheckRatio(const BuildSpec& s, const std::string& pass, const MemoryPlan& plan) {
-  if (plan.ratio() <= kMaxArenaOverLowerBound) return absl::OkStatus();
+Status CheckRatio(const BuildSpec& s, const std::string& pass, const MemoryPlan& plan, double max_ratio) {
+  if (plan.ratio() <= max_ratio) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrFormat(
       "planner: %s %s %s (%dx%d) %s step: arena %d bytes is %.4fx its lower bound %d (more than %.2fx; strategy %s)",
       ModelName(s.model), MethodName(s.method), s.resolution.label, s.resolution.width, s.resolution.height, pass,
-      plan.arena_bytes, plan.ratio(), plan.lower_bound_bytes, kMaxArenaOverLowerBound, plan.strategy));
+      plan.arena_bytes, plan.ratio(), plan.lower_bound_bytes, max_ratio, plan.strategy));
 }
 
 BuildSpec Spec(Model m, Method method, const MethodOptions& mo, const Resolution& r, const MemoryFlags& f) {
@@ -141,7 +141,7 @@ StatusOr<Table> MemoryTable(const Selection& sel, const MethodOptions& mo, const
         Progress(absl::StrCat("memory: ", ModelName(m), " ", pass == "training" ? "distillation" : MethodName(s.method),
                               " ", r.label, " ", pass));
         CF_ASSIGN_OR_RETURN(Planned p, pass == "forward" ? PlanForward(s) : PlanTraining(s));
-        CF_RETURN_IF_ERROR(CheckRatio(s, pass, p.plan));
+        CF_RETURN_IF_ERROR(CheckRatio(s, pass, p.plan, f.max_ratio));
         training_done |= pass == "training";
         const MemoryPlan& pl = p.plan;
         t.Add({Cell::Str(ModelName(m)), Cell::Str(pass == "training" ? "distill_convblock" : MethodName(s.method)),
@@ -153,7 +153,7 @@ StatusOr<Table> MemoryTable(const Selection& sel, const MethodOptions& mo, const
                Cell::Int(pl.workspace_bytes), Cell::Int(pl.io_bytes), Cell::Int(p.params), Cell::Str(p.counted_in)});
       }
     }
-  t.notes.push_back(absl::StrCat("every arena is within ", kMaxArenaOverLowerBound,
+  t.notes.push_back(absl::StrCat("every arena is within ", f.max_ratio,
                                  "x of its lower bound (the most bytes live at one time); the run fails otherwise"));
   t.notes.push_back("workspace_bytes is backend scratch (cuBLASLt, cuDNN), known only after a run on a device: 0 in a plan");
   if (training_done)
@@ -215,7 +215,7 @@ StatusOr<Table> ModelTable(const Selection& sel, const MethodOptions& mo, const 
         for (const ValueInfo& v : g.values())
           if (v.kind == ValueKind::kParameter) params += v.type.shape.numel();
         CF_ASSIGN_OR_RETURN(MemoryPlan plan, PlanMemory(g));
-        CF_RETURN_IF_ERROR(CheckRatio(s, "forward", plan));
+        CF_RETURN_IF_ERROR(CheckRatio(s, "forward", plan, f.max_ratio));
         if (method == Method::kSelfAttention) self_total = static_cast<double>(total);
         std::vector<Cell> row = {Cell::Str(ModelName(m)), Cell::Str(MethodName(method)), Cell::Str(r.label),
                                  Cell::Int(r.width), Cell::Int(r.height)};

@@ -222,6 +222,19 @@ TEST(BenchMemory, PlannerFiguresForAStepAndADistillationStep) {
     EXPECT_NE(j.out.find(key), std::string::npos) << key;
 }
 
+TEST(BenchMemory, AnArenaAboveTheBoundFailsLoudly) {
+  TempDir dir;
+  // No plan beats its lower bound, so a bound below 1 must fail, naming the plan and the figures.
+  const Result r = Bench({"memory", "--model=sd15", "--method=convblock", "--resolution=256x256", "--pass=forward",
+                          "--max-arena-ratio=0.99"},
+                         dir.path());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;  // one progress line, one error
+  EXPECT_NE(r.err.find("convfusion-bench memory: planner: sd15 convblock 256x256"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("lower bound"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
 TEST(BenchModel, BreakdownAddsUpAndCountsParameters) {
   TempDir dir;
   const Result r = Bench({"model", "--model=sd15", "--method=self_attention,convblock", "--resolution=512",
