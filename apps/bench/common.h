@@ -27,7 +27,7 @@ struct Selection {
   std::vector<Model> model_list;
   std::vector<Method> method_list;
 };
-// Adds the flags; `default_models` and `default_methods` are shown in --help.
+// Adds the flags; the values *s holds are their defaults (shown in --help).
 void AddSelectionFlags(cli::App& app, Selection* s, bool resolutions = true);
 // Fills the lists and checks --resolution for every model; returns -1 to go
 // on, else the exit code (one line printed).
