@@ -21,18 +21,13 @@
 #include "graph/executor.h"
 #include "graph/planner.h"
 #include "nn/weights.h"
+#include "tests/support/model_golden.h"
 #include "tests/support/op_harness.h"
 
 namespace cf::testing {
 namespace {
 
-std::string DataDir() { return (std::filesystem::path(CF_SOURCE_DIR) / "tests" / "data" / "pixart").string(); }
-
-int64_t ParameterCount(const Graph& g) {
-  int64_t n = 0;
-  for (int id : g.Parameters()) n += g.value(id).type.shape.numel();
-  return n;
-}
+std::string DataDir() { return TestDataDir("pixart"); }
 
 struct Built {
   Graph graph;
@@ -243,17 +238,6 @@ TEST(PixArtTransformer, ConfigErrorsNameTheFileAndTheKey) {
 }
 
 // ---- Fidelity: tiny random configurations against diffusers ----------------------
-
-// max |got - want| / max |want|.
-double RelativeError(const std::vector<double>& got, const std::vector<double>& want) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    err = std::max(err, std::abs(got[i] - want[i]));
-    if (std::isnan(got[i])) err = INFINITY;
-    scale = std::max(scale, std::abs(want[i]));
-  }
-  return err / scale;
-}
 
 // Each tests/data/pixart/<case>/io.safetensors: diffusers' inputs, output and
 // taps for the weights in tests/data/pixart/<weights>/transformer (f32;

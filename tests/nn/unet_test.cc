@@ -21,18 +21,13 @@
 #include "graph/executor.h"
 #include "graph/planner.h"
 #include "nn/weights.h"
+#include "tests/support/model_golden.h"
 #include "tests/support/op_harness.h"
 
 namespace cf::testing {
 namespace {
 
-std::string DataDir() { return (std::filesystem::path(CF_SOURCE_DIR) / "tests" / "data" / "unet").string(); }
-
-int64_t ParameterCount(const Graph& g) {
-  int64_t n = 0;
-  for (int id : g.Parameters()) n += g.value(id).type.shape.numel();
-  return n;
-}
+std::string DataDir() { return TestDataDir("unet"); }
 
 struct Built {
   Graph graph;
@@ -255,30 +250,6 @@ TEST(UNet2DCondition, ConfigErrorsNameTheFileAndTheKey) {
 
 // ---- Fidelity: tiny random configurations against diffusers ----------------------
 
-// `t` [B, H, W, C] as [B, C, H, W] values (the golden file's layout).
-std::vector<double> ToNchw(const Tensor& t) {
-  const std::vector<double> v = ToDoubles(t);
-  if (t.shape().rank() != 4) return v;
-  const int64_t B = t.shape()[0], H = t.shape()[1], W = t.shape()[2], C = t.shape()[3];
-  std::vector<double> out(v.size());
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t y = 0; y < H; ++y)
-      for (int64_t x = 0; x < W; ++x)
-        for (int64_t c = 0; c < C; ++c) out[((b * C + c) * H + y) * W + x] = v[((b * H + y) * W + x) * C + c];
-  return out;
-}
-
-// max |got - want| / max |want|.
-double RelativeError(const std::vector<double>& got, const std::vector<double>& want) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    err = std::max(err, std::abs(got[i] - want[i]));
-    if (std::isnan(got[i])) err = INFINITY;
-    scale = std::max(scale, std::abs(want[i]));
-  }
-  return err / scale;
-}
-
 // Each tests/data/unet/<case>/io.safetensors: diffusers' inputs, output and
 // taps for the weights in tests/data/unet/<weights>/unet (f32, or f16 in
 // shards for tiny_sdxl; tiny_sd15_convblock: the authors' ConvBlocks, chosen by
@@ -342,7 +313,7 @@ TEST(UNet2DCondition, MatchesDiffusers) {
     for (const std::string& o : taps) {
       CF_ASSERT_OK_AND_ASSIGN(Tensor want, io.Read(o));
       // The taps are channels-last; the output is diffusers' [B, C, H, W] already.
-      const std::vector<double> got = o == "output" ? ToDoubles(outs.at(o)) : ToNchw(outs.at(o));
+      const std::vector<double> got = o == "output" ? ToDoubles(outs.at(o)) : NhwcToNchw(outs.at(o));
       ASSERT_EQ(got.size(), static_cast<size_t>(want.numel())) << o;
       const double rel = RelativeError(got, ToDoubles(want));
       EXPECT_LE(rel, 1e-4) << o;

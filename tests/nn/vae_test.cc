@@ -17,19 +17,14 @@
 #include "graph/executor.h"
 #include "graph/planner.h"
 #include "nn/weights.h"
+#include "tests/support/model_golden.h"
 #include "tests/support/op_harness.h"
 #include "tests/support/process.h"
 
 namespace cf::testing {
 namespace {
 
-std::string DataDir() { return (std::filesystem::path(CF_SOURCE_DIR) / "tests" / "data" / "vae").string(); }
-
-int64_t ParameterCount(const Graph& g) {
-  int64_t n = 0;
-  for (int id : g.Parameters()) n += g.value(id).type.shape.numel();
-  return n;
-}
+std::string DataDir() { return TestDataDir("vae"); }
 
 TEST(AutoencoderKL, ReleasedConfigFileGivesTheBuiltInConfig) {
   CF_ASSERT_OK_AND_ASSIGN(auto c, AutoencoderKLConfig::Load(DataDir() + "/sd15_vae_config.json"));
@@ -117,29 +112,6 @@ TEST(AutoencoderKL, ConfigErrorsNameTheFileAndTheKey) {
 
 // ---- Fidelity: the tiny random AutoencoderKL against diffusers --------------------
 
-// `t` [B, H, W, C] as [B, C, H, W] values (the golden file's layout).
-std::vector<double> ToNchw(const Tensor& t) {
-  const std::vector<double> v = ToDoubles(t);
-  const int64_t B = t.shape()[0], H = t.shape()[1], W = t.shape()[2], C = t.shape()[3];
-  std::vector<double> out(v.size());
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t y = 0; y < H; ++y)
-      for (int64_t x = 0; x < W; ++x)
-        for (int64_t c = 0; c < C; ++c) out[((b * C + c) * H + y) * W + x] = v[((b * H + y) * W + x) * C + c];
-  return out;
-}
-
-// max |got - want| / max |want| (NaN: infinite).
-double RelativeError(const std::vector<double>& got, const std::vector<double>& want) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    err = std::max(err, std::abs(got[i] - want[i]));
-    if (std::isnan(got[i])) err = INFINITY;
-    scale = std::max(scale, std::abs(want[i]));
-  }
-  return err / scale;
-}
-
 struct Golden {
   SafetensorsFile io;
   AutoencoderKLConfig config;
@@ -189,7 +161,7 @@ void RunAndCompare(const Golden& gd, const std::string& name, bool encode) {
   for (const auto& [tap, v] : taps) names.push_back("tap." + tap);
   for (const std::string& o : names) {
     CF_ASSERT_OK_AND_ASSIGN(Tensor want, gd.io.Read(o));
-    const std::vector<double> got = o.rfind("tap.", 0) == 0 ? ToNchw(outs.at(o)) : ToDoubles(outs.at(o));
+    const std::vector<double> got = o.rfind("tap.", 0) == 0 ? NhwcToNchw(outs.at(o)) : ToDoubles(outs.at(o));
     ASSERT_EQ(got.size(), static_cast<size_t>(want.numel())) << o;
     const double rel = RelativeError(got, ToDoubles(want));
     EXPECT_LE(rel, 1e-4) << o;
