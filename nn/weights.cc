@@ -245,14 +245,21 @@ StatusOr<WeightFiles> WeightFiles::WithAliases(const std::map<std::string, Weigh
   w.files_ = files_;
   w.source_of_ = std::move(source_of);
   for (const auto& [name, a] : aliases) {
-    // Aliases of aliases resolve to the first source.
+    // Aliases of aliases resolve to the first source: a plain rename of an
+    // alias is that alias, an alias of a plain rename reads its source.
     WeightAlias resolved = a;
     auto inner = aliases_.find(a.source);
     if (inner != aliases_.end()) {
-      if (HasRows(inner->second) || inner->second.reshape || inner->second.transpose)
-        return absl::UnimplementedError(absl::StrCat("weights: '", name, "' aliases '", a.source,
+      const WeightAlias& i = inner->second;
+      const bool outer_plain = !HasRows(a) && !a.reshape && !a.transpose;
+      if (outer_plain) {
+        resolved = i;
+      } else if (HasRows(i) || i.reshape || i.transpose) {
+        return absl::UnimplementedError(absl::StrCat("weights: '", name, "' reshapes '", a.source,
                                                      "', itself a reshaped alias"));
-      resolved.source = inner->second.source;
+      } else {
+        resolved.source = i.source;
+      }
     }
     auto it = where_.find(a.source);
     if (it == where_.end())

@@ -200,6 +200,15 @@ TEST(LdmCheckpoint, TextEncodersGiveDiffusersNames) {
       EXPECT_EQ(single.SourceKey("text_model.encoder.layers.1.self_attn.v_proj.bias"),
                 "conditioner.embedders.1.model.transformer.resblocks.1.attn.in_proj_bias");
       EXPECT_EQ(single.SourceKey("text_projection.weight"), "conditioner.embedders.1.model.text_projection");
+      // A rename of a transposed alias is that alias.
+      std::map<std::string, WeightAlias> again;
+      again["proj"].source = "text_projection.weight";
+      CF_ASSERT_OK_AND_ASSIGN(WeightFiles renamed, single.WithAliases(again));
+      CF_ASSERT_OK_AND_ASSIGN(Tensor a, renamed.Get("proj"));
+      CF_ASSERT_OK_AND_ASSIGN(Tensor b, want.Get("text_projection.weight"));
+      EXPECT_EQ(ToDoubles(a), ToDoubles(b));
+      again["proj"].transpose = true;  // a transpose of a transpose is not composed
+      ExpectError(single.WithAliases(again).status(), {"'proj' reshapes 'text_projection.weight'"});
     }
   }
 }
