@@ -18,7 +18,8 @@
 //     time_ids [B, 6] for SDXL) -> output [B, C, H, W]
 //   convfusion-module vae-decode | vae-encode --model=PATH ...
 //     latents [B, 4, h, w] -> output [B, 3, 8h, 8w]; image [B, 3, H, W] -> latent_mean, latent_logvar
-//   PATH: a diffusers folder (unet/, vae/) or one component folder; what loaded is printed.
+//   PATH: a diffusers folder (unet/, vae/), one component folder, or a single-file SD1.5 / SDXL
+//   checkpoint (.safetensors; --config=PATH, else its family's released config); what loaded is printed.
 //
 // Inputs are converted to --dtype (the output's dtype). Exit codes follow
 // apps/common/cli.h: 2 for a bad command line, 1 for a failure at run time
@@ -50,6 +51,7 @@
 #include "nn/autoencoder_kl.h"
 #include "nn/clip_tokenizer.h"
 #include "nn/diffusers_config.h"
+#include "nn/ldm_checkpoint.h"
 #include "nn/safetensors.h"
 #include "nn/unet2d_condition.h"
 #include "nn/weights.h"
@@ -500,7 +502,7 @@ StatusOr<std::string> ComponentFolder(const std::string& path, const std::string
   if (!fs::is_directory(path, ec))
     return absl::NotFoundError(absl::StrCat("--model=", path, ": not a folder (a diffusers folder with ", component,
                                             "/, or the ", component,
-                                            "/ folder itself; single-file checkpoints are not supported yet)"));
+                                            "/ folder itself, or a single-file checkpoint)"));
   std::string folder = path;
   if (fs::exists(fs::path(path) / component / "config.json", ec)) {
     folder = (fs::path(path) / component).string();
@@ -581,12 +583,42 @@ Status ModelInput(const SafetensorsFile& f, const std::string& name, int rank, c
 
 struct ModelFlags {
   CommonFlags common;
-  std::string model, attention = "self", extra_weights;
+  std::string model, attention = "self", extra_weights, config;
 };
+
+// --model=FILE: a single-file SD1.5 / SDXL checkpoint (nn/ldm_checkpoint.h),
+// its `component` under diffusers' names; nullopt when PATH is not a file.
+struct SingleFile {
+  WeightFiles files;
+  LdmFamily family;
+};
+StatusOr<std::optional<SingleFile>> OpenSingleFile(const std::string& path, const std::string& component) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return std::optional<SingleFile>();  // ComponentFolder says why
+  CF_ASSIGN_OR_RETURN(WeightFiles files, OpenLdmComponent(path, component));
+  CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(path));
+  CF_ASSIGN_OR_RETURN(LdmCheckpointInfo info, InspectLdmCheckpoint(f));
+  return std::optional<SingleFile>(SingleFile{std::move(files), info.family});
+}
+
+// The config a single file has none of: --config, else its family's released one.
+template <typename Config>
+StatusOr<Config> SingleFileConfig(const ModelFlags& m, LdmFamily family, Config (*sd15)(), Config (*sdxl)(),
+                                  bool refiner_like_sdxl) {
+  if (!m.config.empty()) return Config::Load(m.config);
+  if (family == LdmFamily::kSd15) return sd15();
+  if (family == LdmFamily::kSdxl || (refiner_like_sdxl && family == LdmFamily::kSdxlRefiner)) return sdxl();
+  return absl::InvalidArgumentError(absl::StrCat("--model=", m.model, " is a ", LdmFamilyName(family),
+                                                 " checkpoint, which has no built-in config: give --config=PATH"));
+}
 
 void AddModelFlags(cli::App& app, ModelFlags* m, const char* component) {
   app.String("--model", &m->model, "PATH",
-             absl::StrCat("a diffusers folder (with ", component, "/) or the ", component, "/ folder (required)"));
+             absl::StrCat("a diffusers folder (with ", component, "/), the ", component,
+                          "/ folder, or a single-file SD1.5 / SDXL checkpoint (.safetensors) (required)"));
+  app.String("--config", &m->config, "PATH",
+             "the config.json (or its folder) to build with; default: the folder's, or for a single file its "
+             "family's released config");
   app.String("--input", &m->common.input, "FILE", "safetensors file with the model's inputs (required)");
   app.String("--output", &m->common.output, "FILE", "safetensors file to write the outputs to, atomically (required)");
   app.Enum("--device", &m->common.device, {"cpu", "cuda"}, "where to run (cuda: the first GPU)");
@@ -607,18 +639,35 @@ constexpr const char* kUNetInputs =
 Status RunUNet(const ModelFlags& m, const SelfAttentionChoice& choice) {
   const CommonFlags& c = m.common;
   CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
-  CF_ASSIGN_OR_RETURN(std::string folder, ComponentFolder(m.model, "unet", "UNet2DConditionModel"));
+  CF_ASSIGN_OR_RETURN(std::optional<SingleFile> single, OpenSingleFile(m.model, "unet"));
+  std::string folder = m.model;
+  if (!single) {
+    CF_ASSIGN_OR_RETURN(folder, ComponentFolder(m.model, "unet", "UNet2DConditionModel"));
+  }
+  if (single && !m.extra_weights.empty())
+    return absl::UnimplementedError("--extra-weights on a single-file --model is not supported");
   // The authors' ConvFusion folders carry a config.json with their conv1
   // kernel keys beside the conv1 tensors: an --extra-weights folder with a
   // config gives the architecture, the base its other weights.
   std::error_code ec;
   const bool extra_config = !m.extra_weights.empty() &&
                             std::filesystem::exists(std::filesystem::path(m.extra_weights) / "config.json", ec);
-  const std::string config_folder = extra_config ? m.extra_weights : folder;
-  CF_ASSIGN_OR_RETURN(UNet2DConditionConfig config, UNet2DConditionConfig::Load(config_folder));
+  const std::string config_folder = extra_config ? m.extra_weights : !m.config.empty() ? m.config : folder;
+  UNet2DConditionConfig config;
+  if (single) {
+    CF_ASSIGN_OR_RETURN(config, SingleFileConfig(m, single->family, &UNet2DConditionConfig::StableDiffusion15,
+                                                 &UNet2DConditionConfig::StableDiffusionXL, false));
+  } else {
+    CF_ASSIGN_OR_RETURN(config, UNet2DConditionConfig::Load(config_folder));
+  }
   std::vector<std::string> sources = {folder};
   if (!m.extra_weights.empty()) sources.push_back(m.extra_weights);
-  CF_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::Open(sources));
+  WeightFiles files;
+  if (single) {
+    files = std::move(single->files);
+  } else {
+    CF_ASSIGN_OR_RETURN(files, WeightFiles::Open(sources));
+  }
   CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(c.input));
   const DType dtype = ComputeDType(c);
   std::map<std::string, Tensor> inputs;
@@ -695,9 +744,21 @@ int UNetCommand(int argc, char** argv) {
 Status RunVae(const ModelFlags& m, bool encode) {
   const CommonFlags& c = m.common;
   CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
-  CF_ASSIGN_OR_RETURN(std::string folder, ComponentFolder(m.model, "vae", "AutoencoderKL"));
-  CF_ASSIGN_OR_RETURN(AutoencoderKLConfig config, AutoencoderKLConfig::Load(folder));
-  CF_ASSIGN_OR_RETURN(WeightFiles opened, WeightFiles::Open(folder));
+  CF_ASSIGN_OR_RETURN(std::optional<SingleFile> single, OpenSingleFile(m.model, "vae"));
+  std::string folder = m.model;
+  if (!single) {
+    CF_ASSIGN_OR_RETURN(folder, ComponentFolder(m.model, "vae", "AutoencoderKL"));
+  }
+  AutoencoderKLConfig config;
+  WeightFiles opened;
+  if (single) {
+    CF_ASSIGN_OR_RETURN(config, SingleFileConfig(m, single->family, &AutoencoderKLConfig::StableDiffusion15,
+                                                 &AutoencoderKLConfig::StableDiffusionXL, true));
+    opened = std::move(single->files);
+  } else {
+    CF_ASSIGN_OR_RETURN(config, AutoencoderKLConfig::Load(m.config.empty() ? folder : m.config));
+    CF_ASSIGN_OR_RETURN(opened, WeightFiles::Open(folder));
+  }
   int renamed = 0;
   CF_ASSIGN_OR_RETURN(WeightFiles files, WithCurrentVaeAttentionNames(opened, &renamed));
   CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(c.input));
