@@ -22,7 +22,8 @@ the diffusers / transformers model, so the files are a layout diffusers
 accepts. The text encoders' diffusers-named weights (the hub's
 text_encoder/model.safetensors layout, keys text_model.*) are written beside
 them as the reference: <case>_text_encoder.safetensors,
-tiny_sdxl_text_encoder_2.safetensors. Run from the repository root:
+tiny_sdxl_text_encoder_2.safetensors. sd15_keys.txt / sdxl_keys.txt: the
+released UNet's and VAE's LDM key sets, for a full-size name check. Run from the repository root:
 
     pip install torch diffusers transformers safetensors    # PyPI
     python3 tools/make_unet_golden.py && python3 tools/make_vae_golden.py   # the sources
@@ -210,6 +211,27 @@ def check_vae(ckpt, sd, config, dtype):
     AutoencoderKL(**{k: v for k, v in config.items() if not k.startswith("_")}).load_state_dict(conv, strict=True)
 
 
+def write_full_size_keys():
+    """The released SD1.5 / SDXL UNet and VAE key sets in the LDM layout (from
+    diffusers' models on the meta device, this script's inverse, checked with
+    diffusers' converters): <family>_keys.txt, one LDM key a line, for the
+    full-size name check in ldm_checkpoint_test."""
+    for family, unet_file in (("sd15", "sd15_config.json"), ("sdxl", "sdxl_config.json")):
+        unet_config = json.load(open(os.path.join(ROOT, "unet", unet_file)))
+        vae_config = json.load(open(os.path.join(ROOT, "vae", "sd15_vae_config.json")))
+        with torch.device("meta"):
+            unet = UNet2DConditionModel(**{k: v for k, v in unet_config.items() if not k.startswith("_")})
+            vae = AutoencoderKL(**{k: v for k, v in vae_config.items() if not k.startswith("_")})
+        unet_sd, vae_sd = unet.state_dict(), vae.state_dict()
+        ckpt = unet_to_ldm(unet_sd, unet_config)
+        ckpt.update(vae_to_ldm(vae_sd, vae_config))
+        assert set(convert_ldm_unet_checkpoint(ckpt, unet_config)) == set(unet_sd)
+        assert set(convert_ldm_vae_checkpoint(ckpt, vae_config)) == set(vae_sd)
+        with open(os.path.join(OUT, f"{family}_keys.txt"), "w") as f:
+            f.write("".join(k + "\n" for k in sorted(ckpt)))
+        print(f"{family}: {len(unet_sd)} UNet and {len(vae_sd)} VAE keys")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     vae_dir = os.path.join(ROOT, "vae", "tiny_vae", "vae")
@@ -255,6 +277,7 @@ def main():
         for name, sd in refs.items():
             save_file(sd, os.path.join(OUT, name), {"case": case, "made_by": "tools/make_ldm_golden.py"})
         print(f"{case}: {len(ckpt)} tensors, checked against diffusers' converters")
+    write_full_size_keys()
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print(f"tests/data/ldm: {total / 1e6:.2f} MB")
 

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -209,6 +210,44 @@ TEST(LdmCheckpoint, TextEncodersGiveDiffusersNames) {
       EXPECT_EQ(ToDoubles(a), ToDoubles(b));
       again["proj"].transpose = true;  // a transpose of a transpose is not composed
       ExpectError(single.WithAliases(again).status(), {"'proj' reshapes 'text_projection.weight'"});
+    }
+  }
+}
+
+// The released SD1.5 and SDXL UNets and VAE at full size: the LDM key sets
+// (tests/data/ldm/<family>_keys.txt, checked against diffusers' converters)
+// present exactly the names the shape-only graphs declare.
+TEST(LdmCheckpoint, ReleasedKeySetsGiveTheGraphsParameters) {
+  TempDir dir;
+  for (const char* family : {"sd15", "sdxl"}) {
+    SCOPED_TRACE(family);
+    std::ifstream in(Data(std::string("ldm/") + family + "_keys.txt"));
+    std::vector<std::pair<std::string, Tensor>> ts;
+    for (std::string k; std::getline(in, k);) ts.push_back({k, FromDoubles({0}, Shape{1}, DType::f16)});
+    ASSERT_GT(ts.size(), 900u);
+    const std::string file = dir / (std::string(family) + ".safetensors");
+    CF_ASSERT_OK(WriteSafetensors(file, ts));
+    CF_ASSERT_OK_AND_ASSIGN(SafetensorsFile f, SafetensorsFile::Open(file));
+    CF_ASSERT_OK_AND_ASSIGN(LdmCheckpointInfo info, InspectLdmCheckpoint(f));
+    EXPECT_EQ(info.family, std::string(family) == "sd15" ? LdmFamily::kSd15 : LdmFamily::kSdxl);
+    const bool xl = std::string(family) == "sdxl";
+    Graph gu, gv;
+    Builder bu(&gu), bv(&gv);
+    const auto unet = xl ? UNet2DConditionConfig::StableDiffusionXL() : UNet2DConditionConfig::StableDiffusion15();
+    CF_ASSERT_OK(BuildUNet2DConditionGraph(bu, unet, {.height = 64, .width = 64}).status());
+    const auto vae = AutoencoderKLConfig::StableDiffusion15();
+    CF_ASSERT_OK(BuildVaeEncodeGraph(bv, vae, {.height = 64, .width = 64}).status());
+    CF_ASSERT_OK(BuildVaeDecodeGraph(bv, vae, {.height = 64, .width = 64}).status());
+    for (const auto& [component, g] : {std::pair<const char*, Graph*>{"unet", &gu}, {"vae", &gv}}) {
+      SCOPED_TRACE(component);
+      CF_ASSERT_OK_AND_ASSIGN(LdmComponentMap m, MapLdmComponent(f, component));
+      std::set<std::string> presented, declared;
+      for (const auto& [name, _] : m.aliases) presented.insert(name);
+      for (int id : g->Parameters()) declared.insert(g->value(id).name);
+      EXPECT_EQ(presented, declared);
+      // Every declared name maps back to the key it was read from.
+      for (const auto& [name, a] : m.aliases) EXPECT_EQ(m.source_of(name), a.source) << name;
+      std::printf("%s %s: %zu keys -> %zu parameters\n", family, component, m.aliases.size(), declared.size());
     }
   }
 }
