@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Summarises a gpu_check run: test counts, our CUDA microbenchmarks (time,
-TFLOP/s, GB/s) and the PyTorch baseline of the same run. Writes summary.json
-into the results folder and prints a short table.
+TFLOP/s, GB/s), the PyTorch baseline of the same run, and the efficiency
+harness (`convfusion-bench latency --device=cuda`, WORK_DIR/latency_*.json)
+beside PyTorch at the same shapes (bench/torch/latency_gpu.py and the authors'
+eager ConvBlock): ours/theirs per shape and the ConvBlock / self-attention
+ratios on the card. Writes bench.json, latency.json (our latency cells, all
+runs merged) and summary.json into the results folder and prints the tables,
+a short speed-up table last.
 Usage: gpu_summary.py RESULTS_DIR WORK_DIR"""
 import glob
 import json
@@ -64,6 +69,7 @@ def main():
         for name, c in cases.items():
             print(f"{name[:60]:60s} {c['ms']:9.4f} {c['tflops']:8.2f} {c['gbps']:8.1f}")
     summary["convblock"] = convblock_rows(work, cases)
+    summary["latency"] = latency_rows(results, work, cases)
     with open(os.path.join(results, "summary.json") + ".tmp", "w") as f:
         json.dump(summary, f, indent=1)
     os.replace(os.path.join(results, "summary.json") + ".tmp", os.path.join(results, "summary.json"))
@@ -117,6 +123,87 @@ def convblock_rows(work, cases):
         label = f"{r['what']} {r['shape']} K={r['kernel']} {r['dtype']}"
         print(f"{label[:44]:44s} {r['us']:10.1f} {fl:9.1f} {r['x_floor']:7.2f} {tn:10.1f} {tc:10.1f} "
               f"{r['speedup_vs_torch']:7.2f}")
+    return rows
+
+
+# The harness's resolution labels and the ConvBlock baseline's shape names.
+CONVBLOCK_SHAPE_OF = {"512": "sd15_512", "1024": "sd15_1024", "2K": "sd15_2k", "4K": "sd15_4k"}
+
+
+def theirs_for(row, cases):
+    """PyTorch's case for one of our latency cells, or None: latency_gpu.py's
+    latency_<module>_<res>_<dtype>, or for a ConvBlock the authors' eager block
+    (f16, the faster of NCHW and channels-last, forward)."""
+    mod, res, dt = row["module"], row["resolution"], row["dtype"]
+    if mod.startswith("convblock_k"):
+        shape = CONVBLOCK_SHAPE_OF.get(res)
+        found = [cases[n] for n in (f"convblock_{shape}_{mod[10:]}_{lay}_{dt}_fwd" for lay in ("nchw", "cl"))
+                 if n in cases]
+        return min(found, key=lambda c: c["ms"]) if found else None
+    return cases.get(f"latency_{mod}_{res}_{dt}")
+
+
+def latency_rows(results, work, cases):
+    """Our latency cells (the first of each module, resolution and dtype over
+    the runs) beside PyTorch's; writes results/latency.json. Returns the rows."""
+    rows, seen = [], set()
+    for path in sorted(glob.glob(os.path.join(work, "latency_*.json"))):
+        try:
+            data = json.load(open(path))
+        except (OSError, json.JSONDecodeError):
+            print(f"latency: {os.path.basename(path)} unreadable (the run was cut short?)")
+            continue
+        for t in data.get("tables", [data]):
+            for r in t.get("rows", []):
+                key = (r["module"], r["resolution"], r["dtype"])
+                if key not in seen:
+                    seen.add(key)
+                    rows.append(r)
+    if not rows:
+        return rows
+    with open(os.path.join(results, "latency.json") + ".tmp", "w") as f:
+        json.dump({"rows": rows}, f, indent=1)
+    os.replace(os.path.join(results, "latency.json") + ".tmp", os.path.join(results, "latency.json"))
+    print(f"\n{'latency (Table 2), ours vs PyTorch':40s} {'ours med':>9s} {'ours min':>9s} {'torch med':>9s} "
+          f"{'torch min':>9s} {'speedup':>7s}  (ms; speedup = torch med / ours med)")
+    for r in rows:
+        ours = r.get("median_ms", 0.0) if not r.get("note", "").startswith("skipped") else 0.0
+        c = theirs_for(r, cases)
+        tm, tmin = (c["ms"], c.get("min_ms", c["ms"])) if c else (0.0, 0.0)
+        r["torch_ms"], r["torch_min_ms"] = tm, tmin
+        r["speedup_vs_torch"] = tm / ours if tm and ours else 0.0
+        label = f"{r['module']} {r['resolution']} {r['dtype']}"
+        print(f"{label[:40]:40s} {ours:9.3f} {r.get('min_ms', 0.0):9.3f} {tm:9.3f} {tmin:9.3f} "
+              f"{r['speedup_vs_torch']:7.2f}" + (f"  {r['note']}" if r.get("note") else ""))
+    # The paper's ratio: a module's time over self-attention's, each side on its own.
+    print(f"\n{'time / self-attention, same card':40s} {'ours':>9s} {'torch':>9s}")
+    by = {(r["module"], r["resolution"], r["dtype"]): r for r in rows}
+    for r in rows:
+        if r["module"] in ("self_attention", "denoiser_self_attention"):
+            continue
+        base = by.get(("denoiser_self_attention" if r["module"].startswith("denoiser_") else "self_attention",
+                       r["resolution"], r["dtype"]))
+        if not base:
+            continue
+        ours = r.get("median_ms", 0.0) / base["median_ms"] if base.get("median_ms") else 0.0
+        theirs = r["torch_ms"] / base["torch_ms"] if r.get("torch_ms") and base.get("torch_ms") else 0.0
+        r["ratio_torch"] = theirs
+        label = f"{r['module']} {r['resolution']} {r['dtype']}"
+        print(f"{label[:40]:40s} {ours:9.3f} {theirs:9.3f}")
+    # Last, short: our speed-up over PyTorch per module and resolution, f16.
+    mods = [m for m in ("self_attention", "neighborhood_k13", "convblock_k13", "convblock_k25",
+                        "denoiser_self_attention") if any(k[0] == m for k in by)]
+    short = {"self_attention": "SA", "neighborhood_k13": "NA13", "convblock_k13": "CB13", "convblock_k25": "CB25",
+             "denoiser_self_attention": "UNet"}
+    for dt in ("f16", "bf16"):
+        ress = [res for res in ("512", "1024", "2K", "4K") if any(k[1] == res and k[2] == dt for k in by)]
+        if not ress:
+            continue
+        print(f"\nspeed-up over PyTorch, {dt} (torch / ours; - = not measured)")
+        print(f"{'res':6s}" + "".join(f"{short[m]:>7s}" for m in mods))
+        for res in ress:
+            cells = [by.get((m, res, dt), {}).get("speedup_vs_torch", 0.0) for m in mods]
+            print(f"{res:6s}" + "".join(f"{c:7.2f}" if c else f"{'-':>7s}" for c in cells))
     return rows
 
 

@@ -26,20 +26,26 @@ def bench(fn, iters=10, warmup=3):
     return start.elapsed_time(stop) / iters
 
 
+def natten_mask_mod(height, width, kernel):
+    """flex_attention's mask_mod for NATTEN's K x K windows on a height x width
+    map of row-major tokens, clamped at the borders (bench/torch/latency_gpu.py
+    uses it too)."""
+    def natten(b, h, q_idx, kv_idx):
+        qi, qj = q_idx // width, q_idx % width
+        ki, kj = kv_idx // width, kv_idx % width
+        si = torch.clamp(qi - kernel // 2, 0, height - kernel)
+        sj = torch.clamp(qj - kernel // 2, 0, width - kernel)
+        return (ki >= si) & (ki < si + kernel) & (kj >= sj) & (kj < sj + kernel)
+    return natten
+
+
 def main():
     out_path = sys.argv[1]
     dev = torch.device("cuda")
     side, kernel, heads, d, batch = 128, 13, 8, 40, 2
     n = side * side
 
-    def natten(b, h, q_idx, kv_idx):
-        qi, qj = q_idx // side, q_idx % side
-        ki, kj = kv_idx // side, kv_idx % side
-        si = torch.clamp(qi - kernel // 2, 0, side - kernel)
-        sj = torch.clamp(qj - kernel // 2, 0, side - kernel)
-        return (ki >= si) & (ki < si + kernel) & (kj >= sj) & (kj < sj + kernel)
-
-    mask = create_block_mask(natten, B=None, H=None, Q_LEN=n, KV_LEN=n, device=dev)
+    mask = create_block_mask(natten_mask_mod(side, side, kernel), B=None, H=None, Q_LEN=n, KV_LEN=n, device=dev)
     compiled = torch.compile(flex_attention)
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cases": {}}
     for dt, tag in ((torch.float16, "f16"), (torch.bfloat16, "bf16")):
