@@ -167,13 +167,15 @@ def latency_rows(results, work, cases):
     print(f"\n{'latency (Table 2), ours vs PyTorch':40s} {'ours med':>9s} {'ours min':>9s} {'torch med':>9s} "
           f"{'torch min':>9s} {'speedup':>7s}  (ms; speedup = torch med / ours med)")
     for r in rows:
-        ours = r.get("median_ms", 0.0) if not r.get("note", "").startswith("skipped") else 0.0
+        for k in ("median_ms", "min_ms"):  # null where a cell was skipped
+            r[k] = r.get(k) or 0.0
+        ours = r["median_ms"]
         c = theirs_for(r, cases)
         tm, tmin = (c["ms"], c.get("min_ms", c["ms"])) if c else (0.0, 0.0)
         r["torch_ms"], r["torch_min_ms"] = tm, tmin
         r["speedup_vs_torch"] = tm / ours if tm and ours else 0.0
         label = f"{r['module']} {r['resolution']} {r['dtype']}"
-        print(f"{label[:40]:40s} {ours:9.3f} {r.get('min_ms', 0.0):9.3f} {tm:9.3f} {tmin:9.3f} "
+        print(f"{label[:40]:40s} {ours:9.3f} {r['min_ms']:9.3f} {tm:9.3f} {tmin:9.3f} "
               f"{r['speedup_vs_torch']:7.2f}" + (f"  {r['note']}" if r.get("note") else ""))
     # The paper's ratio: a module's time over self-attention's, each side on its own.
     print(f"\n{'time / self-attention, same card':40s} {'ours':>9s} {'torch':>9s}")
@@ -185,7 +187,7 @@ def latency_rows(results, work, cases):
                        r["resolution"], r["dtype"]))
         if not base:
             continue
-        ours = r.get("median_ms", 0.0) / base["median_ms"] if base.get("median_ms") else 0.0
+        ours = r["median_ms"] / base["median_ms"] if base["median_ms"] else 0.0
         theirs = r["torch_ms"] / base["torch_ms"] if r.get("torch_ms") and base.get("torch_ms") else 0.0
         r["ratio_torch"] = theirs
         label = f"{r['module']} {r['resolution']} {r['dtype']}"
@@ -195,10 +197,8 @@ def latency_rows(results, work, cases):
                         "denoiser_self_attention") if any(k[0] == m for k in by)]
     short = {"self_attention": "SA", "neighborhood_k13": "NA13", "convblock_k13": "CB13", "convblock_k25": "CB25",
              "denoiser_self_attention": "UNet"}
-    for dt in ("f16", "bf16"):
+    for dt in [d for d in ("f16", "bf16", "f32") if any(k[2] == d for k in by)]:
         ress = [res for res in ("512", "1024", "2K", "4K") if any(k[1] == res and k[2] == dt for k in by)]
-        if not ress:
-            continue
         print(f"\nspeed-up over PyTorch, {dt} (torch / ours; - = not measured)")
         print(f"{'res':6s}" + "".join(f"{short[m]:>7s}" for m in mods))
         for res in ress:
