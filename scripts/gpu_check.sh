@@ -26,7 +26,7 @@
 #   scripts/torch_baseline.py (floors, ops, SDPA) ~40 s   limit 100 s
 #   scripts/torch_baseline.py --convblock        ~50 s    limit 120 s
 #   summary                                      ~2 s
-#   total                                        ~480 s
+#   total                                        ~475 s (the 470 s cap trims the last step if all run long)
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
