@@ -15,6 +15,7 @@
 #include "ops/conv/conv_cpu.h"
 #include "ops/cpu_util.h"
 #include "ops/matmul/cpu_gemm.h"
+#include "runtime/scratch.h"
 
 namespace cf {
 namespace {
@@ -120,12 +121,13 @@ template <typename T> void ConvForwardGemmCpu(const ConvParams& p, const T* x, c
     return;
   }
   const int64_t rows = p.n * p.ho, band = BandRows(p);
-  std::vector<T> col(static_cast<size_t>(std::min(band, rows) * p.wo * kdim));
+  ScratchBuffer col_buf(std::min(band, rows) * p.wo * kdim * static_cast<int64_t>(sizeof(T)));
+  T* col = col_buf.as<T>();  // written by Im2Col before each read
   for (int64_t r0 = 0; r0 < rows; r0 += band) {
     const int64_t r1 = std::min(rows, r0 + band);
     for (int64_t g = 0; g < p.groups; ++g) {
-      Im2Col(p, x, g, r0, r1, col.data());
-      gemm::GemmPacked<T, T>((r1 - r0) * p.wo, gemm::RowMajor<T>(col.data(), kdim), wp[g],
+      Im2Col(p, x, g, r0, r1, col);
+      gemm::GemmPacked<T, T>((r1 - r0) * p.wo, gemm::RowMajor<T>(col, kdim), wp[g],
                              y + r0 * p.wo * p.cout + g * cog, p.cout, epilogue(g));
     }
   }
@@ -156,12 +158,13 @@ template <typename T> void ConvBackwardInputGemmCpu(const ConvParams& p, const T
   }
   std::fill_n(acc, numel, F(0));
   const int64_t rows = p.n * p.ho, band = BandRows(p);
-  std::vector<F> dcol(static_cast<size_t>(std::min(band, rows) * p.wo * kdim));
+  ScratchBuffer dcol_buf(std::min(band, rows) * p.wo * kdim * static_cast<int64_t>(sizeof(F)));
+  F* dcol = dcol_buf.as<F>();  // written by the GEMM before each read
   for (int64_t r0 = 0; r0 < rows; r0 += band) {
     const int64_t r1 = std::min(rows, r0 + band);
     for (int64_t g = 0; g < p.groups; ++g) {
-      gemm::GemmPacked<T, F>((r1 - r0) * p.wo, dy_rows(r0 * p.wo, g), wp[g], dcol.data(), kdim);
-      Col2ImGather(p, dcol.data(), g, r0, r1, acc);
+      gemm::GemmPacked<T, F>((r1 - r0) * p.wo, dy_rows(r0 * p.wo, g), wp[g], dcol, kdim);
+      Col2ImGather(p, dcol, g, r0, r1, acc);
     }
   }
   if constexpr (!std::is_same_v<T, F>) StoreAll(acc, dx, numel);
@@ -188,14 +191,15 @@ template <typename T> void ConvBackwardWeightGemmCpu(const ConvParams& p, const 
   } else {
     const int64_t rows = p.n * p.ho, band = BandRows(p);
     if (rows == 0) std::fill_n(acc, numel, F(0));
-    std::vector<T> col(static_cast<size_t>(std::min(band, rows) * p.wo * kdim));
+    ScratchBuffer col_buf(std::min(band, rows) * p.wo * kdim * static_cast<int64_t>(sizeof(T)));
+    T* col = col_buf.as<T>();  // written by Im2Col before each read
     for (int64_t r0 = 0; r0 < rows; r0 += band) {
       const int64_t r1 = std::min(rows, r0 + band);
       for (int64_t g = 0; g < p.groups; ++g) {
-        Im2Col(p, x, g, r0, r1, col.data());
+        Im2Col(p, x, g, r0, r1, col);
         gemm::Epilogue<F> ep;
         ep.accumulate = r0 > 0;
-        gemm::Gemm<T, T, F>(cog, kdim, (r1 - r0) * p.wo, dy_t(r0 * p.wo, g), gemm::RowMajor<T>(col.data(), kdim),
+        gemm::Gemm<T, T, F>(cog, kdim, (r1 - r0) * p.wo, dy_t(r0 * p.wo, g), gemm::RowMajor<T>(col, kdim),
                             acc + g * cog * kdim, kdim, ep);
       }
     }

@@ -398,8 +398,8 @@ template <typename TB, typename Acc> PackedB<Acc> PackB(int64_t k, int64_t n, Ma
   p.kc_ = kKC;
   p.n_pad_ = (n + nr - 1) / nr * nr;
   const int64_t panels = p.n_pad_ / nr;
-  p.data_.reset(new Acc[std::max<int64_t>(1, k * p.n_pad_)]);
-  Acc* data = p.data_.get();
+  p.data_ = ScratchBuffer(std::max<int64_t>(1, k * p.n_pad_) * static_cast<int64_t>(sizeof(Acc)));
+  Acc* data = static_cast<Acc*>(p.data_.data());
   const int64_t n_pad = p.n_pad_;
   // One task per (K block, panel); each writes its own kc x NR slab.
   ParallelFor(0, kblocks * panels, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, std::min(k, kKC))),

@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "runtime/scratch.h"
 #include "runtime/status.h"
 
 namespace cf::gemm {
@@ -57,13 +58,13 @@ template <typename Acc> class PackedB {
   int64_t kc() const { return kc_; }      // its K block (KC, balanced over K)
   // The panel of columns [jp * NR, (jp + 1) * NR) of rows [pc, pc + kc) (pc a
   // multiple of kc()): kc x NR values, row by row, zero-padded past N.
-  const Acc* panel(int64_t pc, int64_t kc, int64_t jp) const { return data_.get() + pc * n_pad_ + jp * kc * nr_; }
+  const Acc* panel(int64_t pc, int64_t kc, int64_t jp) const { return data_.as<Acc>() + pc * n_pad_ + jp * kc * nr_; }
 
  private:
   template <typename TB, typename A> friend PackedB<A> PackB(int64_t, int64_t, MatRef<TB>);
   int64_t k_ = 0, n_ = 0, n_pad_ = 0, kc_ = 1;
   int nr_ = 0, kernel_ = 0;
-  std::unique_ptr<Acc[]> data_;
+  ScratchBuffer data_;  // reused across calls (runtime/scratch.h)
 };
 
 // Packs B [K, N] (in parallel). Acc = GemmAcc of the output type.
