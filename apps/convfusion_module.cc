@@ -18,6 +18,10 @@
 //     time_ids [B, 6] for SDXL) -> output [B, C, H, W]
 //   convfusion-module vae-decode | vae-encode --model=PATH ...
 //     latents [B, 4, h, w] -> output [B, 3, 8h, 8w]; image [B, 3, H, W] -> latent_mean, latent_logvar
+//   convfusion-module text-encoder --model=PATH [--encoder=1|2] [--prompt=TEXT ... [--tokenizer=PATH]]
+//       [--attention-mask] ...
+//     input_ids [B, T] -> last_hidden_state, hidden_states_penultimate [B, T, D], pooled_output [B, D]
+//     (+ text_embeds [B, P] for CLIPTextModelWithProjection)
 //   PATH: a diffusers folder (unet/, vae/), one component folder, or a single-file SD1.5 / SDXL
 //   checkpoint (.safetensors; --config=PATH, else its family's released config); what loaded is printed.
 //
@@ -49,6 +53,7 @@
 #include "graph/executor.h"
 #include "nn/convblock.h"
 #include "nn/autoencoder_kl.h"
+#include "nn/clip_text_model.h"
 #include "nn/clip_tokenizer.h"
 #include "nn/diffusers_config.h"
 #include "nn/ldm_checkpoint.h"
@@ -824,6 +829,153 @@ int VaeCommand(int argc, char** argv, bool encode) {
 int VaeDecodeCommand(int argc, char** argv) { return VaeCommand(argc, argv, /*encode=*/false); }
 int VaeEncodeCommand(int argc, char** argv) { return VaeCommand(argc, argv, /*encode=*/true); }
 
+// ---- text-encoder: transformers' CLIPTextModel / CLIPTextModelWithProjection -----------
+
+constexpr const char* kTextEncoderInputs = "text-encoder needs input_ids [B, T] (or --prompt)";
+
+// The token ids (and mask) of --prompt with the tokenizer, padded to the model's positions.
+Status TokenizePrompts(const std::string& tokenizer, const std::vector<std::string>& prompts, int64_t length,
+                       std::map<std::string, Tensor>* out) {
+  CF_ASSIGN_OR_RETURN(ClipTokenizer tok, ClipTokenizer::Load(tokenizer));
+  std::vector<int64_t> ids, mask;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    StatusOr<ClipEncoding> e = tok.Tokenize(prompts[i], length);
+    if (!e.ok()) return Status(e.status().code(), absl::StrCat("--prompt #", i + 1, ": ", e.status().message()));
+    ids.insert(ids.end(), e->ids.begin(), e->ids.end());
+    mask.insert(mask.end(), e->attention_mask.begin(), e->attention_mask.end());
+  }
+  const Shape shape{static_cast<int64_t>(prompts.size()), length};
+  CF_ASSIGN_OR_RETURN((*out)["input_ids"], Tensor::FromValues<int64_t>(ids, shape));
+  CF_ASSIGN_OR_RETURN((*out)["attention_mask"], Tensor::FromValues<int64_t>(mask, shape));
+  return absl::OkStatus();
+}
+
+Status RunTextEncoder(const ModelFlags& m, int encoder, const std::vector<std::string>& prompts,
+                      std::string tokenizer, bool use_mask) {
+  namespace fs = std::filesystem;
+  const CommonFlags& c = m.common;
+  CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
+  const std::string component = encoder == 2 ? "text_encoder_2" : "text_encoder";
+  CF_ASSIGN_OR_RETURN(std::string folder, ComponentFolder(m.model, component, ""));
+  CF_ASSIGN_OR_RETURN(ClipTextConfig config, ClipTextConfig::Load(m.config.empty() ? folder : m.config));
+  CF_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::Open(folder));
+
+  std::map<std::string, Tensor> raw;  // input_ids (+ attention_mask) as given
+  std::string source;
+  if (!prompts.empty()) {
+    if (tokenizer.empty()) {  // the diffusers folder's own tokenizer
+      const fs::path t = fs::path(m.model) / (encoder == 2 ? "tokenizer_2" : "tokenizer");
+      std::error_code ec;
+      if (folder == m.model || !fs::is_directory(t, ec))
+        return absl::InvalidArgumentError(absl::StrCat("--prompt: --model=", m.model, " has no ", t.filename().string(),
+                                                       "/ folder; give --tokenizer=PATH"));
+      tokenizer = t.string();
+    }
+    CF_RETURN_IF_ERROR(TokenizePrompts(tokenizer, prompts, config.max_positions, &raw));
+    source = absl::StrCat(prompts.size(), " prompt(s) tokenized by ", tokenizer);
+  } else {
+    CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(c.input));
+    CF_ASSIGN_OR_RETURN(raw["input_ids"], ReadInput(f, "input_ids", kTextEncoderInputs));
+    CF_RETURN_IF_ERROR(CheckRank("input_ids", raw["input_ids"], 2, "[B, T]"));
+    if (use_mask) {
+      CF_ASSIGN_OR_RETURN(raw["attention_mask"], ReadInput(f, "attention_mask", "--attention-mask needs it, [B, T]"));
+    }
+    source = c.input;
+  }
+  const Tensor& ids = raw.at("input_ids");
+  const int64_t B = ids.shape()[0], T = ids.shape()[1];
+  if (T < 1 || T > config.max_positions)
+    return absl::InvalidArgumentError(absl::StrCat("tensor ", Describe("input_ids", ids), " has ", T,
+                                                   " tokens; the model takes 1 to ", config.max_positions));
+  std::map<std::string, Tensor> inputs;
+  CF_ASSIGN_OR_RETURN(inputs["pooled_index"], ClipPooledIndex(ids, config));  // also checks every id
+  CF_ASSIGN_OR_RETURN(std::vector<double> idv, ids.ToVector<double>());
+  std::vector<int64_t> id64(idv.begin(), idv.end());
+  CF_ASSIGN_OR_RETURN(inputs["input_ids"], Tensor::FromValues<int64_t>(id64, ids.shape()));
+  if (use_mask) {
+    const Tensor& mt = raw.at("attention_mask");
+    if (mt.shape() != ids.shape())
+      return absl::InvalidArgumentError(absl::StrCat("tensor ", Describe("attention_mask", mt), " is not [B, T] = [",
+                                                     B, ", ", T, "] (from ", Describe("input_ids", ids), ")"));
+    CF_ASSIGN_OR_RETURN(std::vector<double> mv, mt.ToVector<double>());
+    CF_ASSIGN_OR_RETURN(Tensor u8, Tensor::Empty(mt.shape(), DType::u8));
+    for (size_t i = 0; i < mv.size(); ++i) u8.data<uint8_t>()[i] = mv[i] != 0 ? 1 : 0;
+    inputs["attention_mask"] = u8;
+  }
+
+  ModelReport r;
+  r.component = component;
+  r.folder = folder;
+  r.note = config.note;
+  r.extra = absl::StrCat("  config: ", config.Describe(), ", pooled at ",
+                         config.eos_token_id == 2 ? "argmax(input_ids) (eos_token_id 2, the legacy rule)"
+                                                  : absl::StrCat("the first id ", config.eos_token_id),
+                         "\n  input_ids [", B, ", ", T, "] from ", source, use_mask ? ", with attention_mask" : "",
+                         "\n");
+  const BuildFn build = [&](Builder& b, const std::map<std::string, Value>& in) {
+    ClipTextInputs ti{.input_ids = in.at("input_ids"), .pooled_index = in.at("pooled_index")};
+    if (use_mask) ti.attention_mask = in.at("attention_mask");
+    ClipTextOutputs o = ClipTextModel(b, config, ti, {.params = {.dtype = ComputeDType(c)}});
+    if (!b.ok()) return Outputs{};
+    StatusOr<LoadedWeights> w = LoadClipTextWeights(b.graph(), files);
+    if (!w.ok()) {
+      b.Fail(w.status());
+      return Outputs{};
+    }
+    for (auto& [name, t] : w->parameters) b.graph().mutable_value(b.graph().FindParameter(name)).data = t;
+    for (int id : b.graph().Parameters()) r.parameters += b.graph().value(id).type.shape.numel();
+    r.weights = absl::StrCat(w->Summary(), " from ", absl::StrJoin(files.files(), ", "));
+    if (!w->unexpected.empty()) r.unexpected = "text_model.embeddings.position_ids (an index buffer, not a weight)";
+    PrintReport(r, c);
+    Outputs outs = {{"last_hidden_state", o.last_hidden_state}};
+    if (config.num_layers >= 1)
+      outs.push_back({"hidden_states_penultimate", o.hidden_states[o.hidden_states.size() - 2]});
+    outs.push_back({"pooled_output", o.pooled_output});
+    if (o.text_embeds.valid()) outs.push_back({"text_embeds", o.text_embeds});
+    return outs;
+  };
+  return RunAndWrite(c, inputs, build, {{"module", "text-encoder"}, {"model", folder}});
+}
+
+int TextEncoderCommand(int argc, char** argv) {
+  cli::App app(absl::StrCat(kProgram, " text-encoder"),
+               "transformers' CLIPTextModel / CLIPTextModelWithProjection from --model on input_ids [B, T] from "
+               "--input (or --prompt); writes last_hidden_state [B, T, D], hidden_states_penultimate [B, T, D] "
+               "(SDXL's conditioning), pooled_output [B, D] and, with a projection, text_embeds [B, P].");
+  ModelFlags m;
+  int64_t encoder = 1;
+  std::string tokenizer, unused_prompt;
+  bool use_mask = false;
+  AddModelFlags(app, &m, "text_encoder");
+  app.Int("--encoder", &encoder, 1, 2, "with a diffusers folder: 1 = text_encoder/, 2 = text_encoder_2/ (SDXL)");
+  app.String("--prompt", &unused_prompt, "TEXT", "a prompt instead of --input (repeat for a batch)");
+  app.String("--tokenizer", &tokenizer, "PATH",
+             "tokenizer folder or .gz for --prompt (default: the diffusers folder's tokenizer/ or tokenizer_2/)");
+  app.Flag("--attention-mask", &use_mask,
+           "also mask padded tokens with attention_mask (from --input, or the tokenizer's); SD pipelines do not");
+  std::vector<std::string> prompts;
+  std::vector<char*> rest = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--prompt=", 0) == 0) {
+      prompts.push_back(a.substr(9));
+    } else if (a == "--prompt") {
+      if (i + 1 >= argc) return UsageError(app, "--prompt: needs a value");
+      prompts.push_back(argv[++i]);
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  if (const int code = app.Parse(static_cast<int>(rest.size()), rest.data()); code >= 0) return code;
+  if (m.model.empty()) return UsageError(app, "--model: is required");
+  if (m.common.output.empty()) return UsageError(app, "--output: is required");
+  if (prompts.empty() == m.common.input.empty())
+    return UsageError(app, prompts.empty() ? "--input or --prompt: one is required"
+                                           : "--input and --prompt: give one, not both");
+  if (!tokenizer.empty() && prompts.empty()) return UsageError(app, "--tokenizer: only with --prompt");
+  return RunBody(app, [&] { return RunTextEncoder(m, static_cast<int>(encoder), prompts, tokenizer, use_mask); });
+}
+
 // ---- The table of subcommands -----------------------------------------------------
 
 struct Subcommand {
@@ -845,6 +997,10 @@ constexpr Subcommand kSubcommands[] = {
     {"vae-decode", "diffusers AutoencoderKL decoder: --model=FOLDER, latents -> output", VaeDecodeCommand},
     {"vae-encode", "diffusers AutoencoderKL encoder: --model=FOLDER, image -> latent_mean, latent_logvar",
      VaeEncodeCommand},
+    {"text-encoder",
+     "transformers CLIP text encoder: --model=FOLDER [--encoder=2], input_ids or --prompt -> last_hidden_state, "
+     "hidden_states_penultimate, pooled_output (+ text_embeds)",
+     TextEncoderCommand},
 };
 
 std::string TopHelp() {

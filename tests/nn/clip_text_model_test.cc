@@ -288,7 +288,8 @@ TEST(ClipTextModel, ReadsTheTransformers5Layout) {
     flat.push_back({k.substr(std::string("text_model.").size()), CastTo(t, DType::bf16)});
   }
   CF_ASSERT_OK(WriteSafetensors((dir / "model.safetensors").string(), flat, {}));
-  CF_ASSERT_OK_AND_ASSIGN(SafetensorsFile io, SafetensorsFile::Open(DataDir() + "/tiny_sdxl/io_text_encoder.safetensors"));
+  CF_ASSERT_OK_AND_ASSIGN(SafetensorsFile io,
+                          SafetensorsFile::Open(DataDir() + "/tiny_sdxl/io_text_encoder.safetensors"));
   CF_ASSERT_OK_AND_ASSIGN(RunResult r, RunTiny(dir.string(), io, false));
   EXPECT_TRUE(r.weights.unexpected.empty());
   // bf16 weights: their rounding (2^-9 relative) shows in the output.
@@ -323,11 +324,13 @@ TEST(ClipTextModel, WrongWeightsAreReportedAllAtOnce) {
   CF_ASSERT_OK(BuildClipTextGraph(b, c, {.batch = 1, .tokens = 5}).status());
   CF_ASSERT_OK_AND_ASSIGN(WeightFiles files, WeightFiles::Open(DataDir() + "/tiny_sdxl/text_encoder"));
   ExpectError(LoadClipTextWeights(g, files).status(),
-              {"17 missing", "text_model.encoder.layers.3.mlp.fc2.bias f32[16]", "text_projection.weight f32[768, 16]"});
+              {"17 missing", "text_model.encoder.layers.3.mlp.fc2.bias f32[16]",
+               "text_projection.weight f32[768, 16]"});
   // The other encoder's weights: mis-shaped tensors, named with both shapes.
   CF_ASSERT_OK_AND_ASSIGN(WeightFiles other, WeightFiles::Open(DataDir() + "/tiny_sdxl/text_encoder_2"));
   ExpectError(LoadClipTextWeights(g, other).status(),
-              {"mis-shaped", "text_model.embeddings.token_embedding.weight: file F32[600, 32]", "expected [49408, 16]"});
+              {"mis-shaped", "text_model.embeddings.token_embedding.weight: file F32[600, 32]",
+               "expected [49408, 16]"});
 }
 
 }  // namespace
