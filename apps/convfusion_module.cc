@@ -16,6 +16,9 @@
 //   convfusion-module unet --model=PATH [--attention=CHOICE] [--extra-weights=PATH] ...
 //     sample [B, C, H, W], timestep [] or [B], encoder_hidden_states [B, T, D] (+ text_embeds [B, Dt],
 //     time_ids [B, 6] for SDXL) -> output [B, C, H, W]
+//   convfusion-module transformer --model=PATH [--attention=CHOICE[,SCOPE=CHOICE...]] [--extra-weights=PATH] ...
+//     hidden_states [B, C, H, W], timestep [] or [B], encoder_hidden_states [B, T, D] (+ encoder_attention_mask
+//     [B, T], resolution [B, 2] and aspect_ratio [B, 1] for PixArt-alpha 1024) -> output [B, Cout, H, W]
 //   convfusion-module vae-decode | vae-encode --model=PATH ...
 //     latents [B, 4, h, w] -> output [B, 3, 8h, 8w]; image [B, 3, H, W] -> latent_mean, latent_logvar
 //   convfusion-module text-encoder --model=PATH [--encoder=1|2] [--prompt=TEXT ... [--tokenizer=PATH]]
@@ -57,6 +60,7 @@
 #include "nn/clip_tokenizer.h"
 #include "nn/diffusers_config.h"
 #include "nn/ldm_checkpoint.h"
+#include "nn/pixart_transformer.h"
 #include "nn/safetensors.h"
 #include "nn/unet2d_condition.h"
 #include "nn/weights.h"
@@ -501,7 +505,7 @@ int TokenizeCommand(int argc, char** argv) {
 // has a config.json (a whole diffusers folder), else PATH itself. A
 // config naming another class is refused (a unet/ folder given to vae-decode).
 StatusOr<std::string> ComponentFolder(const std::string& path, const std::string& component,
-                                      const std::string& class_name) {
+                                      const std::string& class_name, const std::string& also_class = "") {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(path, ec))
@@ -516,7 +520,7 @@ StatusOr<std::string> ComponentFolder(const std::string& path, const std::string
                                             "/config.json nor config.json"));
   }
   CF_ASSIGN_OR_RETURN(DiffusersConfig c, DiffusersConfig::Load(folder));
-  if (!c.class_name().empty() && c.class_name() != class_name)
+  if (!c.class_name().empty() && c.class_name() != class_name && (also_class.empty() || c.class_name() != also_class))
     return absl::InvalidArgumentError(absl::StrCat("--model: ", c.source(), " is a ", c.class_name(), ", not a ",
                                                    class_name, " (", component, "/)"));
   return folder;
@@ -641,7 +645,49 @@ constexpr const char* kUNetInputs =
     "unet needs sample [B, C, H, W], timestep [] or [B], encoder_hidden_states [B, T, D], and for SDXL "
     "text_embeds [B, Dt] and time_ids [B, 6]";
 
-Status RunUNet(const ModelFlags& m, const SelfAttentionChoice& choice) {
+// --attention's per-layer overrides: the blocks' scopes go through `choices`;
+// an override that matched no block is an error that lists a few scopes.
+struct LayerChoices {
+  SelfAttentionChoices choices;
+  std::vector<int> matched;
+  std::vector<std::string> scopes;
+
+  explicit LayerChoices(SelfAttentionChoices c) : choices(std::move(c)), matched(choices.overrides.size(), 0) {}
+  std::optional<SelfAttentionChoice> For(const std::string& scope) {
+    scopes.push_back(scope);
+    return choices.For(scope, &matched);
+  }
+  // Whether any block may be other than self-attention (attn1's tensors then go unused).
+  bool AnyReplaced() const {
+    bool any = choices.all.kind != SelfAttentionKind::kSelfAttention;
+    for (const auto& [scope, c] : choices.overrides) any |= c.kind != SelfAttentionKind::kSelfAttention;
+    return any;
+  }
+  Status CheckAllMatched() const {
+    for (size_t i = 0; i < matched.size(); ++i) {
+      if (matched[i] > 0) continue;
+      std::vector<std::string> some(scopes.begin(), scopes.begin() + std::min<size_t>(scopes.size(), 3));
+      if (scopes.size() > 3) some.push_back(scopes.back());
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--attention: '", choices.overrides[i].first, "=", choices.overrides[i].second.ToString(),
+          "' matches no transformer block (their scopes: ", some.empty() ? "none" : absl::StrJoin(some, ", "),
+          scopes.size() > 3 ? absl::StrCat("; ", scopes.size(), " in all") : "", ")"));
+    }
+    return absl::OkStatus();
+  }
+};
+
+// With attn1 replaced (or weights layered on top), the base's attn1 tensors
+// have no parameter, and with ConvBlocks in some blocks only, the conv1
+// tensors of the others have none: reported, not refused.
+bool UnusedMixerTensor(const std::string& key, bool replaced) {
+  if (replaced && key.find(".attn1.") != std::string::npos) return true;
+  return key.find("transformer_blocks.") != std::string::npos && key.find(".conv1.") != std::string::npos;
+}
+constexpr const char* kUnusedMixerTensors =
+    "attn1's (or conv1's) in blocks where the --attention choice replaced them (not loaded)";
+
+Status RunUNet(const ModelFlags& m, const SelfAttentionChoices& choices) {
   const CommonFlags& c = m.common;
   CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
   CF_ASSIGN_OR_RETURN(std::optional<SingleFile> single, OpenSingleFile(m.model, "unet"));
@@ -697,13 +743,17 @@ Status RunUNet(const ModelFlags& m, const SelfAttentionChoice& choice) {
   r.folder = folder;
   r.note = config.note;
   UNetBuildOptions o;
-  o.self_attention = choice;
-  const bool replaced = choice.kind != SelfAttentionKind::kSelfAttention || !m.extra_weights.empty();
+  LayerChoices layers(choices);
+  o.self_attention = choices.all;
+  o.per_layer = [&](const UNetAttentionSite& site) { return layers.For(site.scope); };
+  const bool replaced = layers.AnyReplaced() || !m.extra_weights.empty();
   const BuildFn build = [&](Builder& b, const std::map<std::string, Value>& in) {
     UNetInputs ui{.sample = in.at("sample"), .timestep = in.at("timestep"),
                   .encoder_hidden_states = in.at("encoder_hidden_states")};
     if (config.text_time) ui.text_embeds = in.at("text_embeds"), ui.time_ids = in.at("time_ids");
     UNetOutputs u = UNet2DCondition(b, config, ui, o);
+    if (b.ok())
+      if (Status s = layers.CheckAllMatched(); !s.ok()) b.Fail(s);
     std::map<std::string, int> kinds;
     for (const UNetAttentionSite& site : u.sites) ++kinds[site.choice.ToString()];
     std::vector<std::string> k;
@@ -715,16 +765,12 @@ Status RunUNet(const ModelFlags& m, const SelfAttentionChoice& choice) {
                            config.text_time ? ", text-time embeddings (SDXL)" : "", "\n  ", u.sites.size(),
                            " transformer blocks, self-attention: ", k.empty() ? "none" : absl::StrJoin(k, ", "),
                            "\n");
-    // With attn1 replaced (or weights layered on top), the base's attn1
-    // tensors have no parameter: reported, not refused.
-    AttachWeights(
-        b, files,
-        [&](const std::string& key) { return replaced && key.find(".attn1.") != std::string::npos; },
-        "attn1's, replaced by the --attention choice (not loaded)", &r);
+    AttachWeights(b, files, [&](const std::string& key) { return UnusedMixerTensor(key, replaced); },
+                  kUnusedMixerTensors, &r);
     if (b.ok()) PrintReport(r, c);
     return Outputs{{"output", u.sample}};
   };
-  return RunAndWrite(c, inputs, build, {{"module", "unet"}, {"model", folder}, {"attention", choice.ToString()}});
+  return RunAndWrite(c, inputs, build, {{"module", "unet"}, {"model", folder}, {"attention", choices.ToString()}});
 }
 
 int UNetCommand(int argc, char** argv) {
@@ -733,17 +779,18 @@ int UNetCommand(int argc, char** argv) {
                "encoder_hidden_states (+ text_embeds, time_ids) from --input; writes output [B, C, H, W].");
   ModelFlags m;
   AddModelFlags(app, &m, "unet");
-  app.String("--attention", &m.attention, "CHOICE",
+  app.String("--attention", &m.attention, "CHOICE[,SCOPE=CHOICE...]",
              "every transformer block's self-attention: self, na:K[:dilation], convblock[:K[:gate]], linfusion, "
-             "window:W[:mode] (the config's conv1 keys still choose ConvBlocks where present)");
+             "window:W[:mode] (the config's conv1 keys still choose ConvBlocks where present); SCOPE=CHOICE "
+             "overrides it for the blocks under SCOPE (e.g. down_blocks.0=na:13), the last match winning");
   app.String("--extra-weights", &m.extra_weights, "PATH",
              "safetensors file or folder read on top of the model's (the authors' ConvFusion conv1 weights); "
              "a folder with a config.json also gives the config (their conv1 kernel keys)");
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
   if (const int code = CheckModelFlags(app, m); code >= 0) return code;
-  StatusOr<SelfAttentionChoice> choice = ParseSelfAttentionChoice(m.attention);
-  if (!choice.ok()) return UsageError(app, absl::StrCat("--attention: ", choice.status().message()));
-  return RunBody(app, [&] { return RunUNet(m, *choice); });
+  StatusOr<SelfAttentionChoices> choices = ParseSelfAttentionChoices(m.attention);
+  if (!choices.ok()) return UsageError(app, absl::StrCat("--attention: ", choices.status().message()));
+  return RunBody(app, [&] { return RunUNet(m, *choices); });
 }
 
 Status RunVae(const ModelFlags& m, bool encode) {
@@ -828,6 +875,129 @@ int VaeCommand(int argc, char** argv, bool encode) {
 
 int VaeDecodeCommand(int argc, char** argv) { return VaeCommand(argc, argv, /*encode=*/false); }
 int VaeEncodeCommand(int argc, char** argv) { return VaeCommand(argc, argv, /*encode=*/true); }
+
+// ---- transformer: diffusers' PixArtTransformer2DModel ---------------------------------
+
+constexpr const char* kTransformerInputs =
+    "transformer needs hidden_states [B, C, H, W], timestep [] or [B], encoder_hidden_states [B, T, D], takes an "
+    "optional encoder_attention_mask [B, T], and with use_additional_conditions resolution [B, 2] and "
+    "aspect_ratio [B, 1]";
+
+// The block's self-attention kinds, counted: "convblock:13:sigmoid x2, self x26".
+template <typename Site>
+std::string KindsOf(const std::vector<Site>& sites) {
+  std::map<std::string, int> kinds;
+  for (const Site& site : sites) ++kinds[site.choice.ToString()];
+  std::vector<std::string> k;
+  for (const auto& [name, n] : kinds) k.push_back(absl::StrCat(name, " x", n));
+  return k.empty() ? "none" : absl::StrJoin(k, ", ");
+}
+
+Status RunTransformer(const ModelFlags& m, const SelfAttentionChoices& choices) {
+  const CommonFlags& c = m.common;
+  CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
+  // The released files say Transformer2DModel (norm_type ada_norm_single).
+  CF_ASSIGN_OR_RETURN(std::string folder,
+                      ComponentFolder(m.model, "transformer", "PixArtTransformer2DModel", "Transformer2DModel"));
+  std::error_code ec;
+  const bool extra_config = !m.extra_weights.empty() &&
+                            std::filesystem::exists(std::filesystem::path(m.extra_weights) / "config.json", ec);
+  const std::string config_folder = extra_config ? m.extra_weights : !m.config.empty() ? m.config : folder;
+  CF_ASSIGN_OR_RETURN(PixArtTransformerConfig config, PixArtTransformerConfig::Load(config_folder));
+  std::vector<std::string> sources = {folder};
+  if (!m.extra_weights.empty()) sources.push_back(m.extra_weights);
+  CF_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::Open(sources));
+
+  CF_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(c.input));
+  const DType dtype = ComputeDType(c);
+  std::map<std::string, Tensor> inputs;
+  CF_RETURN_IF_ERROR(ModelInput(f, "hidden_states", 4, "[B, C, H, W]", kTransformerInputs, dtype, &inputs));
+  CF_RETURN_IF_ERROR(ModelInput(f, "encoder_hidden_states", 3, "[B, T, D]", kTransformerInputs, dtype, &inputs));
+  const int64_t B = inputs["hidden_states"].shape()[0];
+  CF_ASSIGN_OR_RETURN(Tensor t, ReadInput(f, "timestep", kTransformerInputs));
+  if (t.shape().rank() > 1 || (t.shape().rank() == 1 && t.shape()[0] != B && t.shape()[0] != 1))
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor ", Describe("timestep", t), " is neither a scalar nor [B] = [", B, "]"));
+  // Timesteps and micro-conditions stay f32 whatever --dtype (diffusers embeds them in f32).
+  CF_ASSIGN_OR_RETURN(inputs["timestep"], ToF32("timestep", t, t.numel() == 1 ? Shape{} : Shape{B}));
+  if (f.contains("encoder_attention_mask")) {  // any dtype: nonzero keeps the token
+    CF_ASSIGN_OR_RETURN(Tensor mask, f.Read("encoder_attention_mask"));
+    CF_RETURN_IF_ERROR(CheckRank("encoder_attention_mask", mask, 2, "[B, T]"));
+    CF_ASSIGN_OR_RETURN(std::vector<double> mv, mask.ToVector<double>());
+    CF_ASSIGN_OR_RETURN(Tensor u8, Tensor::Empty(mask.shape(), DType::u8));
+    for (size_t i = 0; i < mv.size(); ++i) u8.data<uint8_t>()[i] = mv[i] != 0 ? 1 : 0;
+    inputs["encoder_attention_mask"] = u8;
+  }
+  if (config.use_additional_conditions) {
+    for (const auto& [name, layout] : {std::pair<const char*, const char*>{"resolution", "[B, 2]"},
+                                       {"aspect_ratio", "[B, 1]"}}) {
+      CF_ASSIGN_OR_RETURN(Tensor a, ReadInput(f, name, kTransformerInputs));
+      CF_RETURN_IF_ERROR(CheckRank(name, a, 2, layout));
+      CF_ASSIGN_OR_RETURN(inputs[name], ToF32(name, a, a.shape()));
+    }
+  }
+
+  ModelReport r;
+  r.component = "transformer";
+  r.folder = folder;
+  r.note = config.note;
+  PixArtBuildOptions o;
+  LayerChoices layers(choices);
+  o.self_attention = choices.all;
+  o.per_layer = [&](const PixArtAttentionSite& site) { return layers.For(site.scope); };
+  const bool replaced = layers.AnyReplaced() || !m.extra_weights.empty();
+  const BuildFn build = [&](Builder& b, const std::map<std::string, Value>& in) {
+    PixArtInputs pi{.hidden_states = in.at("hidden_states"), .timestep = in.at("timestep"),
+                    .encoder_hidden_states = in.at("encoder_hidden_states")};
+    if (in.count("encoder_attention_mask")) pi.encoder_attention_mask = in.at("encoder_attention_mask");
+    if (config.use_additional_conditions) pi.resolution = in.at("resolution"), pi.aspect_ratio = in.at("aspect_ratio");
+    PixArtOutputs p = PixArtTransformer2D(b, config, pi, o);
+    if (b.ok())
+      if (Status s = layers.CheckAllMatched(); !s.ok()) b.Fail(s);
+    r.extra = absl::StrCat(extra_config ? absl::StrCat("  config from ", config_folder, "\n") : "",
+                           "  config: ", config.heads, " heads x ", config.head_dim, ", ", config.num_layers,
+                           " layers, patch ", config.patch_size, ", sample_size ", config.sample_size,
+                           ", in/out channels ", config.in_channels, "/", config.out_channels, ", caption_channels ",
+                           config.caption_channels,
+                           config.use_additional_conditions ? ", resolution and aspect-ratio conditions" : "",
+                           "\n  caption mask: ", pi.encoder_attention_mask ? "yes" : "no (every token kept)",
+                           "\n  ", p.sites.size(), " transformer blocks, self-attention: ", KindsOf(p.sites), "\n");
+    AttachWeights(b, files, [&](const std::string& key) { return UnusedMixerTensor(key, replaced); },
+                  kUnusedMixerTensors, &r);
+    if (b.ok()) PrintReport(r, c);
+    return Outputs{{"output", p.sample}};
+  };
+  return RunAndWrite(c, inputs, build,
+                     {{"module", "transformer"}, {"model", folder}, {"attention", choices.ToString()}});
+}
+
+int TransformerCommand(int argc, char** argv) {
+  cli::App app(absl::StrCat(kProgram, " transformer"),
+               "diffusers' PixArtTransformer2DModel (PixArt-alpha, PixArt-Sigma) from --model on hidden_states, "
+               "timestep, encoder_hidden_states (+ encoder_attention_mask, resolution, aspect_ratio) from --input; "
+               "writes output [B, out_channels, H, W].");
+  ModelFlags m;
+  app.String("--model", &m.model, "PATH",
+             "a diffusers folder (with transformer/) or the transformer/ folder (required)");
+  app.String("--config", &m.config, "PATH", "the config.json (or its folder) to build with; default: the folder's");
+  app.String("--input", &m.common.input, "FILE", "safetensors file with the model's inputs (required)");
+  app.String("--output", &m.common.output, "FILE", "safetensors file to write the outputs to, atomically (required)");
+  app.Enum("--device", &m.common.device, {"cpu", "cuda"}, "where to run (cuda: the first GPU)");
+  app.Enum("--dtype", &m.common.dtype, {"f32", "f16", "bf16"},
+           "compute, parameter and output dtype; inputs and weights are converted to it");
+  app.String("--attention", &m.attention, "CHOICE[,SCOPE=CHOICE...]",
+             "every block's self-attention: self, na:K[:dilation], convblock[:K[:gate]] (default: 13, the "
+             "released sigmoid gate), linfusion, window:W[:mode]; SCOPE=CHOICE overrides it for the blocks under "
+             "SCOPE (e.g. transformer_blocks.3=na:13), the last match winning");
+  app.String("--extra-weights", &m.extra_weights, "PATH",
+             "safetensors file or folder read on top of the model's (the authors' ConvFusion conv1 weights, with "
+             "--attention=convblock); a folder with a config.json also gives the config");
+  if (const int code = app.Parse(argc, argv); code >= 0) return code;
+  if (const int code = CheckModelFlags(app, m); code >= 0) return code;
+  StatusOr<SelfAttentionChoices> choices = ParseSelfAttentionChoices(m.attention);
+  if (!choices.ok()) return UsageError(app, absl::StrCat("--attention: ", choices.status().message()));
+  return RunBody(app, [&] { return RunTransformer(m, *choices); });
+}
 
 // ---- text-encoder: transformers' CLIPTextModel / CLIPTextModelWithProjection -----------
 
@@ -994,6 +1164,9 @@ constexpr Subcommand kSubcommands[] = {
      TokenizeCommand},
     {"unet", "diffusers UNet2DConditionModel: --model=FOLDER, sample, timestep, encoder_hidden_states -> output",
      UNetCommand},
+    {"transformer",
+     "diffusers PixArtTransformer2DModel: --model=FOLDER, hidden_states, timestep, encoder_hidden_states -> output",
+     TransformerCommand},
     {"vae-decode", "diffusers AutoencoderKL decoder: --model=FOLDER, latents -> output", VaeDecodeCommand},
     {"vae-encode", "diffusers AutoencoderKL encoder: --model=FOLDER, image -> latent_mean, latent_logvar",
      VaeEncodeCommand},

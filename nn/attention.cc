@@ -104,6 +104,48 @@ StatusOr<SelfAttentionChoice> ParseSelfAttentionChoice(const std::string& text) 
   return c;
 }
 
+StatusOr<SelfAttentionChoices> ParseSelfAttentionChoices(const std::string& text) {
+  SelfAttentionChoices out;
+  const std::vector<std::string> items = absl::StrSplit(text, ',');
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string& item = items[i];
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos && i > 0)
+      return absl::InvalidArgumentError(absl::StrCat("'", text, "': '", item,
+                                                     "' is not SCOPE=CHOICE (only the first item is the default)"));
+    if (eq != std::string::npos && (eq == 0 || item.front() == '.' || item[eq - 1] == '.'))
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", text, "': '", item, "' needs a scope before '=' (e.g. down_blocks.0=na:13)"));
+    StatusOr<SelfAttentionChoice> c =
+        ParseSelfAttentionChoice(eq == std::string::npos ? item : item.substr(eq + 1));
+    if (!c.ok()) return c.status();
+    if (eq == std::string::npos) {
+      out.all = *c;
+    } else {
+      out.overrides.push_back({item.substr(0, eq), *c});
+    }
+  }
+  return out;
+}
+
+std::optional<SelfAttentionChoice> SelfAttentionChoices::For(const std::string& scope,
+                                                             std::vector<int>* matched) const {
+  std::optional<SelfAttentionChoice> r;
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    const std::string& s = overrides[i].first;
+    if (scope.rfind(s, 0) != 0 || (scope.size() != s.size() && scope[s.size()] != '.')) continue;
+    r = overrides[i].second;
+    if (matched) ++(*matched)[i];
+  }
+  return r;
+}
+
+std::string SelfAttentionChoices::ToString() const {
+  std::string s = all.ToString();
+  for (const auto& [scope, c] : overrides) absl::StrAppend(&s, ",", scope, "=", c.ToString());
+  return s;
+}
+
 Value SelfAttentionLayer(Builder& b, Value x, const SelfAttentionChoice& c, int64_t heads, const ParamOptions& p,
                          bool qkv_bias) {
   if (!x.valid()) return Value{};

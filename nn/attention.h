@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "graph/builder.h"
 #include "nn/convblock.h"
@@ -55,6 +57,22 @@ struct SelfAttentionChoice {
   std::string ToString() const;
 };
 StatusOr<SelfAttentionChoice> ParseSelfAttentionChoice(const std::string& text);
+
+// A default choice plus per-layer overrides, as text:
+// "convblock,down_blocks.0=na:13,transformer_blocks.3=self". An override
+// SCOPE=CHOICE applies to the blocks whose scope (a UNetAttentionSite's or
+// PixArtAttentionSite's, e.g. "down_blocks.1.attentions.0.transformer_blocks.0")
+// is SCOPE or lies under it (SCOPE.*); where several match, the last one
+// wins. The default, if given, comes first (else "self").
+struct SelfAttentionChoices {
+  SelfAttentionChoice all;
+  std::vector<std::pair<std::string, SelfAttentionChoice>> overrides;
+  // The override for `scope` (nullopt: `all` applies); `*matched`, when
+  // given (sized like `overrides`), counts the scopes each override matched.
+  std::optional<SelfAttentionChoice> For(const std::string& scope, std::vector<int>* matched = nullptr) const;
+  std::string ToString() const;
+};
+StatusOr<SelfAttentionChoices> ParseSelfAttentionChoices(const std::string& text);
 
 // The replacement of attn1 for one block: x [B, H, W, C] (norm1's output) ->
 // [B, H, W, C], to be added to the residual. Opens the scope the checkpoints
