@@ -2,7 +2,9 @@
 // (no new pages), blocks leased at the same time never overlap, small
 // requests bypass the pool, and free blocks can be returned to the system.
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -17,7 +19,12 @@ constexpr int64_t kMiB = int64_t{1} << 20;
 
 bool Aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; }
 
+#define SKIP_WITHOUT_POOL()                                                            \
+  if (const char* v = std::getenv("CF_SCRATCH_POOL"); v && std::string_view(v) == "0") \
+  GTEST_SKIP() << "CF_SCRATCH_POOL=0 turns the pool off"
+
 TEST(ScratchTest, ReusesAReleasedBlockAndGrowsOnlyWhenNeeded) {
+  SKIP_WITHOUT_POOL();
   ReleaseFreeScratch();
   void* first;
   {
@@ -57,6 +64,7 @@ TEST(ScratchTest, BlocksLeasedTogetherDoNotOverlap) {
 }
 
 TEST(ScratchTest, MovesTransferTheLeaseAndSmallBlocksBypassThePool) {
+  SKIP_WITHOUT_POOL();
   ReleaseFreeScratch();
   ScratchBuffer small(1000);
   EXPECT_TRUE(Aligned(small.data()));
