@@ -177,13 +177,7 @@ int LatencyCommand(int argc, char** argv) {
   });
 }
 
-struct Subcommand {
-  const char* name;
-  const char* summary;
-  int (*run)(int argc, char** argv);  // argv[0] is the subcommand's name
-};
-
-constexpr Subcommand kSubcommands[] = {
+const std::vector<cli::Subcommand> kSubcommands = {
     {"table1", "the paper's Table 1: FLOPs of the highest-resolution attention module, ours beside the paper's",
      Table1Command},
     {"memory", "planned memory of a denoiser step and of a distillation training step", MemoryCommand},
@@ -192,43 +186,15 @@ constexpr Subcommand kSubcommands[] = {
      LatencyCommand},
 };
 
-std::string Names() {
-  std::vector<std::string> names;
-  for (const Subcommand& sc : kSubcommands) names.push_back(sc.name);
-  return absl::StrJoin(names, ", ");
-}
-
 std::string TopHelp() {
-  std::string s = absl::StrCat(
-      "The efficiency harness: FLOPs, memory and latency of self-attention and its replacements in SD1.5, SDXL "
-      "and PixArt, from the graphs that run.\n"
-      "Usage: ", kProgram, " SUBCOMMAND [flags]\n\nSubcommands:\n");
-  for (const Subcommand& sc : kSubcommands) absl::StrAppend(&s, absl::StrFormat("  %-8s %s\n", sc.name, sc.summary));
-  absl::StrAppend(&s, "\n", kProgram, " SUBCOMMAND --help shows its flags.\n");
-  return s;
+  return cli::SubcommandHelp(kProgram,
+                             absl::StrCat("The efficiency harness: FLOPs, memory and latency of self-attention and its "
+                                          "replacements in SD1.5, SDXL and PixArt, from the graphs that run.\nUsage: ",
+                                          kProgram, " SUBCOMMAND [flags]\n"),
+                             kSubcommands, 8);
 }
 
-int Main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "%s: needs a subcommand: %s (see --help)\n", kProgram, Names().c_str());
-    return cli::kExitUsage;
-  }
-  const std::string first = argv[1];
-  if (first == "--help" || first == "-h") {
-    std::fputs(TopHelp().c_str(), stdout);
-    return cli::kExitOk;
-  }
-  for (const Subcommand& sc : kSubcommands)
-    if (first == sc.name) return sc.run(argc - 1, argv + 1);
-  if (!first.empty() && first[0] == '-') {
-    std::fprintf(stderr, "%s: %s: the subcommand (%s) comes first (see --help)\n", kProgram,
-                 first.substr(0, first.find('=')).c_str(), Names().c_str());
-  } else {
-    std::fprintf(stderr, "%s: unknown subcommand '%s': one of %s (see --help)\n", kProgram, first.c_str(),
-                 Names().c_str());
-  }
-  return cli::kExitUsage;
-}
+int Main(int argc, char** argv) { return cli::Dispatch(kProgram, kSubcommands, TopHelp(), argc, argv); }
 
 }  // namespace
 }  // namespace cf::bench

@@ -458,18 +458,9 @@ int TokenizeCommand(int argc, char** argv) {
            "how a folder is read: transformers 5 (= 4's CLIPTokenizerFast), or 4's slow CLIPTokenizer without "
            "ftfy (BasicTokenizer) or with ftfy");
   std::vector<std::string> prompts;
-  std::vector<char*> rest = {argv[0]};
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.rfind("--prompt=", 0) == 0) {
-      prompts.push_back(a.substr(9));
-    } else if (a == "--prompt") {
-      if (i + 1 >= argc) return UsageError(app, "--prompt: needs a value");
-      prompts.push_back(argv[++i]);
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
+  std::vector<char*> rest;
+  if (const Status st = cli::TakeRepeated(argc, argv, "--prompt", &prompts, &rest); !st.ok())
+    return UsageError(app, std::string(st.message()));
   if (const int code = app.Parse(static_cast<int>(rest.size()), rest.data()); code >= 0) return code;
   if (tokenizer.empty()) return UsageError(app, "--tokenizer: is required");
   if (prompts.empty()) return UsageError(app, "--prompt: is required (repeat it for a batch)");
@@ -1124,18 +1115,9 @@ int TextEncoderCommand(int argc, char** argv) {
   app.Flag("--attention-mask", &use_mask,
            "also mask padded tokens with attention_mask (from --input, or the tokenizer's); SD pipelines do not");
   std::vector<std::string> prompts;
-  std::vector<char*> rest = {argv[0]};
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.rfind("--prompt=", 0) == 0) {
-      prompts.push_back(a.substr(9));
-    } else if (a == "--prompt") {
-      if (i + 1 >= argc) return UsageError(app, "--prompt: needs a value");
-      prompts.push_back(argv[++i]);
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
+  std::vector<char*> rest;
+  if (const Status st = cli::TakeRepeated(argc, argv, "--prompt", &prompts, &rest); !st.ok())
+    return UsageError(app, std::string(st.message()));
   if (const int code = app.Parse(static_cast<int>(rest.size()), rest.data()); code >= 0) return code;
   if (m.model.empty()) return UsageError(app, "--model: is required");
   if (m.common.output.empty()) return UsageError(app, "--output: is required");
@@ -1148,13 +1130,7 @@ int TextEncoderCommand(int argc, char** argv) {
 
 // ---- The table of subcommands -----------------------------------------------------
 
-struct Subcommand {
-  const char* name;
-  const char* summary;
-  int (*run)(int argc, char** argv);  // argv[0] is the subcommand's name
-};
-
-constexpr Subcommand kSubcommands[] = {
+const std::vector<cli::Subcommand> kSubcommands = {
     {"attention", "scaled dot-product attention: q, k, v [B, N, heads, d], optional mask [B, Nkv]", AttentionCommand},
     {"neighborhood", "2D neighborhood attention: q, k, v [B, H, W, heads, d], --kernel, --dilation",
      NeighborhoodCommand},
@@ -1177,42 +1153,14 @@ constexpr Subcommand kSubcommands[] = {
 };
 
 std::string TopHelp() {
-  std::string s = absl::StrCat(
-      "Runs one module on tensors from a safetensors file and writes its outputs to another.\n"
-      "Usage: ", kProgram, " SUBCOMMAND --input=IN.safetensors --output=OUT.safetensors [flags]\n\n"
-      "Subcommands:\n");
-  for (const Subcommand& sc : kSubcommands) absl::StrAppend(&s, absl::StrFormat("  %-14s %s\n", sc.name, sc.summary));
-  absl::StrAppend(&s, "\n", kProgram, " SUBCOMMAND --help shows its flags.\n");
-  return s;
+  return cli::SubcommandHelp(kProgram,
+                             absl::StrCat("Runs one module on tensors from a safetensors file and writes its outputs "
+                                          "to another.\nUsage: ",
+                                          kProgram, " SUBCOMMAND --input=IN.safetensors --output=OUT.safetensors [flags]\n"),
+                             kSubcommands, 14);
 }
 
-std::string Names() {
-  std::vector<std::string> names;
-  for (const Subcommand& sc : kSubcommands) names.push_back(sc.name);
-  return absl::StrJoin(names, ", ");
-}
-
-int Main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "%s: needs a subcommand: %s (see --help)\n", kProgram, Names().c_str());
-    return cli::kExitUsage;
-  }
-  const std::string first = argv[1];
-  if (first == "--help" || first == "-h") {
-    std::fputs(TopHelp().c_str(), stdout);
-    return cli::kExitOk;
-  }
-  for (const Subcommand& sc : kSubcommands)
-    if (first == sc.name) return sc.run(argc - 1, argv + 1);
-  if (!first.empty() && first[0] == '-') {
-    std::fprintf(stderr, "%s: %s: the subcommand (%s) comes first (see --help)\n", kProgram,
-                 first.substr(0, first.find('=')).c_str(), Names().c_str());
-  } else {
-    std::fprintf(stderr, "%s: unknown subcommand '%s': one of %s (see --help)\n", kProgram, first.c_str(),
-                 Names().c_str());
-  }
-  return cli::kExitUsage;
-}
+int Main(int argc, char** argv) { return cli::Dispatch(kProgram, kSubcommands, TopHelp(), argc, argv); }
 
 }  // namespace
 }  // namespace cf

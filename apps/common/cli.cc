@@ -12,6 +12,7 @@
 #include <exception>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
 namespace cf::cli {
@@ -237,6 +238,62 @@ int App::Run(int argc, char** argv, const std::function<Status()>& body) {
   }
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) return Fail(impl_->name, absl::DataLossError("cannot write to stdout"));
   return kExitOk;
+}
+
+std::string SubcommandNames(const std::vector<Subcommand>& table) {
+  std::vector<std::string> names;
+  for (const Subcommand& sc : table) names.push_back(sc.name);
+  return absl::StrJoin(names, ", ");
+}
+
+std::string SubcommandHelp(std::string_view program, const std::string& header,
+                           const std::vector<Subcommand>& table, int name_width) {
+  std::string s = header + "\nSubcommands:\n";
+  for (const Subcommand& sc : table) s += absl::StrFormat("  %-*s %s\n", name_width, sc.name, sc.summary);
+  return absl::StrCat(s, "\n", std::string(program), " SUBCOMMAND --help shows its flags.\n");
+}
+
+int Dispatch(std::string_view program, const std::vector<Subcommand>& table, const std::string& help, int argc,
+             char** argv) {
+  const std::string names = SubcommandNames(table);
+  if (argc < 2) {
+    std::fprintf(stderr, "%.*s: needs a subcommand: %s (see --help)\n", static_cast<int>(program.size()),
+                 program.data(), names.c_str());
+    return kExitUsage;
+  }
+  const std::string first = argv[1];
+  if (first == "--help" || first == "-h") {
+    std::fputs(help.c_str(), stdout);
+    return kExitOk;
+  }
+  for (const Subcommand& sc : table)
+    if (first == sc.name) return sc.run(argc - 1, argv + 1);
+  if (!first.empty() && first[0] == '-') {
+    std::fprintf(stderr, "%.*s: %s: the subcommand (%s) comes first (see --help)\n", static_cast<int>(program.size()),
+                 program.data(), first.substr(0, first.find('=')).c_str(), names.c_str());
+  } else {
+    std::fprintf(stderr, "%.*s: unknown subcommand '%s': one of %s (see --help)\n", static_cast<int>(program.size()),
+                 program.data(), first.c_str(), names.c_str());
+  }
+  return kExitUsage;
+}
+
+Status TakeRepeated(int argc, char** argv, const std::string& flag, std::vector<std::string>* values,
+                    std::vector<char*>* rest) {
+  rest->assign(argv, argv + std::min(argc, 1));
+  const std::string eq = flag + "=";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind(eq, 0) == 0) {
+      values->push_back(a.substr(eq.size()));
+    } else if (a == flag) {
+      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(flag, ": needs a value"));
+      values->push_back(argv[++i]);
+    } else {
+      rest->push_back(argv[i]);
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace cf::cli

@@ -104,4 +104,30 @@ int Fail(std::string_view program, const Status& status);
 // The message on one line: newlines become "; ", trailing ones are dropped.
 std::string OneLine(std::string_view text);
 
+// A program of subcommands (convfusion-bench, convfusion-module) is a table
+// of these; Dispatch runs the one argv[1] names.
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);  // argv[0] is the subcommand's name
+};
+// "a, b, c".
+std::string SubcommandNames(const std::vector<Subcommand>& table);
+// `header`, then one line per subcommand (name padded to `name_width`), then
+// how to get a subcommand's flags.
+std::string SubcommandHelp(std::string_view program, const std::string& header,
+                           const std::vector<Subcommand>& table, int name_width);
+// argv[1] picks the subcommand, run on argv + 1; --help / -h prints `help`
+// and exits 0; no subcommand, an unknown one or a flag first is a usage
+// error naming the choices (exit 2).
+int Dispatch(std::string_view program, const std::vector<Subcommand>& table, const std::string& help, int argc,
+             char** argv);
+
+// A repeatable flag, which App does not have: moves every `FLAG=V` and
+// `FLAG V` of argv[1..] into *values and the other arguments (argv[0]
+// first) into *rest, for App::Parse. An error for a trailing FLAG without
+// its value.
+Status TakeRepeated(int argc, char** argv, const std::string& flag, std::vector<std::string>* values,
+                    std::vector<char*>* rest);
+
 }  // namespace cf::cli
