@@ -1,7 +1,8 @@
-// apps/common: the shared command-line parser (cf::cli::App) in-process, and
-// WriteFileAtomic.
+// apps/common: the shared command-line parser (cf::cli::App), the subcommand
+// dispatcher and the repeatable-flag helper in-process, and WriteFileAtomic.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -130,6 +131,58 @@ std::string ReadAll(const fs::path& p) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+// A repeatable flag is taken out of argv, both spellings, in order; the rest
+// stays for App::Parse; a trailing flag without its value is an error.
+TEST(CliWrapper, TakeRepeated) {
+  std::vector<std::string> args = {"prog", "--prompt=a cat", "--max=3", "--prompt", "b, c", "x"};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  std::vector<std::string> values;
+  std::vector<char*> rest;
+  ASSERT_TRUE(TakeRepeated(static_cast<int>(argv.size()), argv.data(), "--prompt", &values, &rest).ok());
+  EXPECT_EQ(values, (std::vector<std::string>{"a cat", "b, c"}));
+  ASSERT_EQ(rest.size(), 3u);
+  EXPECT_STREQ(rest[0], "prog");
+  EXPECT_STREQ(rest[1], "--max=3");
+  EXPECT_STREQ(rest[2], "x");
+  std::vector<std::string> bad = {"prog", "--prompt"};
+  std::vector<char*> bad_argv = {bad[0].data(), bad[1].data()};
+  values.clear();
+  const Status st = TakeRepeated(2, bad_argv.data(), "--prompt", &values, &rest);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(std::string(st.message()).find("--prompt: needs a value"), std::string::npos);
+}
+
+int g_ran = 0;
+int RunA(int argc, char** argv) { return g_ran = 10 + argc; }
+
+// Dispatch runs the named subcommand on argv + 1, prints the help for
+// --help, and refuses nothing, an unknown name or a flag first with exit 2.
+TEST(CliWrapper, Dispatch) {
+  const std::vector<Subcommand> table = {{"alpha", "the first", RunA}, {"beta", "the second", RunA}};
+  const std::string help = SubcommandHelp("prog", "Header.\n", table, 6);
+  EXPECT_NE(help.find("  alpha  the first\n"), std::string::npos) << help;
+  EXPECT_NE(help.find("prog SUBCOMMAND --help"), std::string::npos);
+  EXPECT_EQ(SubcommandNames(table), "alpha, beta");
+  auto run = [&](std::vector<std::string> args) {
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    return Dispatch("prog", table, help, static_cast<int>(argv.size()), argv.data());
+  };
+  EXPECT_EQ(run({"prog", "beta", "--x=1"}), 12);  // argv + 1: "beta", "--x=1"
+  EXPECT_EQ(g_ran, 12);
+  ::testing::internal::CaptureStdout();
+  EXPECT_EQ(run({"prog", "--help"}), kExitOk);
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(), help);
+  for (const auto& args : std::vector<std::vector<std::string>>{{"prog"}, {"prog", "gamma"}, {"prog", "--x=1", "alpha"}}) {
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(run(args), kExitUsage);
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("alpha, beta"), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  }
 }
 
 class WriteFileAtomicTest : public ::testing::Test {
