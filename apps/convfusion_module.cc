@@ -1017,9 +1017,22 @@ Status RunTextEncoder(const ModelFlags& m, int encoder, const std::vector<std::s
   const CommonFlags& c = m.common;
   CF_RETURN_IF_ERROR(CheckDeviceAvailable(DeviceOf(c)));
   const std::string component = encoder == 2 ? "text_encoder_2" : "text_encoder";
-  CF_ASSIGN_OR_RETURN(std::string folder, ComponentFolder(m.model, component, ""));
-  CF_ASSIGN_OR_RETURN(ClipTextConfig config, ClipTextConfig::Load(m.config.empty() ? folder : m.config));
-  CF_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::Open(folder));
+  CF_ASSIGN_OR_RETURN(std::optional<SingleFile> single, OpenSingleFile(m.model, component));
+  std::string folder = m.model;
+  ClipTextConfig config;
+  WeightFiles files;
+  if (single) {  // SD1.5's and SDXL's first encoder are CLIP ViT-L/14, SDXL's second OpenCLIP bigG
+    if (!m.config.empty()) {
+      CF_ASSIGN_OR_RETURN(config, ClipTextConfig::Load(m.config));
+    } else {
+      config = encoder == 2 ? ClipTextConfig::OpenClipBigG() : ClipTextConfig::ClipVitL14();
+    }
+    files = std::move(single->files);
+  } else {
+    CF_ASSIGN_OR_RETURN(folder, ComponentFolder(m.model, component, ""));
+    CF_ASSIGN_OR_RETURN(config, ClipTextConfig::Load(m.config.empty() ? folder : m.config));
+    CF_ASSIGN_OR_RETURN(files, WeightFiles::Open(folder));
+  }
 
   std::map<std::string, Tensor> raw;  // input_ids (+ attention_mask) as given
   std::string source;

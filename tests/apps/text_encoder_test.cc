@@ -4,11 +4,13 @@
 // tokenizer, --attention-mask, the report, and the errors.
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "nn/safetensors.h"
+#include "runtime/tensor.h"
 #include "tests/support/process.h"
 
 namespace cf {
@@ -118,6 +120,54 @@ TEST(TextEncoderCommand, PromptsThroughTheTokenizer) {
   const std::vector<double> g = *pooled->ToVector<double>(), w = *want->ToVector<double>();
   ASSERT_EQ(g.size() * 2, w.size());
   for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(g[i], w[i], 1e-4 * (1 + std::abs(w[i]))) << i;
+}
+
+// The text encoders of single-file checkpoints (SD1.5's cond_stage_model.*;
+// SDXL's conditioner.embedders.0 and, in OpenCLIP's own names, .1; with a
+// --config: tests/data/ldm's tiny encoders of tools/make_ldm_golden.py) give
+// the same outputs as the same tensors under diffusers' names in a folder.
+TEST(TextEncoderCommand, SingleFileCheckpointEqualsTheFolder) {
+  const fs::path ldm = fs::path(CF_SOURCE_DIR) / "tests" / "data" / "ldm";
+  struct Case {
+    const char* file;
+    const char* reference;
+    const char* encoder;
+    bool projection;
+  };
+  for (const Case& k : {Case{"tiny_sd15.safetensors", "tiny_sd15_text_encoder.safetensors", "1", false},
+                        Case{"tiny_sdxl.safetensors", "tiny_sdxl_text_encoder.safetensors", "1", false},
+                        Case{"tiny_sdxl.safetensors", "tiny_sdxl_text_encoder_2.safetensors", "2", true}}) {
+    SCOPED_TRACE(std::string(k.file) + " --encoder=" + k.encoder);
+    testing::TempDir dir;
+    const fs::path folder = dir.path() / "text_encoder";
+    fs::create_directories(folder);
+    fs::copy_file(ldm / k.reference, folder / "model.safetensors");
+    {
+      std::ofstream cfg(folder / "config.json");
+      cfg << "{\"architectures\": [\"" << (k.projection ? "CLIPTextModelWithProjection" : "CLIPTextModel")
+          << R"("], "vocab_size": 50, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+                 "num_attention_heads": 2, "max_position_embeddings": 8, "projection_dim": 12, "bos_token_id": 0,
+                 "eos_token_id": 2, "pad_token_id": 1, "layer_norm_eps": 1e-5, "hidden_act": ")"
+          << (k.projection ? "gelu" : "quick_gelu") << "\"}";
+    }
+    auto ids = Tensor::FromValues<int64_t>({0, 5, 17, 2, 1, 1, 0, 9, 2, 1, 1, 1}, Shape{2, 6}, DType::i64);
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    ASSERT_TRUE(WriteSafetensors((dir.path() / "in.safetensors").string(), {{"input_ids", *ids}}).ok());
+    const auto a = RunTextEncoder({"--model=" + folder.string(), "--input=in.safetensors", "--output=a.safetensors"},
+                                  dir.path());
+    ASSERT_EQ(a.code, 0) << a.err;
+    const auto b = RunTextEncoder({"--model=" + (ldm / k.file).string(), std::string("--encoder=") + k.encoder,
+                                   "--config=" + (folder / "config.json").string(), "--input=in.safetensors",
+                                   "--output=b.safetensors"},
+                                  dir.path());
+    ASSERT_EQ(b.code, 0) << b.err;
+    auto fa = SafetensorsFile::Open((dir.path() / "a.safetensors").string());
+    auto fb = SafetensorsFile::Open((dir.path() / "b.safetensors").string());
+    ASSERT_TRUE(fa.ok() && fb.ok());
+    std::vector<std::string> names = {"last_hidden_state", "hidden_states_penultimate", "pooled_output"};
+    if (k.projection) names.push_back("text_embeds");
+    for (const std::string& name : names) EXPECT_EQ(RelativeError(*fb, name, *fa, name), 0.0) << name;
+  }
 }
 
 TEST(TextEncoderCommand, ErrorsNameWhatIsWrong) {
