@@ -21,6 +21,7 @@
 #include "graph/executor.h"
 #include "nn/autoencoder_kl.h"
 #include "nn/unet2d_condition.h"
+#include "tests/support/model_golden.h"
 #include "tests/support/op_harness.h"
 
 namespace cf::testing {
@@ -28,10 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// tests/data (beside this file's folder; CMake compiles it by its full path).
-std::string Data(const std::string& rel) {
-  return (fs::path(__FILE__).parent_path().parent_path() / "data" / rel).string();
-}
+std::string Data(const std::string& rel) { return TestDataDir(rel); }
 std::string Ldm(const std::string& c) { return Data("ldm/" + c + ".safetensors"); }
 
 struct TempDir {
