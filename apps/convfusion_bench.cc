@@ -37,9 +37,9 @@ void AddMethodFlags(cli::App& app, MethodOptions* o) {
 }
 
 int CheckMethodFlags(const cli::App& app, const MethodOptions& o) {
-  if (o.na_kernel % 2 == 0) return UsageError(app, absl::StrCat("--na-kernel: ", o.na_kernel, " is not odd"));
+  if (o.na_kernel % 2 == 0) return app.UsageError(absl::StrCat("--na-kernel: ", o.na_kernel, " is not odd"));
   if (o.convblock_kernel != 0 && (o.convblock_kernel % 2 == 0 || o.convblock_kernel < 3))
-    return UsageError(app, absl::StrCat("--convblock-kernel: ", o.convblock_kernel, " is not 0 or odd in [3, 31]"));
+    return app.UsageError(absl::StrCat("--convblock-kernel: ", o.convblock_kernel, " is not 0 or odd in [3, 31]"));
   return -1;
 }
 
@@ -63,14 +63,14 @@ int Table1Command(int argc, char** argv) {
   if (const int code = CheckSelection(app, &sel); code >= 0) return code;
   if (const int code = CheckMethodFlags(app, mo); code >= 0) return code;
   if (!graph.empty())
-    return RunBody(app, [&]() -> Status {
+    return app.RunBody([&]() -> Status {
       CF_ASSIGN_OR_RETURN(std::string text, ModuleGraphText(sel.model_list[0], sel.method_list[0], mo,
                                                             ResolutionsFor(sel, sel.model_list[0])[0],
                                                             ParseDTypeFlag(dtype), graph == "dot"));
       std::fputs(text.c_str(), stdout);
       return absl::OkStatus();
     });
-  return RunBody(app, [&]() -> Status {
+  return app.RunBody([&]() -> Status {
     std::vector<Table1Cell> cells;
     for (Model m : sel.model_list)
       for (Method method : sel.method_list) {
@@ -110,7 +110,7 @@ int MemoryCommand(int argc, char** argv) {
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
   if (const int code = CheckSelection(app, &sel); code >= 0) return code;
   if (const int code = CheckMethodFlags(app, mo); code >= 0) return code;
-  return RunBody(app, [&]() -> Status {
+  return app.RunBody([&]() -> Status {
     CF_ASSIGN_OR_RETURN(Table t, MemoryTable(sel, mo, mf));
     return Emit(out, {t});
   });
@@ -135,7 +135,7 @@ int ModelCommand(int argc, char** argv) {
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
   if (const int code = CheckSelection(app, &sel); code >= 0) return code;
   if (const int code = CheckMethodFlags(app, mo); code >= 0) return code;
-  return RunBody(app, [&]() -> Status {
+  return app.RunBody([&]() -> Status {
     CF_ASSIGN_OR_RETURN(Table t, ModelTable(sel, mo, mf));
     return Emit(out, {t});
   });
@@ -165,13 +165,13 @@ int LatencyCommand(int argc, char** argv) {
   if (lf.resolutions.empty()) lf.resolutions = lf.device == "cuda" ? "512,1024,2K,4K" : "512";
   for (const std::string& r : std::vector<std::string>(absl::StrSplit(lf.resolutions, ','))) {
     auto parsed = ParseResolution(r, ParseModelName(lf.model));
-    if (!parsed.ok()) return UsageError(app, absl::StrCat("--resolution: ", parsed.status().message()));
+    if (!parsed.ok()) return app.UsageError(absl::StrCat("--resolution: ", parsed.status().message()));
   }
   if (!lf.dtypes.empty())
     for (const std::string& d : std::vector<std::string>(absl::StrSplit(lf.dtypes, ',')))
       if (d != "f32" && d != "f16" && d != "bf16")
-        return UsageError(app, absl::StrCat("--dtype: '", d, "' is not one of f32, f16, bf16"));
-  return RunBody(app, [&]() -> Status {
+        return app.UsageError(absl::StrCat("--dtype: '", d, "' is not one of f32, f16, bf16"));
+  return app.RunBody([&]() -> Status {
     CF_ASSIGN_OR_RETURN(LatencyResult r, RunLatency(lf));
     return Emit(out, {r.table}, out.out.empty() ? std::vector<Plot>{} : LatencyPlots(r));
   });

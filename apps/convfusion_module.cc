@@ -91,20 +91,15 @@ void AddCommonFlags(cli::App& app, CommonFlags* c) {
   app.String("--scale", &c->scale, "S", "attention score scale (default: 1/sqrt(d))");
 }
 
-int UsageError(const cli::App& app, const std::string& what) {
-  std::fprintf(stderr, "%s: %s (see --help)\n", app.name().c_str(), cli::OneLine(what).c_str());
-  return cli::kExitUsage;
-}
-
 // Checks what the parser cannot: required flags and --scale. Returns -1 to
 // go on, else the exit code (a message was printed).
 int CheckCommonFlags(const cli::App& app, const CommonFlags& c, std::optional<double>* scale) {
-  if (c.input.empty()) return UsageError(app, "--input: is required");
-  if (c.output.empty()) return UsageError(app, "--output: is required");
+  if (c.input.empty()) return app.UsageError("--input: is required");
+  if (c.output.empty()) return app.UsageError("--output: is required");
   if (!c.scale.empty()) {
     double v = 0;
     if (!absl::SimpleAtod(c.scale, &v) || !std::isfinite(v))
-      return UsageError(app, absl::StrCat("--scale: '", c.scale, "' is not a finite number"));
+      return app.UsageError(absl::StrCat("--scale: '", c.scale, "' is not a finite number"));
     *scale = v;
   }
   return -1;
@@ -114,32 +109,19 @@ int CheckCommonFlags(const cli::App& app, const CommonFlags& c, std::optional<do
 int ParseSize2Flag(const cli::App& app, const std::string& flag, const std::string& text, int64_t lo, int64_t hi,
                    bool odd, Size2* out) {
   const std::vector<std::string> parts = absl::StrSplit(text, ',');
-  if (parts.size() > 2) return UsageError(app, absl::StrCat(flag, ": '", text, "' is not N or H,W"));
+  if (parts.size() > 2) return app.UsageError(absl::StrCat(flag, ": '", text, "' is not N or H,W"));
   int64_t v[2] = {0, 0};
   for (size_t i = 0; i < parts.size(); ++i) {
     if (!absl::SimpleAtoi(parts[i], &v[i]))
-      return UsageError(app, absl::StrCat(flag, ": '", text, "' is not N or H,W (integers)"));
+      return app.UsageError(absl::StrCat(flag, ": '", text, "' is not N or H,W (integers)"));
     if (v[i] < lo || v[i] > hi || (odd && v[i] % 2 == 0))
-      return UsageError(app, absl::StrCat(flag, ": ", v[i], " is not ", odd ? "an odd integer" : "an integer", " in [",
+      return app.UsageError(absl::StrCat(flag, ": ", v[i], " is not ", odd ? "an odd integer" : "an integer", " in [",
                                           lo, ", ", hi, "]"));
   }
   *out = parts.size() == 1 ? Size2(v[0]) : Size2(v[0], v[1]);
   return -1;
 }
 
-// Runs the body like cli::App::Run does after parsing: 1 with one line on a
-// failure or an exception.
-int RunBody(const cli::App& app, const std::function<Status()>& body) {
-  try {
-    const Status s = body();
-    if (!s.ok()) return cli::Fail(app.name(), s);
-  } catch (const std::exception& e) {
-    return cli::Fail(app.name(), absl::InternalError(absl::StrCat("unexpected exception: ", e.what())));
-  }
-  if (std::fflush(stdout) != 0 || std::ferror(stdout))
-    return cli::Fail(app.name(), absl::DataLossError("cannot write to stdout"));
-  return cli::kExitOk;
-}
 
 DType ComputeDType(const CommonFlags& c) { return ParseDType(c.dtype).value(); }
 Device DeviceOf(const CommonFlags& c) { return c.device == "cuda" ? Device::CUDA() : Device::CPU(); }
@@ -280,7 +262,7 @@ int AttentionCommand(int argc, char** argv) {
   if (const int code = CheckCommonFlags(app, c, &options.scale); code >= 0) return code;
   options.causal = causal;
   options.window = window;
-  return RunBody(app, [&] { return RunAttention(c, options); });
+  return app.RunBody([&] { return RunAttention(c, options); });
 }
 
 // ---- neighborhood ----------------------------------------------------------------
@@ -333,11 +315,11 @@ int NeighborhoodCommand(int argc, char** argv) {
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
   NeighborhoodAttentionOptions options;
   if (const int code = CheckCommonFlags(app, c, &options.scale); code >= 0) return code;
-  if (kernel.empty()) return UsageError(app, "--kernel: is required");
+  if (kernel.empty()) return app.UsageError("--kernel: is required");
   if (const int code = ParseSize2Flag(app, "--kernel", kernel, 3, 31, true, &options.kernel); code >= 0) return code;
   if (const int code = ParseSize2Flag(app, "--dilation", dilation, 1, 1 << 20, false, &options.dilation); code >= 0)
     return code;
-  return RunBody(app, [&] { return RunNeighborhood(c, options); });
+  return app.RunBody([&] { return RunNeighborhood(c, options); });
 }
 
 // ---- convblock -------------------------------------------------------------------
@@ -425,17 +407,17 @@ int ConvBlockCommand(int argc, char** argv) {
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
   std::optional<double> unused_scale;
   if (const int code = CheckCommonFlags(app, c, &unused_scale); code >= 0) return code;
-  if (kernel == 0) return UsageError(app, "--kernel: is required");
-  if (kernel % 2 == 0) return UsageError(app, absl::StrCat("--kernel: ", kernel, " is not an odd integer in [3, 31]"));
+  if (kernel == 0) return app.UsageError("--kernel: is required");
+  if (kernel % 2 == 0) return app.UsageError(absl::StrCat("--kernel: ", kernel, " is not an odd integer in [3, 31]"));
   ConvBlockOptions options{.kernel = kernel, .scales = {}, .inter_ratio = inter_ratio,
                            .gate = ParseConvBlockGate(gate).value(), .depthwise_bias = depthwise_bias};
   for (absl::string_view part : absl::StrSplit(scales_text, ',')) {
     double v = 0;
     if (!absl::SimpleAtod(part, &v) || !(v > 0.0 && v <= 1.0))
-      return UsageError(app, absl::StrCat("--scales: '", part, "' is not a number in (0, 1]"));
+      return app.UsageError(absl::StrCat("--scales: '", part, "' is not a number in (0, 1]"));
     options.scales.push_back(v);
   }
-  return RunBody(app, [&] { return RunConvBlock(c, options, prefix, repeat); });
+  return app.RunBody([&] { return RunConvBlock(c, options, prefix, repeat); });
 }
 
 // ---- tokenize --------------------------------------------------------------------
@@ -460,11 +442,11 @@ int TokenizeCommand(int argc, char** argv) {
   std::vector<std::string> prompts;
   std::vector<char*> rest;
   if (const Status st = cli::TakeRepeated(argc, argv, "--prompt", &prompts, &rest); !st.ok())
-    return UsageError(app, std::string(st.message()));
+    return app.UsageError(std::string(st.message()));
   if (const int code = app.Parse(static_cast<int>(rest.size()), rest.data()); code >= 0) return code;
-  if (tokenizer.empty()) return UsageError(app, "--tokenizer: is required");
-  if (prompts.empty()) return UsageError(app, "--prompt: is required (repeat it for a batch)");
-  return RunBody(app, [&]() -> Status {
+  if (tokenizer.empty()) return app.UsageError("--tokenizer: is required");
+  if (prompts.empty()) return app.UsageError("--prompt: is required (repeat it for a batch)");
+  return app.RunBody([&]() -> Status {
     const ClipTokenizerFlavor flavor = pipeline == "basic"  ? ClipTokenizerFlavor::kHuggingFaceBasic
                                        : pipeline == "ftfy" ? ClipTokenizerFlavor::kHuggingFaceFtfy
                                                             : ClipTokenizerFlavor::kHuggingFace;
@@ -627,7 +609,7 @@ void AddModelFlags(cli::App& app, ModelFlags* m, const char* component) {
 }
 
 int CheckModelFlags(const cli::App& app, const ModelFlags& m) {
-  if (m.model.empty()) return UsageError(app, "--model: is required");
+  if (m.model.empty()) return app.UsageError("--model: is required");
   std::optional<double> unused;
   return CheckCommonFlags(app, m.common, &unused);
 }
@@ -780,8 +762,8 @@ int UNetCommand(int argc, char** argv) {
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
   if (const int code = CheckModelFlags(app, m); code >= 0) return code;
   StatusOr<SelfAttentionChoices> choices = ParseSelfAttentionChoices(m.attention);
-  if (!choices.ok()) return UsageError(app, absl::StrCat("--attention: ", choices.status().message()));
-  return RunBody(app, [&] { return RunUNet(m, *choices); });
+  if (!choices.ok()) return app.UsageError(absl::StrCat("--attention: ", choices.status().message()));
+  return app.RunBody([&] { return RunUNet(m, *choices); });
 }
 
 Status RunVae(const ModelFlags& m, bool encode) {
@@ -861,7 +843,7 @@ int VaeCommand(int argc, char** argv, bool encode) {
   AddModelFlags(app, &m, "vae");
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
   if (const int code = CheckModelFlags(app, m); code >= 0) return code;
-  return RunBody(app, [&] { return RunVae(m, encode); });
+  return app.RunBody([&] { return RunVae(m, encode); });
 }
 
 int VaeDecodeCommand(int argc, char** argv) { return VaeCommand(argc, argv, /*encode=*/false); }
@@ -986,8 +968,8 @@ int TransformerCommand(int argc, char** argv) {
   if (const int code = app.Parse(argc, argv); code >= 0) return code;
   if (const int code = CheckModelFlags(app, m); code >= 0) return code;
   StatusOr<SelfAttentionChoices> choices = ParseSelfAttentionChoices(m.attention);
-  if (!choices.ok()) return UsageError(app, absl::StrCat("--attention: ", choices.status().message()));
-  return RunBody(app, [&] { return RunTransformer(m, *choices); });
+  if (!choices.ok()) return app.UsageError(absl::StrCat("--attention: ", choices.status().message()));
+  return app.RunBody([&] { return RunTransformer(m, *choices); });
 }
 
 // ---- text-encoder: transformers' CLIPTextModel / CLIPTextModelWithProjection -----------
@@ -1130,15 +1112,15 @@ int TextEncoderCommand(int argc, char** argv) {
   std::vector<std::string> prompts;
   std::vector<char*> rest;
   if (const Status st = cli::TakeRepeated(argc, argv, "--prompt", &prompts, &rest); !st.ok())
-    return UsageError(app, std::string(st.message()));
+    return app.UsageError(std::string(st.message()));
   if (const int code = app.Parse(static_cast<int>(rest.size()), rest.data()); code >= 0) return code;
-  if (m.model.empty()) return UsageError(app, "--model: is required");
-  if (m.common.output.empty()) return UsageError(app, "--output: is required");
+  if (m.model.empty()) return app.UsageError("--model: is required");
+  if (m.common.output.empty()) return app.UsageError("--output: is required");
   if (prompts.empty() == m.common.input.empty())
-    return UsageError(app, prompts.empty() ? "--input or --prompt: one is required"
+    return app.UsageError(prompts.empty() ? "--input or --prompt: one is required"
                                            : "--input and --prompt: give one, not both");
-  if (!tokenizer.empty() && prompts.empty()) return UsageError(app, "--tokenizer: only with --prompt");
-  return RunBody(app, [&] { return RunTextEncoder(m, static_cast<int>(encoder), prompts, tokenizer, use_mask); });
+  if (!tokenizer.empty() && prompts.empty()) return app.UsageError("--tokenizer: only with --prompt");
+  return app.RunBody([&] { return RunTextEncoder(m, static_cast<int>(encoder), prompts, tokenizer, use_mask); });
 }
 
 // ---- The table of subcommands -----------------------------------------------------

@@ -13,22 +13,7 @@
 
 namespace cf::bench {
 
-int UsageError(const cli::App& app, const std::string& what) {
-  std::fprintf(stderr, "%s: %s (see --help)\n", app.name().c_str(), cli::OneLine(what).c_str());
-  return cli::kExitUsage;
-}
 
-int RunBody(const cli::App& app, const std::function<Status()>& body) {
-  try {
-    const Status s = body();
-    if (!s.ok()) return cli::Fail(app.name(), s);
-  } catch (const std::exception& e) {
-    return cli::Fail(app.name(), absl::InternalError(absl::StrCat("unexpected exception: ", e.what())));
-  }
-  if (std::fflush(stdout) != 0 || std::ferror(stdout))
-    return cli::Fail(app.name(), absl::DataLossError("cannot write to stdout"));
-  return cli::kExitOk;
-}
 
 void AddSelectionFlags(cli::App& app, Selection* s, bool resolutions) {
   app.String("--model", &s->models, "LIST",
@@ -59,7 +44,7 @@ int ParseList(const cli::App& app, const std::string& flag, const std::string& t
     if (!found) {
       std::vector<std::string> names;
       for (T v : all) names.push_back(name(v));
-      return UsageError(app, absl::StrCat(flag, ": '", part, "' is not all or one of ", absl::StrJoin(names, ", ")));
+      return app.UsageError(absl::StrCat(flag, ": '", part, "' is not all or one of ", absl::StrJoin(names, ", ")));
     }
   }
   return -1;
@@ -74,7 +59,7 @@ int CheckSelection(const cli::App& app, Selection* s) {
     for (Model m : s->model_list)
       for (absl::string_view part : absl::StrSplit(s->resolutions, ',')) {
         auto r = ParseResolution(std::string(part), m);
-        if (!r.ok()) return UsageError(app, absl::StrCat("--resolution: ", r.status().message()));
+        if (!r.ok()) return app.UsageError(absl::StrCat("--resolution: ", r.status().message()));
       }
   return -1;
 }

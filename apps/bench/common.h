@@ -15,12 +15,6 @@ namespace cf::bench {
 
 inline constexpr const char* kProgram = "convfusion-bench";
 
-// "PROGRAM SUB: what (see --help)" on stderr; returns 2.
-int UsageError(const cli::App& app, const std::string& what);
-
-// Runs a subcommand's body after parsing: 1 with one line on a failure.
-int RunBody(const cli::App& app, const std::function<Status()>& body);
-
 // --model / --method / --resolution as given ("all" or comma lists).
 struct Selection {
   std::string models = "all", methods = "all", resolutions = "paper";

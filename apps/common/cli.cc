@@ -230,6 +230,10 @@ int App::Parse(int argc, char** argv) {
 
 int App::Run(int argc, char** argv, const std::function<Status()>& body) {
   if (const int code = Parse(argc, argv); code >= 0) return code;
+  return RunBody(body);
+}
+
+int App::RunBody(const std::function<Status()>& body) const {
   try {
     const Status s = body();
     if (!s.ok()) return Fail(impl_->name, s);
@@ -238,6 +242,11 @@ int App::Run(int argc, char** argv, const std::function<Status()>& body) {
   }
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) return Fail(impl_->name, absl::DataLossError("cannot write to stdout"));
   return kExitOk;
+}
+
+int App::UsageError(const std::string& what) const {
+  std::fprintf(stderr, "%s: %s (see --help)\n", impl_->name.c_str(), OneLine(what).c_str());
+  return kExitUsage;
 }
 
 std::string SubcommandNames(const std::vector<Subcommand>& table) {

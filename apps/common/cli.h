@@ -88,6 +88,12 @@ class App {
   // Parse, then body(): 0 when it returns OK, 1 with one line on stderr when
   // it fails or throws.
   int Run(int argc, char** argv, const std::function<Status()>& body);
+  // The part of Run after parsing, for subcommands that check more flags
+  // themselves: kExitOk, or kExitFailure with one line on a failure, an
+  // exception or an unwritable stdout.
+  int RunBody(const std::function<Status()>& body) const;
+  // "NAME: what (see --help)" as one line on stderr; returns kExitUsage.
+  int UsageError(const std::string& what) const;
 
   std::string Help() const;
   const std::string& name() const;

@@ -16,12 +16,14 @@
 #include "gtest/gtest.h"
 #include "nn/attention.h"
 #include "nn/safetensors.h"
+#include "tests/support/model_golden.h"
 #include "tests/support/process.h"
 
 namespace cf {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::RelativeError;
 
 const std::string kExe = CF_MODULE_EXE;
 const fs::path kPixArt = fs::path(CF_SOURCE_DIR) / "tests" / "data" / "pixart";
@@ -34,17 +36,6 @@ std::vector<double> Values(const SafetensorsFile& f, const std::string& name) {
   auto v = t->ToVector<double>();
   EXPECT_TRUE(v.ok()) << v.status();
   return v.ok() ? *v : std::vector<double>{};
-}
-
-// max |got - want| / max |want| (NaN: infinite; a size mismatch: infinite).
-double RelativeError(const std::vector<double>& got, const std::vector<double>& want) {
-  if (got.size() != want.size() || want.empty()) return INFINITY;
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    err = std::max(err, std::isnan(got[i]) ? INFINITY : std::abs(got[i] - want[i]));
-    scale = std::max(scale, std::abs(want[i]));
-  }
-  return err / scale;
 }
 
 void ExpectContains(const std::string& text, const std::vector<std::string>& parts) {

@@ -36,7 +36,7 @@ std::vector<double> NhwcToNchw(const Tensor& t) {
 }
 
 double RelativeError(const std::vector<double>& got, const std::vector<double>& want) {
-  if (got.size() != want.size()) return std::numeric_limits<double>::infinity();
+  if (got.size() != want.size() || want.empty()) return std::numeric_limits<double>::infinity();
   double err = 0, scale = 0;
   for (size_t i = 0; i < want.size(); ++i) {
     if (std::isnan(got[i])) return std::numeric_limits<double>::infinity();

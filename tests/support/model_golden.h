@@ -24,7 +24,8 @@ int64_t ParameterCount(const Graph& g);
 // the golden files hold images and feature maps); other ranks unchanged.
 std::vector<double> NhwcToNchw(const Tensor& t);
 
-// max |got - want| / max |want|; infinite when got has a NaN or the sizes differ.
+// max |got - want| / max |want|; infinite when got has a NaN, the sizes
+// differ or there is nothing to compare.
 double RelativeError(const std::vector<double>& got, const std::vector<double>& want);
 
 }  // namespace cf::testing
