@@ -23,6 +23,7 @@
 #include "nn/unet2d_condition.h"
 #include "tests/support/model_golden.h"
 #include "tests/support/op_harness.h"
+#include "tests/support/process.h"
 
 namespace cf::testing {
 namespace {
@@ -31,16 +32,6 @@ namespace fs = std::filesystem;
 
 std::string Data(const std::string& rel) { return TestDataDir(rel); }
 std::string Ldm(const std::string& c) { return Data("ldm/" + c + ".safetensors"); }
-
-struct TempDir {
-  fs::path path;
-  TempDir() : path(fs::temp_directory_path() / ("cf_ldm_test_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
 
 // The tiny UNet's graph for its io.safetensors.
 struct UNetCase {
