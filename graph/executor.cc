@@ -153,6 +153,10 @@ Status Executor::Init() {
       s.bind_view = true;
       continue;
     }
+    for (size_t i = 0; i < n.inputs.size() && i < 64; ++i) {
+      const ValueKind k = graph_.value(n.inputs[i]).kind;
+      if (k == ValueKind::kParameter || k == ValueKind::kConstant) s.stable_inputs |= uint64_t{1} << i;
+    }
     s.kernel = OpRegistry::Global().FindKernel(n.op->name, dev.kind);
     if (s.kernel == nullptr) {
       const bool elsewhere = OpRegistry::Global().FindKernel(n.op->name, other) != nullptr;
@@ -274,6 +278,10 @@ Status Executor::SetParameter(absl::string_view name, const Tensor& value) {
   }
   // Into the existing buffer: a captured CUDA Graph keeps reading it.
   CF_RETURN_IF_ERROR(values_[id].CopyFrom(value, stream_.get()));
+  // State derived from the old value (a packed weight) is stale now.
+  for (Step& s : steps_)
+    if (s.node != nullptr && std::find(s.node->inputs.begin(), s.node->inputs.end(), id) != s.node->inputs.end())
+      s.state.reset();
   return stream_->Synchronize();  // `value` may be released when we return
 }
 
@@ -337,7 +345,7 @@ Status Executor::Poison() {
   return absl::OkStatus();
 }
 
-Status Executor::RunStep(const Step& s) {
+Status Executor::RunStep(Step& s) {
   const Node& n = *s.node;
   if (s.bind_view) {
     const Tensor& src = values_[n.inputs[0]];
@@ -352,7 +360,7 @@ Status Executor::RunStep(const Step& s) {
   for (int id : n.inputs) scratch_in_.push_back(values_[id]);
   for (int id : n.outputs) scratch_out_.push_back(values_[id]);
   KernelContext ctx{n.op->name, n.attrs,          scratch_in_, absl::MakeSpan(scratch_out_),
-                    options_.device, stream_.get(), workspace_fn_};
+                    options_.device, stream_.get(), workspace_fn_, &s.state, s.stable_inputs};
   Status st = (*s.kernel)(ctx);
   ++last_run_.kernels;
   if (!st.ok()) return absl::Status(st.code(), absl::StrCat("running ", NodeName(n), ": ", st.message()));
@@ -384,7 +392,7 @@ Status Executor::Capture() {
   const int eager_kernels = last_run_.kernels;  // RunStep counts the captured launches too
   Status failure;
   const Node* culprit = nullptr;
-  for (const Step& s : steps_) {
+  for (Step& s : steps_) {
     if (s.bind_view) continue;  // bound by the eager pass; the addresses do not change
     Status r = RunStep(s);
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;

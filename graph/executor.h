@@ -106,7 +106,8 @@ class Executor {
   // parameter's existing buffer (so a captured CUDA Graph sees the new value).
   Status SetParameter(absl::string_view name, const Tensor& value);
   // The device tensor bound to a parameter (shares memory; undefined when the
-  // parameter has no value yet).
+  // parameter has no value yet). Read it only: kernels may keep state derived
+  // from a parameter (a packed weight), so change values with SetParameter.
   StatusOr<Tensor> GetParameter(absl::string_view name) const;
 
   // Runs the graph. `inputs` maps every graph input name to a tensor of the
@@ -145,6 +146,8 @@ class Executor {
     const KernelFn* kernel = nullptr;
     bool bind_view = false;  // aliased view: bind a view of input 0, no kernel
     std::string label;       // NVTX range name "scope/op"
+    uint64_t stable_inputs = 0;    // KernelContext::stable_inputs
+    std::shared_ptr<void> state;   // KernelContext::state, kept across runs
   };
 
   Executor(Graph graph, ExecutorOptions options) : graph_(std::move(graph)), options_(options) {}
@@ -154,7 +157,7 @@ class Executor {
   Status PrepareOutputs();
   Status Poison();
   Status RunSteps();       // eager: every node in order (optionally timed)
-  Status RunStep(const Step& s);
+  Status RunStep(Step& s);
   Status Capture();        // records the node launches into graph_exec_
   Status Launch();         // replays graph_exec_
   void DestroyCudaGraph();

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -130,6 +131,17 @@ struct KernelContext {
   // Scratch memory for backends that need it (cuBLASLt, cuDNN). Valid until
   // the kernel returns; may be called more than once (each call may reuse).
   std::function<StatusOr<void*>(int64_t bytes)> workspace;
+  // State the caller keeps for this node from one run to the next (null when
+  // it keeps none, e.g. a one-off call): a kernel may store what it derived
+  // from its unchanging inputs here, such as a weight packed for the CPU GEMM
+  // (through ops/kernel_state.h, which stores a KernelStateBase). The caller
+  // resets it when any of the node's inputs is given a new value.
+  std::shared_ptr<void>* state = nullptr;
+  // Bit i set: input i holds the same values at every run of this node (a
+  // parameter or constant: no node writes it, and the executor resets `state`
+  // when SetParameter replaces it). Only inputs 0..63 are tracked.
+  uint64_t stable_inputs = 0;
+  bool input_is_stable(int i) const { return state != nullptr && i < 64 && ((stable_inputs >> i) & 1) != 0; }
 };
 using KernelFn = std::function<Status(KernelContext&)>;
 

@@ -9,6 +9,7 @@
 #include "ops/cpu_util.h"
 #include "ops/elementwise/elementwise.h"
 #include "ops/elementwise/value_util.h"
+#include "ops/kernel_state.h"
 
 namespace cf {
 namespace {
@@ -106,7 +107,9 @@ Status ConvCpu(KernelContext& ctx) {
     if (p.depthwise()) {
       DepthwiseForwardCpu<T>(p, x, w, bias, y);
     } else {
-      ConvForwardGemmCpu<T>(p, x, w, bias, y);
+      ConvCpuExtras<T> extras;
+      extras.weight_state = StableInputSlot(ctx, 1);
+      ConvForwardGemmCpu<T>(p, x, w, bias, y, extras);
     }
     return absl::OkStatus();
   });
@@ -140,7 +143,9 @@ Status BackwardInputCpu(KernelContext& ctx) {
     if (p.depthwise()) {
       DepthwiseBackwardInputCpu<T>(p, dy, w, dx);
     } else {
-      ConvBackwardInputGemmCpu<T>(p, dy, w, dx);
+      ConvCpuExtras<T> extras;
+      extras.weight_state = StableInputSlot(ctx, 1);
+      ConvBackwardInputGemmCpu<T>(p, dy, w, dx, extras);
     }
     return absl::OkStatus();
   });

@@ -4,14 +4,30 @@
 // [N, Ho, Wo, Cout], bias [Cout] or null.
 #pragma once
 
+#include <memory>
+
 #include "ops/conv/conv_params.h"
 
 namespace cf {
 
+// Optional parts of a GEMM conv call.
+template <typename T> struct ConvCpuExtras {
+  // Forward only: y = conv(x, w) + bias + residual, residual shaped like y
+  // (it may be y itself). The sum is formed in f32 and rounded once.
+  const T* residual = nullptr;
+  // A slot kept across runs of the node (ops/kernel_state.h), given when the
+  // weight has the same values at every run: the packed weight is kept there.
+  std::shared_ptr<void>* weight_state = nullptr;
+};
+
 // im2col + the blocked GEMM (any groups; 1x1 stride-1 convs skip im2col).
-template <typename T> void ConvForwardGemmCpu(const ConvParams& p, const T* x, const T* w, const T* bias, T* y);
+template <typename T>
+void ConvForwardGemmCpu(const ConvParams& p, const T* x, const T* w, const T* bias, T* y,
+                        const ConvCpuExtras<T>& extras = {});
 // dx = col2im(dy · W), gathered so threads never write the same pixel.
-template <typename T> void ConvBackwardInputGemmCpu(const ConvParams& p, const T* dy, const T* w, T* dx);
+template <typename T>
+void ConvBackwardInputGemmCpu(const ConvParams& p, const T* dy, const T* w, T* dx,
+                              const ConvCpuExtras<T>& extras = {});
 // dW = dyᵀ · im2col(x), accumulated in f32 over bands of output pixels.
 template <typename T> void ConvBackwardWeightGemmCpu(const ConvParams& p, const T* x, const T* dy, T* dw);
 

@@ -14,6 +14,7 @@
 
 #include "ops/conv/conv_cpu.h"
 #include "ops/cpu_util.h"
+#include "ops/kernel_state.h"
 #include "ops/matmul/cpu_gemm.h"
 #include "runtime/scratch.h"
 
@@ -100,24 +101,53 @@ template <typename T, typename F> void StoreAll(const F* src, T* dst, int64_t n)
   });
 }
 
+
+// The packed weights of one conv call, per group; kept in the node's state
+// across runs when the weight is a parameter (ops/kernel_state.h).
+template <typename F> using PackedGroups = std::vector<gemm::PackedB<F>>;
+struct WeightKey {
+  const void* w = nullptr;
+  int64_t k = 0, n = 0, groups = 0;
+  bool operator==(const WeightKey&) const = default;
+};
+template <typename F, typename Make>
+const PackedGroups<F>& PackedWeight(std::shared_ptr<void>* slot, const WeightKey& key, PackedGroups<F>& local,
+                                    Make make) {
+  if (const PackedGroups<F>* kept = KeptState<PackedGroups<F>>(slot, key, make)) return *kept;
+  local = make();
+  return local;
+}
+
 }  // namespace
 
-template <typename T> void ConvForwardGemmCpu(const ConvParams& p, const T* x, const T* w, const T* bias, T* y) {
+template <typename T>
+void ConvForwardGemmCpu(const ConvParams& p, const T* x, const T* w, const T* bias, T* y,
+                        const ConvCpuExtras<T>& extras) {
   using F = gemm::GemmAcc<T>;
   const int64_t cog = p.cout_g(), cig = p.cin_g(), kdim = p.kdim();
   // B_g(k, co) = w[(g·Cout/g + co)·K + k]: the weight read transposed, packed once.
-  std::vector<gemm::PackedB<F>> wp;
-  for (int64_t g = 0; g < p.groups; ++g)
-    wp.push_back(gemm::PackB<T, F>(kdim, cog, gemm::Transposed(w + g * cog * kdim, kdim)));
-  auto epilogue = [&](int64_t g) {
+  PackedGroups<F> local;
+  const PackedGroups<F>& wp =
+      PackedWeight<F>(extras.weight_state, WeightKey{w, kdim, cog, p.groups}, local, [&] {
+        PackedGroups<F> packed;
+        for (int64_t g = 0; g < p.groups; ++g)
+          packed.push_back(gemm::PackB<T, F>(kdim, cog, gemm::Transposed(w + g * cog * kdim, kdim)));
+        return packed;
+      });
+  // Output rows from `row0` (pixels) of group g.
+  auto epilogue = [&](int64_t g, int64_t row0) {
     gemm::Epilogue<T> ep;
     ep.bias = bias ? bias + g * cog : nullptr;
+    if (extras.residual != nullptr) {
+      ep.residual = extras.residual + row0 * p.cout + g * cog;
+      ep.ldr = p.cout;
+    }
     return ep;
   };
   if (IsPointwise(p)) {
     for (int64_t g = 0; g < p.groups; ++g)
       gemm::GemmPacked<T, T>(p.n * p.h * p.w, gemm::MatRef<T>{x + g * cig, p.cin, 1}, wp[g], y + g * cog, p.cout,
-                             epilogue(g));
+                             epilogue(g, 0));
     return;
   }
   const int64_t rows = p.n * p.ho, band = BandRows(p);
@@ -128,18 +158,24 @@ template <typename T> void ConvForwardGemmCpu(const ConvParams& p, const T* x, c
     for (int64_t g = 0; g < p.groups; ++g) {
       Im2Col(p, x, g, r0, r1, col);
       gemm::GemmPacked<T, T>((r1 - r0) * p.wo, gemm::RowMajor<T>(col, kdim), wp[g],
-                             y + r0 * p.wo * p.cout + g * cog, p.cout, epilogue(g));
+                             y + r0 * p.wo * p.cout + g * cog, p.cout, epilogue(g, r0 * p.wo));
     }
   }
 }
 
-template <typename T> void ConvBackwardInputGemmCpu(const ConvParams& p, const T* dy, const T* w, T* dx) {
+template <typename T>
+void ConvBackwardInputGemmCpu(const ConvParams& p, const T* dy, const T* w, T* dx, const ConvCpuExtras<T>& extras) {
   using F = gemm::GemmAcc<T>;
   const int64_t cog = p.cout_g(), cig = p.cin_g(), kdim = p.kdim();
   // B_g(co, k) = w[(g·Cout/g + co)·K + k]: W_g as stored.
-  std::vector<gemm::PackedB<F>> wp;
-  for (int64_t g = 0; g < p.groups; ++g)
-    wp.push_back(gemm::PackB<T, F>(cog, kdim, gemm::RowMajor(w + g * cog * kdim, kdim)));
+  PackedGroups<F> local;
+  const PackedGroups<F>& wp =
+      PackedWeight<F>(extras.weight_state, WeightKey{w, cog, kdim, p.groups}, local, [&] {
+        PackedGroups<F> packed;
+        for (int64_t g = 0; g < p.groups; ++g)
+          packed.push_back(gemm::PackB<T, F>(cog, kdim, gemm::RowMajor(w + g * cog * kdim, kdim)));
+        return packed;
+      });
   auto dy_rows = [&](int64_t pix0, int64_t g) { return gemm::MatRef<T>{dy + pix0 * p.cout + g * cog, p.cout, 1}; };
   if (IsPointwise(p)) {
     for (int64_t g = 0; g < p.groups; ++g)
@@ -207,9 +243,9 @@ template <typename T> void ConvBackwardWeightGemmCpu(const ConvParams& p, const 
   if constexpr (!std::is_same_v<T, F>) StoreAll(acc, dw, numel);
 }
 
-#define CF_CONV_GEMM_INSTANTIATE(T)                                                              \
-  template void ConvForwardGemmCpu<T>(const ConvParams&, const T*, const T*, const T*, T*);       \
-  template void ConvBackwardInputGemmCpu<T>(const ConvParams&, const T*, const T*, T*);           \
+#define CF_CONV_GEMM_INSTANTIATE(T)                                                                           \
+  template void ConvForwardGemmCpu<T>(const ConvParams&, const T*, const T*, const T*, T*, const ConvCpuExtras<T>&); \
+  template void ConvBackwardInputGemmCpu<T>(const ConvParams&, const T*, const T*, T*, const ConvCpuExtras<T>&);     \
   template void ConvBackwardWeightGemmCpu<T>(const ConvParams&, const T*, const T*, T*);
 CF_CONV_GEMM_INSTANTIATE(float)
 CF_CONV_GEMM_INSTANTIATE(double)

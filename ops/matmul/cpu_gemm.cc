@@ -274,12 +274,16 @@ template <typename Acc, int kTag> Acc* Scratch(int64_t n) {
 }
 
 template <typename TC, typename F, Activation kAct>
-void WriteRow(const F* __restrict src, TC* __restrict dst, int64_t n, const TC* __restrict bias) {
+void WriteRow(const F* __restrict src, TC* dst, int64_t n, const TC* __restrict bias, const TC* res) {
   if constexpr (std::is_same_v<TC, F> && kAct == Activation::kNone) {
     // Same type, no activation: plain loops GCC vectorises (the generic
-    // path below is per element through Load/Store).
-    if (bias != nullptr) {
+    // path below is per element through Load/Store). res may be dst.
+    if (bias != nullptr && res != nullptr) {
+      for (int64_t j = 0; j < n; ++j) dst[j] = (src[j] + bias[j]) + res[j];
+    } else if (bias != nullptr) {
       for (int64_t j = 0; j < n; ++j) dst[j] = src[j] + bias[j];
+    } else if (res != nullptr) {
+      for (int64_t j = 0; j < n; ++j) dst[j] = src[j] + res[j];
     } else {
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(F));
     }
@@ -289,27 +293,31 @@ void WriteRow(const F* __restrict src, TC* __restrict dst, int64_t n, const TC* 
     F v = src[j];
     if (bias != nullptr) v += static_cast<F>(Load(bias, j));
     if constexpr (kAct != Activation::kNone) v = ApplyActivation(kAct, v);
+    if (res != nullptr) v += static_cast<F>(Load(res, j));
     Store(dst, j, v);
   }
 }
 
-// cbuf (mc x nc, row stride ldcb) -> C tile at (i0, j0) through the epilogue.
+// cbuf (mc x nc, row stride ldcb) -> rows [i0, i0 + mc) x columns [j0, j0 +
+// nc) of C [M, n] through the epilogue.
 template <typename TC, typename F>
-void WriteTile(const F* cbuf, int64_t ldcb, int64_t mc, int64_t nc, TC* c, int64_t ldc, int64_t j0,
-               const Epilogue<TC>& ep) {
-  const TC* bias = ep.bias ? ep.bias + j0 : nullptr;
+void WriteTile(const F* cbuf, int64_t ldcb, int64_t mc, int64_t nc, TC* c, int64_t ldc, int64_t i0, int64_t j0,
+               int64_t n, const Epilogue<TC>& ep) {
   for (int64_t i = 0; i < mc; ++i) {
     const F* src = cbuf + i * ldcb;
-    TC* dst = c + i * ldc + j0;
+    TC* dst = c + (i0 + i) * ldc + j0;
     if (ep.accumulate) {
       for (int64_t j = 0; j < nc; ++j) Store(dst, j, Load(dst, j) + src[j]);
       continue;
     }
+    const int64_t bias_row = ep.bias_rows > 0 ? (i0 + i) / ep.bias_rows : 0;
+    const TC* bias = ep.bias ? ep.bias + bias_row * n + j0 : nullptr;
+    const TC* res = ep.residual ? ep.residual + (i0 + i) * ep.ldr + j0 : nullptr;
     switch (ep.act) {
-      case Activation::kNone: WriteRow<TC, F, Activation::kNone>(src, dst, nc, bias); break;
-      case Activation::kGelu: WriteRow<TC, F, Activation::kGelu>(src, dst, nc, bias); break;
-      case Activation::kGeluTanh: WriteRow<TC, F, Activation::kGeluTanh>(src, dst, nc, bias); break;
-      case Activation::kSilu: WriteRow<TC, F, Activation::kSilu>(src, dst, nc, bias); break;
+      case Activation::kNone: WriteRow<TC, F, Activation::kNone>(src, dst, nc, bias, res); break;
+      case Activation::kGelu: WriteRow<TC, F, Activation::kGelu>(src, dst, nc, bias, res); break;
+      case Activation::kGeluTanh: WriteRow<TC, F, Activation::kGeluTanh>(src, dst, nc, bias, res); break;
+      case Activation::kSilu: WriteRow<TC, F, Activation::kSilu>(src, dst, nc, bias, res); break;
     }
   }
 }
@@ -470,7 +478,7 @@ void GemmPacked(int64_t m, MatRef<TA> a, const PackedB<GemmAcc<TC>>& b, TC* c, i
           for (int64_t ir = 0; ir < mc_pad; ir += mr) ki.fn(kc, abuf + ir * kc, bp, cbuf + ir * ldcb + jr, ldcb, pc == 0);
         }
       }
-      WriteTile(cbuf, ldcb, mc, nc, c + i0 * ldc, ldc, j0, ep);
+      WriteTile(cbuf, ldcb, mc, nc, c, ldc, i0, j0, n, ep);
     }
   });
 }

@@ -35,12 +35,20 @@ template <typename T> MatRef<T> RowMajor(const T* p, int64_t cols) { return {p, 
 template <typename T> MatRef<T> Transposed(const T* p, int64_t cols) { return {p, 1, cols}; }
 
 // How C [M, N] (row stride ldc) receives the product P = A·B:
-//   accumulate == false: C = act(P + bias[n])
-//   accumulate == true:  C = C + P        (bias and act must be unset)
+//   accumulate == false: C = act(P + bias[row group, n]) + residual[m, n]
+//   accumulate == true:  C = C + P        (bias, act and residual must be unset)
+// bias is [N] (bias_rows == 0), or [M / bias_rows, N] with one row of biases
+// per group of bias_rows rows of C (bias_rows > 0: a per-image bias, such as
+// the ConvBlock's pooled branch). residual is an [M, N] view with row stride
+// ldr (it may be C itself: then C = act(P + bias) + C). All sums are done in
+// the accumulation type and rounded once to TC.
 template <typename TC> struct Epilogue {
-  const TC* bias = nullptr;  // [N] or null
+  const TC* bias = nullptr;  // see above, or null
+  int64_t bias_rows = 0;
   Activation act = Activation::kNone;
   bool accumulate = false;
+  const TC* residual = nullptr;
+  int64_t ldr = 0;
 };
 
 // Accumulation type: f64 for f64 outputs, f32 otherwise.

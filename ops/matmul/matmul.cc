@@ -4,6 +4,7 @@
 #include "ops/matmul/matmul.h"
 
 #include "ops/cpu_util.h"
+#include "ops/kernel_state.h"
 #include "ops/elementwise/elementwise.h"
 #include "ops/matmul/matmul_dims.h"
 #include "ops/elementwise/value_util.h"
@@ -34,8 +35,18 @@ Cost CostMatmul(const OpCall& c, absl::Span<const TensorType> outs) {
 // batch; larger ones run one at a time with the GEMM's own threads.
 constexpr int64_t kSmallGemmMacs = int64_t{1} << 18;
 
+// What a packed weight depends on besides its values (ops/kernel_state.h).
+struct PackKey {
+  const void* b = nullptr;
+  int64_t k = 0, n = 0;
+  bool trans_b = false;
+  bool operator==(const PackKey&) const = default;
+};
+
+// b_packed: op(b) packed once for the node (its weight is a parameter), or null.
 template <typename T>
-void MatmulCpuTyped(const MatmulDims& d, const T* a, const T* b, const T* bias, T* c) {
+void MatmulCpuTyped(const MatmulDims& d, const T* a, const T* b, const T* bias, T* c,
+                    const gemm::PackedB<gemm::GemmAcc<T>>* b_packed) {
   const int64_t m = d.m, n = d.n, k = d.k;
   gemm::Epilogue<T> ep;
   ep.bias = bias;
@@ -52,13 +63,19 @@ void MatmulCpuTyped(const MatmulDims& d, const T* a, const T* b, const T* bias, 
   if (d.b_batch_count() == 1 && !d.trans_a) {
     // One GEMM: the batches of a are consecutive [M, K] blocks, i.e. one
     // [batch·M, K] matrix (the usual linear layer over tokens).
-    gemm::Gemm(d.batch_count * m, n, k, a_at(0), b_at(0), c, n, ep);
+    if (b_packed != nullptr) {
+      gemm::GemmPacked(d.batch_count * m, a_at(0), *b_packed, c, n, ep);
+    } else {
+      gemm::Gemm(d.batch_count * m, n, k, a_at(0), b_at(0), c, n, ep);
+    }
     return;
   }
   const std::vector<int64_t> ai = d.AIndices(), bi = d.BIndices();
   if (d.b_batch_count() == 1) {
     // One B for every batch: pack it once.
-    const auto pb = gemm::PackB<T, gemm::GemmAcc<T>>(k, n, b_at(0));
+    gemm::PackedB<gemm::GemmAcc<T>> local;
+    if (b_packed == nullptr) local = gemm::PackB<T, gemm::GemmAcc<T>>(k, n, b_at(0));
+    const auto& pb = b_packed != nullptr ? *b_packed : local;
     auto one = [&](int64_t t) { gemm::GemmPacked(m, a_at(ai[t]), pb, c + t * m * n, n, ep); };
     if (m * n * k <= kSmallGemmMacs) {
       ParallelFor(0, d.batch_count, 1, [&](int64_t lo, int64_t hi) {
@@ -84,8 +101,18 @@ Status MatmulCpu(KernelContext& ctx) {
   CF_ASSIGN_OR_RETURN(MatmulDims d, MatmulDimsOf(ctx.op, ctx.attrs, types));
   return DispatchFloat(d.dtype, ctx.op, [&](auto tag) -> Status {
     using T = decltype(tag);
+    using Acc = gemm::GemmAcc<T>;
     const T* bias = d.has_bias ? ctx.inputs[2].data<T>() : nullptr;
-    MatmulCpuTyped<T>(d, ctx.inputs[0].data<T>(), ctx.inputs[1].data<T>(), bias, ctx.outputs[0].data<T>());
+    const T* b = ctx.inputs[1].data<T>();
+    // A weight shared by every batch that no node writes: packed once, kept
+    // for later runs (the SD1.5 UNet repacked ~3.4 GB of weights per step).
+    const gemm::PackedB<Acc>* b_packed = nullptr;
+    if (d.b_batch_count() == 1) {
+      b_packed = StableInputState<gemm::PackedB<Acc>>(ctx, 1, PackKey{b, d.k, d.n, d.trans_b}, [&] {
+        return gemm::PackB<T, Acc>(d.k, d.n, d.trans_b ? gemm::Transposed(b, d.k) : gemm::RowMajor(b, d.n));
+      });
+    }
+    MatmulCpuTyped<T>(d, ctx.inputs[0].data<T>(), b, bias, ctx.outputs[0].data<T>(), b_packed);
     return absl::OkStatus();
   });
 }

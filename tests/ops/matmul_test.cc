@@ -260,6 +260,82 @@ TEST(CpuGemm, AccumulateAndStridedViewsEveryKernel) {
   }
 }
 
+// The residual and per-row-group bias epilogue (what graph fusion folds a
+// following add into): C = act(A·B + bias[m / bias_rows]) + R, with R a
+// strided view or C itself, for every kernel, an activation, and bf16 storage
+// (one rounding at the end).
+TEST(CpuGemm, ResidualAndRowGroupBiasEveryKernel) {
+  const int64_t m = 203, n = 45, k = 37, rows_per_group = 29, ldr = 50;  // 7 groups of rows
+  uint64_t state = 777;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<float>(static_cast<double>(state >> 40) / double(1 << 23) - 1.0);
+  };
+  std::vector<float> a(m * k), b(k * n), bias((m / rows_per_group) * n), r(m * ldr);
+  for (float& v : a) v = next();
+  for (float& v : b) v = next();
+  for (float& v : bias) v = next();
+  for (float& v : r) v = next();
+  for (const std::string& act : {std::string("none"), std::string("silu")}) {
+    std::vector<double> want(m * n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = bias[(i / rows_per_group) * n + j];
+        for (int64_t q = 0; q < k; ++q) s += double(a[i * k + q]) * double(b[q * n + j]);
+        want[i * n + j] = Act(act, s) + double(r[i * ldr + j]);
+      }
+    for (const std::string& name : gemm::FloatKernelNames()) {
+      for (bool in_place : {false, true}) {
+        SCOPED_TRACE(name + " " + act + (in_place ? " in place" : ""));
+        ScopedKernel force(name);
+        gemm::Epilogue<float> ep;
+        CF_ASSERT_OK_AND_ASSIGN(ep.act, gemm::ParseActivation(act));
+        ep.bias = bias.data();
+        ep.bias_rows = rows_per_group;
+        std::vector<float> c(m * n, -7.0f);
+        if (in_place) {
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) c[i * n + j] = r[i * ldr + j];
+          ep.residual = c.data();
+          ep.ldr = n;
+        } else {
+          ep.residual = r.data();
+          ep.ldr = ldr;
+        }
+        gemm::Gemm<float, float, float>(m, n, k, gemm::RowMajor(a.data(), k), gemm::RowMajor(b.data(), n), c.data(),
+                                        n, ep);
+        EXPECT_TRUE(AllClose(std::vector<double>(c.begin(), c.end()), want, Rtol(DType::f32), Atol(DType::f32, k)));
+      }
+    }
+    // bf16 storage: the sum is formed in f32 and rounded once.
+    auto to_bf16 = [](const std::vector<float>& v) {
+      std::vector<bf16_t> h(v.size());
+      for (size_t i = 0; i < v.size(); ++i) h[i].bits = F32ToBF16Bits(v[i]);
+      return h;
+    };
+    std::vector<bf16_t> ah = to_bf16(a), bh = to_bf16(b), biash = to_bf16(bias), rh = to_bf16(r), ch(m * n);
+    std::vector<double> want_h(m * n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = ToFloat(biash[(i / rows_per_group) * n + j]);
+        for (int64_t q = 0; q < k; ++q)
+          s += double(ToFloat(ah[i * k + q])) * double(ToFloat(bh[q * n + j]));
+        want_h[i * n + j] = Act(act, s) + double(ToFloat(rh[i * ldr + j]));
+      }
+    gemm::Epilogue<bf16_t> eph;
+    CF_ASSERT_OK_AND_ASSIGN(eph.act, gemm::ParseActivation(act));
+    eph.bias = biash.data();
+    eph.bias_rows = rows_per_group;
+    eph.residual = rh.data();
+    eph.ldr = ldr;
+    gemm::Gemm<bf16_t, bf16_t, bf16_t>(m, n, k, gemm::RowMajor(ah.data(), k), gemm::RowMajor(bh.data(), n), ch.data(),
+                                       n, eph);
+    std::vector<double> got_h(m * n);
+    for (int64_t i = 0; i < m * n; ++i) got_h[i] = ToFloat(ch[i]);
+    EXPECT_TRUE(AllClose(got_h, want_h, Rtol(DType::bf16), Atol(DType::bf16, k)));
+  }
+}
+
 TEST(CpuGemm, PackedBKeepsItsKernel) {
   // A B packed for one kernel multiplies correctly after another is forced
   // (conv2d packs its weight once and runs GemmPacked per band).
