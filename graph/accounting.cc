@@ -47,13 +47,14 @@ int64_t TokensOf(const TensorType& t) {
   return n;
 }
 
-bool Counted(const Node& n, const AccountOptions& o) {
-  if (o.pass == Pass::kForward && (n.backward || n.update)) return false;
-  if (o.pass == Pass::kBackward && !n.backward) return false;
-  if (o.pass == Pass::kUpdate && !n.update) return false;
-  if (!o.ops.empty() && std::find(o.ops.begin(), o.ops.end(), n.op->name) == o.ops.end()) return false;
+bool Counted(bool backward, bool update, const std::string& op, const AccountOptions& o) {
+  if (o.pass == Pass::kForward && (backward || update)) return false;
+  if (o.pass == Pass::kBackward && !backward) return false;
+  if (o.pass == Pass::kUpdate && !update) return false;
+  if (!o.ops.empty() && std::find(o.ops.begin(), o.ops.end(), op) == o.ops.end()) return false;
   return true;
 }
+bool Counted(const Node& n, const AccountOptions& o) { return Counted(n.backward, n.update, n.op->name, o); }
 
 }  // namespace
 
@@ -101,6 +102,10 @@ StatusOr<CostReport> Account(const Graph& graph, const AccountOptions& options) 
 
   std::vector<bool> has_tokens;  // per made scope: tokens already decided
   auto add_node = [&](const Node& n) {
+    // What a fusion pass removed into n counts under its own scope and pass,
+    // so per-scope FLOPs do not depend on the passes (graph/passes/).
+    for (const AbsorbedCost& a : n.absorbed)
+      if (Counted(a.backward, a.update, a.op, options)) made[scope_of(a.scope)].self += a.cost;
     if (!Counted(n, options)) return;
     const int s = scope_of(n.scope);
     made[s].self += n.cost;

@@ -1,7 +1,9 @@
 // Accounting: the cost of a graph (Node::cost, filled by the builder) summed
 // over the tree of module scopes, with parameter counts, exported as a
 // markdown table, CSV or JSON. See docs/accounting.md for how to get the
-// paper's tables and docs/flops.md for the counting convention.
+// paper's tables and docs/flops.md for the counting convention. A node that
+// a graph pass fused others into counts their FLOPs under their own scopes
+// (Node::absorbed), so the numbers are the same with and without the passes.
 //
 //   CF_ASSIGN_OR_RETURN(CostReport r, Account(graph));
 //   r.root().cost.table1_flops();                    // whole graph, Table 1 convention

@@ -1,5 +1,6 @@
 #include "graph/graph.h"
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_join.h"
@@ -45,7 +46,13 @@ std::vector<int> Graph::Parameters() const {
   return Select(values_, [](const ValueInfo& v) { return v.kind == ValueKind::kParameter; });
 }
 std::vector<int> Graph::Outputs() const {
-  return Select(values_, [](const ValueInfo& v) { return v.is_output; });
+  std::vector<int> out = Select(values_, [](const ValueInfo& v) { return v.is_output; });
+  std::stable_sort(out.begin(), out.end(), [this](int a, int b) {
+    const int pa = values_[a].output_position, pb = values_[b].output_position;
+    if ((pa >= 0) != (pb >= 0)) return pa >= 0;  // positioned outputs first
+    return pa >= 0 && pa < pb;                   // then creation order (stable)
+  });
+  return out;
 }
 
 static int FindBy(const std::deque<ValueInfo>& vs, absl::string_view name, auto pred) {

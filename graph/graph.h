@@ -23,8 +23,26 @@ struct ValueInfo {
   std::string name;       // inputs / parameters / constants: the binding name
   bool is_output = false;
   std::string output_name;  // when is_output
+  // Where Graph::Outputs() lists it: outputs with a position come first, in
+  // position order, then the others in creation order. -1 (the builder's)
+  // keeps creation order; a pass that rebuilds a graph sets it, so the outputs
+  // keep their order even when it makes their values in another order.
+  int output_position = -1;
   bool frozen = false;    // parameters: no gradient is built for them
   Tensor data;            // constants, and parameters given with values (may be undefined)
+};
+
+// The cost of a node that a graph pass fused into another one, kept under
+// the removed node's own scope and pass (forward, backward, update), so that
+// per-scope FLOPs are the same before and after fusion (graph/accounting.cc
+// counts it there). Its bytes are 0: the removed node's memory traffic is
+// gone, and the fused node's own Cost says what it reads and writes.
+struct AbsorbedCost {
+  std::string scope;
+  Cost cost;
+  bool backward = false;
+  bool update = false;
+  std::string op;  // the removed node's op, for AccountOptions::ops
 };
 
 struct Node {
@@ -41,6 +59,9 @@ struct Node {
   // Built after a backward section closed and outside one: the optimizer's
   // update of the parameters, a pass of its own in accounting.
   bool update = false;
+  // Nodes a fusion pass removed into this one (graph/passes/): their FLOPs,
+  // each under its own scope. Empty for nodes the builder made.
+  std::vector<AbsorbedCost> absorbed;
 };
 
 class Graph {

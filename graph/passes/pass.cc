@@ -1,0 +1,57 @@
+#include "graph/passes/pass.h"
+
+
+namespace cf {
+
+void PassReport::Add(const std::string& what, int count) {
+  if (count == 0) return;
+  for (auto& [name, n] : fired)
+    if (name == what) {
+      n += count;
+      return;
+    }
+  fired.emplace_back(what, count);
+}
+
+int PassReport::Count(const std::string& what) const {
+  for (const auto& [name, n] : fired)
+    if (name == what) return n;
+  return 0;
+}
+
+std::string PassReport::ToString() const {
+  std::string s = absl::StrCat(nodes_before, " -> ", nodes_after, " nodes");
+  for (size_t i = 0; i < fired.size(); ++i)
+    absl::StrAppend(&s, i == 0 ? ": " : ", ", fired[i].first, " ", fired[i].second);
+  return s;
+}
+
+StatusOr<Graph> OptimizeGraph(const Graph& g, const PassOptions& o, PassReport* report) {
+  CF_RETURN_IF_ERROR(g.Verify());
+  PassReport local;
+  PassReport& r = report != nullptr ? *report : local;
+  r.nodes_before = g.num_nodes();
+  Graph cur = g;
+  // A pass that only reports its effect as a node count (H5's passes).
+  auto run_counted = [&](const char* what, auto&& pass) -> Status {
+    const int before = cur.num_nodes();
+    CF_ASSIGN_OR_RETURN(Graph next, pass(cur));
+    r.Add(what, before - next.num_nodes());
+    cur = std::move(next);
+    return absl::OkStatus();
+  };
+  (void)run_counted;
+
+  // ---- Slot for H5: common-subexpression elimination (graph/passes/cse.h) ----
+  // if (o.cse) CF_RETURN_IF_ERROR(run_counted("cse", EliminateCommonSubexpressions));
+
+
+  // ---- Slot for H5: elementwise-chain fusion (graph/passes/fuse_elementwise.h) ----
+  // if (o.fuse) CF_RETURN_IF_ERROR(run_counted("elementwise chain (nodes removed)", FuseElementwiseChains));
+
+  CF_RETURN_IF_ERROR(cur.Verify());
+  r.nodes_after = cur.num_nodes();
+  return cur;
+}
+
+}  // namespace cf
