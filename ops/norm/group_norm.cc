@@ -3,9 +3,13 @@
 //
 // group_norm: x [N, ..., C], optional gamma [C] and beta [C] (inputs 1 or 3).
 // Attributes: groups (default 32), eps (default 1e-5), affine (optional; when
-// given it must agree with the input count). PyTorch's nn.GroupNorm on NHWC:
-// per (n, g), mean and biased variance over the P spatial positions and the
-// Cg = C / groups channels of the group; y = (x - mean) * rstd * gamma + beta.
+// given it must agree with the input count), activation ("none" | "silu",
+// default "none"). PyTorch's nn.GroupNorm on NHWC: per (n, g), mean and
+// biased variance over the P spatial positions and the Cg = C / groups
+// channels of the group; z = (x - mean) * rstd * gamma + beta, and y = z or,
+// with activation "silu", y = silu(z) (GroupNorm -> SiLU fused: one pass
+// over memory instead of two). Its VJP recomputes z with a plain group_norm,
+// takes dz = silu_backward(z, dy) and then group_norm_backward(x, dz, gamma).
 //
 // group_norm_backward: inputs x, dy [, gamma]; outputs dx [, dgamma, dbeta].
 // It recomputes mean and rstd from x instead of taking them as saved outputs
@@ -22,6 +26,7 @@
 //   dx = rstd * (gamma * dy - A - xhat * B)
 #include <cmath>
 
+#include "ops/activation/activation_math.h"
 #include "ops/cpu_util.h"
 #include "ops/norm/moments.h"
 #include "ops/norm/norm.h"
@@ -54,13 +59,22 @@ StatusOr<std::vector<TensorType>> InferGroupNorm(const OpCall& c) {
     if (c.attrs.Has("affine"))
       CF_CHECK_ARG(c.attrs.Bool("affine", affine) == affine, "attribute affine=", c.attrs.Bool("affine", affine),
                    " but ", c.inputs.size(), " inputs given");
+    const std::string act = norm_internal::ActivationOf(c.attrs);
+    CF_CHECK_ARG(act == "none" || act == "silu", "activation must be \"none\" or \"silu\", got \"", act, "\"");
     return CheckGroupNormArgs(c, gamma_index);
   });
 }
 
-// NG = N * groups statistics (see AffineNormCost).
+// NG = N * groups statistics (see AffineNormCost); activation "silu" adds
+// silu's count per element (E2 T1, activation_math.h).
 Cost GroupNormCost(const OpCall& c, absl::Span<const TensorType> outs) {
-  return norm_internal::AffineNormCost(c, outs, c.inputs[0].shape.dim(0) * norm_internal::GroupsOf(c.attrs));
+  Cost cost = norm_internal::AffineNormCost(c, outs, c.inputs[0].shape.dim(0) * norm_internal::GroupsOf(c.attrs));
+  if (norm_internal::SiluOf(c.attrs)) {
+    const act::Count k = act::ForwardCount(act::Kind::kSilu);
+    cost.elementwise_flops += k.e * c.inputs[0].shape.numel();
+    cost.transcendentals += k.t * c.inputs[0].shape.numel();
+  }
+  return cost;
 }
 
 StatusOr<std::vector<TensorType>> InferGroupNormBackward(const OpCall& c) {
@@ -84,10 +98,17 @@ Cost GroupNormBackwardCost(const OpCall& c, absl::Span<const TensorType> outs) {
   return cost;
 }
 
+// With activation "silu" the gradient reaching the normalisation is
+// dz = silu'(z) dy, z recomputed by a plain group_norm (the fused forward
+// does not keep z; silu is not invertible from y).
 StatusOr<std::vector<Value>> GroupNormVjp(VjpContext& ctx) {
-  return norm_internal::AffineNormVjp(
-      ctx, "group_norm_backward",
-      Attrs{{"groups", norm_internal::GroupsOf(ctx.attrs)}, {"eps", norm_internal::EpsOf(ctx.attrs)}});
+  const Attrs attrs{{"groups", norm_internal::GroupsOf(ctx.attrs)}, {"eps", norm_internal::EpsOf(ctx.attrs)}};
+  if (norm_internal::SiluOf(ctx.attrs) && ctx.grad_outputs[0].valid()) {
+    const Value z = ctx.b.Op1("group_norm", ctx.inputs, attrs);
+    ctx.grad_outputs[0] = ctx.b.Op1("silu_backward", {z, ctx.grad_outputs[0]});
+    if (!ctx.grad_outputs[0].valid()) return ctx.b.status();
+  }
+  return norm_internal::AffineNormVjp(ctx, "group_norm_backward", attrs);
 }
 
 // ---- CPU kernels -----------------------------------------------------------------
@@ -175,13 +196,19 @@ Status GroupNormCpuT(KernelContext& ctx) {
   const std::vector<A> mc = PerChannel(mean, d);
   std::vector<A> sc = PerChannel(rstd, d);
   for (int64_t i = 0; i < d.N * d.C; ++i) sc[i] *= gamma[i % d.C];
+  const bool silu = norm_internal::SiluOf(ctx.attrs);
   ParallelFor(0, d.N * d.P, RowGrain(d.C), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const A* m = mc.data() + (row / d.P) * d.C;
       const A* s = sc.data() + (row / d.P) * d.C;
       const T* xr = x + row * d.C;
       T* yr = y + row * d.C;
-      for (int64_t c = 0; c < d.C; ++c) Store(yr, c, (Load(xr, c) - m[c]) * s[c] + beta[c]);
+      if (silu) {
+        for (int64_t c = 0; c < d.C; ++c)
+          Store(yr, c, act::Forward<act::Kind::kSilu>((Load(xr, c) - m[c]) * s[c] + beta[c], A(0)));
+      } else {
+        for (int64_t c = 0; c < d.C; ++c) Store(yr, c, (Load(xr, c) - m[c]) * s[c] + beta[c]);
+      }
     }
   });
   return absl::OkStatus();
@@ -277,7 +304,8 @@ Status GroupNormBackwardCpu(KernelContext& ctx) {
 OpDef GroupNormDef() {
   return {.name = "group_norm", .min_inputs = 1, .max_inputs = 3, .infer = InferGroupNorm, .cost = GroupNormCost,
           .vjp = GroupNormVjp,
-          .doc = "group normalisation of channels-last x [N, ..., C] over (spatial, C/groups) per (n, group)"};
+          .doc = "group normalisation of channels-last x [N, ..., C] over (spatial, C/groups) per (n, group), "
+                 "optionally followed by silu (activation=\"silu\")"};
 }
 
 OpDef GroupNormBackwardDef() {
@@ -287,9 +315,11 @@ OpDef GroupNormBackwardDef() {
 
 }  // namespace
 
-Value GroupNorm(Value x, std::optional<Value> gamma, std::optional<Value> beta, int64_t groups, double eps) {
-  return norm_internal::AffineNormOp("GroupNorm", "group_norm", x, gamma, beta,
-                                     Attrs{{"groups", groups}, {"eps", eps}});
+Value GroupNorm(Value x, std::optional<Value> gamma, std::optional<Value> beta, int64_t groups, double eps,
+                const std::string& activation) {
+  Attrs attrs{{"groups", groups}, {"eps", eps}};
+  if (activation != "none") attrs.Set("activation", activation);
+  return norm_internal::AffineNormOp("GroupNorm", "group_norm", x, gamma, beta, std::move(attrs));
 }
 
 CF_REGISTER_OP(GroupNormDef());

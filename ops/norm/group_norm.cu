@@ -69,11 +69,12 @@ Status GroupNormCudaT(KernelContext& ctx) {
   T* y = ctx.outputs[0].data<T>();
   const int64_t pc = d.P * d.C;
   const int c = static_cast<int>(d.C), g = static_cast<int>(d.G), cg = static_cast<int>(d.Cg);
+  const bool silu = norm_internal::SiluOf(ctx.attrs);
   const GnEltLaunch l = GnEltLaunchFor(d, norm_cuda::Aligned4<T>({x, y}));
   if (l.vec == 4) {
-    GnNormalizeKernel<T, 4><<<l.grid, l.block, 0, stream>>>(x, stats, gamma, beta, y, l.total, pc, c, g, cg);
+    GnNormalizeKernel<T, 4><<<l.grid, l.block, 0, stream>>>(x, stats, gamma, beta, y, l.total, pc, c, g, cg, silu);
   } else {
-    GnNormalizeKernel<T, 1><<<l.grid, l.block, 0, stream>>>(x, stats, gamma, beta, y, l.total, pc, c, g, cg);
+    GnNormalizeKernel<T, 1><<<l.grid, l.block, 0, stream>>>(x, stats, gamma, beta, y, l.total, pc, c, g, cg, silu);
   }
   CF_CUDA_CHECK_LAUNCH();
   return absl::OkStatus();

@@ -12,7 +12,8 @@
 // moments per (n, g) with Chan's formula, which stays accurate for large
 // groups (e.g. 128x128 positions x 10 channels) in f32.
 //
-// Forward:  GnStatsPartialKernel -> GnStatsFinalKernel -> GnNormalizeKernel.
+// Forward:  GnStatsPartialKernel -> GnStatsFinalKernel -> GnNormalizeKernel
+//           (which applies silu after the affine for activation "silu").
 // Backward: the same two statistics kernels (recomputed, see group_norm.cc),
 //           GnBwdPartialKernel (per chunk, per channel: sum dy, sum dy*xhat)
 //           -> norm_cuda::SumChunksKernel (sum over chunks) -> GnBwdGroupKernel
@@ -23,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "ops/activation/activation_math.h"
 #include "ops/grid_for.h"
 #include "ops/norm/moments.h"
 #include "ops/norm/norm_internal.h"
@@ -150,11 +152,12 @@ KD_GLOBAL void GnStatsFinalKernel(kd::Ptr<const float> KD_RESTRICT partial, int6
 
 // x, y: [N, P, C]; stats: [N, G] x {mean, rstd} (8-byte aligned); gamma,
 // beta: [C] or null. kVec channels per thread (4 needs C % 4 == 0 and
-// aligned pointers); total = N * P * C / kVec, PC = P * C.
+// aligned pointers); total = N * P * C / kVec, PC = P * C. silu: y = silu(z)
+// instead of z (the affine result).
 template <typename T, int kVec>
 KD_GLOBAL void GnNormalizeKernel(kd::Ptr<const T> KD_RESTRICT x, kd::Ptr<const float> KD_RESTRICT stats,
                                  kd::Ptr<const T> KD_RESTRICT gamma, kd::Ptr<const T> KD_RESTRICT beta,
-                                 kd::Ptr<T> KD_RESTRICT y, int64_t total, int64_t PC, int C, int G, int Cg) {
+                                 kd::Ptr<T> KD_RESTRICT y, int64_t total, int64_t PC, int C, int G, int Cg, bool silu) {
   const kd::Ptr<const kd::float2> st2 = kd::ptr_cast<const kd::float2>(stats);
   for (int64_t i = kd::blockIdx.x * int64_t(kd::blockDim.x) + kd::threadIdx.x; i < total;
        i += int64_t(kd::gridDim.x) * kd::blockDim.x) {
@@ -170,6 +173,7 @@ KD_GLOBAL void GnNormalizeKernel(kd::Ptr<const T> KD_RESTRICT x, kd::Ptr<const f
       const kd::float2 st = st2[n * G + c / Cg];
       float o = (v[j] - st.x) * st.y;
       if (gamma != nullptr) o = fmaf(o, kd::LoadF(gamma, c), kd::LoadF(beta, c));
+      if (silu) o = act::Forward<act::Kind::kSilu>(o, 0.f);
       v[j] = o;
     }
     if constexpr (kVec == 4) Store4(y + e, v);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 
 #include "graph/builder.h"
 
@@ -11,8 +12,9 @@ namespace cf {
 // spatial positions), normalised per (n, group) over all positions and the
 // C/groups channels of the group (biased variance, PyTorch's nn.GroupNorm).
 // gamma and beta [C] are both given (affine) or both absent (no affine).
+// activation "silu" applies silu after the affine (attribute activation).
 Value GroupNorm(Value x, std::optional<Value> gamma, std::optional<Value> beta, int64_t groups = 32,
-                double eps = 1e-5);
+                double eps = 1e-5, const std::string& activation = "none");
 
 // "layer_norm": x [..., C] normalised over the last dim; gamma, beta [C] both
 // given or both absent (PixArt: no affine, eps 1e-6).

@@ -3,6 +3,8 @@
 // and the shape rules agree).
 #pragma once
 
+#include <string>
+
 #include "ops/op.h"
 
 namespace cf::norm_internal {
@@ -13,6 +15,11 @@ constexpr double kDefaultEps = 1e-5;
 // The attributes groups and eps, or their defaults.
 inline int64_t GroupsOf(const Attrs& a) { return a.Int("groups", kDefaultGroups); }
 inline double EpsOf(const Attrs& a) { return a.Float("eps", kDefaultEps); }
+
+// group_norm's optional activation after the affine: "none" (default) or
+// "silu" (the ResNet block's GroupNorm -> SiLU in one pass).
+inline std::string ActivationOf(const Attrs& a) { return a.Str("activation", "none"); }
+inline bool SiluOf(const Attrs& a) { return ActivationOf(a) == "silu"; }
 
 // group_norm views x [N, ..., C] as [N, P, C] with P the product of the
 // spatial dims, and channels split into G groups of Cg = C / G.

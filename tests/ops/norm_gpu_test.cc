@@ -37,8 +37,10 @@ TEST(NormGpu, GroupNormMatchesCpu) {
   uint64_t seed = 1;
   for (const GnCase& k : kGnCases)
     for (DType dt : kGpuDTypes)
-      EXPECT_TRUE(CudaMatchesCpu("group_norm", GnInputs(k, false, seed += 10), Attrs{{"groups", k.groups}}, dt))
-          << k.shape.ToString();
+      for (const char* act : {"none", "silu"})  // silu: the fused GroupNorm -> SiLU
+        EXPECT_TRUE(CudaMatchesCpu("group_norm", GnInputs(k, false, seed += 10),
+                                   Attrs{{"groups", k.groups}, {"activation", std::string(act)}}, dt))
+            << k.shape.ToString() << " activation " << act;
 }
 
 TEST(NormGpu, GroupNormBackwardMatchesCpu) {

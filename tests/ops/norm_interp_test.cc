@@ -195,7 +195,7 @@ Status InterpGnStats(kd::Ptr<const T> x, const norm_internal::GnDims& d, float e
 // GroupNormCudaT on the interpreter; chunks: the stats plan's chunk count (out).
 template <class T>
 Status InterpGnForward(kd::Ptr<const T> x, kd::Ptr<const T> gamma, kd::Ptr<const T> beta, kd::Ptr<T> y,
-                       const norm_internal::GnDims& d, float eps, int sms, int64_t* chunks) {
+                       const norm_internal::GnDims& d, float eps, bool silu, int sms, int64_t* chunks) {
   const gnk::GnPlan p = gnk::GnPlanFor(d, 2, sms);
   *chunks = p.chunks;
   ki::Buffer<float> stats(size_t(d.N * d.G * 2), "stats");
@@ -206,9 +206,9 @@ Status InterpGnForward(kd::Ptr<const T> x, kd::Ptr<const T> gamma, kd::Ptr<const
   const int64_t pc = d.P * d.C;
   if (l.vec == 4)
     return ki::Launch(cfg, &gnk::GnNormalizeKernel<T, 4>, x, st, gamma, beta, y, l.total, pc, int(d.C), int(d.G),
-                      int(d.Cg));
+                      int(d.Cg), silu);
   return ki::Launch(cfg, &gnk::GnNormalizeKernel<T, 1>, x, st, gamma, beta, y, l.total, pc, int(d.C), int(d.G),
-                    int(d.Cg));
+                    int(d.Cg), silu);
 }
 
 // GroupNormBackwardCudaT on the interpreter; chunks: the partial-sum plan's chunk count (out).
@@ -262,34 +262,40 @@ TEST(NormInterp, GroupNormForward) {
   for (const GnCase& gc : kGnCases) {
     const Shape& s = gc.shape;
     const int64_t c = s.dim(-1);
-    const Attrs attrs{{"groups", gc.groups}, {"eps", 1e-5}};
-    const norm_internal::GnDims d = norm_internal::GnDimsOf(s, attrs);
-    for (bool affine : {false, true}) {
-      for (DType t : kInterpDTypes) {
-        for (size_t offset : {size_t{0}, size_t{1}}) {  // offset 1: the scalar path
-          // A large common offset tests the shifted sums.
-          std::vector<Tensor> ins{RandomTensor(s, DType::f32, seed++, 3, 5)};
-          if (affine) {
-            ins.push_back(RandomTensor(Shape({c}), DType::f32, seed++, 0.5, 1.5));
-            ins.push_back(RandomTensor(Shape({c}), DType::f32, seed++));
+    const norm_internal::GnDims d = norm_internal::GnDimsOf(s, Attrs{{"groups", gc.groups}});
+    for (const bool silu : {false, true}) {  // activation "silu": the fused GroupNorm -> SiLU
+      Attrs attrs{{"groups", gc.groups}, {"eps", 1e-5}};
+      if (silu) attrs.Set("activation", std::string("silu"));
+      for (bool affine : {false, true}) {
+        for (DType t : kInterpDTypes) {
+          for (size_t offset : {size_t{0}, size_t{1}}) {  // offset 1: the scalar path
+            // A large common offset tests the shifted sums.
+            std::vector<Tensor> ins{RandomTensor(s, DType::f32, seed++, 3, 5)};
+            if (affine) {
+              ins.push_back(RandomTensor(Shape({c}), DType::f32, seed++, 0.5, 1.5));
+              ins.push_back(RandomTensor(Shape({c}), DType::f32, seed++));
+            }
+            const auto run = [&](const std::vector<Tensor>& in) {
+              return DispatchKd(t, [&](auto tag) -> StatusOr<std::vector<Tensor>> {
+                using T = decltype(tag);
+                DevBuf<T> xb(in[0], "x", offset), yb(size_t(s.numel()), "y", offset);
+                std::unique_ptr<DevBuf<T>> gb, bb;
+                if (affine) {
+                  gb = std::make_unique<DevBuf<T>>(in[1], "gamma", offset);
+                  bb = std::make_unique<DevBuf<T>>(in[2], "beta", offset);
+                }
+                int64_t chunks = 0;
+                CF_RETURN_IF_ERROR(InterpGnForward<T>(xb, gb ? kd::Ptr<const T>(*gb) : nullptr,
+                                                      bb ? kd::Ptr<const T>(*bb) : nullptr, yb, d, 1e-5f, silu,
+                                                      /*sms=*/2, &chunks));
+                saw_chunks |= chunks > 1;
+                return std::vector<Tensor>{yb.ToTensor(s)};
+              });
+            };
+            EXPECT_TRUE(MatchesCpuReference("group_norm", ins, attrs, t, run))
+                << s.ToString() << " groups " << gc.groups << " affine " << affine << " offset " << offset
+                << " silu " << silu;
           }
-          EXPECT_TRUE(MatchesCpuReference("group_norm", ins, attrs, t, [&](const std::vector<Tensor>& in) {
-            return DispatchKd(t, [&](auto tag) -> StatusOr<std::vector<Tensor>> {
-              using T = decltype(tag);
-              DevBuf<T> xb(in[0], "x", offset), yb(size_t(s.numel()), "y", offset);
-              std::unique_ptr<DevBuf<T>> gb, bb;
-              if (affine) {
-                gb = std::make_unique<DevBuf<T>>(in[1], "gamma", offset);
-                bb = std::make_unique<DevBuf<T>>(in[2], "beta", offset);
-              }
-              int64_t chunks = 0;
-              CF_RETURN_IF_ERROR(InterpGnForward<T>(xb, gb ? kd::Ptr<const T>(*gb) : nullptr,
-                                                    bb ? kd::Ptr<const T>(*bb) : nullptr, yb, d, 1e-5f, /*sms=*/2,
-                                                    &chunks));
-              saw_chunks |= chunks > 1;
-              return std::vector<Tensor>{yb.ToTensor(s)};
-            });
-          })) << s.ToString() << " groups " << gc.groups << " affine " << affine << " offset " << offset;
         }
       }
     }

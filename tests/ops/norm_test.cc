@@ -236,6 +236,47 @@ TEST(GroupNorm, BackwardMatchesClosedForm) {
   }
 }
 
+// activation "silu": y = silu(group_norm(x)) in every dtype, with and
+// without affine; odd channel counts (tails of any vector loop).
+TEST(GroupNorm, SiluActivationMatchesReference) {
+  const GnCase cases[] = {{{2, 5, 7, 12}, 4, true}, {{1, 3, 6}, 3, false}, {{2, 17, 11, 33}, 11, true},
+                          {{1, 131, 3, 8}, 2, false}};
+  uint64_t seed = 61;
+  for (const GnCase& k : cases) {
+    const int64_t n = k.shape.dim(0), c = k.shape.dim(-1), p = k.shape.numel() / (n * c);
+    for (DType dt : kFloatDTypes) {
+      Tensor x = RandomTensor(k.shape, dt, seed++, -2, 3);
+      std::vector<Tensor> ins{x};
+      std::vector<double> gv, bv;
+      if (k.affine) {
+        ins.push_back(RandomTensor(Shape({c}), dt, seed++, -2, 2));
+        ins.push_back(RandomTensor(Shape({c}), dt, seed++, -1, 1));
+        gv = ToDoubles(ins[1]);
+        bv = ToDoubles(ins[2]);
+      }
+      std::vector<double> want = RefGroupNorm(ToDoubles(x), n, p, c, k.groups, 1e-5, gv, bv);
+      for (double& v : want) v = v / (1 + std::exp(-v));
+      auto y = RunOp1("group_norm", ins, Attrs{{"groups", k.groups}, {"activation", std::string("silu")}});
+      ASSERT_TRUE(y.ok()) << y.status().message();
+      EXPECT_TRUE(AllClose(ToDoubles(*y), want, Tol(dt), ScaledAtol(want, Tol(dt), dt)))
+          << k.shape.ToString() << " " << DTypeName(dt);
+    }
+  }
+}
+
+TEST(GroupNorm, SiluActivationVjp) {
+  const Attrs silu{{"groups", int64_t{3}}, {"activation", std::string("silu")}};
+  Tensor x = RandomTensor(Shape({2, 3, 5, 6}), DType::f64, 71);
+  Tensor g = RandomTensor(Shape({6}), DType::f64, 72, 0.5, 1.5);
+  Tensor b = RandomTensor(Shape({6}), DType::f64, 73);
+  EXPECT_TRUE(CheckVjp("group_norm", {x, g, b}, silu));
+  EXPECT_TRUE(CheckVjp("group_norm", {x}, silu));
+  Tensor x3 = RandomTensor(Shape({1, 131, 4}), DType::f64, 74);
+  Tensor g3 = RandomTensor(Shape({4}), DType::f64, 75);
+  Tensor b3 = RandomTensor(Shape({4}), DType::f64, 76);
+  EXPECT_TRUE(CheckVjp("group_norm", {x3, g3, b3}, Attrs{{"groups", int64_t{2}}, {"activation", std::string("silu")}}));
+}
+
 TEST(GroupNorm, Errors) {
   ExpectError(BuildStatus("group_norm", {{Shape({2, 4, 4, 10}), DType::f32}}, Attrs{{"groups", int64_t{4}}}),
               {"group_norm", "[2, 4, 4, 10]", "divisible"});
@@ -254,6 +295,9 @@ TEST(GroupNorm, Errors) {
   ExpectError(BuildStatus("group_norm", {{Shape({2, 8}), DType::i32}}, Attrs{{"groups", int64_t{2}}}), {"floating"});
   ExpectError(BuildStatus("group_norm", {{Shape({2, 8}), DType::f32}}, Attrs{{"groups", int64_t{2}}, {"affine", true}}),
               {"affine"});
+  ExpectError(BuildStatus("group_norm", {{Shape({2, 8}), DType::f32}},
+                          Attrs{{"groups", int64_t{2}}, {"activation", std::string("gelu")}}),
+              {"activation", "gelu"});
   ExpectError(BuildStatus("group_norm_backward", {{Shape({2, 8}), DType::f32}, {Shape({2, 9}), DType::f32}},
                           Attrs{{"groups", int64_t{2}}}),
               {"dy"});
@@ -270,6 +314,10 @@ TEST(GroupNorm, Cost) {
   EXPECT_EQ(c.bytes_written, 256 * 4);
   c = CostOfOp("group_norm", {x}, Attrs{{"groups", int64_t{4}}});
   EXPECT_EQ(c.elementwise_flops, 6 * 256 + 8);
+  // activation "silu": + silu's E2 T1 per element.
+  c = CostOfOp("group_norm", {x, p, p}, Attrs{{"groups", int64_t{4}}, {"activation", std::string("silu")}});
+  EXPECT_EQ(c.elementwise_flops, 10 * 256 + 8);
+  EXPECT_EQ(c.transcendentals, 256 + 8);
   // SD 1.5 latent: [2, 64, 64, 320], 32 groups: E = 2621440, NG = 64.
   c = CostOfOp("group_norm",
                {{Shape({2, 64, 64, 320}), DType::f16}, {Shape({320}), DType::f16}, {Shape({320}), DType::f16}}, {});
