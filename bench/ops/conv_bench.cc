@@ -64,6 +64,45 @@ BENCHMARK(BM_CpuConv)
     ->Args({1, 32, 320, 320, 1, 1, 0})
     ->ArgNames({kArgNames, kArgNames + 7})->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();
 
+// SD1.5's dense 3x3 convs (padding 1; the forward with its bias), f32, at the
+// shapes of bench/torch/conv_cpu.py, which docs/ops/conv.md compares them
+// with: 320/640/1280 channels at 64x64 and 32x32, batch 1 and 2, and the
+// three stride-2 downsamplers. Args n, hw (input side), cin, cout, stride,
+// kind. Three repetitions; the min and the median are the figures to quote.
+void BM_CpuConvSd(benchmark::State& state) {
+  const int64_t n = state.range(0), hw = state.range(1), cin = state.range(2), cout = state.range(3);
+  const int64_t s = state.range(4);
+  const Kind kind = static_cast<Kind>(state.range(5));
+  const DType t = DType::f32;
+  const int64_t ho = (hw + 2 - 3) / s + 1;
+  Attrs attrs{{"padding", std::vector<int64_t>{1, 1}}, {"stride", std::vector<int64_t>{s, s}}};
+  const Shape x{n, hw, hw, cin}, w{cout, 3, 3, cin}, y{n, ho, ho, cout};
+  std::string op = "conv2d";
+  std::vector<TensorType> types = {{x, t}, {w, t}, {Shape{cout}, t}};
+  if (kind == Kind::kBackwardInput) {
+    op = "conv2d_backward_input";
+    attrs.Set("input_shape", std::vector<int64_t>{n, hw, hw, cin});
+    types = {{y, t}, {w, t}};
+  } else if (kind == Kind::kBackwardWeight) {
+    op = "conv2d_backward_weight";
+    attrs.Set("weight_shape", std::vector<int64_t>{cout, 3, 3, cin});
+    types = {{x, t}, {y, t}};
+  }
+  state.SetLabel(absl::StrCat(op, " f32"));
+  BenchOpCpu(state, op, attrs, types, Fill::kValues);
+}
+const char* const kSdArgNames[] = {"n", "hw", "cin", "cout", "stride", "kind"};
+BENCHMARK(BM_CpuConvSd)
+    ->ArgsProduct({{1, 2}, {64, 32}, {320}, {320}, {1}, {0, 1, 2}})
+    ->ArgsProduct({{1, 2}, {64, 32}, {640}, {640}, {1}, {0, 1, 2}})
+    ->ArgsProduct({{1, 2}, {64, 32}, {1280}, {1280}, {1}, {0, 1, 2}})
+    ->Args({2, 64, 320, 320, 2, 0})->Args({2, 64, 320, 320, 2, 1})->Args({2, 64, 320, 320, 2, 2})
+    ->Args({2, 32, 640, 640, 2, 0})->Args({2, 32, 640, 640, 2, 1})->Args({2, 32, 640, 640, 2, 2})
+    ->Args({2, 16, 1280, 1280, 2, 0})->Args({2, 16, 1280, 1280, 2, 1})->Args({2, 16, 1280, 1280, 2, 2})
+    ->ArgNames({kSdArgNames, kSdArgNames + 6})->Unit(benchmark::kMillisecond)->MinTime(0.3)->UseRealTime()
+    ->Repetitions(3)->ReportAggregatesOnly(true)
+    ->ComputeStatistics("min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
+
 // Depthwise K x K, stride 1, padding K/2, no bias (the ConvBlock's convs), f32,
 // through the tiled kernels; args n, hw, c, k, kind, portable (1: the forced
 // portable path). FLOP/s counts 2 per multiply-add, padding taps included.
