@@ -181,6 +181,10 @@ struct OpDef {
   // kernel runs, the planner gives it no memory of its own and extends input
   // 0's lifetime instead, and the executor binds a view.
   bool view_of_input0 = false;
+  // Draws random numbers or has an effect beyond its outputs: two calls with
+  // the same inputs and attributes are not interchangeable, so graph passes
+  // never merge them (graph/passes/cse.h).
+  bool stateful = false;
   std::string doc{};  // one line: what it computes
 };
 
