@@ -10,6 +10,7 @@
 #include "ops/elementwise/elementwise.h"
 #include "ops/elementwise/value_util.h"
 #include "ops/kernel_state.h"
+#include "ops/matmul/matmul_dims.h"
 
 namespace cf {
 namespace {
@@ -34,10 +35,19 @@ StatusOr<Shape> ShapeAttr(const Attrs& attrs, const std::string& name) {
 
 StatusOr<ConvParams> ForwardParams(const Attrs& attrs, absl::Span<const TensorType> ins) {
   CF_RETURN_IF_ERROR(CheckFloats(ins));
+  CF_ASSIGN_OR_RETURN(ConvForm f, ConvFormOf(attrs, ins.size()));
   CF_ASSIGN_OR_RETURN(ConvParams p, ConvParamsOf(attrs, ins[0].shape, ins[1].shape));
-  if (ins.size() == 3)
+  if (f.has_bias)
     CF_CHECK_ARG(ins[2].shape == Shape({p.cout}), "bias must be [", p.cout, "] (one per output channel), got ",
                  ins[2].shape.ToString());
+  if (f.image_bias) {
+    const Shape want{p.n, 1, 1, p.cout};
+    CF_CHECK_ARG(ins[f.image_bias_input()].shape == want, "image_bias must be ", want.ToString(), ", got ",
+                 ins[f.image_bias_input()].shape.ToString());
+  }
+  if (f.residual)
+    CF_CHECK_ARG(ins[f.residual_input()].shape == p.output_shape(), "residual must be ",
+                 p.output_shape().ToString(), " (the output's shape), got ", ins[f.residual_input()].shape.ToString());
   return p;
 }
 
@@ -75,16 +85,28 @@ StatusOr<std::vector<TensorType>> InferConv(const OpCall& c) {
 }
 
 Cost CostConv(const OpCall& c, absl::Span<const TensorType> outs) {
-  // mac_flops = 2·N·Ho·Wo·Cout·kh·kw·Cin/groups; bias_flops = N·Ho·Wo·Cout.
+  // mac_flops = 2·N·Ho·Wo·Cout·kh·kw·Cin/groups; bias_flops = N·Ho·Wo·Cout;
+  // fused forms: the activation's counts and 1 elementwise per output for
+  // each of image_bias and residual.
   Cost cost = IoBytes(c.inputs, outs);
   auto p = ForwardParams(c.attrs, c.inputs);
-  if (!p.ok()) return cost;
+  auto f = ConvFormOf(c.attrs, c.inputs.size());
+  if (!p.ok() || !f.ok()) return cost;
+  const int64_t outs_n = p->n * p->ho * p->wo * p->cout;
   cost.mac_flops = 2 * p->macs();
-  if (c.inputs.size() == 3) cost.bias_flops = p->n * p->ho * p->wo * p->cout;
+  if (f->has_bias) cost.bias_flops = outs_n;
+  const ActivationCount ac = CountOf(f->act);
+  cost.elementwise_flops = (ac.elementwise + int64_t{f->image_bias} + int64_t{f->residual}) * outs_n;
+  cost.transcendentals = ac.transcendental * outs_n;
   return cost;
 }
 
 StatusOr<std::vector<Value>> ConvVjp(VjpContext& ctx) {
+  CF_ASSIGN_OR_RETURN(ConvForm form, ConvFormOf(ctx.attrs, ctx.inputs.size()));
+  if (form.fused())
+    return absl::UnimplementedError(
+        "conv2d with a fused activation / image_bias / residual has no VJP: graph passes (graph/passes/) make "
+        "these forms after autodiff, on the final graph; differentiate the unfused graph");
   std::vector<Value> grads(ctx.inputs.size());
   Value g = ctx.grad_outputs[0];
   if (!g.valid()) return grads;
@@ -96,21 +118,57 @@ StatusOr<std::vector<Value>> ConvVjp(VjpContext& ctx) {
   return grads;
 }
 
+// y = act(y) + residual (either may be absent), in place.
+template <typename T> void ActResidualInPlace(T* y, int64_t count, gemm::Activation act, const T* residual) {
+  ParallelFor(0, count, kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      Acc<T> v = gemm::ApplyActivation(act, Load(y, i));
+      if (residual != nullptr) v += Load(residual, i);
+      Store(y, i, v);
+    }
+  });
+}
+
 Status ConvCpu(KernelContext& ctx) {
   CF_ASSIGN_OR_RETURN(ConvParams p, ForwardParams(ctx.attrs, TypesOf(ctx.inputs)));
+  CF_ASSIGN_OR_RETURN(ConvForm f, ConvFormOf(ctx.attrs, ctx.inputs.size()));
   return DispatchFloat(ctx.inputs[0].dtype(), ctx.op, [&](auto tag) -> Status {
     using T = decltype(tag);
-    const T* bias = ctx.inputs.size() == 3 ? ctx.inputs[2].data<T>() : nullptr;
+    const T* bias = f.has_bias ? ctx.inputs[2].data<T>() : nullptr;
+    const T* image_bias = f.image_bias ? ctx.inputs[f.image_bias_input()].data<T>() : nullptr;
+    const T* residual = f.residual ? ctx.inputs[f.residual_input()].data<T>() : nullptr;
     const T* x = ctx.inputs[0].data<T>();
     const T* w = ctx.inputs[1].data<T>();
     T* y = ctx.outputs[0].data<T>();
-    if (p.depthwise()) {
-      DepthwiseForwardCpu<T>(p, x, w, bias, y);
+    // The GEMM's epilogue adds the residual when no activation comes before it.
+    const bool residual_in_gemm = residual != nullptr && !p.depthwise() && f.act == gemm::Activation::kNone;
+    // conv(x, w) + bias of images [i0, i0 + q.n), into y's rows of them.
+    auto run = [&](const ConvParams& q, int64_t i0, const T* b) {
+      const int64_t in_img = q.h * q.w * q.cin, out_img = q.ho * q.wo * q.cout;
+      if (q.depthwise()) {
+        DepthwiseForwardCpu<T>(q, x + i0 * in_img, w, b, y + i0 * out_img);
+      } else {
+        ConvCpuExtras<T> extras;
+        extras.weight_state = StableInputSlot(ctx, 1);
+        if (residual_in_gemm) extras.residual = residual + i0 * out_img;
+        ConvForwardGemmCpu<T>(q, x + i0 * in_img, w, b, y + i0 * out_img, extras);
+      }
+    };
+    if (image_bias == nullptr) {
+      run(p, 0, bias);
     } else {
-      ConvCpuExtras<T> extras;
-      extras.weight_state = StableInputSlot(ctx, 1);
-      ConvForwardGemmCpu<T>(p, x, w, bias, y, extras);
+      // One call per image with that image's bias row (+ the bias).
+      ConvParams one = p;
+      one.n = 1;
+      std::vector<T> row(p.cout);
+      for (int64_t i = 0; i < p.n; ++i) {
+        for (int64_t c = 0; c < p.cout; ++c)
+          Store(row.data(), c, Load(image_bias, i * p.cout + c) + (bias != nullptr ? Load(bias, c) : Acc<T>(0)));
+        run(one, i, row.data());
+      }
     }
+    if (f.act != gemm::Activation::kNone || (residual != nullptr && !residual_in_gemm))
+      ActResidualInPlace<T>(y, p.n * p.ho * p.wo * p.cout, f.act, residual_in_gemm ? nullptr : residual);
     return absl::OkStatus();
   });
 }
@@ -213,7 +271,7 @@ Value Conv2dBackwardWeight(Value x, Value grad_out, const Shape& weight_shape, c
   return b->Op1("conv2d_backward_weight", {x, grad_out}, attrs);
 }
 
-CF_REGISTER_OP(MakeDef("conv2d", 2, 3, InferConv, CostConv, ConvVjp,
+CF_REGISTER_OP(MakeDef("conv2d", 2, 5, InferConv, CostConv, ConvVjp,
                        "2D cross-correlation, NHWC input, [Cout, kh, kw, Cin/groups] weight, optional bias"));
 CF_REGISTER_OP(MakeDef("conv2d_backward_input", 2, 2, InferBackwardInput, CostBackward<BackwardInputParams>,
                        nullptr, "gradient of conv2d's input from (grad_out, weight); attribute input_shape"));

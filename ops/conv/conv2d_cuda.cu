@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "ops/conv/conv_depthwise_cuda.h"
+#include "ops/activation/activation_math.h"
 #include "ops/conv/conv_params.h"
 #include "ops/cuda_util.cuh"
 #include "runtime/device_guard.h"
@@ -236,6 +237,37 @@ template <typename T> __global__ void AddBias(T* y, const T* bias, int64_t count
     StoreF(y, i, LoadF(y, i) + LoadF(bias, i % c));
 }
 
+// y: [N, Ho, Wo, Cout], the fused forms' epilogue (ConvForm), in place:
+//   y = act(y + bias[c] + image_bias[n, c]) + residual  (absent terms skipped)
+template <typename T>
+__global__ void FusedEpilogue(T* y, int64_t count, int64_t c, int64_t image, const T* bias, const T* image_bias,
+                              int act, const T* residual) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
+    float v = LoadF(y, i);
+    const int64_t ch = i % c;
+    if (bias) v += LoadF(bias, ch);
+    if (image_bias) v += LoadF(image_bias, (i / image) * c + ch);
+    switch (act) {
+      case 1: v = act::Forward<act::Kind::kGeluErf>(v, 0.0f); break;
+      case 2: v = act::Forward<act::Kind::kGeluTanh>(v, 0.0f); break;
+      case 3: v = act::Forward<act::Kind::kSilu>(v, 0.0f); break;
+      default: break;
+    }
+    if (residual) v += LoadF(residual, i);
+    StoreF(y, i, v);
+  }
+}
+
+int ActCode(gemm::Activation a) {
+  switch (a) {
+    case gemm::Activation::kNone: return 0;
+    case gemm::Activation::kGelu: return 1;
+    case gemm::Activation::kGeluTanh: return 2;
+    case gemm::Activation::kSilu: return 3;
+  }
+  return 0;
+}
+
 template <Dir D>
 Status RunCudnn(const ConvParams& p, DType dtype, KernelContext& ctx, const Buffers& b) {
   Descs d;
@@ -268,13 +300,32 @@ StatusOr<Shape> ShapeAttr(const Attrs& attrs, const char* name) {
 
 Status ConvCuda(KernelContext& ctx) {
   CF_ASSIGN_OR_RETURN(ConvParams p, ConvParamsOf(ctx.attrs, ctx.inputs[0].shape(), ctx.inputs[1].shape()));
+  CF_ASSIGN_OR_RETURN(ConvForm f, ConvFormOf(ctx.attrs, ctx.inputs.size()));
   return OnDevice(ctx, [&](auto tag) -> Status {
     using T = decltype(tag);
     const T* x = ctx.inputs[0].data<T>();
     const T* w = ctx.inputs[1].data<T>();
-    const T* bias = ctx.inputs.size() == 3 ? ctx.inputs[2].data<T>() : nullptr;
+    const T* bias = f.has_bias ? ctx.inputs[2].data<T>() : nullptr;
     T* y = ctx.outputs[0].data<T>();
     if (p.n * p.ho * p.wo * p.cout == 0) return absl::OkStatus();
+    if (f.fused()) {
+      // The plain conv (depthwise: with its bias), then one epilogue pass.
+      const int64_t count = p.n * p.ho * p.wo * p.cout;
+      if (p.cin == 0) {
+        CF_CUDA_CHECK(cudaMemsetAsync(y, 0, count * sizeof(T), CudaStreamOf(ctx)));
+      } else if (p.depthwise()) {
+        CF_RETURN_IF_ERROR(DepthwiseForwardCuda<T>(p, x, w, bias, y, CudaStreamOf(ctx)));
+      } else {
+        CF_RETURN_IF_ERROR(RunCudnn<Dir::kForward>(p, ctx.inputs[0].dtype(), ctx, Buffers{x, w, nullptr, y}));
+      }
+      const T* post_bias = (p.cin != 0 && p.depthwise()) ? nullptr : bias;
+      const T* image_bias = f.image_bias ? ctx.inputs[f.image_bias_input()].data<T>() : nullptr;
+      const T* residual = f.residual ? ctx.inputs[f.residual_input()].data<T>() : nullptr;
+      FusedEpilogue<T><<<GridFor(count), 256, 0, CudaStreamOf(ctx)>>>(y, count, p.cout, p.ho * p.wo, post_bias,
+                                                                      image_bias, ActCode(f.act), residual);
+      CF_CUDA_CHECK_LAUNCH();
+      return absl::OkStatus();
+    }
     if (p.cin == 0) {  // no input channels: y = bias (or 0), as on the CPU; cuDNN takes no empty tensors
       const int64_t count = p.n * p.ho * p.wo * p.cout;
       CF_CUDA_CHECK(cudaMemsetAsync(y, 0, count * sizeof(T), CudaStreamOf(ctx)));

@@ -72,6 +72,19 @@ StatusOr<ConvParams> ConvParamsOf(const Attrs& attrs, const Shape& x, const Shap
   return p;
 }
 
+StatusOr<ConvForm> ConvFormOf(const Attrs& attrs, size_t num_inputs) {
+  ConvForm f;
+  f.image_bias = attrs.Bool("image_bias", false);
+  f.residual = attrs.Bool("residual", false);
+  CF_ASSIGN_OR_RETURN(f.act, gemm::ParseActivation(attrs.Str("activation", "none")));
+  const size_t fixed = 2 + f.image_bias + f.residual;
+  CF_CHECK_ARG(num_inputs == fixed || num_inputs == fixed + 1, "expected ", fixed, " or ", fixed + 1,
+               " inputs (x, weight, [bias]", f.image_bias ? ", image_bias" : "", f.residual ? ", residual" : "",
+               "), got ", num_inputs);
+  f.has_bias = num_inputs == fixed + 1;
+  return f;
+}
+
 Attrs ConvAttrsOnly(const Attrs& attrs) {
   Attrs out;
   for (const char* name : {"stride", "padding", "dilation", "groups", "allow_tf32"}) {

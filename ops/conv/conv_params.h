@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "ops/matmul/cpu_gemm.h"
 #include "ops/op.h"
 
 namespace cf {
@@ -31,6 +32,23 @@ struct ConvParams {
   Shape output_shape() const { return Shape{n, ho, wo, cout}; }
   std::string ToString() const;  // "x[2, 64, 64, 320] w[320, 3, 3, 320] stride 1x1 pad 1x1 dil 1x1 groups 1"
 };
+
+// The forward call's optional parts. Graph passes (graph/passes/epilogue.h)
+// fuse what follows a conv into it with the attributes "activation",
+// "image_bias" and "residual": inputs x, w, [bias], [image_bias], [residual],
+//   y = act(conv(x, w) + bias + image_bias) + residual
+// with image_bias [N, 1, 1, Cout] (one bias row per image) and residual
+// shaped like y.
+struct ConvForm {
+  bool has_bias = false, image_bias = false, residual = false;
+  gemm::Activation act = gemm::Activation::kNone;
+  int image_bias_input() const { return 2 + has_bias; }
+  int residual_input() const { return 2 + has_bias + image_bias; }
+  bool fused() const { return image_bias || residual || act != gemm::Activation::kNone; }
+};
+
+// Reads the form from the attributes and the number of inputs.
+StatusOr<ConvForm> ConvFormOf(const Attrs& attrs, size_t num_inputs);
 
 // Reads stride, padding, dilation (each [a, b] or [a]) and groups from
 // `attrs`, checks them against the input and weight shapes and computes the

@@ -44,13 +44,36 @@ struct PackKey {
 };
 
 // b_packed: op(b) packed once for the node (its weight is a parameter), or null.
+// image_bias / residual: the fused forms (MatmulDims), or null.
 template <typename T>
 void MatmulCpuTyped(const MatmulDims& d, const T* a, const T* b, const T* bias, T* c,
-                    const gemm::PackedB<gemm::GemmAcc<T>>* b_packed) {
+                    const gemm::PackedB<gemm::GemmAcc<T>>* b_packed, const T* image_bias = nullptr,
+                    const T* residual = nullptr) {
   const int64_t m = d.m, n = d.n, k = d.k;
   gemm::Epilogue<T> ep;
   ep.bias = bias;
   ep.act = d.act;
+  std::vector<T> both;  // bias + image_bias, one row per image
+  if (image_bias != nullptr) {
+    ep.bias_rows = d.image_rows;
+    ep.bias = image_bias;
+    if (bias != nullptr) {
+      const int64_t images = d.batch_count * m / d.image_rows;
+      both.resize(images * n);
+      for (int64_t i = 0; i < images; ++i)
+        for (int64_t j = 0; j < n; ++j)
+          Store(both.data(), i * n + j, Load(image_bias, i * n + j) + Load(bias, j));
+      ep.bias = both.data();
+    }
+  }
+  ep.residual = residual;
+  ep.ldr = n;
+  // The epilogue of output matrix t (its own rows of the residual).
+  auto ep_at = [&](int64_t t) {
+    gemm::Epilogue<T> e = ep;
+    if (residual != nullptr) e.residual = residual + t * m * n;
+    return e;
+  };
   auto a_at = [&](int64_t i) {  // op(a) of matrix i of a: [M, K]
     const T* p = a + i * m * k;
     return d.trans_a ? gemm::Transposed(p, m) : gemm::RowMajor(p, k);
@@ -76,7 +99,7 @@ void MatmulCpuTyped(const MatmulDims& d, const T* a, const T* b, const T* bias, 
     gemm::PackedB<gemm::GemmAcc<T>> local;
     if (b_packed == nullptr) local = gemm::PackB<T, gemm::GemmAcc<T>>(k, n, b_at(0));
     const auto& pb = b_packed != nullptr ? *b_packed : local;
-    auto one = [&](int64_t t) { gemm::GemmPacked(m, a_at(ai[t]), pb, c + t * m * n, n, ep); };
+    auto one = [&](int64_t t) { gemm::GemmPacked(m, a_at(ai[t]), pb, c + t * m * n, n, ep_at(t)); };
     if (m * n * k <= kSmallGemmMacs) {
       ParallelFor(0, d.batch_count, 1, [&](int64_t lo, int64_t hi) {
         for (int64_t t = lo; t < hi; ++t) one(t);
@@ -86,7 +109,7 @@ void MatmulCpuTyped(const MatmulDims& d, const T* a, const T* b, const T* bias, 
     }
     return;
   }
-  auto one = [&](int64_t t) { gemm::Gemm(m, n, k, a_at(ai[t]), b_at(bi[t]), c + t * m * n, n, ep); };
+  auto one = [&](int64_t t) { gemm::Gemm(m, n, k, a_at(ai[t]), b_at(bi[t]), c + t * m * n, n, ep_at(t)); };
   if (m * n * k <= kSmallGemmMacs) {
     ParallelFor(0, d.batch_count, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t t = lo; t < hi; ++t) one(t);
@@ -112,7 +135,9 @@ Status MatmulCpu(KernelContext& ctx) {
         return gemm::PackB<T, Acc>(d.k, d.n, d.trans_b ? gemm::Transposed(b, d.k) : gemm::RowMajor(b, d.n));
       });
     }
-    MatmulCpuTyped<T>(d, ctx.inputs[0].data<T>(), b, bias, ctx.outputs[0].data<T>(), b_packed);
+    const T* image_bias = d.has_image_bias ? ctx.inputs[d.image_bias_input()].data<T>() : nullptr;
+    const T* residual = d.has_residual ? ctx.inputs[d.residual_input()].data<T>() : nullptr;
+    MatmulCpuTyped<T>(d, ctx.inputs[0].data<T>(), b, bias, ctx.outputs[0].data<T>(), b_packed, image_bias, residual);
     return absl::OkStatus();
   });
 }
@@ -124,7 +149,17 @@ std::vector<int64_t> Dims(const Shape& s) { return std::vector<int64_t>(s.dims()
 // y = act(op(a)·op(b) + bias). With G = dL/d(pre-activation), A = op(a), B = op(b):
 //   dA = G·Bᵀ, dB = Aᵀ·G, dbias = column sums of G; stored operands that are
 //   transposed get the transposed products, broadcast batches are summed away.
+// The fused forms are made by graph passes, which run after autodiff.
+Status RefuseFused(const char* op, const Attrs& attrs) {
+  if (attrs.Bool("residual", false) || attrs.Bool("image_bias", false))
+    return absl::UnimplementedError(absl::StrCat(
+        op, " with a fused residual / image_bias has no VJP: graph passes (graph/passes/) make these forms after "
+            "autodiff, on the final graph; differentiate the unfused graph"));
+  return absl::OkStatus();
+}
+
 StatusOr<std::vector<Value>> MatmulVjp(VjpContext& ctx) {
+  CF_RETURN_IF_ERROR(RefuseFused("matmul", ctx.attrs));
   const size_t n_in = ctx.inputs.size();
   std::vector<Value> grads(n_in);
   Value g = ctx.grad_outputs[0];
@@ -171,6 +206,7 @@ StatusOr<std::vector<Value>> MatmulVjp(VjpContext& ctx) {
 // y = act(x·Wᵀ + bias) over rows R = prod(x.shape[:-1]): dx = G·W,
 // dW = Gᵀ·x (over all rows at once), dbias = column sums of G.
 StatusOr<std::vector<Value>> LinearVjp(VjpContext& ctx) {
+  CF_RETURN_IF_ERROR(RefuseFused("linear", ctx.attrs));
   const size_t n_in = ctx.inputs.size();
   std::vector<Value> grads(n_in);
   Value g = ctx.grad_outputs[0];
@@ -196,7 +232,7 @@ StatusOr<std::vector<Value>> LinearVjp(VjpContext& ctx) {
 
 OpDef MatmulDef(const std::string& name) {
   const bool matmul = name == "matmul";  // else linear
-  return {.name = name, .min_inputs = 2, .max_inputs = 3, .infer = InferMatmul, .cost = CostMatmul,
+  return {.name = name, .min_inputs = 2, .max_inputs = 5, .infer = InferMatmul, .cost = CostMatmul,
           .vjp = matmul ? VjpFn(MatmulVjp) : VjpFn(LinearVjp),
           .doc = matmul ? "act(op(a)·op(b) + bias) with numpy-broadcast batch dims (op: optional transpose)"
                         : "act(x·weightᵀ + bias), weight [out, in]"};

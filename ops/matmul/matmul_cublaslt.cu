@@ -1,7 +1,10 @@
 // CUDA kernels of "matmul" and "linear" (definitions in matmul.cc): one
 // cublasLtMatmul per call (strided-batched), with the bias and tanh-GELU
 // epilogues fused by cuBLASLt and erf-GELU / SiLU applied by a small kernel
-// afterwards (cuBLASLt has no epilogue for them).
+// afterwards (cuBLASLt has no epilogue for them). The fused forms of graph
+// passes: a residual without an activation is cuBLASLt's beta = 1 with
+// C = residual; an image bias, or a residual after an activation, is one pass
+// after the product (FusedEpilogueInPlace); K = 0 is a fill and that pass.
 //
 // Row-major vs cuBLAS's column-major: a row-major [R, C] matrix is the
 // column-major [C, R] matrix, its transpose. So the row-major product
@@ -15,6 +18,7 @@
 // heuristic's choice cached per (shapes, types, epilogue, alignment).
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <string>
@@ -76,6 +80,10 @@ struct LtProblem {
   const void* x = nullptr;
   const void* y = nullptr;
   void* d = nullptr;
+  // D = op(X)·op(Y) + beta·C (+ bias); C has D's layout. beta is 0 or 1 (a
+  // fused residual, graph/passes/epilogue.h).
+  const void* c = nullptr;
+  float beta = 0.0f;
 };
 
 uint32_t Alignment(const void* p) {
@@ -118,10 +126,12 @@ Status RunLt(int device, const LtProblem& p, cudaStream_t stream, void* workspac
   CF_RETURN_IF_ERROR(SetLayout(ld, p.type, p.d_rows, p.d_cols, p.batch, p.stride_d));
 
   const uint32_t ax = Alignment(p.x), ay = Alignment(p.y), ad = Alignment(p.d), ab = p.bias ? Alignment(p.bias) : 0;
+  const void* c_ptr = p.beta != 0.0f && p.c != nullptr ? p.c : p.d;
+  const uint32_t ac = std::min(ad, Alignment(c_ptr));
   const std::string key =
       absl::StrCat(device, "|", p.type, "|", p.compute, "|", p.op_x, p.op_y, "|", p.x_rows, "x", p.x_cols, "|",
                    p.y_rows, "x", p.y_cols, "|", p.d_rows, "x", p.d_cols, "|", p.batch, ":", p.stride_x, ",",
-                   p.stride_y, ",", p.stride_d, "|", p.epilogue, "|", ax, ",", ay, ",", ad, ",", ab);
+                   p.stride_y, ",", p.stride_d, "|", p.epilogue, "|", ax, ",", ay, ",", ad, ",", ab, ",", ac, "|", p.beta);
   cublasLtMatmulAlgo_t algo;
   bool found = false;
   {
@@ -143,7 +153,7 @@ Status RunLt(int device, const LtProblem& p, cudaStream_t stream, void* workspac
     CF_CUBLAS_CHECK(
         cublasLtMatmulPreferenceSetAttribute(pref.h, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ay, sizeof(ay)));
     CF_CUBLAS_CHECK(
-        cublasLtMatmulPreferenceSetAttribute(pref.h, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ad, sizeof(ad)));
+        cublasLtMatmulPreferenceSetAttribute(pref.h, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof(ac)));
     CF_CUBLAS_CHECK(
         cublasLtMatmulPreferenceSetAttribute(pref.h, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ad, sizeof(ad)));
     cublasLtMatmulHeuristicResult_t result{};
@@ -156,8 +166,8 @@ Status RunLt(int device, const LtProblem& p, cudaStream_t stream, void* workspac
     std::lock_guard<std::mutex> lock(g_algo_mu);
     AlgoCache().emplace(key, algo);
   }
-  const float alpha = 1.0f, beta = 0.0f;
-  CF_CUBLAS_CHECK(cublasLtMatmul(handle, desc.h, &alpha, p.x, lx.h, p.y, ly.h, &beta, p.d, ld.h, p.d, ld.h, &algo,
+  const float alpha = 1.0f, beta = p.beta;
+  CF_CUBLAS_CHECK(cublasLtMatmul(handle, desc.h, &alpha, p.x, lx.h, p.y, ly.h, &beta, c_ptr, ld.h, p.d, ld.h, &algo,
                                  workspace, kWorkspaceBytes, stream));
   return absl::OkStatus();
 }
@@ -187,10 +197,21 @@ template <typename T> __global__ void BiasActInPlace(T* y, int64_t count, int64_
     StoreF(y, i, ApplyAct(code, LoadF(y, i) + LoadF(bias, i % n)));
 }
 
-// y: [rows, n] of T, y = act(bias[col]) (or act(0)): the K = 0 product.
-template <typename T> __global__ void FillBiasAct(T* y, int64_t count, int64_t n, const T* bias, int code) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
-    StoreF(y, i, ApplyAct(code, bias ? LoadF(bias, i % n) : 0.0f));
+// y: [rows, n] of T, the fused forms' epilogue after the product:
+//   y = act(y + bias[col] + image_bias[row / image_rows, col]) + residual[row, col]
+// (each term only when its pointer is set).
+template <typename T>
+__global__ void FusedEpilogueInPlace(T* y, int64_t count, int64_t n, const T* bias, const T* image_bias,
+                                     int64_t image_rows, const T* residual, int code) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
+    float v = LoadF(y, i);
+    const int64_t col = i % n;
+    if (bias) v += LoadF(bias, col);
+    if (image_bias) v += LoadF(image_bias, (i / n / image_rows) * n + col);
+    v = ApplyAct(code, v);
+    if (residual) v += LoadF(residual, i);
+    StoreF(y, i, v);
+  }
 }
 
 int ActCode(gemm::Activation a) {
@@ -214,20 +235,49 @@ template <> cudaDataType_t CudaType<float>() { return CUDA_R_32F; }
 template <> cudaDataType_t CudaType<__half>() { return CUDA_R_16F; }
 template <> cudaDataType_t CudaType<__nv_bfloat16>() { return CUDA_R_16BF; }
 
+template <typename T> Status LtProduct(KernelContext& ctx, const MatmulDims& d, const T* residual);
+
 template <typename T> Status MatmulCudaTyped(KernelContext& ctx, const MatmulDims& d) {
-  const T* a = ctx.inputs[0].data<T>();
-  const T* b = ctx.inputs[1].data<T>();
   const T* bias = d.has_bias ? ctx.inputs[2].data<T>() : nullptr;
   T* c = ctx.outputs[0].data<T>();
   cudaStream_t stream = CudaStreamOf(ctx);
   const int64_t m = d.m, n = d.n, k = d.k, count = d.batch_count * m * n;
   if (count == 0) return absl::OkStatus();
   const int act = ActCode(d.act);
-  if (k == 0) {
-    FillBiasAct<T><<<GridFor(count), 256, 0, stream>>>(c, count, n, bias, act);
+  const T* image_bias = d.has_image_bias ? ctx.inputs[d.image_bias_input()].data<T>() : nullptr;
+  const T* residual = d.has_residual ? ctx.inputs[d.residual_input()].data<T>() : nullptr;
+  if (k == 0 || image_bias != nullptr || (residual != nullptr && act != 0)) {
+    // The product alone (bias too when cuBLASLt can take it), then one pass:
+    // the image bias goes before the activation, which goes before the
+    // residual, so neither fits cuBLASLt's epilogues.
+    if (k == 0) {
+      CF_CUDA_CHECK(cudaMemsetAsync(c, 0, static_cast<size_t>(count) * sizeof(T), stream));
+    } else {
+      MatmulDims plain = d;
+      plain.act = gemm::Activation::kNone;
+      plain.has_image_bias = plain.has_residual = false;
+      CF_RETURN_IF_ERROR(LtProduct<T>(ctx, plain, nullptr));  // adds the bias
+    }
+    FusedEpilogueInPlace<T><<<GridFor(count), 256, 0, stream>>>(c, count, n, k == 0 ? bias : nullptr, image_bias,
+                                                                 d.image_rows, residual, act);
     CF_CUDA_CHECK_LAUNCH();
     return absl::OkStatus();
   }
+  return LtProduct<T>(ctx, d, residual);
+}
+
+// cuBLASLt's product with d's bias and activation (fused where cuBLASLt has
+// the epilogue, else a pass after it) and, when `residual` is set (only
+// without an activation), beta = 1 with C = residual.
+template <typename T> Status LtProduct(KernelContext& ctx, const MatmulDims& d, const T* residual) {
+  const T* a = ctx.inputs[0].data<T>();
+  const T* b = ctx.inputs[1].data<T>();
+  const T* bias = d.has_bias ? ctx.inputs[2].data<T>() : nullptr;
+  T* c = ctx.outputs[0].data<T>();
+  cudaStream_t stream = CudaStreamOf(ctx);
+  const int64_t m = d.m, n = d.n, k = d.k, count = d.batch_count * m * n;
+  const int act = ActCode(d.act);
+  if (count == 0) return absl::OkStatus();
   CF_ASSIGN_OR_RETURN(void* workspace, ctx.workspace(kWorkspaceBytes));
 
   LtProblem p;
@@ -256,6 +306,7 @@ template <typename T> Status MatmulCudaTyped(KernelContext& ctx, const MatmulDim
     p.epilogue = CUBLASLT_EPILOGUE_BIAS;
   }
   p.bias = lt_bias ? bias : nullptr;
+  if (residual != nullptr) p.beta = 1.0f;
 
   const int device = ctx.device.ordinal;
   if (d.b_batch_count() == 1 && !d.trans_a) {
@@ -265,6 +316,7 @@ template <typename T> Status MatmulCudaTyped(KernelContext& ctx, const MatmulDim
     p.x = b;
     p.y = a;
     p.d = c;
+    p.c = residual;
     CF_RETURN_IF_ERROR(RunLt(device, p, stream, workspace));
   } else {
     const std::vector<int64_t> ai = d.AIndices(), bi = d.BIndices();
@@ -286,6 +338,7 @@ template <typename T> Status MatmulCudaTyped(KernelContext& ctx, const MatmulDim
       p.x = b + bi[t0] * k * n;
       p.y = a + ai[t0] * m * k;
       p.d = c + t0 * m * n;
+      p.c = residual != nullptr ? residual + t0 * m * n : nullptr;
       CF_RETURN_IF_ERROR(RunLt(device, p, stream, workspace));
     }
   }

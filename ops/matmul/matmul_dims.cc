@@ -42,7 +42,12 @@ std::vector<int64_t> MatmulDims::Indices(const std::vector<int64_t>& operand) co
 
 StatusOr<MatmulDims> MatmulDimsOf(const std::string& op, const Attrs& attrs, absl::Span<const TensorType> inputs) {
   MatmulDims d;
-  CF_CHECK_ARG(inputs.size() == 2 || inputs.size() == 3, "expected 2 or 3 inputs, got ", inputs.size());
+  d.has_image_bias = attrs.Bool("image_bias", false);
+  d.has_residual = attrs.Bool("residual", false);
+  const size_t fixed = 2 + d.has_image_bias + d.has_residual;
+  CF_CHECK_ARG(inputs.size() == fixed || inputs.size() == fixed + 1, "expected ", fixed, " or ", fixed + 1,
+               " inputs (a, b, [bias]", d.has_image_bias ? ", image_bias" : "", d.has_residual ? ", residual" : "",
+               "), got ", inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     CF_CHECK_ARG(IsFloating(inputs[i].dtype), "input ", i, " has dtype ", DTypeName(inputs[i].dtype),
                  "; a floating dtype is required");
@@ -52,7 +57,7 @@ StatusOr<MatmulDims> MatmulDimsOf(const std::string& op, const Attrs& attrs, abs
   d.dtype = inputs[0].dtype;
   CF_ASSIGN_OR_RETURN(d.act, gemm::ParseActivation(attrs.Str("activation", "none")));
   d.allow_tf32 = attrs.Bool("allow_tf32", false);
-  d.has_bias = inputs.size() == 3;
+  d.has_bias = inputs.size() == fixed + 1;
   const Shape& a = inputs[0].shape;
   const Shape& b = inputs[1].shape;
 
@@ -103,6 +108,22 @@ StatusOr<MatmulDims> MatmulDimsOf(const std::string& op, const Attrs& attrs, abs
     CF_CHECK_ARG(bias.rank() == 1 && bias[0] == d.n, "bias must be [", d.n, "] (one per output column), got ",
                  bias.ToString());
   }
+  if (d.has_image_bias) {
+    CF_CHECK_ARG(op == "linear", "image_bias is for linear (and conv2d), not ", op);
+    const Shape& out = d.out_shape;
+    CF_CHECK_ARG(out.rank() >= 2 && out[0] > 0, "image_bias needs an output of rank >= 2 with images, got ",
+                 out.ToString());
+    Shape want = out;
+    for (int i = 1; i + 1 < want.rank(); ++i) want[i] = 1;
+    const Shape& ib = inputs[d.image_bias_input()].shape;
+    CF_CHECK_ARG(ib == want, "image_bias must be ", want.ToString(), " (one row per image), got ", ib.ToString());
+    d.image_rows = d.m / out[0];
+  }
+  if (d.has_residual) {
+    const Shape& r = inputs[d.residual_input()].shape;
+    CF_CHECK_ARG(r == d.out_shape, "residual must have the output's shape ", d.out_shape.ToString(), ", got ",
+                 r.ToString());
+  }
   return d;
 }
 
@@ -129,6 +150,7 @@ Cost MatmulCost(const MatmulDims& d, absl::Span<const TensorType> inputs, absl::
   const ActivationCount ac = CountOf(d.act);
   c.elementwise_flops = ac.elementwise * outs;
   c.transcendentals = ac.transcendental * outs;
+  c.elementwise_flops += (int64_t{d.has_image_bias} + int64_t{d.has_residual}) * outs;
   return c;
 }
 
