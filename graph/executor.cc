@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "graph/passes/hoist.h"
 #include "runtime/cuda_check.h"
 #include "runtime/device_guard.h"
 #include "runtime/nvtx.h"
@@ -80,9 +81,85 @@ Executor::~Executor() {
 }
 
 StatusOr<std::unique_ptr<Executor>> Executor::Create(const Graph& graph, ExecutorOptions options) {
-  std::unique_ptr<Executor> e(new Executor(graph, options));
+  PassReport report;
+  std::unique_ptr<Executor> e;
+  if (options.passes.fuse || options.passes.cse) {
+    CF_ASSIGN_OR_RETURN(Graph optimized, OptimizeGraph(graph, options.passes, &report));
+    e.reset(new Executor(std::move(optimized), options));
+  } else {
+    e.reset(new Executor(graph, options));
+  }
+  e->pass_report_ = std::move(report);
   CF_RETURN_IF_ERROR(e->Init());
   return e;
+}
+
+Status Executor::InitHoisting() {
+  HoistPlan h;
+  if (options_.passes.fold_constants) {
+    h = PlanHoisting(graph_);
+  } else {
+    h.remove.assign(graph_.num_nodes(), false);
+    h.prelude = h.remove;
+  }
+  const std::vector<bool>& hoist = h.remove;
+  run_graph_ = WithoutNodes(graph_, hoist, &run_node_of_);
+  hoist_kept_.assign(graph_.num_values(), false);
+  for (const Node& n : run_graph_.nodes())
+    for (int in : n.inputs)
+      if (graph_.value(in).producer >= 0 && hoist[graph_.value(in).producer]) hoist_kept_[in] = true;
+  const DeviceKind dev = options_.device.kind;
+  for (const Node& n : graph_.nodes()) {
+    if (!h.prelude[n.id]) continue;
+    Step s;
+    s.node = &n;
+    s.label = absl::StrCat(n.scope.empty() ? "" : n.scope + "/", n.op->name, " (hoisted)");
+    // Views of parameters or of hoisted buffers are bound, not copied.
+    s.bind_view = n.op->view_of_input0 && n.outputs.size() == 1 && !n.inputs.empty();
+    if (!s.bind_view) {
+      s.kernel = OpRegistry::Global().FindKernel(n.op->name, dev);
+      if (s.kernel == nullptr)
+        return absl::UnimplementedError(
+            absl::StrCat("op ", NodeName(n), " has no kernel for ", options_.device.ToString()));
+      // stable_inputs stays 0: a node that runs once keeps no state.
+    }
+    hoist_steps_.push_back(std::move(s));
+  }
+  return absl::OkStatus();
+}
+
+Status Executor::RunHoisted() {
+  // Kept outputs live in buffers allocated once (a captured CUDA Graph reads
+  // them at fixed addresses); the others only while the hoisted nodes run.
+  for (const Step& s : hoist_steps_) {
+    if (s.bind_view) continue;
+    for (int out : s.node->outputs) {
+      const TensorType& t = graph_.value(out).type;
+      if (hoist_kept_[out] && values_[out].defined()) continue;
+      CF_ASSIGN_OR_RETURN(values_[out], Tensor::Empty(t.shape, t.dtype, options_.device));
+    }
+  }
+  for (Step& s : hoist_steps_) {
+    CF_RETURN_IF_ERROR(RunStep(s));
+    if (!s.bind_view) {
+      --last_run_.kernels;  // RunStep counted it as a step kernel
+      ++last_run_.hoisted;
+    } else {
+      --last_run_.views;
+    }
+  }
+  // Buffers only hoisted nodes read are released (views of leaves stay:
+  // the step binds them again anyway).
+  static const Tensor kReleased;
+  for (const Step& s : hoist_steps_)
+    for (int out : s.node->outputs)
+      if (!hoist_kept_[out] && run_graph_.value(out).kind == ValueKind::kConstant) values_[out] = kReleased;
+  // Steps that derived state (a packed weight) from the old values.
+  for (Step& s : steps_)
+    for (int in : s.node->inputs)
+      if (hoist_kept_[in]) s.state.reset();
+  hoist_dirty_ = false;
+  return absl::OkStatus();
 }
 
 std::string Executor::NodeName(const Node& n) const {
@@ -107,8 +184,8 @@ Status Executor::CheckViewPlan(const Node& n) const {
   };
   if (n.inputs.empty() || n.outputs.size() != 1) return fail("must have one output and an input");
   const int in = n.inputs[0], out = n.outputs[0];
-  const ValueInfo& vi = graph_.value(in);
-  const ValueInfo& vo = graph_.value(out);
+  const ValueInfo& vi = run_graph_.value(in);
+  const ValueInfo& vo = run_graph_.value(out);
   if (vo.type.bytes() > vi.type.bytes())
     return fail(absl::StrCat("maps ", vi.type.ToString(), " to the larger ", vo.type.ToString()));
   if (vo.is_output) return fail(absl::StrCat("aliases graph output '", vo.output_name, "'"));
@@ -131,8 +208,9 @@ Status Executor::Init() {
   CF_CHECK_ARG(!(options_.cuda_graph && options_.time_nodes),
                "Executor: time_nodes and cuda_graph cannot be combined (a replayed graph has no per-node "
                "boundaries); time with cuda_graph = false");
-  CF_ASSIGN_OR_RETURN(plan_, PlanMemory(graph_, options_.plan));
-  const int nv = graph_.num_values();
+  CF_RETURN_IF_ERROR(InitHoisting());
+  CF_ASSIGN_OR_RETURN(plan_, PlanMemory(run_graph_, options_.plan));
+  const int nv = run_graph_.num_values();
   if (static_cast<int>(plan_.offset.size()) != nv ||
       !(plan_.alias_of.empty() || static_cast<int>(plan_.alias_of.size()) == nv)) {
     return absl::InternalError(absl::StrCat("memory plan has ", plan_.offset.size(), " offsets and ",
@@ -142,8 +220,8 @@ Status Executor::Init() {
 
   // Steps: kernels, view binding, NVTX labels.
   const DeviceKind other = dev.is_cpu() ? DeviceKind::kCUDA : DeviceKind::kCPU;
-  steps_.resize(graph_.num_nodes());
-  for (const Node& n : graph_.nodes()) {
+  steps_.resize(run_graph_.num_nodes());
+  for (const Node& n : run_graph_.nodes()) {
     Step& s = steps_[n.id];
     s.node = &n;
     s.label = n.scope.empty() ? n.op->name : absl::StrCat(n.scope, "/", n.op->name);
@@ -154,7 +232,7 @@ Status Executor::Init() {
       continue;
     }
     for (size_t i = 0; i < n.inputs.size() && i < 64; ++i) {
-      const ValueKind k = graph_.value(n.inputs[i]).kind;
+      const ValueKind k = run_graph_.value(n.inputs[i]).kind;
       if (k == ValueKind::kParameter || k == ValueKind::kConstant) s.stable_inputs |= uint64_t{1} << i;
     }
     s.kernel = OpRegistry::Global().FindKernel(n.op->name, dev.kind);
@@ -169,7 +247,7 @@ Status Executor::Init() {
   // Memory: the arena, parameters and constants; fixed I/O buffers for replay.
   CF_ASSIGN_OR_RETURN(arena_, Storage::Allocate(dev, plan_.arena_bytes));
   values_.assign(nv, Tensor());
-  for (const ValueInfo& v : graph_.values()) {
+  for (const ValueInfo& v : run_graph_.values()) {
     if (plan_.offset[v.id] >= 0) {
       if (plan_.offset[v.id] + v.type.bytes() > plan_.arena_bytes)
         return absl::InternalError(absl::StrCat("memory plan: %", v.id, " (", v.type.ToString(), ") at offset ",
@@ -180,27 +258,27 @@ Status Executor::Init() {
       CF_ASSIGN_OR_RETURN(values_[v.id], NewDeviceCopy(v.data));
     }
   }
-  input_ids_ = graph_.Inputs();
-  parameter_ids_ = graph_.Parameters();
-  output_ids_ = graph_.Outputs();
+  input_ids_ = run_graph_.Inputs();
+  parameter_ids_ = run_graph_.Parameters();
+  output_ids_ = run_graph_.Outputs();
   for (int id : output_ids_) {
     if (!plan_.alias_of.empty() && plan_.alias_of[id] >= 0)
-      return absl::InternalError(absl::StrCat("memory plan aliases graph output '", graph_.value(id).output_name,
+      return absl::InternalError(absl::StrCat("memory plan aliases graph output '", run_graph_.value(id).output_name,
                                               "' (%", id, ") to %", plan_.alias_of[id]));
   }
   if (options_.cuda_graph) {
     fixed_.assign(nv, Tensor());
     std::vector<int> ids = input_ids_;
     for (int id : output_ids_)
-      if (graph_.value(id).kind == ValueKind::kIntermediate) ids.push_back(id);
+      if (run_graph_.value(id).kind == ValueKind::kIntermediate) ids.push_back(id);
     for (int id : ids) {
-      const TensorType& t = graph_.value(id).type;
+      const TensorType& t = run_graph_.value(id).type;
       CF_ASSIGN_OR_RETURN(fixed_[id], Tensor::Empty(t.shape, t.dtype, dev));
     }
   }
   workspace_fn_ = [this](int64_t bytes) { return Workspace(bytes); };
   if (options_.time_nodes) {
-    for (int i = 0; i <= graph_.num_nodes(); ++i) {
+    for (int i = 0; i <= run_graph_.num_nodes(); ++i) {
       CF_ASSIGN_OR_RETURN(auto e, Event::Create(dev));
       events_.push_back(std::move(e));
     }
@@ -267,9 +345,9 @@ StatusOr<void*> Executor::Workspace(int64_t bytes) {
 
 Status Executor::SetParameter(absl::string_view name, const Tensor& value) {
   CF_EXECUTOR_DEVICE_SCOPE();
-  int id = graph_.FindParameter(name);
+  int id = run_graph_.FindParameter(name);
   CF_CHECK_ARG(id >= 0, "SetParameter: the graph has no parameter '", std::string(name), "'");
-  const TensorType& t = graph_.value(id).type;
+  const TensorType& t = run_graph_.value(id).type;
   CF_CHECK_ARG(value.defined() && value.shape() == t.shape && value.dtype() == t.dtype, "SetParameter: '",
                std::string(name), "' is ", t.ToString(), ", given ",
                value.defined() ? value.DebugString() : "an undefined tensor");
@@ -282,11 +360,14 @@ Status Executor::SetParameter(absl::string_view name, const Tensor& value) {
   for (Step& s : steps_)
     if (s.node != nullptr && std::find(s.node->inputs.begin(), s.node->inputs.end(), id) != s.node->inputs.end())
       s.state.reset();
+  // Hoisted nodes that read it run again before the next step.
+  for (const Step& s : hoist_steps_)
+    if (std::find(s.node->inputs.begin(), s.node->inputs.end(), id) != s.node->inputs.end()) hoist_dirty_ = true;
   return stream_->Synchronize();  // `value` may be released when we return
 }
 
 StatusOr<Tensor> Executor::GetParameter(absl::string_view name) const {
-  int id = graph_.FindParameter(name);
+  int id = run_graph_.FindParameter(name);
   CF_CHECK_ARG(id >= 0, "GetParameter: the graph has no parameter '", std::string(name), "'");
   return values_[id];
 }
@@ -295,15 +376,15 @@ StatusOr<Tensor> Executor::GetParameter(absl::string_view name) const {
 
 Status Executor::BindInputs(const std::map<std::string, Tensor>& inputs) {
   for (const auto& [name, t] : inputs) {
-    if (graph_.FindInput(name) >= 0) continue;
+    if (run_graph_.FindInput(name) >= 0) continue;
     std::vector<std::string> names;
-    for (int id : input_ids_) names.push_back(graph_.value(id).name);
+    for (int id : input_ids_) names.push_back(run_graph_.value(id).name);
     return absl::InvalidArgumentError(absl::StrCat("Run: the graph has no input named '", name,
                                                    "' (its inputs: ", absl::StrJoin(names, ", "), ")"));
   }
   const Device dev = options_.device;
   for (int id : input_ids_) {
-    const ValueInfo& v = graph_.value(id);
+    const ValueInfo& v = run_graph_.value(id);
     auto it = inputs.find(v.name);
     CF_CHECK_ARG(it != inputs.end(), "Run: input '", v.name, "' (", v.type.ToString(), ") is not bound");
     const Tensor& t = it->second;
@@ -319,15 +400,15 @@ Status Executor::BindInputs(const std::map<std::string, Tensor>& inputs) {
     }
   }
   for (int id : parameter_ids_) {
-    CF_CHECK_ARG(values_[id].defined(), "Run: parameter '", graph_.value(id).name, "' (",
-                 graph_.value(id).type.ToString(), ") has no value (declared by shape only; call SetParameter)");
+    CF_CHECK_ARG(values_[id].defined(), "Run: parameter '", run_graph_.value(id).name, "' (",
+                 run_graph_.value(id).type.ToString(), ") has no value (declared by shape only; call SetParameter)");
   }
   return absl::OkStatus();
 }
 
 Status Executor::PrepareOutputs() {
   for (int id : output_ids_) {
-    const ValueInfo& v = graph_.value(id);
+    const ValueInfo& v = run_graph_.value(id);
     if (v.kind != ValueKind::kIntermediate) continue;  // an input or parameter returned as it is
     if (options_.cuda_graph) {
       values_[id] = fixed_[id];
@@ -341,7 +422,7 @@ Status Executor::PrepareOutputs() {
 Status Executor::Poison() {
   if (arena_->bytes() > 0) CF_RETURN_IF_ERROR(FillBytes(Tensor(arena_, 0, Shape{arena_->bytes()}, DType::u8), 0xff));
   for (int id : output_ids_)
-    if (graph_.value(id).kind == ValueKind::kIntermediate) CF_RETURN_IF_ERROR(FillBytes(values_[id], 0xff));
+    if (run_graph_.value(id).kind == ValueKind::kIntermediate) CF_RETURN_IF_ERROR(FillBytes(values_[id], 0xff));
   return absl::OkStatus();
 }
 
@@ -349,7 +430,7 @@ Status Executor::RunStep(Step& s) {
   const Node& n = *s.node;
   if (s.bind_view) {
     const Tensor& src = values_[n.inputs[0]];
-    const TensorType& t = graph_.value(n.outputs[0]).type;
+    const TensorType& t = run_graph_.value(n.outputs[0]).type;
     values_[n.outputs[0]] = Tensor(src.storage(), src.offset(), t.shape, t.dtype);
     ++last_run_.views;
     return absl::OkStatus();
@@ -462,6 +543,7 @@ StatusOr<std::vector<Tensor>> Executor::Run(const std::map<std::string, Tensor>&
   CF_RETURN_IF_ERROR(BindInputs(inputs));
   CF_RETURN_IF_ERROR(PrepareOutputs());
   if (options_.poison) CF_RETURN_IF_ERROR(Poison());
+  if (hoist_dirty_ && !hoist_steps_.empty()) CF_RETURN_IF_ERROR(RunHoisted());
 
   const bool replay = options_.cuda_graph && !cuda_graph_off_;
   if (replay && graph_exec_ != nullptr) {
@@ -500,14 +582,14 @@ StatusOr<std::vector<Tensor>> Executor::Run(const std::map<std::string, Tensor>&
     for (size_t i = 0; i < steps_.size(); ++i) {
       const Node& n = *steps_[i].node;
       CF_ASSIGN_OR_RETURN(float ms, events_[i + 1]->ElapsedMsSince(*events_[i]));
-      timings_[i] = {n.id, n.op->name, n.scope, ms, n.backward};
+      timings_[i] = {run_node_of_[n.id], n.op->name, n.scope, ms, n.backward};
     }
   }
   if (!options_.cuda_graph) {
     // Do not keep the caller's inputs or the returned outputs alive.
     for (int id : input_ids_) values_[id] = Tensor();
     for (int id : output_ids_)
-      if (graph_.value(id).kind == ValueKind::kIntermediate) values_[id] = Tensor();
+      if (run_graph_.value(id).kind == ValueKind::kIntermediate) values_[id] = Tensor();
     for (const Step& s : steps_)
       if (s.bind_view) values_[s.node->outputs[0]] = Tensor();
   }
@@ -517,7 +599,7 @@ StatusOr<std::vector<Tensor>> Executor::Run(const std::map<std::string, Tensor>&
 StatusOr<std::map<std::string, Tensor>> Executor::RunNamed(const std::map<std::string, Tensor>& inputs) {
   CF_ASSIGN_OR_RETURN(std::vector<Tensor> outs, Run(inputs));
   std::map<std::string, Tensor> named;
-  for (size_t i = 0; i < output_ids_.size(); ++i) named[graph_.value(output_ids_[i]).output_name] = outs[i];
+  for (size_t i = 0; i < output_ids_.size(); ++i) named[run_graph_.value(output_ids_[i]).output_name] = outs[i];
   return named;
 }
 

@@ -21,6 +21,7 @@
 
 #include "absl/types/span.h"
 #include "graph/graph.h"
+#include "graph/passes/pass.h"
 #include "graph/planner.h"
 #include "runtime/stream.h"
 
@@ -28,6 +29,11 @@ namespace cf {
 
 struct ExecutorOptions {
   Device device = Device::CPU();
+  // Graph passes (graph/passes/pass.h), run before the memory planner: fusion
+  // and CSE rewrite the graph (graph() is the rewritten one), fold_constants
+  // runs parameter-only nodes once instead of every Run (graph/passes/hoist.h).
+  // PassOptions::None() (`--no-fuse`) runs the graph as built.
+  PassOptions passes;
   PlanOptions plan;
   // Fill the arena and the outputs with 0xff (NaN for floats) before each run,
   // so a kernel that leaves an element unwritten is caught by tests.
@@ -59,6 +65,7 @@ struct NodeTiming {
 struct RunStats {
   int kernels = 0;         // kernels launched eagerly
   int views = 0;           // view nodes bound without a kernel
+  int hoisted = 0;         // parameter-only nodes run before the step (first run, or after SetParameter)
   bool replayed = false;   // the run was one cudaGraphLaunch
   bool captured = false;   // the run captured the CUDA Graph (after its eager pass)
 };
@@ -119,7 +126,16 @@ class Executor {
   // The same, keyed by output name.
   StatusOr<std::map<std::string, Tensor>> RunNamed(const std::map<std::string, Tensor>& inputs);
 
+  // The graph after the passes (accounting of it equals the built graph's).
   const Graph& graph() const { return graph_; }
+  // The graph that is planned and run each step: graph() without the
+  // hoisted parameter-only nodes, whose outputs are constants here (same
+  // value ids as graph()).
+  const Graph& run_graph() const { return run_graph_; }
+  const PassReport& pass_report() const { return pass_report_; }
+  // Nodes of graph() run once (first Run, and after SetParameter of an input)
+  // instead of every step (PassOptions::fold_constants).
+  int num_hoisted() const { return graph_.num_nodes() - run_graph_.num_nodes(); }
   const MemoryPlan& plan() const { return plan_; }
   Device device() const { return options_.device; }
   const ExecutorOptions& options() const { return options_; }
@@ -151,6 +167,8 @@ class Executor {
   };
 
   Executor(Graph graph, ExecutorOptions options) : graph_(std::move(graph)), options_(options) {}
+  Status InitHoisting();   // splits graph_ into hoist_steps_ and run_graph_
+  Status RunHoisted();     // the parameter-only nodes, into their persistent buffers
   Status Init();
   Status CheckViewPlan(const Node& n) const;
   Status BindInputs(const std::map<std::string, Tensor>& inputs);
@@ -166,8 +184,14 @@ class Executor {
   Status FillBytes(const Tensor& t, uint8_t byte);
   std::string NodeName(const Node& n) const;
 
-  Graph graph_;
+  Graph graph_;      // after the passes
+  Graph run_graph_;  // graph_ less the hoisted nodes: planned and run
   ExecutorOptions options_;
+  PassReport pass_report_;
+  std::vector<int> run_node_of_;  // run_graph_ node id -> graph_ node id
+  std::vector<Step> hoist_steps_;  // the prelude: graph_'s parameter-only nodes (and views they read), in order
+  std::vector<bool> hoist_kept_;   // per value: a hoisted output that run_graph_ reads (persistent buffer)
+  bool hoist_dirty_ = true;        // run hoist_steps_ before the next step
   MemoryPlan plan_;
   std::unique_ptr<Stream> stream_;
   std::shared_ptr<Storage> arena_;

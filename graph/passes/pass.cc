@@ -1,5 +1,7 @@
 #include "graph/passes/pass.h"
 
+#include "graph/passes/epilogue.h"
+
 
 namespace cf {
 
@@ -45,6 +47,11 @@ StatusOr<Graph> OptimizeGraph(const Graph& g, const PassOptions& o, PassReport* 
   // ---- Slot for H5: common-subexpression elimination (graph/passes/cse.h) ----
   // if (o.cse) CF_RETURN_IF_ERROR(run_counted("cse", EliminateCommonSubexpressions));
 
+
+  if (o.fuse) {
+    CF_ASSIGN_OR_RETURN(Graph next, FuseEpilogues(cur, &r));
+    cur = std::move(next);
+  }
 
   // ---- Slot for H5: elementwise-chain fusion (graph/passes/fuse_elementwise.h) ----
   // if (o.fuse) CF_RETURN_IF_ERROR(run_counted("elementwise chain (nodes removed)", FuseElementwiseChains));
