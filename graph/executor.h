@@ -32,8 +32,9 @@ struct ExecutorOptions {
   // Graph passes (graph/passes/pass.h), run before the memory planner: fusion
   // and CSE rewrite the graph (graph() is the rewritten one), fold_constants
   // runs parameter-only nodes once instead of every Run (graph/passes/hoist.h).
-  // PassOptions::None() (`--no-fuse`) runs the graph as built.
-  PassOptions passes;
+  // PassOptions::None() (`--no-fuse`) runs the graph as built. The default
+  // is DefaultPassOptions() (all on unless a program's --no-fuse said otherwise).
+  PassOptions passes = DefaultPassOptions();
   PlanOptions plan;
   // Fill the arena and the outputs with 0xff (NaN for floats) before each run,
   // so a kernel that leaves an element unwritten is caught by tests.

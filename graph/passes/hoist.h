@@ -16,8 +16,9 @@ namespace cf {
 
 // Which nodes the executor runs once. A node is hoisted when it reads only
 // parameters, constants and outputs of hoisted nodes (views of them
-// included), has at least one input, and none of its outputs is a graph
-// output (those are returned fresh by every Run). A view of parameters or
+// included), has at least one input, is not OpDef::stateful (random ops),
+// and none of its outputs is a graph output (those are returned fresh by
+// every Run). A view of parameters or
 // constants alone is not hoisted (the planner binds it at no cost) but is
 // bound in the prelude too when a hoisted node reads it.
 struct HoistPlan {

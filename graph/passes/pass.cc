@@ -1,9 +1,25 @@
 #include "graph/passes/pass.h"
 
+#include <atomic>
+
 #include "graph/passes/epilogue.h"
 
 
 namespace cf {
+
+namespace {
+std::atomic<int> g_default_passes{-1};  // -1: all on; else bits fuse | cse << 1 | fold_constants << 2
+}  // namespace
+
+PassOptions DefaultPassOptions() {
+  const int bits = g_default_passes.load(std::memory_order_relaxed);
+  if (bits < 0) return {};
+  return {.fuse = (bits & 1) != 0, .cse = (bits & 2) != 0, .fold_constants = (bits & 4) != 0};
+}
+
+void SetDefaultPassOptions(const PassOptions& o) {
+  g_default_passes.store(int{o.fuse} | int{o.cse} << 1 | int{o.fold_constants} << 2, std::memory_order_relaxed);
+}
 
 void PassReport::Add(const std::string& what, int count) {
   if (count == 0) return;

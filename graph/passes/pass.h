@@ -25,6 +25,12 @@ struct PassOptions {
   bool any() const { return fuse || cse || fold_constants; }
 };
 
+// The options a default-constructed ExecutorOptions takes: every pass on,
+// unless the program's `--no-fuse` flag (apps/common/cli.cc, every
+// executable) set PassOptions::None() for the process, a debugging switch.
+PassOptions DefaultPassOptions();
+void SetDefaultPassOptions(const PassOptions& o);
+
 // What the passes did (tests and `--verbose` print it).
 struct PassReport {
   int nodes_before = 0;
