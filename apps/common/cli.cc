@@ -12,6 +12,7 @@
 #include <exception>
 
 #include "CLI/CLI.hpp"
+#include "graph/passes/pass.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
@@ -87,6 +88,7 @@ struct App::Impl {
   std::string name;
   CLI::App app;
   std::vector<Spec> specs;
+  bool no_fuse = false;
 
   Impl(std::string n, const std::string& description) : name(std::move(n)), app(description, name) {
     app.set_help_flag("-h,--help", "print this help and exit");
@@ -107,7 +109,11 @@ struct App::Impl {
   std::string Usage(const std::string& what) const { return absl::StrCat(name, ": ", OneLine(what), " (see --help)"); }
 };
 
-App::App(std::string name, std::string description) : impl_(std::make_unique<Impl>(std::move(name), description)) {}
+App::App(std::string name, std::string description) : impl_(std::make_unique<Impl>(std::move(name), description)) {
+  // Every program: the graph passes off, for debugging (docs/passes.md).
+  Flag("--no-fuse", &impl_->no_fuse,
+       "run graphs as built: no fusion, CSE or constant hoisting (graph passes; for debugging)");
+}
 App::~App() = default;
 
 const std::string& App::name() const { return impl_->name; }
@@ -212,6 +218,7 @@ ParseOutcome App::TryParse(const std::vector<std::string>& args) {
       return r;
     }
   }
+  if (impl_->no_fuse) SetDefaultPassOptions(PassOptions::None());
   r.proceed = true;
   r.exit_code = kExitOk;
   return r;
