@@ -5,9 +5,11 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "apps/bench/common.h"
 #include "graph/executor.h"
@@ -41,6 +43,32 @@ std::vector<LatencyModule> DenoiserSteps() {
           {"denoiser_convblock", Method::kConvBlock, {}, true}};
 }
 
+// --modules (else the Table 2 rows), with the steps when --denoiser asks.
+StatusOr<std::vector<LatencyModule>> SelectedModules(const LatencyFlags& f) {
+  std::vector<LatencyModule> all = Table2Modules(), picked;
+  for (const LatencyModule& d : DenoiserSteps()) all.push_back(d);
+  auto add = [&](const std::string& name) -> Status {
+    for (const LatencyModule& lm : all)
+      if (lm.name == name) {
+        for (const LatencyModule& p : picked)
+          if (p.name == name) return absl::OkStatus();
+        picked.push_back(lm);
+        return absl::OkStatus();
+      }
+    return absl::InvalidArgumentError(absl::StrCat("--modules: '", name, "' is not one of ",
+                                                   absl::StrJoin(LatencyModuleNames(), ", ")));
+  };
+  if (f.modules.empty()) {
+    for (const LatencyModule& lm : Table2Modules()) CF_RETURN_IF_ERROR(add(lm.name));
+  } else {
+    for (absl::string_view name : absl::StrSplit(f.modules, ',', absl::SkipEmpty()))
+      CF_RETURN_IF_ERROR(add(std::string(name)));
+  }
+  if (f.denoiser)
+    for (const LatencyModule& d : DenoiserSteps()) CF_RETURN_IF_ERROR(add(d.name));
+  return picked;
+}
+
 // Deterministic values in [-scale, scale) of `dtype`.
 StatusOr<Tensor> Values(const Shape& shape, DType dtype, uint64_t seed, double scale) {
   std::vector<float> v(static_cast<size_t>(shape.numel()));
@@ -50,6 +78,43 @@ StatusOr<Tensor> Values(const Shape& shape, DType dtype, uint64_t seed, double s
     x = static_cast<float>(scale * (static_cast<double>(s >> 11) / 9007199254740992.0 * 2.0 - 1.0));
   }
   return Tensor::FromValues<float>(v, shape, dtype);
+}
+
+// A node's complete FLOPs, with those of the nodes a pass fused into it.
+int64_t NodeFlops(const Node& n) {
+  int64_t f = n.cost.total_flops();
+  for (const AbsorbedCost& a : n.absorbed) f += a.cost.total_flops();
+  return f;
+}
+
+// Time, FLOPs and GFLOP/s of one run by op, most time first; attention is
+// split into self (attn1) and cross (attn2) by the node's scope.
+std::string OpThroughputMarkdown(const Graph& g, const std::vector<NodeTiming>& timings) {
+  struct Row {
+    int nodes = 0;
+    double ms = 0, flops = 0;
+  };
+  std::map<std::string, Row> rows;
+  double total = 0;
+  for (const NodeTiming& t : timings) {
+    std::string key = t.op;
+    if (t.op == "attention") {
+      const size_t dot = t.scope.rfind('.');
+      key = absl::StrCat(t.op, " (", dot == std::string::npos ? t.scope : t.scope.substr(dot + 1), ")");
+    }
+    Row& r = rows[key];
+    r.nodes += 1;
+    r.ms += t.ms;
+    r.flops += static_cast<double>(NodeFlops(g.node(t.node)));
+    total += t.ms;
+  }
+  std::vector<std::pair<std::string, Row>> sorted(rows.begin(), rows.end());
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+  std::string md = "| op | nodes | ms | % | GFLOP | GFLOP/s |\n|:--|--:|--:|--:|--:|--:|\n";
+  for (const auto& [key, r] : sorted)
+    absl::StrAppendFormat(&md, "| %s | %d | %.1f | %.1f | %.2f | %.1f |\n", key, r.nodes, r.ms,
+                          total > 0 ? 100 * r.ms / total : 0.0, r.flops / 1e9, r.ms > 0 ? r.flops / 1e6 / r.ms : 0.0);
+  return md;
 }
 
 double Median(std::vector<double> v) {
@@ -175,6 +240,11 @@ Status Measure(const LatencyFlags& f, Device device, const LatencyModule& lm, co
     for (size_t i = 0; i < std::min<size_t>(t.by_op.size(), 4); ++i)
       absl::StrAppendFormat(&top, "%s%s %.1f ms (%d)", i ? ", " : "", t.by_op[i].key, t.by_op[i].ms, t.by_op[i].nodes);
     cell->note = absl::StrCat("last run by op: ", top);
+    // The whole last run on stderr: by scope two levels deep ("down_blocks.0")
+    // and by op, then by op with FLOPs (docs/whole-model.md's profile).
+    Progress(absl::StrCat("profile of the last run of ", lm.name, " ", r.label, " ", DTypeName(dtype), ":\n",
+                          SummarizeTimings(exec->timings(), 2).ToMarkdown(), "\n",
+                          OpThroughputMarkdown(g, exec->timings())));
   } else if (device.is_cuda() && !exec->cuda_graph_status().ok())
     cell->note = absl::StrCat("eager (no CUDA Graph: ", exec->cuda_graph_status().message(), ")");
   else if (device.is_cuda())
@@ -183,7 +253,45 @@ Status Measure(const LatencyFlags& f, Device device, const LatencyModule& lm, co
   return absl::OkStatus();
 }
 
+// The whole-step figures of issue #13, one line each: the ConvBlock step's
+// speed-up over the self-attention step beside the FLOP ratio of the two
+// graphs, and each step's bf16 speed-up over its f32 run.
+std::vector<std::string> WholeStepNotes(const std::vector<LatencyCell>& cells, Model model) {
+  std::map<std::tuple<std::string, std::string, std::string>, const LatencyCell*> by;
+  for (const LatencyCell& c : cells)
+    if (c.measured) by[{c.module, c.resolution.label, c.dtype}] = &c;
+  std::vector<std::string> notes;
+  for (const LatencyCell& c : cells) {
+    if (!c.measured) continue;
+    if (c.module == "denoiser_convblock") {
+      auto self = by.find({"denoiser_self_attention", c.resolution.label, c.dtype});
+      if (self != by.end())
+        notes.push_back(absl::StrFormat(
+            "%s step at %s, %s: ConvBlocks (released kernels) speed-up %.2fx over self-attention (median %.1f vs "
+            "%.1f ms), FLOP ratio %.2fx (%.1f vs %.1f GFLOP)",
+            ModelTitle(model), c.resolution.label, c.dtype, self->second->median_ms / c.median_ms,
+            c.median_ms, self->second->median_ms, static_cast<double>(self->second->flops) / static_cast<double>(c.flops),
+            static_cast<double>(c.flops) / 1e9, static_cast<double>(self->second->flops) / 1e9));
+    }
+    if (c.module.rfind("denoiser_", 0) == 0 && c.dtype == "bf16") {
+      auto f32 = by.find({c.module, c.resolution.label, "f32"});
+      if (f32 != by.end())
+        notes.push_back(absl::StrFormat("%s %s at %s: bf16 speed-up %.2fx over f32 (median %.1f vs %.1f ms)",
+                                        ModelTitle(model), c.module, c.resolution.label,
+                                        f32->second->median_ms / c.median_ms, c.median_ms, f32->second->median_ms));
+    }
+  }
+  return notes;
+}
+
 }  // namespace
+
+std::vector<std::string> LatencyModuleNames() {
+  std::vector<std::string> names;
+  for (const LatencyModule& lm : Table2Modules()) names.push_back(lm.name);
+  for (const LatencyModule& lm : DenoiserSteps()) names.push_back(lm.name);
+  return names;
+}
 
 Model ParseModelName(const std::string& name) {
   for (Model m : AllModels())
@@ -203,14 +311,12 @@ StatusOr<LatencyResult> RunLatency(const LatencyFlags& f) {
   const std::string resolutions = !f.resolutions.empty() ? f.resolutions : device.is_cuda() ? "512,1024,2K,4K" : "512";
   std::vector<std::string> dtypes = absl::StrSplit(f.dtypes, ',', absl::SkipEmpty());
   if (dtypes.empty()) dtypes = device.is_cuda() ? std::vector<std::string>{"f16", "bf16"} : std::vector<std::string>{"f32"};
+  CF_ASSIGN_OR_RETURN(const std::vector<LatencyModule> modules, SelectedModules(f));
   LatencyResult res;
   std::map<std::string, double> ms_per_flop;  // per module, from its last measured cell
   for (const std::string& dt : dtypes)
     for (const std::string& label : std::vector<std::string>(absl::StrSplit(resolutions, ','))) {
       CF_ASSIGN_OR_RETURN(Resolution r, ParseResolution(label, model));
-      std::vector<LatencyModule> modules = Table2Modules();
-      if (f.denoiser)
-        for (const LatencyModule& d : DenoiserSteps()) modules.push_back(d);
       for (const LatencyModule& lm : modules) {
         LatencyCell cell;
         cell.module = lm.name;
@@ -234,14 +340,15 @@ StatusOr<LatencyResult> RunLatency(const LatencyFlags& f) {
   t.columns = {{"module"},         {"resolution"},     {"width", "", false}, {"height", "", false},
                {"dtype"},          {"median_ms", "median (ms)"}, {"min_ms", "min (ms)"},
                {"ratio_to_self_attention", "median / self-attention's"},
-               {"gflop", "GFLOP (complete)"}, {"gflops_per_s", "GFLOP/s"},
+               {"gflop", "GFLOP (complete)"}, {"flop_ratio_to_self_attention", "GFLOP / self-attention's"},
+               {"gflops_per_s", "GFLOP/s"},
                {"planned_mib", "planned (MiB)"}, {"peak_mib", "peak (MiB)"},
                {"planned_bytes", "", false}, {"peak_bytes", "", false}, {"note"}};
   // Ratios against the self-attention cell of the same resolution and dtype.
-  std::map<std::pair<std::string, std::string>, double> self;
+  std::map<std::pair<std::string, std::string>, const LatencyCell*> self;
   for (const LatencyCell& c : res.cells)
     if ((c.module == "self_attention" || c.module == "denoiser_self_attention") && c.measured)
-      self[{c.module + c.resolution.label, c.dtype}] = c.median_ms;
+      self[{c.module + c.resolution.label, c.dtype}] = &c;
   constexpr double kMiB = 1024.0 * 1024.0;
   for (const LatencyCell& c : res.cells) {
     // Modules against self-attention; denoiser steps against the self-attention step.
@@ -251,13 +358,15 @@ StatusOr<LatencyResult> RunLatency(const LatencyFlags& f) {
     t.Add({Cell::Str(c.module), Cell::Str(c.resolution.label), Cell::Int(c.resolution.width),
            Cell::Int(c.resolution.height), Cell::Str(c.dtype),
            c.measured ? Cell::Num(c.median_ms, 3) : Cell::Null(), c.measured ? Cell::Num(c.min_ms, 3) : Cell::Null(),
-           ratio ? Cell::Num(c.median_ms / it->second, 3) : Cell::Null(),
+           ratio ? Cell::Num(c.median_ms / it->second->median_ms, 3) : Cell::Null(),
            Cell::Num(static_cast<double>(c.flops) / 1e9, 2),
+           ratio ? Cell::Num(static_cast<double>(c.flops) / static_cast<double>(it->second->flops), 3) : Cell::Null(),
            c.measured ? Cell::Num(static_cast<double>(c.flops) / 1e6 / c.median_ms, 1) : Cell::Null(),
            Cell::Num(static_cast<double>(c.planned_bytes) / kMiB, 1),
            c.measured ? Cell::Num(static_cast<double>(c.peak_bytes) / kMiB, 1) : Cell::Null(),
            Cell::Int(c.planned_bytes), c.measured ? Cell::Int(c.peak_bytes) : Cell::Null(), Cell::Str(c.note)});
   }
+  for (const std::string& line : WholeStepNotes(res.cells, model)) t.notes.push_back(line);
   t.notes.push_back("planned: arena + parameters + inputs and outputs; peak: the allocator's peak while the module "
                     "was made and run, above what was allocated before");
   t.notes.push_back("the machine may be shared: compare the ratios of one run, and min with median");

@@ -26,7 +26,14 @@ struct LatencyFlags {
   double max_seconds = 30;  // skip a cell whose run would take longer
   bool profile = false;
   bool denoiser = false;  // also a whole denoiser step (self-attention and ConvBlock)
+  // Comma list of LatencyModuleNames() to run, in that order; empty: the
+  // Table 2 modules (and the two steps with `denoiser`).
+  std::string modules;
 };
+
+// "self_attention", ..., "ditfastattn_w64", "denoiser_self_attention",
+// "denoiser_convblock": the values of --modules.
+std::vector<std::string> LatencyModuleNames();
 
 struct LatencyCell {
   std::string module;  // "self_attention", "convblock_k13", ...

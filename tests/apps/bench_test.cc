@@ -281,6 +281,56 @@ TEST(BenchLatency, CpuModulesWithRatiosAndPeaks) {
   EXPECT_NE(r.err.find("latency: sd15 convblock_k25 128x128 f32 on cpu"), std::string::npos) << r.err;
 }
 
+TEST(BenchLatency, ModulesPicksTheRowsInTheGivenOrder) {
+  TempDir dir;
+  const Result r = Bench({"latency", "--device=cpu", "--resolution=128x128", "--modules=convblock_k13,self_attention",
+                          "--format=csv"},
+                         dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Csv csv = ParseCsv(r.out);
+  ASSERT_EQ(csv.rows.size(), 2u);
+  EXPECT_EQ(csv.rows[0].at("module"), "convblock_k13");
+  EXPECT_EQ(csv.rows[1].at("module"), "self_attention");
+  // The FLOP ratio is the two graphs' counts (column "gflop", two decimals).
+  EXPECT_NEAR(Num(csv.rows[0], "flop_ratio_to_self_attention"), Num(csv.rows[0], "gflop") / Num(csv.rows[1], "gflop"),
+              2e-2);
+  EXPECT_LT(Num(csv.rows[0], "flop_ratio_to_self_attention"), 1.0);
+  EXPECT_EQ(Num(csv.rows[1], "flop_ratio_to_self_attention"), 1.0);
+}
+
+// The whole SD1.5 step with self-attention and with ConvBlocks (random
+// weights, 3.3 GB each in f32) at a small size: the ConvBlock step's
+// speed-up printed beside the FLOP ratio of the two graphs.
+TEST(BenchLatency, DenoiserStepsPrintTheSpeedUpBesideTheFlopRatio) {
+  TempDir dir;
+  const Result r = Bench({"latency", "--device=cpu", "--resolution=128x128",
+                          "--modules=denoiser_self_attention,denoiser_convblock", "--out=lat"},
+                         dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Csv csv = ParseCsv(ReadAll(dir.path() / "lat/latency.csv"));
+  ASSERT_EQ(csv.rows.size(), 2u);
+  const auto& self = csv.rows[0];
+  const auto& cb = csv.rows[1];
+  EXPECT_EQ(self.at("module"), "denoiser_self_attention");
+  EXPECT_EQ(cb.at("module"), "denoiser_convblock");
+  EXPECT_EQ(cb.at("note").find("non-finite"), std::string::npos) << cb.at("note");
+  const double speedup = Num(self, "median_ms") / Num(cb, "median_ms");
+  const double flop_ratio = Num(self, "gflop") / Num(cb, "gflop");
+  EXPECT_GT(flop_ratio, 1.0);
+  EXPECT_NEAR(1.0 / Num(cb, "flop_ratio_to_self_attention"), flop_ratio, 1e-2 * flop_ratio);
+  const std::string md = ReadAll(dir.path() / "lat/latency.md");
+  // "... ConvBlocks (released kernels) speed-up 1.11x over self-attention (median ...), FLOP ratio 1.06x (...)";
+  // the note divides the unrounded medians, so its last digit may differ.
+  const std::string prefix = "SD1.5 step at 128x128, f32: ConvBlocks (released kernels) speed-up ";
+  const size_t at = md.find(prefix);
+  ASSERT_NE(at, std::string::npos) << md;
+  EXPECT_NEAR(std::strtod(md.c_str() + at + prefix.size(), nullptr), speedup, 0.011) << md.substr(at, 200);
+  EXPECT_NE(md.find("x over self-attention", at), std::string::npos) << md.substr(at, 200);
+  const size_t ratio_at = md.find("FLOP ratio ", at);
+  ASSERT_NE(ratio_at, std::string::npos) << md.substr(at, 200);
+  EXPECT_NEAR(std::strtod(md.c_str() + ratio_at + 11, nullptr), flop_ratio, 0.011) << md.substr(at, 200);
+}
+
 TEST(BenchLatency, CudaWithoutAGpuSaysSo) {
   if (CheckDeviceAvailable(Device::CUDA()).ok()) GTEST_SKIP() << "a GPU is here";
   TempDir dir;
@@ -355,6 +405,7 @@ TEST(BenchCli, UsageErrorsExitTwoWithOneLine) {
       {{"latency", "--reps=2"}, "--reps"},
       {{"latency", "--dtype=f64"}, "--dtype"},
       {{"latency", "--resolution=12x12"}, "--resolution"},
+      {{"latency", "--modules=flash"}, "--modules"},
   };
   for (const Bad& b : table) {
     std::string shown = "convfusion-bench";
