@@ -7,11 +7,13 @@
 //                            [--convblock-kernel=0] [--window=64] [--format=markdown|csv|json] [--out=DIR]
 //   convfusion-bench memory  [--model=LIST] [--method=LIST] [--resolution=LIST] [--batch=2] [--dtype=f16] ...
 //   convfusion-bench model   [--model=LIST] [--method=LIST] [--resolution=LIST] ...
-//   convfusion-bench latency [--device=cpu|cuda] [--resolution=LIST] [--reps=5] [--denoiser] [--profile] ...
+//   convfusion-bench latency [--device=cpu|cuda] [--resolution=LIST] [--reps=5] [--denoiser] [--modules=LIST]
+//                            [--profile] ...
 //
 // Each subcommand is one function in kSubcommands (apps/bench/*.cc does the
 // work); exit codes follow apps/common/cli.h: 2 for a bad command line, 1 for
 // a failure at run time.
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -158,6 +160,9 @@ int LatencyCommand(int argc, char** argv) {
   app.Double("--max-seconds", &lf.max_seconds, cli::Interval::AboveUpTo(0, 3600),
              "skip a cell whose warm-up run takes longer than this");
   app.Flag("--denoiser", &lf.denoiser, "also time a whole denoiser step with self-attention and with ConvBlocks");
+  app.String("--modules", &lf.modules, "LIST",
+             absl::StrCat("comma list of ", absl::StrJoin(LatencyModuleNames(), ", "),
+                          " (default: the Table 2 modules; --denoiser adds the two steps)"));
   app.Flag("--profile", &lf.profile,
            "bracket the timed runs with cudaProfilerStart/Stop and an NVTX range per run (docs/profiling.md)");
   AddOutputFlags(app, &out);
@@ -166,6 +171,11 @@ int LatencyCommand(int argc, char** argv) {
   for (const std::string& r : std::vector<std::string>(absl::StrSplit(lf.resolutions, ','))) {
     auto parsed = ParseResolution(r, ParseModelName(lf.model));
     if (!parsed.ok()) return app.UsageError(absl::StrCat("--resolution: ", parsed.status().message()));
+  }
+  for (const std::string& m : std::vector<std::string>(absl::StrSplit(lf.modules, ',', absl::SkipEmpty()))) {
+    const std::vector<std::string> names = LatencyModuleNames();
+    if (std::find(names.begin(), names.end(), m) == names.end())
+      return app.UsageError(absl::StrCat("--modules: '", m, "' is not one of ", absl::StrJoin(names, ", ")));
   }
   if (!lf.dtypes.empty())
     for (const std::string& d : std::vector<std::string>(absl::StrSplit(lf.dtypes, ',')))
