@@ -1,4 +1,4 @@
-// The blocked CPU GEMM (see cpu_gemm.h and docs/cpu-gemm.md for the numbers).
+// The blocked CPU GEMM (see cpu_gemm.h and docs/cpu-performance.md, "GEMM").
 //
 // Loop structure for one MC x NC tile of C (one task of ParallelFor):
 //   for pc in K by KC:              pack A[ic:ic+MC, pc:pc+KC] into MR-row panels (L2)
@@ -7,7 +7,10 @@
 //                                   summed into a float tile of C (cbuf, L2)
 //   epilogue: cbuf -> C with bias, activation, dtype conversion.
 // Packing converts f16/bf16 storage to f32 once, so the micro-kernel only
-// ever sees f32 (or f64) and zero padding removes every edge case from it.
+// ever sees f32 (or f64) and zero padding removes every edge case from it;
+// bf16 x bf16 is packed as bf16 k-pairs for the VDPBF16PS kernel instead
+// (cpu_gemm_bf16.cc). A and B are strided views or indirect rows
+// (internal::Src, cpu_gemm_pack.h); the packers copy contiguous runs of them.
 #include "ops/matmul/cpu_gemm.h"
 
 #include <immintrin.h>
@@ -20,10 +23,14 @@
 
 #include "ops/activation/activation_math.h"
 #include "ops/cpu_util.h"
+#include "ops/matmul/cpu_gemm_pack.h"
 #include "runtime/thread_pool.h"
 
 namespace cf::gemm {
 namespace {
+
+using internal::Src;
+using internal::SrcOf;
 
 
 // Cache blocking lives with each kernel (KernelInfo below): for AVX2 and the
@@ -33,6 +40,8 @@ namespace {
 
 // The forced float micro-kernel (index into FloatKernels()), -1: automatic.
 std::atomic<int> g_forced{-1};
+// Whether bf16 x bf16 may use the VDPBF16PS kernel (EnableBf16Kernel).
+std::atomic<bool> g_bf16{true};
 
 // ---- micro-kernels ------------------------------------------------------------
 // Shapes: a: kc x MR packed (a[k * MR + i]), b: kc x NR packed (b[k * NR + j]),
@@ -145,6 +154,7 @@ template <typename Acc> struct KernelInfo {
   MicroKernel<Acc> fn;
   const char* name;
   bool (*supported)();
+  bool pairs = false;  // the bf16 k-pair kernel (fn unused): bf16 x bf16 only
 };
 
 bool Always() { return true; }
@@ -168,25 +178,31 @@ const std::vector<KernelInfo<float>>& FloatKernels() {
       {14, 32, 168, 384, 1024, &MicroAvx512<14>, "avx512_14x32", &HasAvx512},
       {6, 16, 96, 256, 256, &MicroAvx2_6x16, "avx2_fma_6x16", &HasAvx2Fma},
       {4, 8, 96, 256, 256, &MicroGeneric<float, 4, 8>, "generic_4x8", &Always},
+      // bf16 x bf16 only, never a float choice; kept last-but-not-generic
+      // lookups below skip it. KC counts k (2 per pair).
+      {14, 32, 168, 384, 1024, nullptr, "avx512bf16_14x32", &internal::HasAvx512Bf16, true},
   };
   return k;
 }
+constexpr int kGenericKernel = 2;  // FloatKernels()'s portable kernel
+constexpr int kBf16Kernel = 3;     // FloatKernels()'s k-pair kernel
 const KernelInfo<double>& DoubleKernel() {
   static const KernelInfo<double> k{4, 4, 96, 256, 256, &MicroGeneric<double, 4, 4>, "generic_4x4_f64", &Always};
   return k;
 }
 
-// The kernel index used for new packings of B.
-template <typename Acc> int ChooseKernel() {
+// The kernel index used for new packings of B (b_bf16: B is bf16 storage).
+template <typename Acc> int ChooseKernel(bool b_bf16 = false) {
   if constexpr (std::is_same_v<Acc, double>) {
     return 0;
   } else {
     const int forced = g_forced.load();
     if (forced >= 0) return forced;
     const auto& ks = FloatKernels();
+    if (b_bf16 && g_bf16.load() && ks[kBf16Kernel].supported()) return kBf16Kernel;
     for (size_t i = 0; i < ks.size(); ++i)
-      if (ks[i].supported()) return static_cast<int>(i);
-    return static_cast<int>(ks.size()) - 1;
+      if (!ks[i].pairs && ks[i].supported()) return static_cast<int>(i);
+    return kGenericKernel;
   }
 }
 template <typename Acc> const KernelInfo<Acc>& KernelAt(int index) {
@@ -202,18 +218,9 @@ template <typename Acc> const KernelInfo<Acc>& KernelAt(int index) {
 
 template <typename Acc, typename T> inline Acc LoadAs(const T* p, int64_t i) { return static_cast<Acc>(Load(p, i)); }
 
-// A[i0 : i0+mc, p0 : p0+kc] into ceil(mc / MR) panels of kc x MR, zero-padded rows.
-// A full MR-row panel of rows with unit column stride, k outer: MR read
-// streams along k and contiguous writes (i outer wrote one value per 56-byte
-// stride, which the store buffer cannot merge: ~2x slower at MR = 14).
-template <int MR, typename TA, typename Acc>
-void PackAPanelRows(const TA* __restrict src, int64_t rs, int64_t kc, Acc* __restrict d) {
-  for (int64_t k = 0; k < kc; ++k) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) d[k * MR + i] = LoadAs<Acc>(src + i * rs, k);
-  }
-}
-
+// A[i0 : i0+mc, p0 : p0+kc] into ceil(mc / MR) panels of kc x MR, zero-padded
+// rows. Writes are contiguous (k outer): one value per 56-byte stride (i
+// outer) cannot be merged by the store buffer (~2x slower at MR = 14).
 // The AVX-512 kernel's f32 panel: one masked gather per k collects the 14
 // rows' values (a contiguous 56-byte write), about 3x fewer instructions than
 // the scalar loop. Only with mr == 14, i.e. after the AVX-512 kernel was
@@ -228,36 +235,68 @@ __attribute__((target("avx512f"))) void PackAPanel14Avx512(const float* src, int
   }
 }
 
+// A full MR-row panel of row pointers (null replaced by zeros), run
+// elements each: d[k * MR + i] = ptr[i][k]. f32 with MR = 14 gathers
+// (internal::GatherWords14), the rest converts element by element.
+template <int MR, typename TA, typename Acc> void PackAPanelPtrs(const TA* const* ptr, int64_t run, Acc* d) {
+  if constexpr (MR == 14 && std::is_same_v<TA, float> && std::is_same_v<Acc, float>) {
+    if (HasAvx512()) {
+      const void* vp[MR];
+      for (int i = 0; i < MR; ++i) vp[i] = ptr[i];
+      internal::GatherWords14(vp, run, reinterpret_cast<uint32_t*>(d));
+      return;
+    }
+  }
+  for (int64_t k = 0; k < run; ++k) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) d[k * MR + i] = LoadAs<Acc>(ptr[i], k);
+  }
+}
+
 template <typename TA, typename Acc>
-void PackA(MatRef<TA> a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, Acc* dst) {
+void PackA(const Src<TA>& src, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, Acc* dst) {
+  const MatRef<TA>& a = src.m;
   for (int64_t ir = 0; ir < mc; ir += mr) {
     const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
     Acc* d = dst + ir * kc;
-    const TA* src = a.p + (i0 + ir) * a.rs + p0 * a.cs;
+    if (!src.row_contiguous()) {  // columns contiguous (transposed A): read along i
+      const TA* s = a.p + (i0 + ir) * a.rs + p0 * a.cs;
+      for (int64_t k = 0; k < kc; ++k) {
+        const TA* sk = s + k * a.cs;
+        for (int i = 0; i < rows; ++i) d[k * mr + i] = LoadAs<Acc>(sk, i * a.rs);
+        for (int i = rows; i < mr; ++i) d[k * mr + i] = 0;
+      }
+      continue;
+    }
     if constexpr (std::is_same_v<TA, float>) {
-      if (a.cs == 1 && rows == 14 && mr == 14 && a.rs <= (int64_t{1} << 31) / 16) {
-        PackAPanel14Avx512(src, a.rs, kc, d);
+      if (!src.indirect() && rows == 14 && mr == 14 && a.rs <= (int64_t{1} << 31) / 16) {
+        PackAPanel14Avx512(a.p + (i0 + ir) * a.rs + p0, a.rs, kc, d);
         continue;
       }
     }
-    if (a.cs == 1 && rows == mr && (mr == 14 || mr == 6 || mr == 4)) {
-      if (mr == 14) PackAPanelRows<14>(src, a.rs, kc, d);
-      if (mr == 6) PackAPanelRows<6>(src, a.rs, kc, d);
-      if (mr == 4) PackAPanelRows<4>(src, a.rs, kc, d);
-    } else if (a.cs == 1) {  // rows contiguous: read along k
-      for (int i = 0; i < rows; ++i) {
-        const TA* s = src + i * a.rs;
-        for (int64_t k = 0; k < kc; ++k) d[k * mr + i] = LoadAs<Acc>(s, k);
+    // Runs of contiguous elements (the whole block for a view; up to a
+    // segment's end for indirect rows), MR row pointers each.
+    for (int64_t k = 0; k < kc;) {
+      const TA* ptr[16];
+      int64_t run = 0;
+      ptr[0] = internal::RowRun(src, i0 + ir, p0 + k, kc - k, &run);
+      for (int i = 1; i < rows; ++i) {
+        int64_t r = 0;
+        ptr[i] = internal::RowRun(src, i0 + ir + i, p0 + k, kc - k, &r);
       }
-    } else {  // columns contiguous (transposed A): read along i
-      for (int64_t k = 0; k < kc; ++k) {
-        const TA* s = src + k * a.cs;
-        for (int i = 0; i < rows; ++i) d[k * mr + i] = LoadAs<Acc>(s, i * a.rs);
+      const TA* z = internal::Zeros<TA>(run);
+      for (int i = 0; i < mr; ++i)
+        if (i >= rows || ptr[i] == nullptr) ptr[i] = z;
+      Acc* dk = d + k * mr;
+      switch (mr) {
+        case 14: PackAPanelPtrs<14>(ptr, run, dk); break;
+        case 6: PackAPanelPtrs<6>(ptr, run, dk); break;
+        case 4: PackAPanelPtrs<4>(ptr, run, dk); break;
+        default:
+          for (int64_t kk = 0; kk < run; ++kk)
+            for (int i = 0; i < mr; ++i) dk[kk * mr + i] = LoadAs<Acc>(ptr[i], kk);
       }
-    }
-    if (rows < mr) {
-      for (int64_t k = 0; k < kc; ++k)
-        for (int i = rows; i < mr; ++i) d[k * mr + i] = 0;
+      k += run;
     }
   }
 }
@@ -360,11 +399,12 @@ float ApplyActivation(Activation act, float x) { return ApplyActivationT(act, x)
 double ApplyActivation(Activation act, double x) { return ApplyActivationT(act, x); }
 
 const char* FloatKernelName() { return KernelAt<float>(ChooseKernel<float>()).name; }
+const char* Bf16KernelName() { return KernelAt<float>(ChooseKernel<float>(true)).name; }
 
 std::vector<std::string> FloatKernelNames() {
   std::vector<std::string> names;
   for (const auto& k : FloatKernels())
-    if (k.supported()) names.push_back(k.name);
+    if (!k.pairs && k.supported()) names.push_back(k.name);
   return names;
 }
 
@@ -375,7 +415,7 @@ bool ForceKernel(const std::string& name) {
   }
   const auto& ks = FloatKernels();
   for (size_t i = 0; i < ks.size(); ++i) {
-    if (name == ks[i].name && ks[i].supported()) {
+    if (name == ks[i].name && !ks[i].pairs && ks[i].supported()) {
       g_forced.store(static_cast<int>(i));
       return true;
     }
@@ -384,17 +424,22 @@ bool ForceKernel(const std::string& name) {
 }
 
 bool ForceGenericKernel(bool force) {
-  const int generic = static_cast<int>(FloatKernels().size()) - 1;
-  const int prev = g_forced.exchange(force ? generic : -1);
-  return prev == generic;
+  const int prev = g_forced.exchange(force ? kGenericKernel : -1);
+  return prev == kGenericKernel;
 }
 
-template <typename TB, typename Acc> PackedB<Acc> PackB(int64_t k, int64_t n, MatRef<TB> b) {
-  const int kernel = ChooseKernel<Acc>();
+bool EnableBf16Kernel(bool enable) { return g_bf16.exchange(enable); }
+
+// PackB for any source (a view or indirect rows); b_bf16: B is bf16 storage
+// (the k-pair kernel may be chosen).
+template <typename Acc, typename S> PackedB<Acc> PackBFrom(int64_t k, int64_t n, const S& b, bool b_bf16) {
+  using TB = std::remove_cv_t<std::remove_pointer_t<decltype(b.m.p)>>;
+  const int kernel = ChooseKernel<Acc>(b_bf16);
   const KernelInfo<Acc>& ki = KernelAt<Acc>(kernel);
   const int nr = ki.nr;
   // K split evenly into ceil(K / KC) blocks (K = 320 is one block, not 256 +
-  // 64, which would write the C tile twice); a multiple of 8 below K.
+  // 64, which would write the C tile twice); a multiple of 8 below K (so
+  // every block but the last holds whole k-pairs).
   const int64_t nblocks = std::max<int64_t>(1, (k + ki.kc - 1) / ki.kc);
   const int64_t kKC = std::max<int64_t>(1, std::min(k, ((k + nblocks - 1) / nblocks + 7) / 8 * 8));
   const int64_t kblocks = (k + kKC - 1) / kKC;
@@ -404,34 +449,51 @@ template <typename TB, typename Acc> PackedB<Acc> PackB(int64_t k, int64_t n, Ma
   p.nr_ = nr;
   p.kernel_ = kernel;
   p.kc_ = kKC;
+  p.pairs_ = ki.pairs;
   p.n_pad_ = (n + nr - 1) / nr * nr;
   const int64_t panels = p.n_pad_ / nr;
-  p.data_ = ScratchBuffer(std::max<int64_t>(1, k * p.n_pad_) * static_cast<int64_t>(sizeof(Acc)));
-  Acc* data = static_cast<Acc*>(p.data_.data());
-  const int64_t n_pad = p.n_pad_;
+  // Pairs: ceil(K / 2) rows of 32-bit words (4 bytes, as Acc = float).
+  const int64_t rows = ki.pairs ? (k + 1) / 2 : k;
+  p.data_ = ScratchBuffer(std::max<int64_t>(1, rows * p.n_pad_) * static_cast<int64_t>(sizeof(Acc)));
+  const PackedB<Acc>& view = p;  // its panel offsets; the data is p's own, written here
   // One task per (K block, panel); each writes its own kc x NR slab.
   ParallelFor(0, kblocks * panels, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, std::min(k, kKC))),
               [&](int64_t lo, int64_t hi) {
                 for (int64_t t = lo; t < hi; ++t) {
                   const int64_t pc = (t / panels) * kKC, jp = t % panels;
                   const int64_t kc = std::min(kKC, k - pc);
-                  Acc* d = data + pc * n_pad + jp * kc * nr;  // PackedB::panel()
                   const int64_t j0 = jp * nr;
                   const int cols = static_cast<int>(std::min<int64_t>(nr, n - j0));
-                  if (b.cs == 1) {
+                  if constexpr (std::is_same_v<TB, bf16_t>) {
+                    if (ki.pairs) {
+                      internal::PackBPairs(b, pc, kc, j0, cols, nr, const_cast<uint32_t*>(view.pair_panel(pc, kc, jp)));
+                      continue;
+                    }
+                  }
+                  Acc* d = const_cast<Acc*>(view.panel(pc, kc, jp));
+                  if (b.row_contiguous()) {
                     for (int64_t kk = 0; kk < kc; ++kk) {
-                      const TB* s = b.p + (pc + kk) * b.rs + j0;
-                      for (int j = 0; j < cols; ++j) d[kk * nr + j] = LoadAs<Acc>(s, j);
-                      for (int j = cols; j < nr; ++j) d[kk * nr + j] = 0;
+                      Acc* dk = d + kk * nr;
+                      for (int j = 0; j < cols;) {
+                        int64_t run = 0;
+                        const TB* s = internal::RowRun(b, pc + kk, j0 + j, cols - j, &run);
+                        if (s != nullptr) {
+                          for (int64_t jj = 0; jj < run; ++jj) dk[j + jj] = LoadAs<Acc>(s, jj);
+                        } else {
+                          for (int64_t jj = 0; jj < run; ++jj) dk[j + jj] = 0;
+                        }
+                        j += static_cast<int>(run);
+                      }
+                      for (int j = cols; j < nr; ++j) dk[j] = 0;
                     }
                   } else {  // B transposed in memory (a weight [N, K]): NR streams along k
                     // k outer so the writes are contiguous (j outer wrote one
                     // value per NR-float stride: 3x slower, and it dominates
                     // linear at small M such as 77 tokens).
-                    const TB* s = b.p + pc * b.rs + j0 * b.cs;
+                    const TB* s = b.m.p + pc * b.m.rs + j0 * b.m.cs;
                     for (int64_t kk = 0; kk < kc; ++kk) {
                       Acc* dk = d + kk * nr;
-                      for (int j = 0; j < cols; ++j) dk[j] = LoadAs<Acc>(s, kk * b.rs + j * b.cs);
+                      for (int j = 0; j < cols; ++j) dk[j] = LoadAs<Acc>(s, kk * b.m.rs + j * b.m.cs);
                       for (int j = cols; j < nr; ++j) dk[j] = 0;
                     }
                   }
@@ -440,14 +502,26 @@ template <typename TB, typename Acc> PackedB<Acc> PackB(int64_t k, int64_t n, Ma
   return p;
 }
 
+template <typename TB, typename Acc> PackedB<Acc> PackB(int64_t k, int64_t n, MatRef<TB> b) {
+  return PackBFrom<Acc>(k, n, SrcOf(b), std::is_same_v<TB, bf16_t>);
+}
+template <typename TB, typename Acc> PackedB<Acc> PackB(int64_t k, int64_t n, IndirectRef<TB> b) {
+  return PackBFrom<Acc>(k, n, SrcOf(b), std::is_same_v<TB, bf16_t>);
+}
+
+namespace {
+
+// GemmPacked for any A source.
 template <typename TA, typename TC>
-void GemmPacked(int64_t m, MatRef<TA> a, const PackedB<GemmAcc<TC>>& b, TC* c, int64_t ldc, const Epilogue<TC>& ep) {
+void GemmPackedFrom(int64_t m, const Src<TA>& a, const PackedB<GemmAcc<TC>>& b, TC* c, int64_t ldc,
+                    const Epilogue<TC>& ep) {
   using Acc = GemmAcc<TC>;
   const int64_t n = b.n(), k = b.k();
   if (m <= 0 || n <= 0) return;
   const KernelInfo<Acc>& ki = KernelAt<Acc>(b.kernel());
   const int mr = ki.mr, nr = ki.nr;
   const int64_t kMC = ki.mc, kKC = b.kc();
+  const bool pairs = b.bf16_pairs();
   // Tile width: N split evenly into ceil(N / NC) NR-multiples (N = 320 is one
   // 320-wide tile, not 256 + 64, so each packed A block serves all of N),
   // and split further when there are too few tiles to keep every thread busy
@@ -463,7 +537,7 @@ void GemmPacked(int64_t m, MatRef<TA> a, const PackedB<GemmAcc<TC>>& b, TC* c, i
   // micro-kernel updates do not share L1 sets.
   const int64_t ldcb = nc_tile % 1024 == 0 ? nc_tile + 16 : nc_tile;
   ParallelFor(0, mtiles * ntiles, 1, [&](int64_t lo, int64_t hi) {
-    Acc* abuf = Scratch<Acc, 0>(kMC * kKC);
+    Acc* abuf = Scratch<Acc, 0>(kMC * kKC + kMC);  // + kMC: k-pair rounding
     Acc* cbuf = Scratch<Acc, 1>(kMC * ldcb);
     for (int64_t t = lo; t < hi; ++t) {
       const int64_t i0 = (t / ntiles) * kMC, j0 = (t % ntiles) * nc_tile;
@@ -472,6 +546,19 @@ void GemmPacked(int64_t m, MatRef<TA> a, const PackedB<GemmAcc<TC>>& b, TC* c, i
       if (k == 0) std::fill_n(cbuf, kMC * ldcb, Acc(0));
       for (int64_t pc = 0; pc < k; pc += kKC) {
         const int64_t kc = std::min(kKC, k - pc);
+        if constexpr (std::is_same_v<Acc, float>) {
+          if (pairs) {
+            uint32_t* apairs = reinterpret_cast<uint32_t*>(abuf);
+            const int64_t kp = (kc + 1) / 2;
+            internal::PackAPairs(a, i0, mc, pc, kc, apairs);
+            for (int64_t jr = 0; jr < nc; jr += nr) {
+              const uint32_t* bp = b.pair_panel(pc, kc, (j0 + jr) / nr);
+              for (int64_t ir = 0; ir < mc_pad; ir += mr)
+                internal::MicroBf16_14x32(kp, apairs + ir * kp, bp, cbuf + ir * ldcb + jr, ldcb, pc == 0);
+            }
+            continue;
+          }
+        }
         PackA(a, i0, mc, pc, kc, mr, abuf);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const Acc* bp = b.panel(pc, kc, (j0 + jr) / nr);
@@ -483,6 +570,18 @@ void GemmPacked(int64_t m, MatRef<TA> a, const PackedB<GemmAcc<TC>>& b, TC* c, i
   });
 }
 
+}  // namespace
+
+template <typename TA, typename TC>
+void GemmPacked(int64_t m, MatRef<TA> a, const PackedB<GemmAcc<TC>>& b, TC* c, int64_t ldc, const Epilogue<TC>& ep) {
+  GemmPackedFrom<TA, TC>(m, SrcOf(a), b, c, ldc, ep);
+}
+template <typename TA, typename TC>
+void GemmPacked(int64_t m, IndirectRef<TA> a, const PackedB<GemmAcc<TC>>& b, TC* c, int64_t ldc,
+                const Epilogue<TC>& ep) {
+  GemmPackedFrom<TA, TC>(m, SrcOf(a), b, c, ldc, ep);
+}
+
 template <typename TA, typename TB, typename TC>
 void Gemm(int64_t m, int64_t n, int64_t k, MatRef<TA> a, MatRef<TB> b, TC* c, int64_t ldc, const Epilogue<TC>& ep) {
   if (m <= 0 || n <= 0) return;
@@ -492,15 +591,19 @@ void Gemm(int64_t m, int64_t n, int64_t k, MatRef<TA> a, MatRef<TB> b, TC* c, in
 
 // Instantiations: same storage in and out (matmul, conv forward and backward
 // input), and f32 accumulation outputs (conv backward weight sums over chunks).
-#define CF_GEMM_PACK(T) template PackedB<GemmAcc<T>> PackB<T, GemmAcc<T>>(int64_t, int64_t, MatRef<T>);
+#define CF_GEMM_PACK(T, Acc)                                                       \
+  template PackedB<Acc> PackB<T, Acc>(int64_t, int64_t, MatRef<T>); \
+  template PackedB<Acc> PackB<T, Acc>(int64_t, int64_t, IndirectRef<T>);
 #define CF_GEMM_INSTANTIATE(T, TC)                                                                         \
   template void GemmPacked<T, TC>(int64_t, MatRef<T>, const PackedB<GemmAcc<TC>>&, TC*, int64_t,         \
                                   const Epilogue<TC>&);                                                    \
+  template void GemmPacked<T, TC>(int64_t, IndirectRef<T>, const PackedB<GemmAcc<TC>>&, TC*, int64_t,    \
+                                  const Epilogue<TC>&);                                                    \
   template void Gemm<T, T, TC>(int64_t, int64_t, int64_t, MatRef<T>, MatRef<T>, TC*, int64_t, const Epilogue<TC>&);
-CF_GEMM_PACK(float)
-CF_GEMM_PACK(double)
-template PackedB<float> PackB<f16_t, float>(int64_t, int64_t, MatRef<f16_t>);
-template PackedB<float> PackB<bf16_t, float>(int64_t, int64_t, MatRef<bf16_t>);
+CF_GEMM_PACK(float, float)
+CF_GEMM_PACK(double, double)
+CF_GEMM_PACK(f16_t, float)
+CF_GEMM_PACK(bf16_t, float)
 CF_GEMM_INSTANTIATE(float, float)
 CF_GEMM_INSTANTIATE(double, double)
 CF_GEMM_INSTANTIATE(f16_t, f16_t)

@@ -1,11 +1,13 @@
-// The CPU GEMM of the runtime (docs/cpu-gemm.md): C = act(A·B + bias), with
-// A [M, K] and B [K, N] given as strided views (so transposes cost nothing),
-// storage f32/f16/bf16 converted to f32 while packing (f64 stays f64), and
-// f32 (f64) accumulation. Goto/BLIS structure: B is packed once into
-// NR-column panels per KC block, each thread packs MC x KC blocks of A into
-// MR-row panels, and a register-blocked MR x NR micro-kernel (AVX-512F or
-// AVX2+FMA when the CPU has it, chosen at run time, otherwise a portable one
-// GCC vectorises for SSE2) runs over them. Used by "matmul"/"linear" and by conv2d's im2col path.
+// The CPU GEMM of the runtime (docs/cpu-performance.md, "GEMM"): C = act(A·B
+// + bias) (+ residual), with A [M, K] and B [K, N] given as strided views (so
+// transposes cost nothing) or as indirect rows (implicit-GEMM convolution: no
+// im2col buffer), storage f32/f16/bf16 and f32 accumulation (f64 stays f64).
+// Goto/BLIS structure: B is packed once into NR-column panels per KC block,
+// each thread packs MC x KC blocks of A into MR-row panels, and a
+// register-blocked MR x NR micro-kernel runs over them. f32/f16 storage is
+// converted to f32 while packing (AVX-512F, AVX2+FMA or a portable kernel,
+// chosen at run time); bf16 x bf16 is packed as bf16 k-pairs for VDPBF16PS
+// where the CPU has AVX512-BF16. Used by "matmul"/"linear" and conv2d.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +35,16 @@ template <typename T> struct MatRef {
 // Row-major [rows, cols] (transposed: the view of its transpose).
 template <typename T> MatRef<T> RowMajor(const T* p, int64_t cols) { return {p, cols, 1}; }
 template <typename T> MatRef<T> Transposed(const T* p, int64_t cols) { return {p, 1, cols}; }
+
+// A matrix of `count` rows made of `taps` segments of `seg` contiguous elements
+// each: element (i, k) with k = t·seg + c is rows[i·taps + t][c], or 0 when that
+// pointer is null (a padding tap). Row length K = taps·seg. As GemmPacked's A,
+// its rows are A's M rows; as PackB's B [K, N], its rows are B's K rows (B(k,
+// n) = rows[k·taps + n / seg][n % seg], N = taps·seg).
+template <typename T> struct IndirectRef {
+  const T* const* rows = nullptr;
+  int64_t taps = 1, seg = 0;
+};
 
 // How C [M, N] (row stride ldc) receives the product P = A·B:
 //   accumulate == false: C = act(P + bias[row group, n]) + residual[m, n]
@@ -64,24 +76,42 @@ template <typename Acc> class PackedB {
   int nr() const { return nr_; }
   int kernel() const { return kernel_; }  // the micro-kernel it was packed for
   int64_t kc() const { return kc_; }      // its K block (KC, balanced over K)
+  // Packed as bf16 k-pairs for the VDPBF16PS kernel (B was bf16), not as Acc.
+  bool bf16_pairs() const { return pairs_; }
   // The panel of columns [jp * NR, (jp + 1) * NR) of rows [pc, pc + kc) (pc a
   // multiple of kc()): kc x NR values, row by row, zero-padded past N.
   const Acc* panel(int64_t pc, int64_t kc, int64_t jp) const { return data_.as<Acc>() + pc * n_pad_ + jp * kc * nr_; }
+  // The same panel in the bf16 k-pair layout (bf16_pairs()): ceil(kc / 2) rows
+  // of NR 32-bit words, word j of row q = {B(pc + 2q, j) low, B(pc + 2q + 1, j)
+  // high}, zero past K and N. pc is even (a multiple of kc(), itself even).
+  const uint32_t* pair_panel(int64_t pc, int64_t kc, int64_t jp) const {
+    return data_.as<uint32_t>() + pc / 2 * n_pad_ + jp * ((kc + 1) / 2) * nr_;
+  }
 
  private:
-  template <typename TB, typename A> friend PackedB<A> PackB(int64_t, int64_t, MatRef<TB>);
+  template <typename A, typename Src> friend PackedB<A> PackBFrom(int64_t, int64_t, const Src&, bool);
   int64_t k_ = 0, n_ = 0, n_pad_ = 0, kc_ = 1;
   int nr_ = 0, kernel_ = 0;
+  bool pairs_ = false;
   ScratchBuffer data_;  // reused across calls (runtime/scratch.h)
 };
 
-// Packs B [K, N] (in parallel). Acc = GemmAcc of the output type.
+// Packs B [K, N] (in parallel). Acc = GemmAcc of the output type. bf16 B is
+// packed as k-pairs for the VDPBF16PS kernel when Bf16KernelName() says so;
+// the A's multiplied with such a B should be bf16 too (others are rounded to
+// bf16 while packing).
 template <typename TB, typename Acc> PackedB<Acc> PackB(int64_t k, int64_t n, MatRef<TB> b);
+// The same for a B [K, N] whose K rows are indirect (N = b.taps · b.seg).
+template <typename TB, typename Acc> PackedB<Acc> PackB(int64_t k, int64_t n, IndirectRef<TB> b);
 
 // C [M, N] from A [M, K] and a packed B; multithreaded over MC x NC tiles of C
 // (runs single-threaded when called from inside another ParallelFor).
 template <typename TA, typename TC>
 void GemmPacked(int64_t m, MatRef<TA> a, const PackedB<GemmAcc<TC>>& b, TC* c, int64_t ldc,
+                const Epilogue<TC>& ep = {});
+// The same with A's M rows indirect (K = a.taps · a.seg = b.k()).
+template <typename TA, typename TC>
+void GemmPacked(int64_t m, IndirectRef<TA> a, const PackedB<GemmAcc<TC>>& b, TC* c, int64_t ldc,
                 const Epilogue<TC>& ep = {});
 
 // Packs B and multiplies: C [M, N] = epilogue(A [M, K] · B [K, N]).
@@ -103,6 +133,16 @@ std::vector<std::string> FloatKernelNames();
 // one run; false (nothing changed) for an unknown name or one this CPU cannot
 // run. Not thread-safe against running GEMMs.
 bool ForceKernel(const std::string& name);
+// The micro-kernel bf16 x bf16 GEMMs use for new packings of B:
+// "avx512bf16_14x32" (VDPBF16PS on bf16 k-pairs, f32 accumulators) when the
+// CPU has AVX512-BF16, no float kernel is forced and EnableBf16Kernel has not
+// turned it off; otherwise FloatKernelName() (bf16 converted to f32 while
+// packing).
+const char* Bf16KernelName();
+// Turns the VDPBF16PS kernel on (the default) or off for later packings of B,
+// so tests and benchmarks compare both bf16 paths in one run; returns the
+// previous setting. Not thread-safe against running GEMMs.
+bool EnableBf16Kernel(bool enable);
 // ForceKernel("generic_4x8") when force, ForceKernel("auto") otherwise;
 // returns whether the generic kernel was forced before.
 bool ForceGenericKernel(bool force);
