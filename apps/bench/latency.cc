@@ -88,7 +88,8 @@ int64_t NodeFlops(const Node& n) {
 }
 
 // Time, FLOPs and GFLOP/s of one run by op, most time first; attention is
-// split into self (attn1) and cross (attn2) by the node's scope.
+// split into self (attn1) and cross (attn2) by the node's scope. `g` is the
+// graph the executor ran (after the passes: the timings' node ids are its).
 std::string OpThroughputMarkdown(const Graph& g, const std::vector<NodeTiming>& timings) {
   struct Row {
     int nodes = 0;
@@ -244,7 +245,7 @@ Status Measure(const LatencyFlags& f, Device device, const LatencyModule& lm, co
     // and by op, then by op with FLOPs (docs/whole-model.md's profile).
     Progress(absl::StrCat("profile of the last run of ", lm.name, " ", r.label, " ", DTypeName(dtype), ":\n",
                           SummarizeTimings(exec->timings(), 2).ToMarkdown(), "\n",
-                          OpThroughputMarkdown(g, exec->timings())));
+                          OpThroughputMarkdown(exec->graph(), exec->timings())));
   } else if (device.is_cuda() && !exec->cuda_graph_status().ok())
     cell->note = absl::StrCat("eager (no CUDA Graph: ", exec->cuda_graph_status().message(), ")");
   else if (device.is_cuda())
