@@ -7,8 +7,11 @@
 // The kernel is called directly (no executor) on deterministic non-zero
 // inputs; counters and timing as in bench/support/bench_harness.h.
 #include <algorithm>
+#include <memory>
+#include <vector>
 
 #include "bench/support/bench_harness.h"
+#include "ops/conv/conv_cpu.h"
 #include "ops/conv/conv_depthwise_tiled_cpu.h"
 
 namespace cf::bench {
@@ -100,6 +103,47 @@ BENCHMARK(BM_CpuConvSd)
     ->Args({2, 32, 640, 640, 2, 0})->Args({2, 32, 640, 640, 2, 1})->Args({2, 32, 640, 640, 2, 2})
     ->Args({2, 16, 1280, 1280, 2, 0})->Args({2, 16, 1280, 1280, 2, 1})->Args({2, 16, 1280, 1280, 2, 2})
     ->ArgNames({kSdArgNames, kSdArgNames + 6})->Unit(benchmark::kMillisecond)->MinTime(0.3)->UseRealTime()
+    ->Repetitions(3)->ReportAggregatesOnly(true)
+    ->ComputeStatistics("min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
+
+// The same forward and backward input with the packed weight kept across
+// calls, as the executor keeps it for a parameter weight (KernelContext::
+// state): the conv's CPU kernel called directly with a state slot. Args n,
+// hw, c (in and out), stride, kind (0 or 1).
+void BM_CpuConvSdKeptWeight(benchmark::State& state) {
+  ConvParams p;
+  p.n = state.range(0), p.h = p.w = state.range(1), p.cin = p.cout = state.range(2);
+  p.kh = p.kw = 3, p.sh = p.sw = state.range(3), p.ph = p.pw = 1;
+  p.ho = p.wo = (p.h + 2 - 3) / p.sh + 1;
+  const Kind kind = static_cast<Kind>(state.range(4));
+  auto values = [](int64_t count, uint64_t seed) {
+    std::vector<float> v(count);
+    for (int64_t i = 0; i < count; ++i) v[i] = static_cast<float>((i * 7919 + seed * 104729) % 2001) / 1000.0f - 1.0f;
+    return v;
+  };
+  const std::vector<float> x = values(p.n * p.h * p.w * p.cin, 1), w = values(p.cout * 9 * p.cin, 2);
+  const std::vector<float> bias = values(p.cout, 3), dy = values(p.n * p.ho * p.wo * p.cout, 4);
+  std::vector<float> out(kind == Kind::kForward ? dy.size() : x.size());
+  std::shared_ptr<void> slot;
+  ConvCpuExtras<float> extras;
+  extras.weight_state = &slot;
+  for (auto _ : state) {
+    if (kind == Kind::kForward) {
+      ConvForwardGemmCpu<float>(p, x.data(), w.data(), bias.data(), out.data(), extras);
+    } else {
+      ConvBackwardInputGemmCpu<float>(p, dy.data(), w.data(), out.data(), extras);
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(p.macs()), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(kind == Kind::kForward ? "conv2d f32, kept weight" : "conv2d_backward_input f32, kept weight");
+}
+BENCHMARK(BM_CpuConvSdKeptWeight)
+    ->ArgsProduct({{1, 2}, {64, 32}, {320, 640, 1280}, {1}, {0, 1}})
+    ->Args({2, 64, 320, 2, 0})->Args({2, 64, 320, 2, 1})->Args({2, 32, 640, 2, 0})->Args({2, 32, 640, 2, 1})
+    ->Args({2, 16, 1280, 2, 0})->Args({2, 16, 1280, 2, 1})
+    ->ArgNames({"n", "hw", "c", "stride", "kind"})->Unit(benchmark::kMillisecond)->MinTime(0.3)->UseRealTime()
     ->Repetitions(3)->ReportAggregatesOnly(true)
     ->ComputeStatistics("min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
 

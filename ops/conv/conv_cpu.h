@@ -20,15 +20,17 @@ template <typename T> struct ConvCpuExtras {
   std::shared_ptr<void>* weight_state = nullptr;
 };
 
-// im2col + the blocked GEMM (any groups; 1x1 stride-1 convs skip im2col).
+// Implicit GEMM on the blocked GEMM (conv_gemm_cpu.cc, docs/ops/conv.md):
+// the patches are read through a pointer table, never copied to an im2col
+// matrix; any stride, dilation, padding and groups.
 template <typename T>
 void ConvForwardGemmCpu(const ConvParams& p, const T* x, const T* w, const T* bias, T* y,
                         const ConvCpuExtras<T>& extras = {});
-// dx = col2im(dy · W), gathered so threads never write the same pixel.
+// dx = dY_ind · W' per stride phase (only the taps that reach each phase).
 template <typename T>
 void ConvBackwardInputGemmCpu(const ConvParams& p, const T* dy, const T* w, T* dx,
                               const ConvCpuExtras<T>& extras = {});
-// dW = dyᵀ · im2col(x), accumulated in f32 over bands of output pixels.
+// dW = dyᵀ · X_ind, accumulated in f32 over bands of output pixels.
 template <typename T> void ConvBackwardWeightGemmCpu(const ConvParams& p, const T* x, const T* dy, T* dw);
 
 // Depthwise (groups == Cin == Cout): stride 1 and dilation 1 in f32/f16/bf16

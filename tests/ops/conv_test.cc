@@ -1,13 +1,16 @@
 // CPU tests of "conv2d", "conv2d_backward_input" and "conv2d_backward_weight"
 // against float64 references written here with plain loops: stride, padding,
 // dilation, groups, depthwise 3x3 / 7x7 / 13x13, 1x1, odd spatial sizes,
-// several im2col bands; all storage dtypes; the VJP by finite differences;
+// several table bands and weight-gradient column chunks of the implicit GEMM,
+// every GEMM micro-kernel, the kept packed weight; all storage dtypes; the VJP by finite differences;
 // errors; cost formulas.
 #include "ops/conv/conv.h"
 
 #include <utility>
 
 #include "graph/builder.h"
+#include "ops/conv/conv_cpu.h"
+#include "ops/matmul/cpu_gemm.h"
 #include "tests/support/conv_geometry.h"
 #include "tests/support/op_harness.h"
 
@@ -157,17 +160,119 @@ TEST(Conv2dCpu, DepthwiseAllDtypes) {
     for (DType t : kFloatDTypes) CheckAll(g, t, seed += 5);
 }
 
-TEST(Conv2dCpu, SeveralIm2colBands) {
-  // 128 output rows of 64 pixels with K = 576: about 113 rows per band, so a
-  // band boundary falls inside the second image (col2im and the weight
-  // gradient must add across it).
+TEST(Conv2dCpu, SeveralWeightGradientBands) {
+  // 8192 output pixels with K = 576: the weight gradient packs X_ind in two
+  // bands of 7281 pixels, the boundary inside the second image (dW must add
+  // across it); and a stride-2 conv of the same width.
   Geo g = SquareConv(2, 64, 64, 64, 8, 3);
   g.ph = g.pw = 1;
   CheckAll(g, DType::f32, 200);
-  Geo s = SquareConv(2, 127, 64, 64, 4, 3);  // stride 2 across bands
+  Geo s = SquareConv(2, 127, 64, 64, 4, 3);  // stride 2, odd height
   s.sh = s.sw = 2;
   s.ph = s.pw = 1;
   CheckAll(s, DType::f32, 210);
+}
+
+// The implicit GEMM's geometry: channel counts off the micro-kernels' 14-row
+// and 32-column blocks (and odd, so bf16 k-pairs straddle taps), K above the
+// 384-deep K block (blocks end inside a tap), more than the 168 pixels of an
+// M block, padding 0 / 1 / 2 / 3, strides 2, 3 and (2, 1) with dilation
+// (backward input phases with 1, 2 and 4 taps, and phases that no tap reaches:
+// kernels smaller than the stride), groups.
+std::vector<Geo> ImplicitCases() {
+  std::vector<Geo> v;
+  Geo g = SquareConv(2, 13, 15, 50, 33, 3);  // K = 450: two K blocks, one boundary inside tap 7
+  g.ph = g.pw = 1;
+  v.push_back(g);
+  g = SquareConv(1, 17, 12, 17, 46, 3);  // odd channels, no padding
+  v.push_back(g);
+  g = SquareConv(2, 14, 11, 21, 19, 3);  // the SD downsampler's geometry: stride 2, padding 1
+  g.sh = g.sw = 2;
+  g.ph = g.pw = 1;
+  v.push_back(g);
+  g = SquareConv(1, 16, 13, 9, 10, 2);  // stride 3 > kernel 2: phases without taps
+  g.sh = g.sw = 3;
+  g.ph = g.pw = 1;
+  v.push_back(g);
+  g = Geo{1, 15, 14, 11, 7, 5, 3};  // 5x3, stride (2, 1), dilation (1, 2), padding (3, 2)
+  g.sh = 2;
+  g.dw = 2;
+  g.ph = 3;
+  g.pw = 2;
+  v.push_back(g);
+  g = SquareConv(1, 12, 13, 8, 6, 3);  // stride 2 with dilation 2: half the phases get no tap
+  g.sh = g.sw = 2;
+  g.dh = g.dw = 2;
+  g.ph = g.pw = 1;
+  v.push_back(g);
+  g = SquareConv(2, 9, 10, 30, 45, 3);  // groups 3 (10 -> 15 channels each), padding 2
+  g.groups = 3;
+  g.ph = g.pw = 2;
+  v.push_back(g);
+  g = SquareConv(1, 7, 9, 12, 20, 1);  // 1x1 with padding 1: a table with padding taps
+  g.ph = g.pw = 1;
+  v.push_back(g);
+  return v;
+}
+
+// Every float micro-kernel the CPU runs, forced (bf16 then goes through f32
+// packing), then the automatic choice (bf16 x bf16 through VDPBF16PS where
+// the CPU has it): the packers and kernels differ per kernel.
+TEST(Conv2dCpu, ImplicitGemmEveryKernel) {
+  std::vector<std::string> kernels = gemm::FloatKernelNames();
+  ASSERT_FALSE(kernels.empty());
+  kernels.push_back("auto");
+  for (const std::string& k : kernels) {
+    SCOPED_TRACE(k);
+    ASSERT_TRUE(gemm::ForceKernel(k));
+    uint64_t seed = 400;
+    for (const Geo& g : ImplicitCases())
+      for (DType t : kFloatDTypes) CheckAll(g, t, seed += 5);
+  }
+}
+
+TEST(Conv2dCpu, WeightGradientColumnChunks) {
+  // Cin = 512: one band of all 9 taps would be 8192 pixels of 4608 columns,
+  // above the band size, so the columns go in chunks of 3 taps and the 3200
+  // output pixels in two bands of each.
+  Geo g = SquareConv(2, 40, 40, 512, 5, 3);
+  g.ph = g.pw = 1;
+  CheckAll(g, DType::f32, 600);
+  CheckAll(g, DType::bf16, 610);
+}
+
+// The packed weight kept in a state slot (what the executor passes for a
+// parameter weight) gives the results of a fresh packing, for every
+// direction and stride phase, and is reused (not repacked) by later calls.
+TEST(Conv2dCpu, KeptPackedWeight) {
+  for (const Geo& g : {ImplicitCases()[0], ImplicitCases()[2], ImplicitCases()[6]}) {
+    SCOPED_TRACE(g.str());
+    ConvParams p;
+    p.n = g.n, p.h = g.h, p.w = g.w, p.cin = g.cin, p.cout = g.cout, p.kh = g.kh, p.kw = g.kw;
+    p.sh = g.sh, p.sw = g.sw, p.ph = g.ph, p.pw = g.pw, p.dh = g.dh, p.dw = g.dw, p.groups = g.groups;
+    p.ho = g.ho(), p.wo = g.wo();
+    Tensor x = RandomTensor(g.x(), DType::f32, 1), w = RandomTensor(g.wt(), DType::f32, 2);
+    Tensor dy = RandomTensor(g.y(), DType::f32, 3);
+    std::vector<float> y0(g.y().numel()), y1(y0.size()), dx0(g.x().numel()), dx1(dx0.size());
+    ConvForwardGemmCpu<float>(p, x.data<float>(), w.data<float>(), nullptr, y0.data());
+    ConvBackwardInputGemmCpu<float>(p, dy.data<float>(), w.data<float>(), dx0.data());
+    std::shared_ptr<void> fwd_state, bwd_state;
+    ConvCpuExtras<float> fwd, bwd;
+    fwd.weight_state = &fwd_state;
+    bwd.weight_state = &bwd_state;
+    for (int run = 0; run < 2; ++run) {
+      std::fill(y1.begin(), y1.end(), std::nanf(""));
+      std::fill(dx1.begin(), dx1.end(), std::nanf(""));
+      ConvForwardGemmCpu<float>(p, x.data<float>(), w.data<float>(), nullptr, y1.data(), fwd);
+      ConvBackwardInputGemmCpu<float>(p, dy.data<float>(), w.data<float>(), dx1.data(), bwd);
+      EXPECT_EQ(y0, y1) << "run " << run;
+      EXPECT_EQ(dx0, dx1) << "run " << run;
+    }
+    // The same slot contents after the second run: kept, not rebuilt.
+    const void* kept = fwd_state.get();
+    ConvForwardGemmCpu<float>(p, x.data<float>(), w.data<float>(), nullptr, y1.data(), fwd);
+    EXPECT_EQ(fwd_state.get(), kept);
+  }
 }
 
 // Zero channels: Cin = 0 gives y = bias (or zeros), Cout = 0 a zero input
