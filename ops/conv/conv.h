@@ -9,7 +9,7 @@
 //     x; attribute input_shape [N, H, W, Cin] plus the conv attributes.
 //   "conv2d_backward_weight": (x, grad_out) -> grad of the weight; attribute
 //     weight_shape [Cout, kh, kw, Cin/groups] plus the conv attributes.
-// CPU: im2col + the blocked GEMM (ops/matmul/cpu_gemm.h), or direct loops
+// CPU: an implicit GEMM on ops/matmul/cpu_gemm.h (no im2col), or direct loops
 // over channels for depthwise convs (groups == Cin == Cout). CUDA: cuDNN, and
 // a shared-memory tiled kernel for depthwise convs.
 #pragma once
