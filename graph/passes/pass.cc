@@ -2,7 +2,9 @@
 
 #include <atomic>
 
+#include "graph/passes/cse.h"
 #include "graph/passes/epilogue.h"
+#include "graph/passes/fuse_elementwise.h"
 
 
 namespace cf {
@@ -50,27 +52,22 @@ StatusOr<Graph> OptimizeGraph(const Graph& g, const PassOptions& o, PassReport* 
   PassReport& r = report != nullptr ? *report : local;
   r.nodes_before = g.num_nodes();
   Graph cur = g;
-  // A pass that only reports its effect as a node count (H5's passes).
-  auto run_counted = [&](const char* what, auto&& pass) -> Status {
-    const int before = cur.num_nodes();
-    CF_ASSIGN_OR_RETURN(Graph next, pass(cur));
-    r.Add(what, before - next.num_nodes());
+  // CSE first: merged duplicates let the fusions see single readers.
+  if (o.cse) {
+    CF_ASSIGN_OR_RETURN(Graph next, EliminateCommonSubexpressions(cur, &r));
     cur = std::move(next);
-    return absl::OkStatus();
-  };
-  (void)run_counted;
-
-  // ---- Slot for H5: common-subexpression elimination (graph/passes/cse.h) ----
-  // if (o.cse) CF_RETURN_IF_ERROR(run_counted("cse", EliminateCommonSubexpressions));
-
+  }
 
   if (o.fuse) {
     CF_ASSIGN_OR_RETURN(Graph next, FuseEpilogues(cur, &r));
     cur = std::move(next);
   }
 
-  // ---- Slot for H5: elementwise-chain fusion (graph/passes/fuse_elementwise.h) ----
-  // if (o.fuse) CF_RETURN_IF_ERROR(run_counted("elementwise chain (nodes removed)", FuseElementwiseChains));
+  // After the epilogues: what a linear / matmul / conv2d can take is gone.
+  if (o.fuse) {
+    CF_ASSIGN_OR_RETURN(Graph next, FuseElementwiseChains(cur, &r));
+    cur = std::move(next);
+  }
 
   CF_RETURN_IF_ERROR(cur.Verify());
   r.nodes_after = cur.num_nodes();
