@@ -5,7 +5,8 @@
 // split across threads; each row in blocks of up to kBlock elements. Per
 // block every instruction runs as one loop over the block (so dispatch costs
 // one switch per instruction per kBlock elements, and the loops vectorise:
-// an AVX-512 build of them is chosen at run time). Registers are kBlock-wide
+// an AVX-512 build of them is chosen at run time, with exp and the forward
+// activations from ops/vec_math_avx512.h). Registers are kBlock-wide
 // rows in Acc<T> (f32, f64 for f64 storage); an f32 input that is contiguous
 // along the row is read in place, others are converted or broadcast into a
 // row; rows are reused once their register is dead.
@@ -16,6 +17,7 @@
 #include "ops/cpu_util.h"
 #include "ops/elementwise/broadcast.h"
 #include "ops/elementwise/value_util.h"
+#include "ops/vec_math_avx512.h"
 
 namespace cf {
 namespace {
@@ -103,14 +105,56 @@ constexpr int kBlock = 256;
     break;
 
 CF_FUSED_APPLY(ApplyPortable, )
-CF_FUSED_APPLY(ApplyAvx512, __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512"))))
+CF_FUSED_APPLY(ApplyAvx512Loops, __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512"))))
 #undef CF_FUSED_APPLY
 #undef CF_FUSED_APPLY_CASE
 
-bool HasAvx512() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-  return has;
+// d[k] = f(x[k]) on 16 f32 lanes at a time (the tail masked).
+template <typename F>
+CF_VM_TARGET void MapLanes(float* d, const float* x, int n, F f) {
+  for (int i = 0; i < n; i += vm::kLanes) {
+    const __mmask16 m = vm::FirstLanes(n - i);
+    vm::Store(d + i, f(vm::Load(x + i, m)), m);
+  }
+}
+
+// A row of n f16 / bf16 values to f32 and back, 16 lanes at a time.
+template <typename T>
+CF_VM_TARGET void LoadRowAvx512(float* d, const T* x, int n) {
+  for (int i = 0; i < n; i += vm::kLanes) {
+    const __mmask16 m = vm::FirstLanes(n - i);
+    vm::Store(d + i, vm::Load(x + i, m), m);
+  }
+}
+template <typename T>
+CF_VM_TARGET void StoreRowAvx512(T* d, const float* x, int n) {
+  for (int i = 0; i < n; i += vm::kLanes) {
+    const __mmask16 m = vm::FirstLanes(n - i);
+    vm::Store(d + i, vm::Load(x + i, m), m);
+  }
+}
+
+// The AVX-512 build: exp and the forward activations in f32 through
+// ops/vec_math_avx512.h (the functions the ops' own CPU kernels use), the
+// rest as auto-vectorised loops. (The lambdas capture n: a captureless
+// lambda's function-pointer conversion would lack the target attribute.)
+template <typename A>
+CF_VM_TARGET void ApplyAvx512(Code c, A* d, const A* x, const A* y, int n, A p0, A p1) {
+  if constexpr (std::is_same_v<A, float>) {
+    switch (c) {
+      case Code::kExp: return MapLanes(d, x, n, [n](__m512 v) CF_VM_TARGET { return vm::Exp(v); });
+      case Code::kSilu: return MapLanes(d, x, n, [n](__m512 v) CF_VM_TARGET { return vm::Silu(v); });
+      case Code::kGelu: return MapLanes(d, x, n, [n](__m512 v) CF_VM_TARGET { return vm::GeluErf(v); });
+      case Code::kGeluTanh: return MapLanes(d, x, n, [n](__m512 v) CF_VM_TARGET { return vm::GeluTanh(v); });
+      case Code::kSigmoid: return MapLanes(d, x, n, [n](__m512 v) CF_VM_TARGET { return vm::Sigmoid(v); });
+      case Code::kQuickGelu:
+        return MapLanes(d, x, n, [n](__m512 v) CF_VM_TARGET {
+          return vm::TimesLogistic(v, _mm512_mul_ps(vm::Set(float(act::kQuickGelu)), v));
+        });
+      default: break;
+    }
+  }
+  ApplyAvx512Loops(c, d, x, y, n, p0, p1);
 }
 
 // One instruction prepared for the block loop.
@@ -180,7 +224,10 @@ Status RunFusedCpu(const FusedProgram& prog, const fused::Plan& plan, absl::Span
   const bool direct_out = kNative && steps.back().code != Code::kInput && steps.back().code != Code::kConst;
   const int rows = AssignRows(steps, kNative, direct_out);
   const int nsteps = static_cast<int>(steps.size());
-  const auto apply = HasAvx512() ? &ApplyAvx512<A> : &ApplyPortable<A>;
+  const bool avx512 = vm::HasAvx512();
+  const auto apply = avx512 ? &ApplyAvx512<A> : &ApplyPortable<A>;
+  // f16 / bf16 rows converted with AVX-512.
+  constexpr bool kVecConvert = std::is_same_v<T, f16_t> || std::is_same_v<T, bf16_t>;
 
   std::vector<const T*> in_ptr(inputs.size());
   for (size_t k = 0; k < inputs.size(); ++k) in_ptr[k] = inputs[k].data<T>();
@@ -217,9 +264,13 @@ Status RunFusedCpu(const FusedProgram& prog, const fused::Plan& plan, absl::Span
               if constexpr (kNative) reg[j] = src;
             } else {
               A* dst = row(s.row);
-              if (s.stride == 0) std::fill_n(dst, len, Load(src, 0));
-              else
+              if (s.stride == 0) {
+                std::fill_n(dst, len, Load(src, 0));
+              } else if (kVecConvert && avx512) {
+                if constexpr (kVecConvert) LoadRowAvx512(dst, src, len);
+              } else {
                 for (int k = 0; k < len; ++k) dst[k] = Load(src, k);
+              }
               reg[j] = dst;
             }
           } else if (s.code == Code::kConst) {
@@ -239,6 +290,12 @@ Status RunFusedCpu(const FusedProgram& prog, const fused::Plan& plan, absl::Span
         if (!direct_out) {
           const A* res = reg[nsteps - 1];
           T* o = po + i + b0;
+          if constexpr (kVecConvert) {
+            if (avx512) {
+              StoreRowAvx512(o, res, len);
+              continue;
+            }
+          }
           for (int k = 0; k < len; ++k) Store(o, k, res[k]);
         }
       }
