@@ -1,9 +1,11 @@
-// Microbenchmarks of "matmul" / "linear" at SD1.5 shapes (docs/cpu-gemm.md
-// has the CPU numbers and their discussion).
+// Microbenchmarks of "matmul" / "linear" at SD1.5 shapes (docs/cpu-performance.md,
+// "GEMM", has the CPU numbers and their discussion; bench/torch/linear_cpu.py
+// is PyTorch at the same shapes).
 //
-// CPU: the blocked GEMM (AVX2 and portable micro-kernels) against a naive
-// triple loop, at reduced token counts so the whole binary runs in well under
-// a minute. CUDA: cuBLASLt through the op's kernel. The kernel is called
+// CPU: the blocked GEMM (every micro-kernel; f32, bf16 on the VDPBF16PS
+// k-pair kernel and bf16 through f32 packing) through the op (weight packed
+// per call) and with the weight packed once (what the executor does for a
+// parameter), against a naive triple loop. CUDA: cuBLASLt through the op's kernel. The kernel is called
 // directly (no executor) on deterministic non-zero inputs; counters and
 // timing as in bench/support/bench_harness.h.
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "bench/support/bench_harness.h"
+#include "ops/cpu_util.h"
 #include "ops/matmul/cpu_gemm.h"
 
 namespace cf::bench {
@@ -25,19 +28,68 @@ std::vector<TensorType> LinearTypes(int64_t tokens, int64_t in, int64_t out, DTy
 
 // ---- CPU --------------------------------------------------------------------------
 
-// args: tokens, in, out, micro-kernel (index into gemm::FloatKernelNames():
-// 0 the automatic choice, then the slower fallbacks), so one run compares them.
-void BM_CpuLinear(benchmark::State& state) {
+// The storage argument of the CPU benches: 0 f32, 1 bf16 (the automatic
+// choice: the VDPBF16PS k-pair kernel where the CPU has it), 2 bf16 with the
+// k-pair kernel off (converted to f32 while packing).
+DType CpuDType(int64_t v) { return v == 0 ? DType::f32 : DType::bf16; }
+
+// Forces the kernel of args (micro-kernel index into gemm::FloatKernelNames():
+// 0 the automatic choice, then the slower fallbacks; storage as above) and
+// labels the benchmark; false (skipped) where the CPU has no such kernel.
+bool ChooseCpuKernel(benchmark::State& state, int64_t kernel, int64_t dtype) {
   const std::vector<std::string> kernels = gemm::FloatKernelNames();
-  if (state.range(3) >= static_cast<int64_t>(kernels.size())) {
+  if (kernel >= static_cast<int64_t>(kernels.size())) {
     state.SkipWithError("this CPU has no such micro-kernel");
-    return;
+    return false;
   }
-  gemm::ForceKernel(kernels[state.range(3)]);
-  state.SetLabel(gemm::FloatKernelName());
-  BenchOpCpu(state, "linear", {}, LinearTypes(state.range(0), state.range(1), state.range(2), DType::f32, true),
-             Fill::kValues);
+  gemm::ForceKernel(kernel == 0 ? "auto" : kernels[kernel]);
+  gemm::EnableBf16Kernel(dtype != 2);
+  state.SetLabel(dtype == 0 ? gemm::FloatKernelName() : gemm::Bf16KernelName());
+  return true;
+}
+void RestoreCpuKernel() {
   gemm::ForceKernel("auto");
+  gemm::EnableBf16Kernel(true);
+}
+
+// args: tokens, in, out, micro-kernel, storage; "linear" with bias through
+// its kernel (the weight packed at every call).
+void BM_CpuLinear(benchmark::State& state) {
+  if (!ChooseCpuKernel(state, state.range(3), state.range(4))) return;
+  BenchOpCpu(state, "linear", {},
+             LinearTypes(state.range(0), state.range(1), state.range(2), CpuDType(state.range(4)), true),
+             Fill::kValues);
+  RestoreCpuKernel();
+}
+
+// The same GEMM with the weight [out, in] packed once (the executor keeps a
+// parameter's packing in the node's state): y = x·Wᵀ + bias.
+template <typename T> void RunPackedLinear(benchmark::State& state, int64_t m, int64_t k, int64_t n) {
+  std::vector<T> x(m * k), w(n * k), bias(n), y(m * n);
+  for (size_t i = 0; i < x.size(); ++i) Store(x.data(), i, static_cast<float>(i % 7) * 0.25f - 0.75f);
+  for (size_t i = 0; i < w.size(); ++i) Store(w.data(), i, static_cast<float>(i % 5) * 0.25f - 0.5f);
+  for (size_t i = 0; i < bias.size(); ++i) Store(bias.data(), i, 0.5f);
+  const gemm::PackedB<float> pw = gemm::PackB<T, float>(k, n, gemm::Transposed(w.data(), k));
+  gemm::Epilogue<T> ep;
+  ep.bias = bias.data();
+  for (auto _ : state) {
+    gemm::GemmPacked<T, T>(m, gemm::RowMajor(x.data(), k), pw, y.data(), n, ep);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  Cost cost;
+  cost.mac_flops = 2 * m * n * k;
+  cost.bias_flops = m * n;
+  cost.bytes_read = static_cast<int64_t>((x.size() + w.size() + bias.size()) * sizeof(T));
+  cost.bytes_written = static_cast<int64_t>(y.size() * sizeof(T));
+  SetCostCounters(state, cost);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+void BM_CpuLinearPacked(benchmark::State& state) {
+  if (!ChooseCpuKernel(state, state.range(3), state.range(4))) return;
+  if (state.range(4) == 0) RunPackedLinear<float>(state, state.range(0), state.range(1), state.range(2));
+  else RunPackedLinear<bf16_t>(state, state.range(0), state.range(1), state.range(2));
+  RestoreCpuKernel();
 }
 
 // The naive reference point: C[i, :] += A[i, k] · B[k, :] (i-k-j order, so the
@@ -71,17 +123,30 @@ void BM_CpuNaiveGemm(benchmark::State& state) {
 // SD1.5 transformer GEMMs: batch 2 at 512x512 (8192 tokens: attention
 // projection, GEGLU in and out), 1/4 of one image (1024 tokens), the text
 // encoder's 77 tokens into cross-attention K/V (M < MC: split over N), and an
-// odd tiny shape; every kernel on this CPU (0: automatic, 1: AVX2, 2: generic).
+// odd tiny shape; every kernel on this CPU (0: automatic, 1: AVX2, 2:
+// generic) in f32, and the automatic kernel in bf16 (both bf16 paths).
 void CpuShapes(benchmark::internal::Benchmark* b) {
-  for (int kernel = 0; kernel < 3; ++kernel) {
-    for (int64_t tokens : {8192, 1024}) {
-      b->Args({tokens, 320, 320, kernel})->Args({tokens, 320, 2560, kernel})->Args({tokens, 1280, 320, kernel});
+  for (int64_t dtype = 0; dtype < 3; ++dtype) {
+    for (int kernel = 0; kernel < (dtype == 0 ? 3 : 1); ++kernel) {
+      for (int64_t tokens : {8192, 1024}) {
+        b->Args({tokens, 320, 320, kernel, dtype})->Args({tokens, 320, 2560, kernel, dtype});
+        b->Args({tokens, 1280, 320, kernel, dtype});
+      }
+      b->Args({77, 768, 320, kernel, dtype})->Args({37, 53, 29, kernel, dtype});
     }
-    b->Args({77, 768, 320, kernel})->Args({37, 53, 29, kernel});
   }
 }
+// The SD1.5 linear shapes of bench/torch/linear_cpu.py (tokens x C -> C and
+// C -> 4C, C = 320/640/1280), the automatic kernel, f32 and both bf16 paths.
+void TorchShapes(benchmark::internal::Benchmark* b) {
+  for (int64_t dtype = 0; dtype < 3; ++dtype)
+    for (int64_t tokens : {4096, 1024, 256, 77})
+      for (int64_t c : {320, 640, 1280}) b->Args({tokens, c, c, 0, dtype})->Args({tokens, c, 4 * c, 0, dtype});
+}
 BENCHMARK(BM_CpuLinear)->Apply(CpuShapes)
-    ->ArgNames({"tokens", "in", "out", "kernel"})->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();
+    ->ArgNames({"tokens", "in", "out", "kernel", "dtype"})->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();
+BENCHMARK(BM_CpuLinearPacked)->Apply(TorchShapes)
+    ->ArgNames({"tokens", "in", "out", "kernel", "dtype"})->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();
 BENCHMARK(BM_CpuNaiveGemm)->Args({1024, 320, 320})->Args({1024, 320, 2560})->Args({1024, 1280, 320})
     ->ArgNames({"m", "k", "n"})->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();
 
