@@ -1,7 +1,7 @@
 // "fused_elementwise": one kernel for a DAG of elementwise ops over up to
 // fused::kMaxInputs inputs with numpy broadcasting, e.g. (a + b) * sigmoid(c),
 // x * scale + y, silu(x + bias). Made by the elementwise-chain fusion pass
-// (graph/passes/fuse_elementwise.h) or built directly. See docs/ops/fused.md.
+// (graph/passes/fuse_elementwise.h) or built directly. See docs/passes.md.
 //
 // Attributes: "program" (ints, 4 per instruction: code, a, b, p; see
 // fused_program.h) and "consts" (floats: constants and op parameters).
