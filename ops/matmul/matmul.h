@@ -1,4 +1,4 @@
-// Matrix products. See docs/ops/matmul.md (shapes, cost) and docs/cpu-gemm.md
+// Matrix products. See docs/ops/matmul.md (shapes, cost) and docs/cpu-performance.md, GEMM
 // (the CPU kernel).
 //
 //   "matmul": a [..., M, K] (trans_a: [..., K, M]), b [..., K, N] (trans_b:
