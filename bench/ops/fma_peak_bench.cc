@@ -1,5 +1,5 @@
 // The machine's arithmetic peak, the number every GEMM / conv speed claim of
-// issue #13 is a fraction of (docs/cpu-performance.md, "GEMM").
+// issue #13 is a fraction of (docs/cpu-performance.md, "The machine's peak").
 //
 // Each benchmark runs a register-only loop of independent vector
 // multiply-adds on every thread it uses (1 and all of NumThreads()), no
