@@ -87,6 +87,27 @@ Plan PlanFor(const Graph& g, const Node& p, const std::vector<std::vector<int>>&
   return plan;
 }
 
+// group_norm -> silu: the norm applies the SiLU after its affine
+// (activation="silu"); the ResNet blocks have one before each conv.
+Plan NormPlanFor(const Graph& g, const Node& p, const std::vector<std::vector<int>>& consumers,
+                 const std::vector<bool>& claimed) {
+  Plan plan;
+  plan.primary = p.id;
+  plan.act = "none";
+  if (p.attrs.Str("activation", "none") != "none" || p.outputs.size() != 1) return plan;
+  const int cur = p.outputs[0];
+  const ValueInfo& v = g.value(cur);
+  if (v.is_output || consumers[cur].size() != 1) return plan;
+  const Node& c = g.node(consumers[cur][0]);
+  if (claimed[c.id] || c.op->name != "silu" || c.inputs.size() != 1 || c.outputs.size() != 1 ||
+      c.backward != p.backward || c.update != p.update || !(g.value(c.outputs[0]).type == v.type))
+    return plan;
+  plan.act = "silu";
+  plan.kinds.push_back("silu");
+  plan.chain.push_back(c.id);
+  return plan;
+}
+
 }  // namespace
 
 StatusOr<Graph> FuseEpilogues(const Graph& g, PassReport* report) {
@@ -95,8 +116,10 @@ StatusOr<Graph> FuseEpilogues(const Graph& g, PassReport* report) {
   std::map<int, Plan> by_last;  // last chain node -> plan
   std::vector<bool> dropped(g.num_nodes(), false);
   for (const Node& n : g.nodes()) {
-    if (!IsPrimary(n) || claimed[n.id]) continue;
-    Plan plan = PlanFor(g, n, consumers, claimed);
+    if (claimed[n.id]) continue;
+    const bool norm = n.op->name == "group_norm";
+    if (!norm && !IsPrimary(n)) continue;
+    Plan plan = norm ? NormPlanFor(g, n, consumers, claimed) : PlanFor(g, n, consumers, claimed);
     if (plan.chain.empty()) continue;
     claimed[n.id] = true;
     dropped[n.id] = true;
@@ -133,7 +156,7 @@ StatusOr<Graph> FuseEpilogues(const Graph& g, PassReport* report) {
       ins.push_back(plan.residual);
       f.attrs.Set("residual", true);
     }
-    f.attrs.Set("activation", plan.act);
+    if (plan.act != "none" || p.op->name != "group_norm") f.attrs.Set("activation", plan.act);
     std::vector<TensorType> in_types;
     for (int old : ins) {
       const int mapped = rw.Map(old);

@@ -7,6 +7,7 @@
 //   (d) an add of a per-image [B, 1, N] / [B, 1, 1, N] tensor (linear and
 //       conv2d; the ConvBlock's pooled branch), before any activation.
 // Fused in the order the epilogue computes them: act(P + bias + image) + residual.
+// Also group_norm -> silu, into group_norm's activation="silu".
 // A value is fused away only when its one consumer is the next op of the
 // chain and it is not a graph output. The fused node keeps the op's FLOPs and
 // scope; the removed nodes' FLOPs go to Node::absorbed under their scopes.

@@ -201,6 +201,38 @@ TEST(EpilogueFusion, LinearImageBias) {
 
 // ---- refusals ------------------------------------------------------------------------------------
 
+// group_norm -> silu becomes group_norm(activation="silu"); a SiLU whose input
+// has a second reader stays.
+TEST(EpilogueFusion, GroupNormSilu) {
+  for (DType dt : {DType::f32, DType::bf16}) {
+    SCOPED_TRACE(DTypeName(dt));
+    Graph g;
+    Builder b(&g);
+    Value x = b.Input("x", Shape{2, 5, 7, 16}, dt);
+    Value gn;
+    {
+      auto s = b.scope("norm1");
+      gn = GroupNorm(x, b.Parameter("weight", Shape{16}, dt), b.Parameter("bias", Shape{16}, dt), 4, 1e-5);
+    }
+    Value y;
+    {
+      auto s = b.scope("act");
+      y = Silu(gn);
+    }
+    b.MarkOutput(y, "y");
+    PassReport r = ExpectFusedMatches(g, dt == DType::f32 ? 1e-5 : 2e-2);
+    EXPECT_EQ(r.Count("group_norm+silu"), 1);
+    EXPECT_EQ(r.nodes_after, 1);
+  }
+  Graph g;
+  Builder b(&g);
+  Value x = b.Input("x", Shape{2, 5, 7, 16}, DType::f32);
+  Value gn = GroupNorm(x, std::nullopt, std::nullopt, 4, 1e-5);
+  b.MarkOutput(Silu(gn) + gn, "y");
+  PassReport r = ExpectFusedMatches(g, 1e-5);
+  EXPECT_EQ(r.Count("group_norm+silu"), 0);
+}
+
 TEST(EpilogueFusion, RefusesSharedIntermediatesAndGraphOutputs) {
   {
     // The linear's output is also read by a second op.
