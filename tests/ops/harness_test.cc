@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/fused/fused_elementwise.h"
 #include "ops/op.h"
 #include "runtime/tensor.h"
 #include "tests/support/op_harness.h"
@@ -58,6 +59,12 @@ std::vector<Case> Cases() {
   c.push_back({"rsqrt", {R({2, 409}, seed++, 0.1, 4)}, {}});
   c.push_back({"neg", {R({13}, seed++)}, {}});
   c.push_back({"square", {R({13}, seed++, -2, 2)}, {}});
+  {  // fused: silu((a + b) * sigmoid(c)) over broadcast inputs
+    FusedProgram p;
+    const int ab = *p.AddOp("add", {}, {p.Input(0), p.Input(1)});
+    *p.AddOp("silu", {}, {*p.AddOp("mul", {}, {ab, *p.AddOp("sigmoid", {}, {p.Input(2)})})});
+    c.push_back({"fused_elementwise", {R({2, 5, 7}, seed++), R({7}, seed++), R({2, 1, 7}, seed++, -3, 3)}, p.ToAttrs()});
+  }
   c.push_back({"sum_to", {R({2, 30000}, seed++)}, Attrs{{"shape", V({1})}}});
   c.push_back({"sum_to", {R({2, 9, 10, 13}, seed++)}, Attrs{{"shape", V({13})}}});
   c.push_back({"broadcast_to", {R({13}, seed++)}, Attrs{{"shape", V({2, 9, 10, 13})}}});
