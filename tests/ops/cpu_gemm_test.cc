@@ -2,8 +2,9 @@
 // against the strided-view path on the same data (bit-identical: the packed
 // panels are the same), the bf16 k-pair kernel (VDPBF16PS) against a float64
 // reference of the bf16 inputs and against the f32-packing path, its
-// denormal semantics, kernel naming and switches, the epilogue variants and
-// the threads small-M shapes use. "matmul"/"linear" through the op are in
+// denormal semantics, kernel naming and switches, the epilogue variants
+// (accumulate, strided views, residual, row-group bias) for every kernel, a
+// packed B keeping its kernel, and the threads small-M shapes use. "matmul"/"linear" through the op are in
 // matmul_test.cc.
 #include "ops/matmul/cpu_gemm.h"
 
@@ -381,6 +382,150 @@ TEST(CpuGemmBf16, PackedBKeepsThePairLayout) {
   ScopedKernel generic("generic_4x8");
   gemm::GemmPacked<bf16_t, float>(m, gemm::RowMajor(a.data(), k), pb, after.data(), n);
   EXPECT_EQ(before, after);
+}
+
+// ---- epilogues and packed B, every float kernel ------------------------------------
+
+// The GEMM called directly: C += A·B (the accumulate epilogue, used by conv2d's
+// weight gradient), with strided views (a column slice of a wider A, row
+// stride ldc > N), for every kernel.
+TEST(CpuGemm, AccumulateAndStridedViewsEveryKernel) {
+  const int64_t m = 115, n = 70, k = 400, lda = 450, ldc = 83;
+  std::vector<float> a(m * lda), bt(n * k), c0(m * ldc);
+  uint64_t state = 12345;
+  auto next = [&] {  // uniform in [-1, 1)
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<float>(static_cast<double>(state >> 40) / double(1 << 23) - 1.0);
+  };
+  for (float& v : a) v = next();
+  for (float& v : bt) v = next();
+  for (float& v : c0) v = next();
+  const int64_t a_off = 17;  // A = a[:, 17:417]
+  std::vector<double> want(m * ldc);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < ldc; ++j) {
+      double s = c0[i * ldc + j];
+      if (j < n)
+        for (int64_t q = 0; q < k; ++q) s += double(a[i * lda + a_off + q]) * double(bt[j * k + q]);
+      want[i * ldc + j] = s;
+    }
+  for (const std::string& name : gemm::FloatKernelNames()) {
+    SCOPED_TRACE(name);
+    ScopedKernel force(name);
+    std::vector<float> c = c0;
+    gemm::Epilogue<float> ep;
+    ep.accumulate = true;
+    gemm::Gemm<float, float, float>(m, n, k, {a.data() + a_off, lda, 1}, gemm::Transposed(bt.data(), k), c.data(),
+                                    ldc, ep);
+    std::vector<double> got(c.begin(), c.end());
+    // Columns past N (the row padding of C) must stay untouched: compared too.
+    EXPECT_TRUE(AllClose(got, want, Rtol(DType::f32), Atol(DType::f32, k)));
+  }
+}
+
+// The residual and per-row-group bias epilogue (what graph fusion folds a
+// following add into): C = act(A·B + bias[m / bias_rows]) + R, with R a
+// strided view or C itself, for every kernel, an activation, and bf16 storage
+// (one rounding at the end).
+TEST(CpuGemm, ResidualAndRowGroupBiasEveryKernel) {
+  const int64_t m = 203, n = 45, k = 37, rows_per_group = 29, ldr = 50;  // 7 groups of rows
+  uint64_t state = 777;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<float>(static_cast<double>(state >> 40) / double(1 << 23) - 1.0);
+  };
+  std::vector<float> a(m * k), b(k * n), bias((m / rows_per_group) * n), r(m * ldr);
+  for (float& v : a) v = next();
+  for (float& v : b) v = next();
+  for (float& v : bias) v = next();
+  for (float& v : r) v = next();
+  for (const std::string& act : {std::string("none"), std::string("silu")}) {
+    std::vector<double> want(m * n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = bias[(i / rows_per_group) * n + j];
+        for (int64_t q = 0; q < k; ++q) s += double(a[i * k + q]) * double(b[q * n + j]);
+        want[i * n + j] = Act(act, s) + double(r[i * ldr + j]);
+      }
+    for (const std::string& name : gemm::FloatKernelNames()) {
+      for (bool in_place : {false, true}) {
+        SCOPED_TRACE(name + " " + act + (in_place ? " in place" : ""));
+        ScopedKernel force(name);
+        gemm::Epilogue<float> ep;
+        CF_ASSERT_OK_AND_ASSIGN(ep.act, gemm::ParseActivation(act));
+        ep.bias = bias.data();
+        ep.bias_rows = rows_per_group;
+        std::vector<float> c(m * n, -7.0f);
+        if (in_place) {
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) c[i * n + j] = r[i * ldr + j];
+          ep.residual = c.data();
+          ep.ldr = n;
+        } else {
+          ep.residual = r.data();
+          ep.ldr = ldr;
+        }
+        gemm::Gemm<float, float, float>(m, n, k, gemm::RowMajor(a.data(), k), gemm::RowMajor(b.data(), n), c.data(),
+                                        n, ep);
+        EXPECT_TRUE(AllClose(std::vector<double>(c.begin(), c.end()), want, Rtol(DType::f32), Atol(DType::f32, k)));
+      }
+    }
+    // bf16 storage: the sum is formed in f32 and rounded once.
+    auto to_bf16 = [](const std::vector<float>& v) {
+      std::vector<bf16_t> h(v.size());
+      for (size_t i = 0; i < v.size(); ++i) h[i].bits = F32ToBF16Bits(v[i]);
+      return h;
+    };
+    std::vector<bf16_t> ah = to_bf16(a), bh = to_bf16(b), biash = to_bf16(bias), rh = to_bf16(r), ch(m * n);
+    std::vector<double> want_h(m * n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = ToFloat(biash[(i / rows_per_group) * n + j]);
+        for (int64_t q = 0; q < k; ++q)
+          s += double(ToFloat(ah[i * k + q])) * double(ToFloat(bh[q * n + j]));
+        want_h[i * n + j] = Act(act, s) + double(ToFloat(rh[i * ldr + j]));
+      }
+    gemm::Epilogue<bf16_t> eph;
+    CF_ASSERT_OK_AND_ASSIGN(eph.act, gemm::ParseActivation(act));
+    eph.bias = biash.data();
+    eph.bias_rows = rows_per_group;
+    eph.residual = rh.data();
+    eph.ldr = ldr;
+    gemm::Gemm<bf16_t, bf16_t, bf16_t>(m, n, k, gemm::RowMajor(ah.data(), k), gemm::RowMajor(bh.data(), n), ch.data(),
+                                       n, eph);
+    std::vector<double> got_h(m * n);
+    for (int64_t i = 0; i < m * n; ++i) got_h[i] = ToFloat(ch[i]);
+    EXPECT_TRUE(AllClose(got_h, want_h, Rtol(DType::bf16), Atol(DType::bf16, k)));
+  }
+}
+
+TEST(CpuGemm, PackedBKeepsItsKernel) {
+  // A B packed for one kernel multiplies correctly after another is forced
+  // (conv2d packs its weight once and runs GemmPacked per band).
+  const std::vector<std::string> names = gemm::FloatKernelNames();
+  const int64_t m = 50, n = 45, k = 70;
+  std::vector<float> a(m * k), b(k * n), c(m * n);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(static_cast<int>(i % 13) - 6) * 0.125f;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(static_cast<int>(i % 7) - 3) * 0.25f;
+  std::vector<double> want(m * n, 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t q = 0; q < k; ++q) want[i * n + j] += double(a[i * k + q]) * double(b[q * n + j]);
+  for (const std::string& pack_with : names) {
+    gemm::PackedB<float> pb;
+    {
+      ScopedKernel force(pack_with);
+      pb = gemm::PackB<float, float>(k, n, gemm::RowMajor(b.data(), n));
+    }
+    for (const std::string& run_with : names) {
+      SCOPED_TRACE(pack_with + " then " + run_with);
+      ScopedKernel force(run_with);
+      std::fill(c.begin(), c.end(), -1.0f);
+      gemm::GemmPacked<float, float>(m, gemm::RowMajor(a.data(), k), pb, c.data(), n);
+      // Products of multiples of 1/8 and 1/4 summed in f32 are exact here.
+      EXPECT_TRUE(AllClose(std::vector<double>(c.begin(), c.end()), want, 0.0, 0.0));
+    }
+  }
 }
 
 // ---- threads ------------------------------------------------------------------------
