@@ -63,7 +63,8 @@ template <typename TA> void PackAPairs(const Src<TA>& a, int64_t i0, int64_t mc,
 void PackBPairs(const Src<bf16_t>& b, int64_t pc, int64_t kc, int64_t j0, int cols, int nr, uint32_t* d);
 
 // 14 pointers, n steps: d[s * 14 + i] = 32-bit word s of ptr[i] (AVX-512
-// gathers); shared by the f32 A packer and the k-pair one.
+// loads and a 16 x 16 in-register transpose per 16 steps); shared by the f32
+// A packer and the k-pair one.
 void GatherWords14(const void* const* ptr, int64_t n, uint32_t* d);
 
 }  // namespace cf::gemm::internal
