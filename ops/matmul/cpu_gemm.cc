@@ -261,6 +261,15 @@ void PackA(const Src<TA>& src, int64_t i0, int64_t mc, int64_t p0, int64_t kc, i
     Acc* d = dst + ir * kc;
     if (!src.row_contiguous()) {  // columns contiguous (transposed A): read along i
       const TA* s = a.p + (i0 + ir) * a.rs + p0 * a.cs;
+      if constexpr (std::is_same_v<TA, Acc>) {
+        if (a.rs == 1) {  // dyᵀ of a conv's weight gradient: a run of rows per k
+          for (int64_t k = 0; k < kc; ++k) {
+            std::memcpy(d + k * mr, s + k * a.cs, static_cast<size_t>(rows) * sizeof(Acc));
+            std::fill(d + k * mr + rows, d + (k + 1) * mr, Acc(0));
+          }
+          continue;
+        }
+      }
       for (int64_t k = 0; k < kc; ++k) {
         const TA* sk = s + k * a.cs;
         for (int i = 0; i < rows; ++i) d[k * mr + i] = LoadAs<Acc>(sk, i * a.rs);
