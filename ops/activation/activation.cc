@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "ops/activation/activation.h"
+#include "ops/activation/activation_avx512.h"
 #include "ops/activation/activation_ops.h"
 #include "ops/cpu_util.h"
 #include "ops/elementwise/broadcast_cpu.h"
@@ -61,6 +62,22 @@ Cost CostActivation(const OpCall& c, absl::Span<const TensorType> outs) {
   return cost;
 }
 
+// AVX-512 kernels (f32 / f16 / bf16 storage, kinds with kHasVec): forward
+// y = f(x) and backward dx = dy f'(x).
+template <Kind K, typename T>
+CF_VM_TARGET void ForwardAvx512(const T* x, T* y, int64_t n) {
+  ParallelFor(0, n, kElementwiseGrain, [=](int64_t lo, int64_t hi) CF_VM_TARGET {
+    vm::Map(x + lo, y + lo, hi - lo, [n](__m512 v) CF_VM_TARGET { return act::VecForward<K>(v); });
+  });
+}
+template <Kind K, typename T>
+CF_VM_TARGET void BackwardAvx512(const T* x, const T* dy, T* dx, int64_t n) {
+  ParallelFor(0, n, kElementwiseGrain, [=](int64_t lo, int64_t hi) CF_VM_TARGET {
+    vm::Map2(x + lo, dy + lo, dx + lo, hi - lo,
+             [n](__m512 v, __m512 g) CF_VM_TARGET { return _mm512_mul_ps(g, act::VecDerivative<K>(v)); });
+  });
+}
+
 Status ActivationCpu(KernelContext& ctx) {
   CF_ASSIGN_OR_RETURN(act::Selected sel, act::Select(ctx.op, ctx.attrs));
   const Tensor& x = ctx.inputs[0];
@@ -74,6 +91,13 @@ Status ActivationCpu(KernelContext& ctx) {
       const A p = static_cast<A>(sel.param);
       const T* px = x.data<T>();
       T* po = out.data<T>();
+      if constexpr (act::kHasVec<KT::value> && !std::is_same_v<T, double>) {
+        if (vm::HasAvx512()) {
+          if (ctx.inputs.size() == 1) ForwardAvx512<KT::value>(px, po, n);
+          else BackwardAvx512<KT::value>(px, ctx.inputs[1].data<T>(), po, n);
+          return absl::OkStatus();
+        }
+      }
       if (ctx.inputs.size() == 1) {
         UnaryCpu(n, px, po, [p](A v) { return act::Forward<KT::value>(v, p); });
       } else {

@@ -3,6 +3,7 @@
 // ("none" | "tanh"). Backward op geglu_backward(x, dy [..., D]) -> dx
 // [..., 2D]. CPU kernels here, CUDA kernels in geglu.cu.
 #include "ops/activation/activation.h"
+#include "ops/activation/activation_avx512.h"
 #include "ops/activation/activation_ops.h"
 #include "ops/cpu_util.h"
 #include "ops/elementwise/value_util.h"
@@ -42,6 +43,30 @@ Cost CostGeglu(const OpCall& c, absl::Span<const TensorType> outs) {
   return cost;
 }
 
+// AVX-512 rows (f32 / f16 / bf16): x [rows, 2D] -> out [rows, D], or
+// with dy [rows, D] the gradient [rows, 2D] (which may overwrite x: each
+// vector of h and gate is read before the same positions are written).
+template <Kind K, typename T>
+CF_VM_TARGET void GegluRowsAvx512(const T* x, const T* dy, T* out, int64_t rows, int64_t D) {
+  ParallelFor(0, rows, RowGrain(D), [=](int64_t lo, int64_t hi) CF_VM_TARGET {
+    for (int64_t r = lo; r < hi; ++r) {
+      const T* h = x + r * 2 * D;
+      const T* g = h + D;
+      for (int64_t i = 0; i < D; i += vm::kLanes) {
+        const __mmask16 m = vm::FirstLanes(D - i);
+        const __m512 hv = vm::Load(h + i, m), gv = vm::Load(g + i, m);
+        if (dy == nullptr) {
+          vm::Store(out + r * D + i, _mm512_mul_ps(hv, act::VecForward<K>(gv)), m);
+        } else {
+          const __m512 d = vm::Load(dy + r * D + i, m);
+          vm::Store(out + r * 2 * D + i, _mm512_mul_ps(d, act::VecForward<K>(gv)), m);
+          vm::Store(out + r * 2 * D + D + i, _mm512_mul_ps(_mm512_mul_ps(d, hv), act::VecDerivative<K>(gv)), m);
+        }
+      }
+    }
+  });
+}
+
 Status GegluCpu(KernelContext& ctx) {
   CF_ASSIGN_OR_RETURN(act::Selected sel, act::Select(ctx.op, ctx.attrs));
   const Tensor& x = ctx.inputs[0];
@@ -55,6 +80,12 @@ Status GegluCpu(KernelContext& ctx) {
       const T* px = x.data<T>();
       T* po = ctx.outputs[0].data<T>();
       const T* pdy = backward ? ctx.inputs[1].data<T>() : nullptr;
+      if constexpr (act::kHasVec<KT::value> && !std::is_same_v<T, double>) {
+        if (vm::HasAvx512()) {
+          GegluRowsAvx512<KT::value>(px, pdy, po, rows, D);
+          return absl::OkStatus();
+        }
+      }
       const int64_t grain = RowGrain(D);
       ParallelFor(0, rows, grain, [&](int64_t lo, int64_t hi) {
         for (int64_t r = lo; r < hi; ++r) {

@@ -6,6 +6,7 @@
 #include "ops/elementwise/elementwise.h"
 #include "ops/elementwise/elementwise_math.h"
 #include "ops/elementwise/value_util.h"
+#include "ops/vec_math_avx512.h"
 
 namespace cf {
 namespace {
@@ -37,6 +38,14 @@ Cost CostUnary(const OpCall& c, absl::Span<const TensorType> outs) {
   return cost;
 }
 
+// e^x with AVX-512 (f32 / f16 / bf16 storage).
+template <typename T>
+CF_VM_TARGET void ExpAvx512(const T* x, T* y, int64_t n) {
+  ParallelFor(0, n, kElementwiseGrain, [=](int64_t lo, int64_t hi) CF_VM_TARGET {
+    vm::Map(x + lo, y + lo, hi - lo, [n](__m512 v) CF_VM_TARGET { return vm::Exp(v); });
+  });
+}
+
 template <UnaryKind K>
 Status UnaryCpuKernel(KernelContext& ctx) {
   const Tensor& x = ctx.inputs[0];
@@ -46,6 +55,12 @@ Status UnaryCpuKernel(KernelContext& ctx) {
     using T = decltype(tag);
     using A = Acc<T>;
     const A m = static_cast<A>(p0), a = static_cast<A>(p1);
+    if constexpr (K == UnaryKind::kExp && !std::is_same_v<T, double>) {
+      if (vm::HasAvx512()) {
+        ExpAvx512(x.data<T>(), out.data<T>(), out.numel());
+        return absl::OkStatus();
+      }
+    }
     UnaryCpu(out.numel(), x.data<T>(), out.data<T>(), [m, a](A v) { return ew::Unary<K>(v, m, a); });
     return absl::OkStatus();
   });

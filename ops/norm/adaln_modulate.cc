@@ -10,6 +10,7 @@
 #include "ops/cpu_util.h"
 #include "ops/norm/norm.h"
 #include "ops/norm/norm_common.h"
+#include "ops/vec_math_avx512.h"
 
 namespace cf {
 namespace {
@@ -75,6 +76,22 @@ StatusOr<std::vector<Value>> AdaLnVjp(VjpContext& ctx) {
 // ---- CPU kernels -----------------------------------------------------------------
 
 // x, y: [B, T, C]; shift, scale: [B, C] (or [B, 1, C], the same memory).
+// Rows [begin, end) of x [B * T, C]: y = x * a + b with a, b [B, C] (AVX-512).
+template <typename T>
+CF_VM_TARGET void ModulateRowsAvx512(const T* x, T* y, int64_t begin, int64_t end, int64_t t, int64_t c,
+                                     const float* s1, const float* sh) {
+  for (int64_t row = begin; row < end; ++row) {
+    const float* a = s1 + (row / t) * c;
+    const float* b = sh + (row / t) * c;
+    for (int64_t i = 0; i < c; i += vm::kLanes) {
+      const __mmask16 k = vm::FirstLanes(c - i);
+      vm::Store(y + row * c + i,
+                _mm512_fmadd_ps(vm::Load(x + row * c + i, k), _mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i)),
+                k);
+    }
+  }
+}
+
 template <typename T>
 Status AdaLnCpuT(KernelContext& ctx) {
   using A = Acc<T>;
@@ -88,6 +105,14 @@ Status AdaLnCpuT(KernelContext& ctx) {
   for (int64_t i = 0; i < bn * c; ++i) {
     sh[i] = Load(shift, i);
     s1[i] = A(1) + Load(scale, i);
+  }
+  if constexpr (!std::is_same_v<T, double>) {
+    if (vm::HasAvx512()) {
+      ParallelFor(0, bn * t, RowGrain(c), [&](int64_t begin, int64_t end) {
+        ModulateRowsAvx512(x, y, begin, end, t, c, s1.data(), sh.data());
+      });
+      return absl::OkStatus();
+    }
   }
   ParallelFor(0, bn * t, RowGrain(c), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {

@@ -32,6 +32,7 @@
 #include "ops/norm/norm.h"
 #include "ops/norm/norm_common.h"
 #include "ops/norm/norm_internal.h"
+#include "ops/vec_math_avx512.h"
 
 namespace cf {
 namespace {
@@ -119,6 +120,56 @@ constexpr int64_t kRowsPerChunk = 128;
 
 int64_t NumChunks(int64_t p) { return (p + kRowsPerChunk - 1) / kRowsPerChunk; }
 
+// Per-channel mean m [C] and M2 m2 [C] of nr rows of C (x with row stride
+// C), two-pass; the channels are the lanes (AVX-512, f32 / f16 / bf16).
+template <typename T>
+CF_VM_TARGET void ChunkMomentsAvx512(const T* base, int64_t nr, int64_t C, float* m, float* m2) {
+  for (int64_t c = 0; c < C; c += vm::kLanes) {
+    const __mmask16 k = vm::FirstLanes(C - c);
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int64_t r = 0;
+    for (; r + 2 <= nr; r += 2) {
+      s0 = _mm512_add_ps(s0, vm::Load(base + r * C + c, k));
+      s1 = _mm512_add_ps(s1, vm::Load(base + (r + 1) * C + c, k));
+    }
+    if (r < nr) s0 = _mm512_add_ps(s0, vm::Load(base + r * C + c, k));
+    const __m512 mean = _mm512_div_ps(_mm512_add_ps(s0, s1), _mm512_set1_ps(float(nr)));
+    __m512 q0 = _mm512_setzero_ps(), q1 = _mm512_setzero_ps();
+    for (r = 0; r + 2 <= nr; r += 2) {
+      const __m512 d0 = _mm512_sub_ps(vm::Load(base + r * C + c, k), mean);
+      const __m512 d1 = _mm512_sub_ps(vm::Load(base + (r + 1) * C + c, k), mean);
+      q0 = _mm512_fmadd_ps(d0, d0, q0);
+      q1 = _mm512_fmadd_ps(d1, d1, q1);
+    }
+    if (r < nr) {
+      const __m512 d0 = _mm512_sub_ps(vm::Load(base + r * C + c, k), mean);
+      q0 = _mm512_fmadd_ps(d0, d0, q0);
+    }
+    _mm512_mask_storeu_ps(m + c, k, mean);
+    _mm512_mask_storeu_ps(m2 + c, k, _mm512_add_ps(q0, q1));
+  }
+}
+
+// Rows [begin, end) of x [N * P, C]: y = (x - mc) * sc + beta, then silu if
+// asked; mc, sc: [N, C]; beta [C].
+template <typename T>
+CF_VM_TARGET void NormalizeRowsAvx512(const T* x, T* y, int64_t begin, int64_t end, int64_t P, int64_t C,
+                                      const float* mc, const float* sc, const float* beta, bool silu) {
+  for (int64_t row = begin; row < end; ++row) {
+    const float* m = mc + (row / P) * C;
+    const float* s = sc + (row / P) * C;
+    const T* xr = x + row * C;
+    T* yr = y + row * C;
+    for (int64_t c = 0; c < C; c += vm::kLanes) {
+      const __mmask16 k = vm::FirstLanes(C - c);
+      __m512 v = _mm512_fmadd_ps(_mm512_sub_ps(vm::Load(xr + c, k), _mm512_maskz_loadu_ps(k, m + c)),
+                                 _mm512_maskz_loadu_ps(k, s + c), _mm512_maskz_loadu_ps(k, beta + c));
+      if (silu) v = vm::Silu(v);
+      vm::Store(yr + c, v, k);
+    }
+  }
+}
+
 // x: [N, P, C] of T. Writes mean and rstd, [N * G] each.
 template <typename T>
 void GroupStatsCpu(const T* x, const GnDims& d, double eps, std::vector<Acc<T>>& mean, std::vector<Acc<T>>& rstd) {
@@ -131,15 +182,24 @@ void GroupStatsCpu(const T* x, const GnDims& d, double eps, std::vector<Acc<T>>&
       const int64_t n = t / chunks, k = t % chunks;
       const int64_t r0 = k * kRowsPerChunk, nr = std::min(d.P, r0 + kRowsPerChunk) - r0;
       const T* base = x + (n * d.P + r0) * d.C;
-      std::fill(m.begin(), m.end(), A(0));
-      std::fill(m2.begin(), m2.end(), A(0));
-      for (int64_t r = 0; r < nr; ++r)
-        for (int64_t c = 0; c < d.C; ++c) m[c] += Load(base + r * d.C, c);
-      for (int64_t c = 0; c < d.C; ++c) m[c] /= A(nr);
-      for (int64_t r = 0; r < nr; ++r) {
-        for (int64_t c = 0; c < d.C; ++c) {
-          const A v = Load(base + r * d.C, c) - m[c];
-          m2[c] += v * v;
+      bool done = false;
+      if constexpr (!std::is_same_v<T, double>) {
+        if (vm::HasAvx512()) {
+          ChunkMomentsAvx512(base, nr, d.C, m.data(), m2.data());
+          done = true;
+        }
+      }
+      if (!done) {
+        std::fill(m.begin(), m.end(), A(0));
+        std::fill(m2.begin(), m2.end(), A(0));
+        for (int64_t r = 0; r < nr; ++r)
+          for (int64_t c = 0; c < d.C; ++c) m[c] += Load(base + r * d.C, c);
+        for (int64_t c = 0; c < d.C; ++c) m[c] /= A(nr);
+        for (int64_t r = 0; r < nr; ++r) {
+          for (int64_t c = 0; c < d.C; ++c) {
+            const A v = Load(base + r * d.C, c) - m[c];
+            m2[c] += v * v;
+          }
         }
       }
       // Channels of a group have equal counts: mean of means, and M2 is the
@@ -197,6 +257,14 @@ Status GroupNormCpuT(KernelContext& ctx) {
   std::vector<A> sc = PerChannel(rstd, d);
   for (int64_t i = 0; i < d.N * d.C; ++i) sc[i] *= gamma[i % d.C];
   const bool silu = norm_internal::SiluOf(ctx.attrs);
+  if constexpr (!std::is_same_v<T, double>) {
+    if (vm::HasAvx512()) {
+      ParallelFor(0, d.N * d.P, RowGrain(d.C), [&](int64_t begin, int64_t end) {
+        NormalizeRowsAvx512(x, y, begin, end, d.P, d.C, mc.data(), sc.data(), beta.data(), silu);
+      });
+      return absl::OkStatus();
+    }
+  }
   ParallelFor(0, d.N * d.P, RowGrain(d.C), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const A* m = mc.data() + (row / d.P) * d.C;

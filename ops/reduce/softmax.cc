@@ -9,6 +9,7 @@
 #include "ops/elementwise/value_util.h"
 #include "ops/elementwise/elementwise_math.h"
 #include "ops/reduce/reduce.h"
+#include "ops/vec_math_avx512.h"
 
 namespace cf {
 namespace {
@@ -74,6 +75,56 @@ void SoftmaxBackwardRows(const T* y, const T* dy, T* dx, int64_t rows, int64_t L
   });
 }
 
+// AVX-512 rows (f32 / f16 / bf16): the max, e = exp(x - max) kept in f32
+// with its sum, then e / sum; 16 lanes of partial sums per row.
+template <typename T>
+CF_VM_TARGET void SoftmaxRowsAvx512(const T* x, T* y, int64_t rows, int64_t L) {
+  ParallelFor(0, rows, RowGrain(L), [=](int64_t lo, int64_t hi) CF_VM_TARGET {
+    std::vector<float> e(L + vm::kLanes);
+    for (int64_t r = lo; r < hi; ++r) {
+      const T* xr = x + r * L;
+      __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+      for (int64_t i = 0; i < L; i += vm::kLanes) {
+        const __mmask16 m = vm::FirstLanes(L - i);
+        mx = _mm512_mask_max_ps(mx, m, mx, vm::Load(xr + i, m));
+      }
+      const __m512 vmax = _mm512_set1_ps(vm::Max(mx));
+      __m512 sum = _mm512_setzero_ps();
+      for (int64_t i = 0; i < L; i += vm::kLanes) {
+        const __mmask16 m = vm::FirstLanes(L - i);
+        const __m512 v = _mm512_maskz_mov_ps(m, vm::Exp(_mm512_sub_ps(vm::Load(xr + i, m), vmax)));
+        _mm512_storeu_ps(e.data() + i, v);
+        sum = _mm512_add_ps(sum, v);
+      }
+      const __m512 inv = _mm512_set1_ps(1.0f / vm::Sum(sum));
+      T* yr = y + r * L;
+      for (int64_t i = 0; i < L; i += vm::kLanes)
+        vm::Store(yr + i, _mm512_mul_ps(_mm512_loadu_ps(e.data() + i), inv), vm::FirstLanes(L - i));
+    }
+  });
+}
+
+// dx = y * (dy - sum(y * dy)) per row.
+template <typename T>
+CF_VM_TARGET void SoftmaxBackwardRowsAvx512(const T* y, const T* dy, T* dx, int64_t rows, int64_t L) {
+  ParallelFor(0, rows, RowGrain(L), [=](int64_t lo, int64_t hi) CF_VM_TARGET {
+    for (int64_t r = lo; r < hi; ++r) {
+      const T *yr = y + r * L, *dyr = dy + r * L;
+      __m512 dot = _mm512_setzero_ps();
+      for (int64_t i = 0; i < L; i += vm::kLanes) {
+        const __mmask16 m = vm::FirstLanes(L - i);
+        dot = _mm512_fmadd_ps(vm::Load(yr + i, m), vm::Load(dyr + i, m), dot);
+      }
+      const __m512 d = _mm512_set1_ps(vm::Sum(dot));
+      T* dxr = dx + r * L;
+      for (int64_t i = 0; i < L; i += vm::kLanes) {
+        const __mmask16 m = vm::FirstLanes(L - i);
+        vm::Store(dxr + i, _mm512_mul_ps(vm::Load(yr + i, m), _mm512_sub_ps(vm::Load(dyr + i, m), d)), m);
+      }
+    }
+  });
+}
+
 Status SoftmaxCpu(KernelContext& ctx) {
   const Tensor& x = ctx.inputs[0];
   const int64_t L = x.shape().dim(-1);
@@ -81,6 +132,16 @@ Status SoftmaxCpu(KernelContext& ctx) {
   const int64_t rows = x.numel() / L;
   return DispatchFloat(x.dtype(), ctx.op, [&](auto tag) {
     using T = decltype(tag);
+    if constexpr (!std::is_same_v<T, double>) {
+      if (vm::HasAvx512()) {
+        if (ctx.inputs.size() == 1) {
+          SoftmaxRowsAvx512(x.data<T>(), ctx.outputs[0].data<T>(), rows, L);
+        } else {
+          SoftmaxBackwardRowsAvx512(x.data<T>(), ctx.inputs[1].data<T>(), ctx.outputs[0].data<T>(), rows, L);
+        }
+        return absl::OkStatus();
+      }
+    }
     if (ctx.inputs.size() == 1) {
       SoftmaxRows(x.data<T>(), ctx.outputs[0].data<T>(), rows, L);
     } else {
