@@ -6,7 +6,12 @@
 // called directly (no executor); counters and timing as in
 // bench/support/bench_harness.h. CPU runs use the 64x64 shapes in f32 so the
 // binary takes well under a minute.
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
 #include "bench/support/bench_harness.h"
+#include "ops/cpu_util.h"
+#include "runtime/thread_pool.h"
 
 namespace cf::bench {
 namespace {
@@ -40,6 +45,59 @@ std::vector<OpCase> Cases(int64_t s) {
 }
 
 [[maybe_unused]] const bool kRegistered = RegisterLatentCaseBenchmarks("Elementwise", Cases, /*cpu_min_time=*/0.1);
+
+// The CPU set that bench/torch/elementwise_cpu.py runs in PyTorch at the same
+// shapes (docs/vec-math.md): args {case, dtype 2 f32 | 1 bf16}, inputs
+// filled with values in [-1, 1) (zeros could take fast paths in libm).
+const std::vector<OpCase>& TorchCases() {
+  static const std::vector<OpCase> cases = [] {
+    const Shape big{4096, 4096}, lat{2, 64, 64, 320}, tok{2, 4096, 320}, c320{320};
+    const Attrs g32{{"groups", int64_t{32}}};
+    using Ints = std::vector<int64_t>;
+    return std::vector<OpCase>{
+        {"silu [4096,4096]", "silu", {}, {big}},
+        {"gelu erf [4096,4096]", "gelu", {}, {big}},
+        {"gelu tanh [4096,4096]", "gelu", {{"approximate", std::string("tanh")}}, {big}},
+        {"exp [4096,4096]", "exp", {}, {big}},
+        {"softmax rows [4096,4096]", "softmax", {}, {big}},
+        {"geglu [2,4096,2560]", "geglu", {}, {{2, 4096, 2560}}},
+        {"group_norm [2,64,64,320] g32", "group_norm", g32, {lat, c320, c320}},
+        {"group_norm+silu [2,64,64,320] g32", "group_norm", Attrs{{"groups", int64_t{32}}, {"activation", std::string("silu")}},
+         {lat, c320, c320}},
+        {"layer_norm [8192,320]", "layer_norm", {}, {{8192, 320}, c320, c320}},
+        {"adaln_modulate [2,4096,1152]", "adaln_modulate", {}, {{2, 4096, 1152}, {2, 1, 1152}, {2, 1, 1152}}},
+        {"add [2,4096,320] + [2,1,320]", "add", {}, {tok, {2, 1, 320}}},
+        {"add [2,4096,320] + same", "add", {}, {tok, tok}},
+        {"mean over H,W [2,64,64,320]", "mean", {{"axes", Ints{1, 2}}}, {lat}},
+        {"sum all [2,64,64,320]", "sum", {}, {lat}},
+    };
+  }();
+  return cases;
+}
+
+void BM_CpuVsTorch(benchmark::State& state) {
+  const OpCase& c = TorchCases()[state.range(0)];
+  const DType dt = DTypeArg(state.range(1));
+  state.SetLabel(absl::StrCat(c.name, " ", DTypeName(dt)));
+  BenchOpCpu(state, c.op, c.attrs, AllOf(c.inputs, dt), Fill::kValues);
+}
+BENCHMARK(BM_CpuVsTorch)
+    ->ArgsProduct({benchmark::CreateDenseRange(0, 13, 1), {2, 1}})
+    ->UseRealTime()
+    ->MinTime(0.2);
+
+// The memory bandwidth those ops are held against: memcpy of 64 MiB split
+// over the pool's threads (bytes/s counts the read and the write).
+void BM_CpuMemcpyBandwidth(benchmark::State& state) {
+  const int64_t n = int64_t(1) << 26;
+  std::vector<char> a(n, 1), b(n, 0);
+  for (auto _ : state) {
+    ParallelFor(0, n, 1 << 20, [&](int64_t lo, int64_t hi) { std::memcpy(b.data() + lo, a.data() + lo, hi - lo); });
+    benchmark::DoNotOptimize(b.data());
+  }
+  state.counters["bytes/s"] = benchmark::Counter(2.0 * double(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_CpuMemcpyBandwidth)->UseRealTime()->MinTime(0.5);
 
 }  // namespace
 }  // namespace cf::bench
