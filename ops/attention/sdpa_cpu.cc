@@ -408,6 +408,173 @@ void FlashForward(const SdpaParams& p, const float* q, const float* k, const flo
   });
 }
 
+// ---- the bf16 forward: both products on VDPBF16PS ---------------------------
+//
+// The same blocks and online softmax as FlashForward, with bf16 operands
+// paired along each product's reduction dim (VDPBF16PS multiplies bf16 pairs
+// and adds both products into one f32 lane): S^T = K Q^T reduces over the
+// head dim, so Q^T is packed once per block as [d/2][kMq] pairs (unscaled, so
+// the bf16 inputs are used exactly; the scale is applied to S in f32) and a K
+// row's consecutive head-dim pairs are broadcast 32 bits at a time; O^T +=
+// V^T P^T reduces over keys, so V^T is packed per head as [keys/2][d] key
+// pairs and the f32 P^T of each block is rounded to bf16 key pairs (what
+// flash-attention kernels do on tensor cores). The softmax statistics (m, l)
+// and the O^T accumulator stay f32. Needs an even head dim.
+
+#define CF_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma")))
+
+bool HasAvx512Bf16() {
+  static const bool has = HasAvx512() && __builtin_cpu_supports("avx512bf16");
+  return has;
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// R rows x kMq columns of C (f32, row stride kMq) (+)= scale * sum_p
+// a[r * rsa + p * csa] . b[p * kMq + n], every a and b element a bf16 pair;
+// colmax as in MicroAvx512.
+template <int R>
+CF_AVX512BF16 void MicroBf16(int64_t kp, const uint32_t* a, int64_t rsa, int64_t csa, const uint32_t* b, float* c,
+                             float scale, bool accumulate, float* colmax) {
+  __m512 acc[R][kLanes];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int w = 0; w < kLanes; ++w) acc[r][w] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kp; ++p) {
+    const uint32_t* bp = b + p * kMq;
+    __m512bh bv[kLanes];
+#pragma GCC unroll 4
+    for (int w = 0; w < kLanes; ++w) bv[w] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(bp + 16 * w));
+    const uint32_t* ap = a + p * csa;
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512bh av = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(ap[r * rsa])));
+#pragma GCC unroll 4
+      for (int w = 0; w < kLanes; ++w) acc[r][w] = _mm512_dpbf16_ps(acc[r][w], av, bv[w]);
+    }
+  }
+  const __m512 sv = _mm512_set1_ps(scale);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int w = 0; w < kLanes; ++w) {
+      float* x = c + r * kMq + 16 * w;
+      acc[r][w] = _mm512_mul_ps(acc[r][w], sv);
+      _mm512_storeu_ps(x, accumulate ? _mm512_add_ps(acc[r][w], _mm512_loadu_ps(x)) : acc[r][w]);
+    }
+  if (colmax != nullptr) {
+#pragma GCC unroll 4
+    for (int w = 0; w < kLanes; ++w) {
+      __m512 mx = _mm512_loadu_ps(colmax + 16 * w);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) mx = _mm512_max_ps(mx, acc[r][w]);
+      _mm512_storeu_ps(colmax + 16 * w, mx);
+    }
+  }
+}
+
+using MicroBf16Fn = void (*)(int64_t, const uint32_t*, int64_t, int64_t, const uint32_t*, float*, float, bool,
+                             float*);
+constexpr MicroBf16Fn kMicroBf16[kMr] = {&MicroBf16<1>, &MicroBf16<2>, &MicroBf16<3>,
+                                         &MicroBf16<4>, &MicroBf16<5>, &MicroBf16<6>};
+
+// C [M][kMq] (+)= scale * A B over kp pairs, in tiles of kMr rows.
+void GemmBf16(int64_t M, int64_t kp, const uint32_t* a, int64_t rsa, int64_t csa, const uint32_t* b, float* c,
+              float scale, bool accumulate, float* colmax) {
+  for (int64_t m0 = 0; m0 < M; m0 += kMr) {
+    const int r = static_cast<int>(std::min<int64_t>(kMr, M - m0));
+    kMicroBf16[r - 1](kp, a + m0 * rsa, rsa, csa, b, c + m0 * kMq, scale, accumulate, colmax);
+  }
+}
+
+// pt [ceil(nk/2)][kMq] = bf16 key pairs (s[2p][i], s[2p + 1][i]) of the f32
+// s [nk][kMq], the missing partner of an odd last key zero.
+CF_AVX512BF16 void PackPairsBf16(const float* s, int64_t nk, uint32_t* pt) {
+  // Interleaves the low 16 words (row 2p) with the high 16 (row 2p + 1).
+  alignas(64) static constexpr uint16_t kIdx[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                    8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i idx = _mm512_load_si512(kIdx);
+  for (int64_t j = 0; j < nk; j += 2) {
+    const float* r0 = s + j * kMq;
+    const float* r1 = r0 + kMq;
+    for (int w = 0; w < kLanes; ++w) {
+      const __m512 hi = j + 1 < nk ? _mm512_loadu_ps(r1 + 16 * w) : _mm512_setzero_ps();
+      const __m512i x = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, _mm512_loadu_ps(r0 + 16 * w)));
+      _mm512_storeu_si512(pt + j / 2 * kMq + 16 * w, _mm512_permutexvar_epi16(idx, x));
+    }
+  }
+}
+
+#pragma GCC diagnostic pop
+
+uint32_t PairBits(uint16_t lo, uint16_t hi) { return static_cast<uint32_t>(lo) | static_cast<uint32_t>(hi) << 16; }
+
+void FlashForwardBf16(const SdpaParams& p, const bf16_t* q, const bf16_t* k, const bf16_t* v, const uint8_t* mask,
+                      bf16_t* out, float* lse) {
+  const Kernels& kr = kAvx512;
+  const int64_t B = p.batch, H = p.heads, nq = p.nq, nkv = p.nkv, d = p.head_dim, C = p.channels();
+  const int64_t nqb = CeilDiv(nq, kMq), dp = d / 2, nkp = CeilDiv(nkv, 2);
+  const float qscale = static_cast<float>(p.scale) * kLog2e;
+  ParallelFor(0, B * H * nqb, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<uint32_t> qt(dp * kMq), pt(kNk / 2 * kMq);
+    std::vector<uint32_t> kp(nkv * dp), vt(nkp * d);  // the current head's K rows and V^T key pairs
+    std::vector<float> ot(d * kMq), s(kNk * kMq), m(kMq), l(kMq), alpha(kMq), bmax(kMq);
+    int64_t packed = -1;
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t b = task / (H * nqb), h = task / nqb % H, i0 = task % nqb * kMq;
+      const int64_t mq = std::min(kMq, nq - i0);
+      if (packed != task / nqb) {
+        const bf16_t* kh = k + b * nkv * C + h * d;
+        const bf16_t* vh = v + b * nkv * C + h * d;
+        for (int64_t j = 0; j < nkv; ++j)
+          for (int64_t c = 0; c < dp; ++c) kp[j * dp + c] = PairBits(kh[j * C + 2 * c].bits, kh[j * C + 2 * c + 1].bits);
+        for (int64_t j = 0; j < nkv; j += 2)
+          for (int64_t c = 0; c < d; ++c)
+            vt[j / 2 * d + c] = PairBits(vh[j * C + c].bits, j + 1 < nkv ? vh[(j + 1) * C + c].bits : uint16_t{0});
+        packed = task / nqb;
+      }
+      std::fill(qt.begin(), qt.end(), 0u);
+      for (int64_t i = 0; i < mq; ++i) {
+        const bf16_t* qi = q + (b * nq + i0 + i) * C + h * d;
+        for (int64_t c = 0; c < dp; ++c) qt[c * kMq + i] = PairBits(qi[2 * c].bits, qi[2 * c + 1].bits);
+      }
+      std::fill(ot.begin(), ot.end(), 0.0f);
+      std::fill(m.begin(), m.end(), -kInf);
+      std::fill(l.begin(), l.end(), 0.0f);
+      const uint8_t* mrow = mask ? mask + b * nkv : nullptr;
+      // Key blocks start at even keys so that they begin on a V^T pair; a key
+      // before KeyBegin(i0) is outside the limits and masked like the others.
+      const int64_t jlo = p.KeyBegin(i0) / 2 * 2, jhi = p.KeyEnd(i0 + mq - 1);
+      for (int64_t j0 = jlo; j0 < jhi; j0 += kNk) {
+        const int64_t nk = std::min(kNk, jhi - j0);
+        const bool masked = mrow != nullptr || !InsideLimits(p, i0, mq, j0, nk);
+        if (masked) {
+          GemmBf16(nk, dp, kp.data() + j0 * dp, dp, 1, qt.data(), s.data(), qscale, false, nullptr);
+          MaskBlock(p, s.data(), i0, mq, j0, nk, mrow);
+        } else {
+          std::copy(m.begin(), m.end(), bmax.begin());
+          GemmBf16(nk, dp, kp.data() + j0 * dp, dp, 1, qt.data(), s.data(), qscale, false, bmax.data());
+        }
+        kr.softmax_step(s.data(), nk, masked ? nullptr : bmax.data(), m.data(), l.data(), alpha.data());
+        if (std::any_of(alpha.begin(), alpha.end(), [](float a) { return a != 1.0f; }))
+          kr.scale_cols(ot.data(), d, alpha.data());
+        PackPairsBf16(s.data(), nk, pt.data());
+        GemmBf16(d, CeilDiv(nk, 2), vt.data() + j0 / 2 * d, 1, d, pt.data(), ot.data(), 1.0f, true, nullptr);
+      }
+      for (int64_t i = 0; i < mq; ++i) {
+        const bool any = l[i] > 0;
+        const float inv = any ? 1.0f / l[i] : 0.0f;
+        bf16_t* orow = out + (b * nq + i0 + i) * C + h * d;
+        for (int64_t c = 0; c < d; ++c) Store(orow, c, ot[c * kMq + i] * inv);
+        lse[(b * H + h) * nq + i0 + i] = any ? (m[i] + std::log2(l[i])) * kLn2 : -kInf;
+      }
+    }
+  });
+}
+
 // FA2's backward from the saved lse. Tasks are (batch, head, key group): a
 // task owns the key blocks g, g + G, ... of one head, so dK and dV are
 // written race-free, and adds dQ into its own f32 partial [Nq][d]; the G
@@ -623,6 +790,10 @@ void Forward(const SdpaParams& p, const T* q, const T* k, const T* v, const uint
     FlashForward<float>(p, q, k, v, mask, out, lse);
   } else {
     constexpr bool f16 = std::is_same_v<T, f16_t>;
+    if constexpr (!f16) {
+      if (HasAvx512Bf16() && !g_force_generic.load() && p.head_dim % 2 == 0)
+        return FlashForwardBf16(p, q, k, v, mask, out, lse);
+    }
     const int64_t nq = p.batch * p.nq * p.channels(), nkv = p.batch * p.nkv * p.channels();
     const std::vector<float> qf = ToF32(q, nq, f16), kf = ToF32(k, nkv, f16), vf = ToF32(v, nkv, f16);
     FlashForward<T>(p, qf.data(), kf.data(), vf.data(), mask, out, lse);
@@ -679,6 +850,7 @@ void Probs(const SdpaParams& p, const T* q, const T* k, const uint8_t* mask, con
 }
 
 const char* KernelName() { return &Active() == &kAvx512 ? "avx512" : "generic"; }
+const char* Bf16ForwardKernelName() { return HasAvx512Bf16() && !g_force_generic.load() ? "avx512bf16" : "f32"; }
 bool ForceGeneric(bool force) { return g_force_generic.exchange(force); }
 
 #define CF_SDPA_CPU_INSTANTIATE(T)                                                                           \

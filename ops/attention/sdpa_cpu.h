@@ -2,7 +2,8 @@
 // (contracts: ops/attention/attention.h; op definitions: sdpa.cc).
 //
 // f32, f16 and bf16 storage run one f32 flash-style kernel (f16/bf16 inputs
-// are converted to f32 once, up front): blocks of 64 queries against blocks of
+// are converted to f32 once, up front; the bf16 forward instead runs both
+// products on VDPBF16PS where the CPU has avx512_bf16): blocks of 64 queries against blocks of
 // 96 keys with an online softmax, so no Nq x Nkv buffer ever exists. f64
 // storage runs a simple row-at-a-time f64 path (the finite-difference
 // reference of the tests). Pointers are token-major [B, N, heads*d]; mask is
@@ -31,6 +32,9 @@ void Probs(const SdpaParams& p, const T* q, const T* k, const uint8_t* mask, con
 
 // The f32 inner kernels in use: "avx512" (runtime-detected) or "generic".
 const char* KernelName();
+// The bf16 forward's products: "avx512bf16" (VDPBF16PS, runtime-detected,
+// even head dims) or "f32" (bf16 converted to f32 for the f32 kernels).
+const char* Bf16ForwardKernelName();
 // Forces the portable kernels (tests run both); returns the previous setting.
 bool ForceGeneric(bool force);
 

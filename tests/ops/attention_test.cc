@@ -274,6 +274,45 @@ TEST(Attention, HalfPrecisionWithinTwiceNaive) {
   }
 }
 
+// bf16 with both products on VDPBF16PS (the f32 kernel on other CPUs, for odd
+// head dims and under ForceGeneric) against the float64 reference. S is
+// exact up to f32 sums; P is rounded to bf16 once (relative 2^-9, so O moves
+// by at most 2^-9 max|V|, and the f32 denominator by as much again), O once
+// on storage (2^-9 |O|); f32 sums over keys add ~sqrt(keys) f32 epsilons.
+TEST(Attention, Bf16DotProductsMatchFloat64) {
+  SCOPED_TRACE(absl::StrCat("bf16 forward kernel ", sdpa_cpu::Bf16ForwardKernelName()));
+  if (__builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw")) {
+    EXPECT_STREQ(sdpa_cpu::Bf16ForwardKernelName(), "avx512bf16");
+  }
+  std::vector<Case> cases;
+  for (int64_t d : {40, 64, 80, 160, 72, 9})
+    cases.push_back({.batch = 2, .nq = 131, .nkv = 197, .heads = 2, .d = d, .range = 2.0});
+  cases.push_back({.batch = 1, .nq = 1000, .nkv = 1001, .heads = 1, .d = 40});
+  cases.push_back({.batch = 1, .nq = 1, .nkv = 3, .heads = 3, .d = 40});
+  cases.push_back({.batch = 3, .nq = 67, .nkv = 77, .heads = 2, .d = 80, .mask = RandomMask(3, 77, 8, 0.6, 1)});
+  cases.push_back({.batch = 2, .nq = 150, .nkv = 151, .heads = 1, .d = 64, .causal = true});
+  cases.push_back({.batch = 1, .nq = 300, .nkv = 300, .heads = 2, .d = 40, .window = 5});
+  cases.push_back({.batch = 1, .nq = 300, .nkv = 300, .heads = 1, .d = 160, .window = 64});
+  cases.push_back({.batch = 2, .nq = 250, .nkv = 250, .heads = 1, .d = 80, .causal = true, .window = 71,
+                   .mask = RandomMask(2, 250, 3, 0.5)});
+  cases.push_back({.batch = 1, .nq = 100, .nkv = 500, .heads = 2, .d = 64, .scale = 2.0, .range = 2.0});
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrCat("Nq ", c.nq, " Nkv ", c.nkv, " d ", c.d, c.causal ? " causal" : "", " window ",
+                              c.window, c.mask.empty() ? "" : " mask"));
+    const Inputs in = MakeInputs(c, DType::bf16, 90 + c.d);
+    const Ref ref = Reference(c, in);
+    double omax = 0, vmax = 0;
+    for (double x : ref.out) omax = std::max(omax, std::abs(x));
+    for (double x : ToDoubles(in.v)) vmax = std::max(vmax, std::abs(x));
+    const double tol = std::ldexp(omax, -9) + std::ldexp(vmax, -8) + 1e-7 * std::sqrt(double(c.nkv)) * vmax;
+    CF_ASSERT_OK_AND_ASSIGN(std::vector<Tensor> outs, RunOp("attention", in.list(), AttrsOf(c)));
+    const double err = MaxAbsDiff(ToDoubles(outs[0]), ref.out);
+    EXPECT_LE(err, tol) << "max |out| " << omax;
+    // A wrong pairing or a lost key block errs by ~|V|, far above the bound.
+    EXPECT_TRUE(AllCloseWithSpecials(ToDoubles(outs[1]), ref.lse, 1e-5, 1e-5));
+  }
+}
+
 // The flash backward (f32 compute for f32/f16/bf16) against the float64
 // reference gradients on the same inputs.
 void CheckBackward(const Case& c, DType dtype, uint64_t seed) {
