@@ -80,17 +80,18 @@ const Shape3 kShapes[] = {{8, 40, 4096, 4096, "sd15 8x40 N4096"},
                           {8, 80, 1024, 1024, "sd15 8x80 N1024"},
                           {8, 160, 256, 256, "sd15 8x160 N256"}};
 
-// args: shape index, backward (0/1), generic kernels (0/1).
+// args: shape index, backward (0/1), generic kernels (0/1), bf16 (0: f32).
 void BM_CpuAttention(benchmark::State& state) {
   const Shape3& s = kShapes[state.range(0)];
   const bool backward = state.range(1) != 0;
   const bool prev = sdpa_cpu::ForceGeneric(state.range(2) != 0);
+  const DType dt = state.range(3) != 0 ? DType::bf16 : DType::f32;
   const Shape xq{2, s.nq, s.heads * s.d}, xkv{2, s.nkv, s.heads * s.d};
-  std::vector<TensorType> types{{xq, DType::f32}, {xkv, DType::f32}, {xkv, DType::f32}};
+  std::vector<TensorType> types{{xq, dt}, {xkv, dt}, {xkv, dt}};
   if (backward) {
-    types.push_back({xq, DType::f32});
+    types.push_back({xq, dt});
     types.push_back({Shape{2, s.heads, s.nq}, DType::f32});
-    types.push_back({xq, DType::f32});
+    types.push_back({xq, dt});
   }
   OpBench call(backward ? "attention_backward" : "attention", {{"heads", s.heads}}, Device::CPU());
   if (!SkipIfError(state, call.Init(types, Fill::kValues))) {
@@ -98,16 +99,18 @@ void BM_CpuAttention(benchmark::State& state) {
     RunCpuLoop(state, call);
     SetGflops(state, call.cost().table1_flops(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    state.SetLabel(absl::StrCat(s.name, backward ? " backward " : " forward ", sdpa_cpu::KernelName()));
+    state.SetLabel(absl::StrCat(s.name, backward ? " backward " : " forward ", DTypeName(dt), " ",
+                                dt == DType::bf16 && !backward ? sdpa_cpu::Bf16ForwardKernelName()
+                                                               : sdpa_cpu::KernelName()));
   }
   sdpa_cpu::ForceGeneric(prev);
 }
 BENCHMARK(BM_CpuAttention)
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {0}, {0}})
-    ->Args({0, 1, 0})
-    ->Args({2, 1, 0})
-    ->Args({3, 0, 1})
-    ->ArgNames({"shape", "backward", "generic"})->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {0}, {0}, {0, 1}})
+    ->Args({0, 1, 0, 0})
+    ->Args({2, 1, 0, 0})
+    ->Args({3, 0, 1, 0})
+    ->ArgNames({"shape", "backward", "generic", "bf16"})->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
 
 // The module's projection through the CPU GEMM: [2 * 4096, 320] x [320, 320]^T.
 void BM_CpuLinearReference(benchmark::State& state) {
