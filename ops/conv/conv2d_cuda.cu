@@ -14,7 +14,7 @@
 #include <unordered_map>
 
 #include "ops/conv/conv_depthwise_cuda.h"
-#include "ops/activation/activation_math.h"
+#include "ops/conv/conv_epilogue_kernels.cuh"
 #include "ops/conv/conv_params.h"
 #include "ops/cuda_util.cuh"
 #include "runtime/device_guard.h"
@@ -231,33 +231,6 @@ StatusOr<Choice> ChooseAlgo(const ConvParams& p, DType dtype, const Descs& d, cu
   return c;
 }
 
-// y [rows, C] += bias [C].
-template <typename T> __global__ void AddBias(T* y, const T* bias, int64_t count, int64_t c) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
-    StoreF(y, i, LoadF(y, i) + LoadF(bias, i % c));
-}
-
-// y: [N, Ho, Wo, Cout], the fused forms' epilogue (ConvForm), in place:
-//   y = act(y + bias[c] + image_bias[n, c]) + residual  (absent terms skipped)
-template <typename T>
-__global__ void FusedEpilogue(T* y, int64_t count, int64_t c, int64_t image, const T* bias, const T* image_bias,
-                              int act, const T* residual) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
-    float v = LoadF(y, i);
-    const int64_t ch = i % c;
-    if (bias) v += LoadF(bias, ch);
-    if (image_bias) v += LoadF(image_bias, (i / image) * c + ch);
-    switch (act) {
-      case 1: v = act::Forward<act::Kind::kGeluErf>(v, 0.0f); break;
-      case 2: v = act::Forward<act::Kind::kGeluTanh>(v, 0.0f); break;
-      case 3: v = act::Forward<act::Kind::kSilu>(v, 0.0f); break;
-      default: break;
-    }
-    if (residual) v += LoadF(residual, i);
-    StoreF(y, i, v);
-  }
-}
-
 int ActCode(gemm::Activation a) {
   switch (a) {
     case gemm::Activation::kNone: return 0;
@@ -321,8 +294,9 @@ Status ConvCuda(KernelContext& ctx) {
       const T* post_bias = (p.cin != 0 && p.depthwise()) ? nullptr : bias;
       const T* image_bias = f.image_bias ? ctx.inputs[f.image_bias_input()].data<T>() : nullptr;
       const T* residual = f.residual ? ctx.inputs[f.residual_input()].data<T>() : nullptr;
-      FusedEpilogue<T><<<GridFor(count), 256, 0, CudaStreamOf(ctx)>>>(y, count, p.cout, p.ho * p.wo, post_bias,
-                                                                      image_bias, ActCode(f.act), residual);
+      epilogue::FusedEpilogue<T><<<GridFor(count), 256, 0, CudaStreamOf(ctx)>>>(y, count, p.cout, p.ho * p.wo,
+                                                                                post_bias, image_bias, ActCode(f.act),
+                                                                                residual);
       CF_CUDA_CHECK_LAUNCH();
       return absl::OkStatus();
     }
@@ -330,7 +304,7 @@ Status ConvCuda(KernelContext& ctx) {
       const int64_t count = p.n * p.ho * p.wo * p.cout;
       CF_CUDA_CHECK(cudaMemsetAsync(y, 0, count * sizeof(T), CudaStreamOf(ctx)));
       if (bias) {
-        AddBias<T><<<GridFor(count), 256, 0, CudaStreamOf(ctx)>>>(y, bias, count, p.cout);
+        epilogue::AddBias<T><<<GridFor(count), 256, 0, CudaStreamOf(ctx)>>>(y, bias, count, p.cout);
         CF_CUDA_CHECK_LAUNCH();
       }
       return absl::OkStatus();
@@ -339,7 +313,7 @@ Status ConvCuda(KernelContext& ctx) {
     CF_RETURN_IF_ERROR(RunCudnn<Dir::kForward>(p, ctx.inputs[0].dtype(), ctx, Buffers{x, w, nullptr, y}));
     if (bias) {
       const int64_t count = p.n * p.ho * p.wo * p.cout;
-      AddBias<T><<<GridFor(count), 256, 0, CudaStreamOf(ctx)>>>(y, bias, count, p.cout);
+      epilogue::AddBias<T><<<GridFor(count), 256, 0, CudaStreamOf(ctx)>>>(y, bias, count, p.cout);
       CF_CUDA_CHECK_LAUNCH();
     }
     return absl::OkStatus();

@@ -24,9 +24,9 @@
 #include <string>
 #include <unordered_map>
 
-#include "ops/activation/activation_math.h"
 #include "ops/cuda_util.cuh"
 #include "ops/matmul/matmul_dims.h"
+#include "ops/matmul/matmul_epilogue_kernels.cuh"
 #include "runtime/device_guard.h"
 
 namespace cf {
@@ -174,46 +174,6 @@ Status RunLt(int device, const LtProblem& p, cudaStream_t stream, void* workspac
 
 // ---- the epilogues cuBLASLt does not have -------------------------------------------------
 
-// The activation family's formulas (ops/activation/activation_math.h).
-__device__ __forceinline__ float ApplyAct(int code, float v) {
-  switch (code) {
-    case 1: return act::Forward<act::Kind::kGeluErf>(v, 0.0f);
-    case 2: return act::Forward<act::Kind::kGeluTanh>(v, 0.0f);
-    case 3: return act::Forward<act::Kind::kSilu>(v, 0.0f);
-    default: return v;
-  }
-}
-
-// y: [rows, n] of T, y = act(y) in place.
-template <typename T> __global__ void ActivationInPlace(T* y, int64_t count, int code) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
-    StoreF(y, i, ApplyAct(code, LoadF(y, i)));
-}
-
-// y: [rows, n] of T, y = act(y + bias[col]): the bias (and activation) when
-// cuBLASLt's bias epilogue cannot take the bias pointer (see kLtBiasAlign).
-template <typename T> __global__ void BiasActInPlace(T* y, int64_t count, int64_t n, const T* bias, int code) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
-    StoreF(y, i, ApplyAct(code, LoadF(y, i) + LoadF(bias, i % n)));
-}
-
-// y: [rows, n] of T, the fused forms' epilogue after the product:
-//   y = act(y + bias[col] + image_bias[row / image_rows, col]) + residual[row, col]
-// (each term only when its pointer is set).
-template <typename T>
-__global__ void FusedEpilogueInPlace(T* y, int64_t count, int64_t n, const T* bias, const T* image_bias,
-                                     int64_t image_rows, const T* residual, int code) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
-    float v = LoadF(y, i);
-    const int64_t col = i % n;
-    if (bias) v += LoadF(bias, col);
-    if (image_bias) v += LoadF(image_bias, (i / n / image_rows) * n + col);
-    v = ApplyAct(code, v);
-    if (residual) v += LoadF(residual, i);
-    StoreF(y, i, v);
-  }
-}
-
 int ActCode(gemm::Activation a) {
   switch (a) {
     case gemm::Activation::kNone: return 0;
@@ -258,8 +218,8 @@ template <typename T> Status MatmulCudaTyped(KernelContext& ctx, const MatmulDim
       plain.has_image_bias = plain.has_residual = false;
       CF_RETURN_IF_ERROR(LtProduct<T>(ctx, plain, nullptr));  // adds the bias
     }
-    FusedEpilogueInPlace<T><<<GridFor(count), 256, 0, stream>>>(c, count, n, k == 0 ? bias : nullptr, image_bias,
-                                                                 d.image_rows, residual, act);
+    epilogue::FusedEpilogueInPlace<T><<<GridFor(count), 256, 0, stream>>>(c, count, n, k == 0 ? bias : nullptr,
+                                                                           image_bias, d.image_rows, residual, act);
     CF_CUDA_CHECK_LAUNCH();
     return absl::OkStatus();
   }
@@ -343,10 +303,10 @@ template <typename T> Status LtProduct(KernelContext& ctx, const MatmulDims& d, 
     }
   }
   if (post_bias != nullptr) {
-    BiasActInPlace<T><<<GridFor(count), 256, 0, stream>>>(c, count, n, post_bias, act);
+    epilogue::BiasActInPlace<T><<<GridFor(count), 256, 0, stream>>>(c, count, n, post_bias, act);
     CF_CUDA_CHECK_LAUNCH();
   } else if (act != 0 && !fused_gelu) {
-    ActivationInPlace<T><<<GridFor(count), 256, 0, stream>>>(c, count, act);
+    epilogue::ActivationInPlace<T><<<GridFor(count), 256, 0, stream>>>(c, count, act);
     CF_CUDA_CHECK_LAUNCH();
   }
   return absl::OkStatus();
