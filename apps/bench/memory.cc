@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "graph/accounting.h"
 #include "graph/autodiff.h"
+#include "graph/passes/pass.h"
 #include "graph/planner.h"
 #include "ops/elementwise/elementwise.h"
 #include "ops/loss/loss.h"
@@ -17,6 +18,14 @@ namespace cf::bench {
 namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+// The plan of what the executor runs: g after the graph passes with the
+// default options (PassOptions::None() under --no-fuse, so the built graph).
+// The passes keep the accounting exact, so FLOPs are read from g itself.
+StatusOr<MemoryPlan> PlanExecuted(const Graph& g) {
+  CF_ASSIGN_OR_RETURN(Graph run, OptimizeGraph(g, DefaultPassOptions()));
+  return PlanMemory(run);
+}
 
 struct Planned {
   MemoryPlan plan;
@@ -32,7 +41,7 @@ StatusOr<Planned> PlanForward(const BuildSpec& s) {
   CF_ASSIGN_OR_RETURN(Value y, BuildDenoiser(b, s));
   (void)y;
   p.counted_in = "denoiser";
-  CF_ASSIGN_OR_RETURN(p.plan, PlanMemory(g));
+  CF_ASSIGN_OR_RETURN(p.plan, PlanExecuted(g));
   p.param_bytes = p.plan.parameter_bytes;
   for (const ValueInfo& v : g.values())
     if (v.kind == ValueKind::kParameter) p.params += v.type.shape.numel();
@@ -80,7 +89,7 @@ StatusOr<Planned> PlanTraining(const BuildSpec& s) {
   b.MarkOutput(loss, "loss");
   for (size_t i = 0; i < grads.size(); ++i) b.MarkOutput(grads[i], absl::StrCat("grad.", g.value(wrt[i].id).name));
   CF_RETURN_IF_ERROR(b.status());
-  CF_ASSIGN_OR_RETURN(p.plan, PlanMemory(g));
+  CF_ASSIGN_OR_RETURN(p.plan, PlanExecuted(g));
   p.counted_in = "teacher+student";
   return p;
 }
@@ -214,7 +223,7 @@ StatusOr<Table> ModelTable(const Selection& sel, const MethodOptions& mo, const 
         int64_t params = 0;
         for (const ValueInfo& v : g.values())
           if (v.kind == ValueKind::kParameter) params += v.type.shape.numel();
-        CF_ASSIGN_OR_RETURN(MemoryPlan plan, PlanMemory(g));
+        CF_ASSIGN_OR_RETURN(MemoryPlan plan, PlanExecuted(g));
         CF_RETURN_IF_ERROR(CheckRatio(s, "forward", plan, f.max_ratio));
         if (method == Method::kSelfAttention) self_total = static_cast<double>(total);
         std::vector<Cell> row = {Cell::Str(ModelName(m)), Cell::Str(MethodName(method)), Cell::Str(r.label),
