@@ -29,8 +29,12 @@ constexpr double kQuickGelu = 1.702;
 // x e^z / (1 + e^z), so the far negative tail (silu below -88, tanh-GELU
 // below -10 in float) is its tiny value instead of x / inf = 0.
 template <typename A> CF_HD A TimesLogistic(A x, A z) {
-  const A e = ExpT(z > A(0) ? -z : z);  // e^-|z| in (0, 1]; NaN stays NaN
-  return z > A(0) ? x / (A(1) + e) : x * e / (A(1) + e);
+  const A e = ExpT(z > A(0) ? -z : z);  // e^-|z| in [0, 1]; NaN stays NaN
+  if (z > A(0)) return x / (A(1) + e);
+  // e == 0 (z below ~-104 in float, or -inf): the limit, a zero of x's sign
+  // (x e would be NaN for x = -inf); the vectorised CPU path agrees.
+  if (e == A(0)) return x < A(0) ? -A(0) : A(0);
+  return x * e / (A(1) + e);
 }
 
 // f(x); p is negative_slope (leaky_relu) or alpha (elu), unused otherwise.
@@ -43,7 +47,8 @@ template <Kind K, typename A> CF_HD A Forward(A x, A p) {
     return TimesLogistic(x, x);
   } else if constexpr (K == Kind::kGeluErf) {
     // 0.5 x (1 + erf(x / sqrt 2)): E4 T1
-    return A(0.5) * x * ErfcT(-x * A(kInvSqrt2));
+    const A c = ErfcT(-x * A(kInvSqrt2));
+    return c == A(0) ? (x < A(0) ? -A(0) : A(0)) : A(0.5) * x * c;  // the limit at -inf (not -inf * 0)
   } else if constexpr (K == Kind::kGeluTanh) {
     // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): E8 T1
     const A u = A(kSqrt2OverPi) * (x + A(kGeluCubic) * (x * x) * x);
