@@ -13,24 +13,12 @@ included, as the runtime counts). Threads: --threads (default 2).
     python3 bench/torch/depthwise_cpu.py [--threads 2] [--repeats 20] [--shapes 2x64x160x13,...]
 """
 import argparse
-import statistics
-import time
 
+from timing import timed
 import torch
 import torch.nn.functional as F
 
 DEFAULT_SHAPES = ("2x64x160x13,2x32x160x13,2x64x160x25,2x32x160x25,2x64x320x13,2x64x160x3")
-
-
-def timed(fn, repeats):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
 
 
 def main():

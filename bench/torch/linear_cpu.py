@@ -13,22 +13,10 @@ the median of --repeats timed calls (after warm-up) and GFLOP/s at the best
     python3 bench/torch/linear_cpu.py [--threads 2] [--repeats 20] [--dtypes f32,bf16] [--tokens 4096,77]
 """
 import argparse
-import statistics
-import time
 
+from timing import timed
 import torch
 import torch.nn.functional as F
-
-
-def timed(fn, repeats):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
 
 
 def main():
