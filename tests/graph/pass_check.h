@@ -1,8 +1,8 @@
-// Checks shared by the tests of the elementwise-fusion and CSE passes
-// (passes_elementwise_test.cc, passes_cse_test.cc): run a graph and its
-// rewrite on the same random values (the executor's own passes off), compare
-// every output, and compare per-scope accounting in every FLOP category and
-// pass.
+// Checks shared by the tests of the graph passes (passes_epilogue_test.cc,
+// passes_elementwise_test.cc, passes_cse_test.cc): run a graph and its
+// rewrite on the same random values, compare every output, and compare
+// per-scope accounting in every FLOP category and pass; and the tiny real
+// models they all rewrite.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -16,6 +16,8 @@
 #include "graph/accounting.h"
 #include "graph/executor.h"
 #include "graph/passes/pass.h"
+#include "nn/pixart_transformer.h"
+#include "nn/unet2d_condition.h"
 #include "tests/support/model_golden.h"
 #include "tests/support/op_harness.h"
 
@@ -43,19 +45,30 @@ inline std::map<std::string, Tensor> RandomInputsOf(const Graph& g, uint64_t see
   return out;
 }
 
-// Runs `g` as it is (no executor passes), poisoned; checks the planner bound.
-inline StatusOr<std::map<std::string, Tensor>> RunAsIs(const Graph& g, const std::map<std::string, Tensor>& params,
-                                                        const std::map<std::string, Tensor>& inputs) {
+// Runs `g` through an executor with `passes`, poisoned; checks the planner
+// bound (it holds after the passes too: docs/planner.md). The executor's pass
+// report and node count go to `report` and `nodes` when given.
+inline StatusOr<std::map<std::string, Tensor>> RunWithPasses(const Graph& g, const PassOptions& passes,
+                                                             const std::map<std::string, Tensor>& params,
+                                                             const std::map<std::string, Tensor>& inputs,
+                                                             PassReport* report = nullptr, int* nodes = nullptr) {
   ExecutorOptions eo;
-  eo.passes = PassOptions::None();
+  eo.passes = passes;
   eo.poison = true;
   CF_ASSIGN_OR_RETURN(auto exec, Executor::Create(g, eo));
   for (const auto& [name, t] : params) CF_RETURN_IF_ERROR(exec->SetParameter(name, t));
   CF_ASSIGN_OR_RETURN(auto outs, exec->RunNamed(inputs));
+  if (report != nullptr) *report = exec->pass_report();
+  if (nodes != nullptr) *nodes = exec->graph().num_nodes();
   if (exec->plan().lower_bound_bytes > (int64_t{1} << 16) && exec->plan().ratio() > 1.05)
     return absl::InternalError(absl::StrCat("arena ", exec->plan().arena_bytes, " B > 1.05 x lower bound ",
                                             exec->plan().lower_bound_bytes, " B"));
   return outs;
+}
+// The same as it is (no executor passes).
+inline StatusOr<std::map<std::string, Tensor>> RunAsIs(const Graph& g, const std::map<std::string, Tensor>& params,
+                                                        const std::map<std::string, Tensor>& inputs) {
+  return RunWithPasses(g, PassOptions::None(), params, inputs);
 }
 
 // Every scope keeps its FLOPs in every category and its parameters, in every
@@ -119,6 +132,37 @@ inline Graph ExpectPassKeepsResults(const Graph& g, const GraphPass& pass, doubl
 inline int CountOp(const Graph& g, const std::string& op) {
   return static_cast<int>(std::count_if(g.nodes().begin(), g.nodes().end(),
                                         [&](const Node& n) { return n.op->name == op; }));
+}
+
+// The tiny SD1.5 UNet (tests/data/unet/tiny_sd15) at 16x16, batch 2, 7 text
+// tokens, with self-attention ("self") or another choice of
+// ParseSelfAttentionChoice; its taps marked as outputs when `mark_taps` (so
+// the passes cannot fuse past them).
+inline StatusOr<Graph> TinyUNetGraph(const std::string& choice = "self", bool mark_taps = false) {
+  CF_ASSIGN_OR_RETURN(auto config, UNet2DConditionConfig::Load(TestDataDir("unet/tiny_sd15") + "/unet"));
+  Graph g;
+  Builder b(&g);
+  UNetBuildOptions o;
+  if (choice != "self") {
+    CF_ASSIGN_OR_RETURN(o.self_attention, ParseSelfAttentionChoice(choice));
+  }
+  CF_ASSIGN_OR_RETURN(UNetOutputs u,
+                      BuildUNet2DConditionGraph(b, config, {.batch = 2, .height = 16, .width = 16, .tokens = 7}, o));
+  if (mark_taps)
+    for (const auto& [tap, v] : u.taps) b.MarkOutput(v, "tap." + tap);
+  CF_RETURN_IF_ERROR(b.Finish().status());
+  return g;
+}
+// The tiny PixArt-Sigma transformer (tests/data/pixart/tiny_sigma) at 8x8
+// latent, batch 2, 6 text tokens.
+inline StatusOr<Graph> TinyPixArtGraph() {
+  CF_ASSIGN_OR_RETURN(auto config, PixArtTransformerConfig::Load(TestDataDir("pixart/tiny_sigma") + "/transformer"));
+  Graph g;
+  Builder b(&g);
+  CF_RETURN_IF_ERROR(
+      BuildPixArtTransformerGraph(b, config, {.batch = 2, .height = 8, .width = 8, .tokens = 6}).status());
+  CF_RETURN_IF_ERROR(b.Finish().status());
+  return g;
 }
 
 }  // namespace cf::testing

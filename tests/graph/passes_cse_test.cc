@@ -10,8 +10,6 @@
 
 #include "graph/autodiff.h"
 #include "graph/passes/cse.h"
-#include "nn/pixart_transformer.h"
-#include "nn/unet2d_condition.h"
 #include "ops/ops.h"
 #include "tests/graph/pass_check.h"
 
@@ -77,23 +75,13 @@ TEST(Cse, RefusesStatefulOpsAndDuplicateOutputs) {
 
 TEST(Cse, TinyUNetAndPixArt) {
   {
-    CF_ASSERT_OK_AND_ASSIGN(auto config, UNet2DConditionConfig::Load(TestDataDir("unet/tiny_sd15") + "/unet"));
-    Graph g;
-    Builder b(&g);
-    CF_ASSERT_OK(
-        BuildUNet2DConditionGraph(b, config, {.batch = 2, .height = 16, .width = 16, .tokens = 7}).status());
-    CF_ASSERT_OK(b.Finish().status());
+    CF_ASSERT_OK_AND_ASSIGN(Graph g, TinyUNetGraph());
     PassReport rep;
     ExpectPassKeepsResults(g, kCse, 0.0, &rep);
     std::printf("tiny UNet: %s\n", rep.ToString().c_str());
   }
   {
-    CF_ASSERT_OK_AND_ASSIGN(auto config,
-                            PixArtTransformerConfig::Load(TestDataDir("pixart/tiny_sigma") + "/transformer"));
-    Graph g;
-    Builder b(&g);
-    CF_ASSERT_OK(BuildPixArtTransformerGraph(b, config, {.batch = 2, .height = 8, .width = 8, .tokens = 6}).status());
-    CF_ASSERT_OK(b.Finish().status());
+    CF_ASSERT_OK_AND_ASSIGN(Graph g, TinyPixArtGraph());
     PassReport rep;
     ExpectPassKeepsResults(g, kCse, 0.0, &rep);
     std::printf("tiny PixArt: %s\n", rep.ToString().c_str());

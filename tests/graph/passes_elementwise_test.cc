@@ -11,8 +11,6 @@
 #include "graph/autodiff.h"
 #include "graph/passes/fuse_elementwise.h"
 #include "graph/planner.h"
-#include "nn/pixart_transformer.h"
-#include "nn/unet2d_condition.h"
 #include "ops/fused/fused_program.h"
 #include "ops/ops.h"
 #include "tests/graph/pass_check.h"
@@ -123,15 +121,7 @@ TEST(ElementwiseFusion, LimitsSplitLongChains) {
 TEST(ElementwiseFusion, TinyUNet) {
   for (const char* choice : {"self", "convblock"}) {
     SCOPED_TRACE(choice);
-    CF_ASSERT_OK_AND_ASSIGN(auto config, UNet2DConditionConfig::Load(TestDataDir("unet/tiny_sd15") + "/unet"));
-    Graph g;
-    Builder b(&g);
-    UNetBuildOptions o;
-    if (std::string(choice) != "self") o.self_attention = *ParseSelfAttentionChoice(choice);
-    CF_ASSERT_OK_AND_ASSIGN(UNetOutputs u, BuildUNet2DConditionGraph(b, config, {.batch = 2, .height = 16,
-                                                                                 .width = 16, .tokens = 7}, o));
-    for (const auto& [tap, v] : u.taps) b.MarkOutput(v, "tap." + tap);
-    CF_ASSERT_OK(b.Finish().status());
+    CF_ASSERT_OK_AND_ASSIGN(Graph g, TinyUNetGraph(choice, /*mark_taps=*/true));
     PassReport rep;
     ExpectPassKeepsResults(g, kFuse, 1e-5, &rep);
     std::printf("tiny UNet (%s): %s\n", choice, rep.ToString().c_str());
@@ -144,12 +134,7 @@ TEST(ElementwiseFusion, TinyUNet) {
 }
 
 TEST(ElementwiseFusion, TinyPixArt) {
-  CF_ASSERT_OK_AND_ASSIGN(auto config,
-                          PixArtTransformerConfig::Load(TestDataDir("pixart/tiny_sigma") + "/transformer"));
-  Graph g;
-  Builder b(&g);
-  CF_ASSERT_OK(BuildPixArtTransformerGraph(b, config, {.batch = 2, .height = 8, .width = 8, .tokens = 6}).status());
-  CF_ASSERT_OK(b.Finish().status());
+  CF_ASSERT_OK_AND_ASSIGN(Graph g, TinyPixArtGraph());
   PassReport rep;
   ExpectPassKeepsResults(g, kFuse, 1e-5, &rep);
   std::printf("tiny PixArt: %s\n", rep.ToString().c_str());

@@ -13,87 +13,22 @@
 #include "graph/passes/epilogue.h"
 #include "graph/passes/pass.h"
 #include "nn/convblock.h"
-#include "nn/pixart_transformer.h"
-#include "nn/unet2d_condition.h"
 #include "ops/ops.h"
-#include "tests/support/model_golden.h"
-#include "tests/support/op_harness.h"
+#include "tests/graph/pass_check.h"
 
 namespace cf::testing {
 namespace {
 
-// Every parameter without data gets uniform values scaled by 1/sqrt(fan-in)
-// (so deep random nets stay finite); every floating input uniform in [-1, 1].
-std::map<std::string, Tensor> RandomParameters(const Graph& g, uint64_t seed) {
-  std::map<std::string, Tensor> out;
-  for (int id : g.Parameters()) {
-    const ValueInfo& v = g.value(id);
-    if (v.data.defined()) continue;
-    const Shape& s = v.type.shape;
-    const double fan_in = s.rank() >= 2 ? static_cast<double>(s.numel() / std::max<int64_t>(1, s[0])) : 1.0;
-    const double bound = s.rank() >= 2 ? 1.0 / std::sqrt(fan_in) : 0.5;
-    out[v.name] = RandomTensor(s, v.type.dtype, seed++, -bound, bound);
-  }
-  return out;
-}
-std::map<std::string, Tensor> RandomInputs(const Graph& g, uint64_t seed) {
-  std::map<std::string, Tensor> out;
-  for (int id : g.Inputs()) {
-    const ValueInfo& v = g.value(id);
-    out[v.name] = RandomTensor(v.type.shape, v.type.dtype, seed++);
-  }
-  return out;
-}
-
-StatusOr<std::map<std::string, Tensor>> RunWith(const Graph& g, const PassOptions& passes,
-                                                const std::map<std::string, Tensor>& params,
-                                                const std::map<std::string, Tensor>& inputs,
-                                                PassReport* report = nullptr, int* nodes = nullptr) {
-  ExecutorOptions eo;
-  eo.passes = passes;
-  eo.poison = true;
-  CF_ASSIGN_OR_RETURN(auto exec, Executor::Create(g, eo));
-  for (const auto& [name, t] : params) CF_RETURN_IF_ERROR(exec->SetParameter(name, t));
-  CF_ASSIGN_OR_RETURN(auto outs, exec->RunNamed(inputs));
-  if (report != nullptr) *report = exec->pass_report();
-  if (nodes != nullptr) *nodes = exec->graph().num_nodes();
-  // The planner's bound holds after the passes too (docs/planner.md).
-  if (exec->plan().lower_bound_bytes > (int64_t{1} << 16) && exec->plan().ratio() > 1.05)
-    return absl::InternalError(absl::StrCat("arena ", exec->plan().arena_bytes, " B > 1.05 x lower bound ",
-                                            exec->plan().lower_bound_bytes, " B"));
-  return outs;
-}
-
-// Every scope keeps its FLOPs in every category (and its parameters) in every pass.
-void ExpectSameAccounting(const Graph& before, const Graph& after) {
-  for (Pass pass : {Pass::kAll, Pass::kForward, Pass::kBackward, Pass::kUpdate}) {
-    CF_ASSERT_OK_AND_ASSIGN(CostReport a, Account(before, {.pass = pass}));
-    CF_ASSERT_OK_AND_ASSIGN(CostReport b, Account(after, {.pass = pass}));
-    for (const ScopeCost& s : a.scopes()) {
-      const ScopeCost* t = b.Find(s.path);
-      if (s.cost.total_flops() == 0 && s.params == 0 && t == nullptr) continue;
-      ASSERT_NE(t, nullptr) << "scope '" << s.path << "' is gone";
-      EXPECT_EQ(s.cost.mac_flops, t->cost.mac_flops) << s.path;
-      EXPECT_EQ(s.cost.bias_flops, t->cost.bias_flops) << s.path;
-      EXPECT_EQ(s.cost.elementwise_flops, t->cost.elementwise_flops) << s.path;
-      EXPECT_EQ(s.cost.transcendentals, t->cost.transcendentals) << s.path;
-      EXPECT_EQ(s.params, t->params) << s.path;
-    }
-    EXPECT_LE(b.root().cost.bytes_read + b.root().cost.bytes_written,
-              a.root().cost.bytes_read + a.root().cost.bytes_written);
-  }
-}
-
 // Runs `g` unfused and fused on the same random values; every output within
 // `tol` (relative to its largest value); accounting identical. Returns the report.
 PassReport ExpectFusedMatches(const Graph& g, double tol, uint64_t seed = 1) {
-  const auto params = RandomParameters(g, seed);
-  const auto inputs = RandomInputs(g, seed + 1000);
-  auto want = RunWith(g, PassOptions::None(), params, inputs);
+  const auto params = RandomParametersOf(g, seed);
+  const auto inputs = RandomInputsOf(g, seed + 1000);
+  auto want = RunWithPasses(g, PassOptions::None(), params, inputs);
   EXPECT_TRUE(want.ok()) << want.status();
   PassReport report;
   int nodes = 0;
-  auto got = RunWith(g, PassOptions{}, params, inputs, &report, &nodes);
+  auto got = RunWithPasses(g, PassOptions{}, params, inputs, &report, &nodes);
   EXPECT_TRUE(got.ok()) << got.status();
   if (!want.ok() || !got.ok()) return report;
   for (const auto& [name, t] : *want) {
@@ -103,7 +38,7 @@ PassReport ExpectFusedMatches(const Graph& g, double tol, uint64_t seed = 1) {
   auto fused = OptimizeGraph(g, PassOptions{});
   EXPECT_TRUE(fused.ok()) << fused.status();
   if (fused.ok()) {
-    ExpectSameAccounting(g, *fused);
+    ExpectSameAccountingAs(g, *fused);
     EXPECT_EQ(fused->num_nodes(), nodes);
   }
   std::printf("%s\n", report.ToString().c_str());
@@ -297,15 +232,7 @@ TEST(EpilogueFusion, FusedFormsHaveNoVjp) {
 TEST(EpilogueFusion, TinyUNetMatchesUnfused) {
   for (const char* choice : {"self", "convblock"}) {
     SCOPED_TRACE(choice);
-    CF_ASSERT_OK_AND_ASSIGN(auto config, UNet2DConditionConfig::Load(TestDataDir("unet/tiny_sd15") + "/unet"));
-    Graph g;
-    Builder b(&g);
-    UNetBuildOptions o;
-    if (std::string(choice) != "self") o.self_attention = *ParseSelfAttentionChoice(choice);
-    CF_ASSERT_OK_AND_ASSIGN(UNetOutputs u, BuildUNet2DConditionGraph(b, config, {.batch = 2, .height = 16,
-                                                                                 .width = 16, .tokens = 7}, o));
-    for (const auto& [tap, v] : u.taps) b.MarkOutput(v, "tap." + tap);  // outputs inside: not fused past
-    CF_ASSERT_OK(b.Finish().status());
+    CF_ASSERT_OK_AND_ASSIGN(Graph g, TinyUNetGraph(choice, /*mark_taps=*/true));  // outputs inside: not fused past
     PassReport r = ExpectFusedMatches(g, 1e-4);
     EXPECT_GT(r.Count("conv2d+residual") + r.Count("linear+residual"), 0);
     EXPECT_LT(r.nodes_after, r.nodes_before);
@@ -316,12 +243,7 @@ TEST(EpilogueFusion, TinyUNetMatchesUnfused) {
 }
 
 TEST(EpilogueFusion, TinyPixArtMatchesUnfused) {
-  CF_ASSERT_OK_AND_ASSIGN(auto config,
-                          PixArtTransformerConfig::Load(TestDataDir("pixart/tiny_sigma") + "/transformer"));
-  Graph g;
-  Builder b(&g);
-  CF_ASSERT_OK(BuildPixArtTransformerGraph(b, config, {.batch = 2, .height = 8, .width = 8, .tokens = 6}).status());
-  CF_ASSERT_OK(b.Finish().status());
+  CF_ASSERT_OK_AND_ASSIGN(Graph g, TinyPixArtGraph());
   PassReport r = ExpectFusedMatches(g, 1e-4);
   EXPECT_LT(r.nodes_after, r.nodes_before);
 }
@@ -385,7 +307,7 @@ TEST(ConstantHoisting, ParameterOnlyNodesRunOnceAndAfterSetParameter) {
   const Tensor w1 = RandomTensor(Shape{6, 8}, DType::f32, 2), w2 = RandomTensor(Shape{6, 8}, DType::f32, 3);
   const Tensor vs = RandomTensor(Shape{6}, DType::f32, 4);
   auto reference = [&](const Tensor& wval) {
-    auto out = RunWith(g, PassOptions::None(), {{"w", wval}, {"v", vs}}, {{"x", xs}});
+    auto out = RunWithPasses(g, PassOptions::None(), {{"w", wval}, {"v", vs}}, {{"x", xs}});
     return out.ok() ? ToDoubles(out->at("y")) : std::vector<double>{};
   };
   ExecutorOptions eo;
@@ -425,7 +347,7 @@ TEST(EpilogueFusion, FullSizeSd15KeepsAccountingAndThePlannerBound) {
   PassReport r;
   CF_ASSERT_OK_AND_ASSIGN(Graph fused, OptimizeGraph(g, PassOptions{}, &r));
   std::printf("SD1.5 64x64 latents: %s\n", r.ToString().c_str());
-  ExpectSameAccounting(g, fused);
+  ExpectSameAccountingAs(g, fused);
   CF_ASSERT_OK_AND_ASSIGN(MemoryPlan before, PlanMemory(g));
   CF_ASSERT_OK_AND_ASSIGN(MemoryPlan after, PlanMemory(fused));
   CF_EXPECT_OK(VerifyPlan(fused, after));
