@@ -14,22 +14,10 @@ and GFLOP/s.
   python3 bench/torch/attention_cpu.py [--threads 2] [--repeats 7] [--module-only]
 """
 import argparse
-import statistics
-import time
 
+from timing import median_ms
 import torch
 import torch.nn.functional as F
-
-
-def median_ms(fn, repeats, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 class SelfAttention(torch.nn.Module):

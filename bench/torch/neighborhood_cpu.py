@@ -17,9 +17,8 @@ The gather path is checked against the masked one. Usage:
   neighborhood_cpu.py [--side 64] [--kernel 13] [--dilation 1] [--repeats 5]
 """
 import argparse
-import statistics
-import time
 
+from timing import median_ms
 import torch
 import torch.nn.functional as F
 
@@ -70,16 +69,6 @@ def to_heads(t, heads):  # [B, H, W, C] -> [B, heads, N, d]
     return t.reshape(B, H * W, heads, C // heads).transpose(1, 2)
 
 
-def timed(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--side", type=int, default=64)
@@ -106,10 +95,10 @@ def main():
         err = (got - ref).abs().max().item()
         print(f"gather vs masked SDPA: max |diff| = {err:.2e}")
         rows = []
-        ms = timed(lambda: na_gather(q, k, v, heads, K, args.dilation), args.repeats)
+        ms = median_ms(lambda: na_gather(q, k, v, heads, K, args.dilation), args.repeats)
         rows.append(("NA gather+einsum", ms, na_flops))
         qh, kh, vh = to_heads(q, heads), to_heads(k, heads), to_heads(v, heads)
-        ms = timed(lambda: F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask), args.repeats)
+        ms = median_ms(lambda: F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask), args.repeats)
         rows.append(("NA as masked SDPA", ms, na_flops))
         try:
             from torch.nn.attention.flex_attention import create_block_mask, flex_attention
@@ -127,11 +116,11 @@ def main():
             flex = torch.compile(flex_attention)
             out = flex(qh, kh, vh, block_mask=bm)
             print(f"flex vs masked SDPA: max |diff| = {(out - ref).abs().max().item():.2e}")
-            ms = timed(lambda: flex(qh, kh, vh, block_mask=bm), args.repeats)
+            ms = median_ms(lambda: flex(qh, kh, vh, block_mask=bm), args.repeats)
             rows.append(("NA flex_attention", ms, na_flops))
         except Exception as e:  # noqa: BLE001 - report and go on
             print(f"flex_attention on the CPU: not available ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
-        ms = timed(lambda: F.scaled_dot_product_attention(qh, kh, vh), args.repeats)
+        ms = median_ms(lambda: F.scaled_dot_product_attention(qh, kh, vh), args.repeats)
         rows.append(("dense SDPA (no mask)", ms, dense_flops))
     print(f"{'path':24s} {'ms':>9s} {'GFLOP/s':>9s}  (useful mac FLOPs)")
     for name, ms, flops in rows:

@@ -1,11 +1,12 @@
-"""The timing loop shared by the bench/torch CPU baselines: 3 warm-up calls,
-then `repeats` timed calls; returns (min, median) in seconds."""
+"""The timing loop shared by the bench/torch CPU baselines: `warmup` untimed
+calls (3 unless told), then `repeats` timed calls."""
 import statistics
 import time
 
 
-def timed(fn, repeats):
-    for _ in range(3):
+def timed(fn, repeats, warmup=3):
+    """(min, median) in seconds."""
+    for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
@@ -13,3 +14,8 @@ def timed(fn, repeats):
         fn()
         times.append(time.perf_counter() - t0)
     return min(times), statistics.median(times)
+
+
+def median_ms(fn, repeats, warmup=3):
+    """The median in milliseconds."""
+    return timed(fn, repeats, warmup)[1] * 1e3
