@@ -14,6 +14,7 @@
 
 #include <algorithm>
 
+#include "ops/activation/activation_avx512.h"
 #include "ops/cpu_util.h"
 #include "ops/elementwise/broadcast.h"
 #include "ops/elementwise/value_util.h"
@@ -118,6 +119,15 @@ CF_VM_TARGET void MapLanes(float* d, const float* x, int n, F f) {
   }
 }
 
+// d[k] = y[k] * f'(x[k]) (an activation's backward: x, dy) on 16 f32 lanes.
+template <act::Kind K>
+CF_VM_TARGET void MapBackwardLanes(float* d, const float* x, const float* y, int n) {
+  for (int i = 0; i < n; i += vm::kLanes) {
+    const __mmask16 m = vm::FirstLanes(n - i);
+    vm::Store(d + i, _mm512_mul_ps(vm::Load(y + i, m), act::VecDerivative<K>(vm::Load(x + i, m))), m);
+  }
+}
+
 // A row of n f16 / bf16 values to f32 and back, 16 lanes at a time.
 template <typename T>
 CF_VM_TARGET void LoadRowAvx512(float* d, const T* x, int n) {
@@ -134,9 +144,10 @@ CF_VM_TARGET void StoreRowAvx512(T* d, const float* x, int n) {
   }
 }
 
-// The AVX-512 build: exp and the forward activations in f32 through
-// ops/vec_math_avx512.h (the functions the ops' own CPU kernels use), the
-// rest as auto-vectorised loops. (The lambdas capture n: a captureless
+// The AVX-512 build: exp, the activations and their backward ops (dy f'(x))
+// in f32 through ops/vec_math_avx512.h / activation_avx512.h (the functions
+// the ops' own CPU kernels use), the rest (arithmetic, leaky_relu, elu) as
+// auto-vectorised loops. (The lambdas capture n: a captureless
 // lambda's function-pointer conversion would lack the target attribute.)
 template <typename A>
 CF_VM_TARGET void ApplyAvx512(Code c, A* d, const A* x, const A* y, int n, A p0, A p1) {
@@ -151,6 +162,11 @@ CF_VM_TARGET void ApplyAvx512(Code c, A* d, const A* x, const A* y, int n, A p0,
         return MapLanes(d, x, n, [n](__m512 v) CF_VM_TARGET {
           return vm::TimesLogistic(v, _mm512_mul_ps(vm::Set(float(act::kQuickGelu)), v));
         });
+      case Code::kSiluBackward: return MapBackwardLanes<act::Kind::kSilu>(d, x, y, n);
+      case Code::kGeluBackward: return MapBackwardLanes<act::Kind::kGeluErf>(d, x, y, n);
+      case Code::kGeluTanhBackward: return MapBackwardLanes<act::Kind::kGeluTanh>(d, x, y, n);
+      case Code::kQuickGeluBackward: return MapBackwardLanes<act::Kind::kQuickGelu>(d, x, y, n);
+      case Code::kSigmoidBackward: return MapBackwardLanes<act::Kind::kSigmoid>(d, x, y, n);
       default: break;
     }
   }

@@ -126,6 +126,23 @@ Status AdaLnCpuT(KernelContext& ctx) {
   return absl::OkStatus();
 }
 
+// nr rows of c (x, dy, dx with row stride c): dx = dy * s1, ps += dy,
+// pc += dy * x (ps, pc: one task's partial sums [c]).
+template <typename T>
+CF_VM_TARGET void ModulateGradRowsAvx512(const T* x, const T* dy, T* dx, int64_t nr, int64_t c, const float* s1,
+                                         float* ps, float* pc) {
+  for (int64_t r = 0; r < nr; ++r) {
+    const int64_t off = r * c;
+    for (int64_t i = 0; i < c; i += vm::kLanes) {
+      const __mmask16 k = vm::FirstLanes(c - i);
+      const __m512 g = vm::Load(dy + off + i, k);
+      vm::Store(dx + off + i, _mm512_mul_ps(g, _mm512_maskz_loadu_ps(k, s1 + i)), k);
+      _mm512_mask_storeu_ps(ps + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, ps + i), g));
+      _mm512_mask_storeu_ps(pc + i, k, _mm512_fmadd_ps(g, vm::Load(x + off + i, k), _mm512_maskz_loadu_ps(k, pc + i)));
+    }
+  }
+}
+
 // x, dy, dx: [B, T, C]; scale, dshift, dscale: [B, C] (or [B, 1, C]).
 template <typename T>
 Status AdaLnBackwardCpuT(KernelContext& ctx) {
@@ -142,13 +159,22 @@ Status AdaLnBackwardCpuT(KernelContext& ctx) {
   const int64_t rows_per_chunk = RowGrain(c);
   const int64_t chunks = (t + rows_per_chunk - 1) / rows_per_chunk;
   std::vector<A> p_shift(bn * chunks * c, A(0)), p_scale(bn * chunks * c, A(0));
+  const bool vec = vm::HasAvx512();
   ParallelFor(0, bn * chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / chunks, k = task % chunks;
       const A* a = s1.data() + b * c;
       A* ps = p_shift.data() + task * c;
       A* pc = p_scale.data() + task * c;
-      for (int64_t r = k * rows_per_chunk; r < std::min(t, (k + 1) * rows_per_chunk); ++r) {
+      const int64_t r0 = k * rows_per_chunk, r1 = std::min(t, (k + 1) * rows_per_chunk);
+      if constexpr (!std::is_same_v<T, double>) {
+        if (vec) {
+          const int64_t off = (b * t + r0) * c;
+          ModulateGradRowsAvx512(x + off, dy + off, dx + off, r1 - r0, c, a, ps, pc);
+          continue;
+        }
+      }
+      for (int64_t r = r0; r < r1; ++r) {
         const int64_t off = (b * t + r) * c;
         for (int64_t i = 0; i < c; ++i) {
           const A g = Load(dy + off, i);

@@ -170,6 +170,63 @@ CF_VM_TARGET void NormalizeRowsAvx512(const T* x, T* y, int64_t begin, int64_t e
   }
 }
 
+// The AVX-512 kernels serve f32 / f16 / bf16 storage (f32 arithmetic); f64
+// keeps the scalar loops, which are also the path of CPUs without AVX-512.
+template <typename T>
+constexpr bool kVec = !std::is_same_v<T, double>;
+
+// group_norm_backward's per-channel sums of nr rows of C (x, dy with row
+// stride C): sdy[c] += sum_r dy, sdyxh[c] += sum_r dy * (x - m[c]) * r[c].
+// Rows outer (the loads stream through memory), two rows per step; the
+// [C] accumulators stay in L1.
+template <typename T>
+CF_VM_TARGET void ChunkGradSumsAvx512(const T* x, const T* dy, int64_t nr, int64_t C, const float* m,
+                                      const float* r, float* sdy, float* sdyxh) {
+  int64_t row = 0;
+  for (; row + 2 <= nr; row += 2) {
+    const T *x0 = x + row * C, *g0 = dy + row * C;
+    for (int64_t c = 0; c < C; c += vm::kLanes) {
+      const __mmask16 k = vm::FirstLanes(C - c);
+      const __m512 mean = _mm512_maskz_loadu_ps(k, m + c), rs = _mm512_maskz_loadu_ps(k, r + c);
+      const __m512 ga = vm::Load(g0 + c, k), gb = vm::Load(g0 + C + c, k);
+      const __m512 xa = _mm512_mul_ps(_mm512_sub_ps(vm::Load(x0 + c, k), mean), rs);
+      const __m512 xb = _mm512_mul_ps(_mm512_sub_ps(vm::Load(x0 + C + c, k), mean), rs);
+      _mm512_mask_storeu_ps(sdy + c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, sdy + c), _mm512_add_ps(ga, gb)));
+      const __m512 p = _mm512_fmadd_ps(ga, xa, _mm512_mul_ps(gb, xb));
+      _mm512_mask_storeu_ps(sdyxh + c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, sdyxh + c), p));
+    }
+  }
+  if (row < nr) {
+    const T *x0 = x + row * C, *g0 = dy + row * C;
+    for (int64_t c = 0; c < C; c += vm::kLanes) {
+      const __mmask16 k = vm::FirstLanes(C - c);
+      const __m512 ga = vm::Load(g0 + c, k);
+      const __m512 xa = _mm512_mul_ps(_mm512_sub_ps(vm::Load(x0 + c, k), _mm512_maskz_loadu_ps(k, m + c)),
+                                      _mm512_maskz_loadu_ps(k, r + c));
+      _mm512_mask_storeu_ps(sdy + c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, sdy + c), ga));
+      _mm512_mask_storeu_ps(sdyxh + c, k, _mm512_fmadd_ps(ga, xa, _mm512_maskz_loadu_ps(k, sdyxh + c)));
+    }
+  }
+}
+
+// Rows [begin, end) of [N * P, C]: dx = ka * dy - (kb + kc * (x - mc)), the
+// coefficients per (n, c) ([N, C] each).
+template <typename T>
+CF_VM_TARGET void GradRowsAvx512(const T* x, const T* dy, T* dx, int64_t begin, int64_t end, int64_t P, int64_t C,
+                                 const float* ka, const float* kb, const float* kc, const float* mc) {
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t off = (row / P) * C;
+    const T *xr = x + row * C, *dyr = dy + row * C;
+    T* dxr = dx + row * C;
+    for (int64_t c = 0; c < C; c += vm::kLanes) {
+      const __mmask16 k = vm::FirstLanes(C - c);
+      const __m512 xc = _mm512_sub_ps(vm::Load(xr + c, k), _mm512_maskz_loadu_ps(k, mc + off + c));
+      const __m512 t = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, kc + off + c), xc, _mm512_maskz_loadu_ps(k, kb + off + c));
+      vm::Store(dxr + c, _mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, ka + off + c), vm::Load(dyr + c, k), t), k);
+    }
+  }
+}
+
 // x: [N, P, C] of T. Writes mean and rstd, [N * G] each.
 template <typename T>
 void GroupStatsCpu(const T* x, const GnDims& d, double eps, std::vector<Acc<T>>& mean, std::vector<Acc<T>>& rstd) {
@@ -305,6 +362,7 @@ Status GroupNormBackwardCpuT(KernelContext& ctx) {
   // Per-channel sums over chunks of positions, then over chunks.
   const int64_t chunks = NumChunks(d.P);
   std::vector<A> part_dy(d.N * chunks * d.C, A(0)), part_dyxh(d.N * chunks * d.C, A(0));
+  const bool vec = kVec<T> && vm::HasAvx512();
   ParallelFor(0, d.N * chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / chunks, k = t % chunks;
@@ -313,6 +371,13 @@ Status GroupNormBackwardCpuT(KernelContext& ctx) {
       const A* r = rc.data() + n * d.C;
       A* sdy = part_dy.data() + t * d.C;
       A* sdyxh = part_dyxh.data() + t * d.C;
+      if constexpr (kVec<T>) {
+        if (vec) {
+          const int64_t off = (n * d.P + r0) * d.C;
+          ChunkGradSumsAvx512(x + off, dy + off, r1 - r0, d.C, m, r, sdy, sdyxh);
+          continue;
+        }
+      }
       for (int64_t row = r0; row < r1; ++row) {
         const T* xr = x + (n * d.P + row) * d.C;
         const T* dyr = dy + (n * d.P + row) * d.C;
@@ -349,6 +414,9 @@ Status GroupNormBackwardCpuT(KernelContext& ctx) {
       }
     }
   ParallelFor(0, d.N * d.P, RowGrain(d.C), [&](int64_t begin, int64_t end) {
+    if constexpr (kVec<T>) {
+      if (vec) return GradRowsAvx512(x, dy, dx, begin, end, d.P, d.C, ka.data(), kb.data(), kc.data(), mc.data());
+    }
     for (int64_t row = begin; row < end; ++row) {
       const int64_t off = (row / d.P) * d.C;
       const A *a = ka.data() + off, *b = kb.data() + off, *cc = kc.data() + off, *m = mc.data() + off;

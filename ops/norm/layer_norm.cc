@@ -91,6 +91,22 @@ void RowStats(const T* xr, int64_t c, double eps, Acc<T>& mean, Acc<T>& rstd) {
   rstd = A(1) / std::sqrt(v / A(c) + A(eps));
 }
 
+// Mean and rstd of a row of c from L1, two-pass in 16 lanes.
+template <typename T>
+CF_VM_TARGET void RowStatsAvx512(const T* xr, int64_t c, float eps, float& mean, float& rstd) {
+  __m512 s = _mm512_setzero_ps();
+  for (int64_t i = 0; i < c; i += vm::kLanes) s = _mm512_add_ps(s, vm::Load(xr + i, vm::FirstLanes(c - i)));
+  mean = vm::Sum(s) / float(c);
+  const __m512 vm_mean = _mm512_set1_ps(mean);
+  __m512 q = _mm512_setzero_ps();
+  for (int64_t i = 0; i < c; i += vm::kLanes) {
+    const __mmask16 k = vm::FirstLanes(c - i);
+    const __m512 d = _mm512_maskz_sub_ps(k, vm::Load(xr + i, k), vm_mean);
+    q = _mm512_fmadd_ps(d, d, q);
+  }
+  rstd = 1.0f / std::sqrt(vm::Sum(q) / float(c) + eps);
+}
+
 // x, y: [R, C]; gamma, beta: [C] or absent.
 // Rows [begin, end) of x [rows, c] with AVX-512 (f32 / f16 / bf16): two-pass
 // mean and variance from L1 (16 lanes of partial sums), then
@@ -100,23 +116,52 @@ CF_VM_TARGET void LayerNormRowsAvx512(const T* x, T* y, int64_t begin, int64_t e
                                       const float* gamma, const float* beta) {
   for (int64_t r = begin; r < end; ++r) {
     const T* xr = x + r * c;
-    __m512 s = _mm512_setzero_ps();
-    for (int64_t i = 0; i < c; i += vm::kLanes) s = _mm512_add_ps(s, vm::Load(xr + i, vm::FirstLanes(c - i)));
-    const float mean = vm::Sum(s) / float(c);
-    const __m512 vm_mean = _mm512_set1_ps(mean);
-    __m512 q = _mm512_setzero_ps();
-    for (int64_t i = 0; i < c; i += vm::kLanes) {
-      const __mmask16 k = vm::FirstLanes(c - i);
-      const __m512 d = _mm512_maskz_sub_ps(k, vm::Load(xr + i, k), vm_mean);
-      q = _mm512_fmadd_ps(d, d, q);
-    }
-    const __m512 rstd = _mm512_set1_ps(1.0f / std::sqrt(vm::Sum(q) / float(c) + eps));
+    float mean, rs;
+    RowStatsAvx512(xr, c, eps, mean, rs);
+    const __m512 vm_mean = _mm512_set1_ps(mean), rstd = _mm512_set1_ps(rs);
     T* yr = y + r * c;
     for (int64_t i = 0; i < c; i += vm::kLanes) {
       const __mmask16 k = vm::FirstLanes(c - i);
       const __m512 g = _mm512_mul_ps(rstd, _mm512_maskz_loadu_ps(k, gamma + i));
       vm::Store(yr + i, _mm512_fmadd_ps(_mm512_sub_ps(vm::Load(xr + i, k), vm_mean), g, _mm512_maskz_loadu_ps(k, beta + i)),
                 k);
+    }
+  }
+}
+
+// layer_norm_backward of rows [begin, end) of [rows, c] (AVX-512, f32 / f16 /
+// bf16): per row xhat (kept in xh [c]), g = dy * gamma,
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)); with pg / pb (one
+// chunk's partial dgamma / dbeta [c], else null) pg += dy * xhat, pb += dy.
+template <typename T>
+CF_VM_TARGET void LayerNormBackwardRowsAvx512(const T* x, const T* dy, T* dx, int64_t begin, int64_t end, int64_t c,
+                                              float eps, const float* gamma, float* xh, float* pg, float* pb) {
+  for (int64_t r = begin; r < end; ++r) {
+    const T *xr = x + r * c, *dyr = dy + r * c;
+    float mean, rstd;
+    RowStatsAvx512(xr, c, eps, mean, rstd);
+    const __m512 vmean = _mm512_set1_ps(mean), vrstd = _mm512_set1_ps(rstd);
+    __m512 sa = _mm512_setzero_ps(), sb = _mm512_setzero_ps();
+    for (int64_t i = 0; i < c; i += vm::kLanes) {
+      const __mmask16 k = vm::FirstLanes(c - i);
+      const __m512 d = vm::Load(dyr + i, k);
+      const __m512 h = _mm512_mul_ps(_mm512_maskz_sub_ps(k, vm::Load(xr + i, k), vmean), vrstd);
+      const __m512 g = _mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, gamma + i));
+      _mm512_mask_storeu_ps(xh + i, k, h);
+      sa = _mm512_add_ps(sa, g);
+      sb = _mm512_fmadd_ps(g, h, sb);
+      if (pg) {
+        _mm512_mask_storeu_ps(pg + i, k, _mm512_fmadd_ps(d, h, _mm512_maskz_loadu_ps(k, pg + i)));
+        _mm512_mask_storeu_ps(pb + i, k, _mm512_add_ps(d, _mm512_maskz_loadu_ps(k, pb + i)));
+      }
+    }
+    const __m512 ma = _mm512_set1_ps(vm::Sum(sa) / float(c)), mb = _mm512_set1_ps(vm::Sum(sb) / float(c));
+    T* dxr = dx + r * c;
+    for (int64_t i = 0; i < c; i += vm::kLanes) {
+      const __mmask16 k = vm::FirstLanes(c - i);
+      const __m512 g = _mm512_mul_ps(vm::Load(dyr + i, k), _mm512_maskz_loadu_ps(k, gamma + i));
+      const __m512 t = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, xh + i), mb, ma);
+      vm::Store(dxr + i, _mm512_mul_ps(vrstd, _mm512_sub_ps(g, t)), k);
     }
   }
 }
@@ -169,6 +214,23 @@ Status LayerNormBackwardCpuT(KernelContext& ctx) {
   const int64_t rows_per_chunk = RowGrain(c);
   const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
   std::vector<A> pg(affine ? chunks * c : 0, A(0)), pb(affine ? chunks * c : 0, A(0));
+  if constexpr (!std::is_same_v<T, double>) {
+    if (vm::HasAvx512()) {
+      ParallelFor(0, chunks, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> xh(c);
+        for (int64_t k = begin; k < end; ++k) {
+          const int64_t r0 = k * rows_per_chunk, r1 = std::min(rows, r0 + rows_per_chunk);
+          LayerNormBackwardRowsAvx512(x, dy, dx, r0, r1, c, float(eps), gamma.data(), xh.data(),
+                                      affine ? pg.data() + k * c : nullptr, affine ? pb.data() + k * c : nullptr);
+        }
+      });
+      if (affine) {
+        SumOverMiddle<T>(pg.data(), 1, chunks, c, ctx.outputs[1].data<T>());
+        SumOverMiddle<T>(pb.data(), 1, chunks, c, ctx.outputs[2].data<T>());
+      }
+      return absl::OkStatus();
+    }
+  }
   ParallelFor(0, chunks, 1, [&](int64_t begin, int64_t end) {
     std::vector<A> g(c), xh(c);
     for (int64_t k = begin; k < end; ++k) {

@@ -88,6 +88,14 @@ std::vector<Case> Cases() {
     Op(p, "sub", {Op(p, "exp", {p.Input(0)}), p.Input(1)});
     cs.push_back(c);
   }
+  {  // a training step's fused backward: silu_backward(x + bias, dy) * gate + gelu_backward(x, dy), odd sizes
+    Case c{"act_backward", {{2, 17, 45}, {45}, {2, 17, 45}, {2, 1, 45}}, {}};
+    FusedProgram& p = c.prog;
+    const int x = p.Input(0), dy = p.Input(2);
+    const int sb = Op(p, "silu_backward", {Op(p, "add", {x, p.Input(1)}), dy});
+    Op(p, "add", {Op(p, "mul", {sb, p.Input(3)}), Op(p, "gelu_backward", {x, dy})});
+    cs.push_back(c);
+  }
   {  // the innermost dimension broadcast: x [7, 1] + y [7, 9] -> per-row constants
     Case c{"inner_bcast", {{7, 1}, {1, 9}}, {}};
     FusedProgram& p = c.prog;

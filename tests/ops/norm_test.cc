@@ -214,6 +214,9 @@ TEST(GroupNorm, BackwardMatchesClosedForm) {
   const GnCase cases[] = {
       {{2, 9, 7, 8}, 4, true}, {{2, 9, 7, 8}, 4, false}, {{1, 131, 4}, 4, true},
       {{3, 16}, 2, true},      {{2, 5, 3, 2, 12}, 3, true},
+      // C not a multiple of the 16 vector lanes, odd group sizes, a last
+      // statistics chunk of odd rows (P = 393 = 3 * 128 + 9).
+      {{2, 9, 7, 40}, 8, true}, {{1, 131, 3, 36}, 12, true}, {{2, 5, 33}, 3, false},
   };
   uint64_t seed = 31;
   for (const GnCase& k : cases) {
@@ -232,6 +235,29 @@ TEST(GroupNorm, BackwardMatchesClosedForm) {
                            RefGroupNormBackward(ToDoubles(x), ToDoubles(dy), n, p, c, k.groups, eps,
                                                 k.affine ? ToDoubles(g) : std::vector<double>{}));
       }
+    }
+  }
+}
+
+// The backward's reductions (dgamma, dbeta, the group sums) use a fixed
+// chunking of positions / rows, independent of the thread count: repeated
+// runs give the same bits.
+TEST(NormBackward, DeterministicRunToRun) {
+  const Shape lat({2, 40, 40, 96}), tok({1000, 96});
+  for (DType dt : {DType::f32, DType::bf16}) {
+    const Tensor x = RandomTensor(lat, dt, 91), dy = RandomTensor(lat, dt, 92);
+    const Tensor g = RandomTensor(Shape({96}), dt, 93, 0.5, 1.5);
+    const Tensor xt = RandomTensor(tok, dt, 94), dyt = RandomTensor(tok, dt, 95);
+    const Tensor xm = RandomTensor(Shape({2, 800, 96}), dt, 96), dym = RandomTensor(Shape({2, 800, 96}), dt, 97);
+    const Tensor sc = RandomTensor(Shape({2, 96}), dt, 98);
+    const std::pair<std::string, std::vector<Tensor>> runs[] = {
+        {"group_norm_backward", {x, dy, g}}, {"layer_norm_backward", {xt, dyt, g}},
+        {"adaln_modulate_backward", {xm, sc, dym}}};
+    for (const auto& [op, ins] : runs) {
+      const Attrs attrs = op == "group_norm_backward" ? Attrs{{"groups", int64_t{32}}} : Attrs{};
+      auto a = RunOp(op, ins, attrs), b = RunOp(op, ins, attrs);
+      ASSERT_TRUE(a.ok() && b.ok()) << op;
+      for (size_t k = 0; k < a->size(); ++k) EXPECT_EQ(ToDoubles((*a)[k]), ToDoubles((*b)[k])) << op << " output " << k;
     }
   }
 }
@@ -371,7 +397,7 @@ TEST(LayerNorm, Vjp) {
 }
 
 TEST(LayerNorm, BackwardMatchesClosedForm) {
-  const Shape shapes[] = {{37, 24}, {2, 3, 7}, {5, 1153}, {4, 1}, {13}};
+  const Shape shapes[] = {{37, 24}, {2, 3, 7}, {5, 1153}, {4, 1}, {13}, {300, 33}};
   uint64_t seed = 51;
   for (const Shape& s : shapes) {
     const int64_t c = s.dim(-1);
@@ -451,7 +477,7 @@ TEST(AdaLnModulate, Vjp) {
 
 TEST(AdaLnModulate, BackwardMatchesClosedForm) {
   uint64_t seed = 71;
-  for (const Shape& s : {Shape({2, 19, 6}), Shape({3, 1, 5}), Shape({1, 300, 17})}) {
+  for (const Shape& s : {Shape({2, 19, 6}), Shape({3, 1, 5}), Shape({1, 300, 17}), Shape({2, 150, 35})}) {
     const int64_t b = s[0], t = s[1], c = s[2];
     for (bool three_d : {false, true}) {
       for (DType dt : kFloatDTypes) {
