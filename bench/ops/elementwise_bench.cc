@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/support/bench_harness.h"
+#include "ops/fused/fused_elementwise.h"
 #include "ops/cpu_util.h"
 #include "runtime/thread_pool.h"
 
@@ -46,6 +47,15 @@ std::vector<OpCase> Cases(int64_t s) {
 
 [[maybe_unused]] const bool kRegistered = RegisterLatentCaseBenchmarks("Elementwise", Cases, /*cpu_min_time=*/0.1);
 
+// silu_backward(x + bias, dy): the conv-bias + SiLU backward the fusion pass forms (inputs x, bias, dy).
+FusedProgram BiasSiluBackward() {
+  FusedProgram p;
+  const int x = p.Input(0), b = p.Input(1), dy = p.Input(2);
+  const int xb = *p.AddOp("add", {}, {x, b});
+  (void)*p.AddOp("silu_backward", {}, {xb, dy});
+  return p;
+}
+
 // The CPU set that bench/torch/elementwise_cpu.py runs in PyTorch at the same
 // shapes (docs/vec-math.md): args {case, dtype 2 f32 | 1 bf16}, inputs
 // filled with values in [-1, 1) (zeros could take fast paths in libm).
@@ -70,6 +80,13 @@ const std::vector<OpCase>& TorchCases() {
         {"add [2,4096,320] + same", "add", {}, {tok, tok}},
         {"mean over H,W [2,64,64,320]", "mean", {{"axes", Ints{1, 2}}}, {lat}},
         {"sum all [2,64,64,320]", "sum", {}, {lat}},
+        // The backward ops of a training step (PyTorch: torch.autograd of the forward).
+        {"group_norm_backward [2,64,64,320] g32", "group_norm_backward", g32, {lat, lat, c320}},
+        {"layer_norm_backward [8192,320]", "layer_norm_backward", {}, {{8192, 320}, {8192, 320}, c320}},
+        {"softmax_backward [8*4096,4096]", "softmax_backward", {}, {{8 * 4096, 4096}, {8 * 4096, 4096}}},
+        {"softmax_backward [8*4096,77]", "softmax_backward", {}, {{8 * 4096, 77}, {8 * 4096, 77}}},
+        {"adaln_modulate_backward [2,4096,1152]", "adaln_modulate_backward", {}, {{2, 4096, 1152}, {2, 1, 1152}, {2, 4096, 1152}}},
+        {"fused silu_backward(x+b, dy) [2,64,64,320]", "fused_elementwise", BiasSiluBackward().ToAttrs(), {lat, c320, lat}},
     };
   }();
   return cases;
@@ -82,7 +99,7 @@ void BM_CpuVsTorch(benchmark::State& state) {
   BenchOpCpu(state, c.op, c.attrs, AllOf(c.inputs, dt), Fill::kValues);
 }
 BENCHMARK(BM_CpuVsTorch)
-    ->ArgsProduct({benchmark::CreateDenseRange(0, 13, 1), {2, 1}})
+    ->ArgsProduct({benchmark::CreateDenseRange(0, int(TorchCases().size()) - 1, 1), {2, 1}})
     ->UseRealTime()
     ->MinTime(0.2);
 

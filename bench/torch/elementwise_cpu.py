@@ -1,11 +1,22 @@
 """PyTorch CPU baseline for bench/ops/elementwise_bench.cc's BM_CpuVsTorch set:
 the same ops and shapes (f32 and bf16, values in [-1, 1)), best of N, ms and
-GB/s (bytes read + written once). Run: python3 bench/torch/elementwise_cpu.py
+GB/s (bytes read + written once); the
+backward ops through torch.autograd. Run: python3 bench/torch/elementwise_cpu.py [name substring]
 """
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
+
+
+def backward(f, *inputs):
+    """A call of torch.autograd.grad of f(*inputs) with respect to every input
+    for a random dy (the forward is run once, outside the timing)."""
+    leaves = [t.detach().requires_grad_() for t in inputs]
+    y = f(*leaves)
+    dy = torch.rand_like(y) * 2 - 1
+    return lambda: torch.autograd.grad(y, leaves, dy, retain_graph=True)
 
 
 def cases():
@@ -42,11 +53,28 @@ def cases():
         yield "add [2,4096,320] + same", dt, lambda: a + c, 3 * a.numel()
         yield "mean over H,W [2,64,64,320]", dt, lambda: xl.mean(dim=(1, 2)), xl.numel()
         yield "sum all [2,64,64,320]", dt, lambda: xl.sum(), xl.numel()
+        # Backward ops: torch.autograd.grad of the forward (graph kept), bytes as ours (3 tensors).
+        yield "group_norm_backward [2,64,64,320] g32", dt, backward(
+            lambda x, w, b: gn(x, w, b, False), xcl, w, b), 3 * xl.numel()
+        yield "layer_norm_backward [8192,320]", dt, backward(
+            lambda x, w, b: F.layer_norm(x, (320,), w, b), xn, w, b), 3 * xn.numel()
+        xs = r(8 * 4096, 4096, dt=dt)
+        yield "softmax_backward [8*4096,4096]", dt, backward(lambda x: torch.softmax(x, -1), xs), 3 * xs.numel()
+        del xs
+        xc = r(8 * 4096, 77, dt=dt)
+        yield "softmax_backward [8*4096,77]", dt, backward(lambda x: torch.softmax(x, -1), xc), 3 * xc.numel()
+        yield "adaln_modulate_backward [2,4096,1152]", dt, backward(
+            lambda x, s, h: x * (1 + s) + h, xm, sc, sh), 3 * xm.numel()
+        yield "fused silu_backward(x+b, dy) [2,64,64,320]", dt, backward(
+            lambda x: F.silu(x + b), xl), 3 * xl.numel()
 
 
 def main():
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    only = sys.argv[1] if len(sys.argv) > 1 else ""  # a substring of the case names to run
     for name, dt, fn, elems in cases():
+        if only not in name:
+            continue
         fn()
         best = float("inf")
         reps = 0
