@@ -9,6 +9,7 @@
 
 #include "ops/fused/fused_elementwise.h"
 #include "ops/fused/fused_elementwise_kernels.cuh"
+#include "tests/ops/fused_test_cases.h"
 #include "tests/support/kdev_tensor.h"
 #include "tests/support/op_harness.h"
 
@@ -16,12 +17,6 @@ namespace cf::testing {
 namespace {
 
 namespace ki = kd::interp;
-
-int Op(FusedProgram& p, const std::string& op, std::vector<int> regs, const Attrs& attrs = {}) {
-  auto r = p.AddOp(op, attrs, regs);
-  EXPECT_TRUE(r.ok()) << r.status();
-  return r.ok() ? *r : 0;
-}
 
 // FusedCuda of fused_elementwise.cu on the interpreter; inputs `offset`
 // elements off their allocation's alignment.
@@ -60,20 +55,11 @@ StatusOr<std::vector<Tensor>> RunInterp(const std::vector<Tensor>& in, const Att
   return std::vector<Tensor>{out.ToTensor()};
 }
 
-struct Case {
-  std::string name;
-  std::vector<Shape> shapes;
-  FusedProgram prog;
-};
+using Case = FusedCase;
 
 std::vector<Case> Cases() {
   std::vector<Case> cs;
-  {
-    Case c{"gate", {{2, 5, 7}, {7}, {2, 1, 7}}, {}};
-    FusedProgram& p = c.prog;
-    Op(p, "mul", {Op(p, "add", {p.Input(0), p.Input(1)}), Op(p, "sigmoid", {p.Input(2)})});
-    cs.push_back(c);
-  }
+  cs.push_back(GateCase());
   {
     Case c{"bias_silu_const", {{3, 11, 19}, {19}}, {}};
     FusedProgram& p = c.prog;
@@ -87,43 +73,8 @@ std::vector<Case> Cases() {
     Op(p, "div", {Op(p, "exp", {p.Input(0)}), Op(p, "scale", {p.Input(1)}, Attrs{{"add", 3.0}})});
     cs.push_back(c);
   }
-  {
-    Case c{"inner_bcast", {{7, 1}, {1, 9}}, {}};
-    FusedProgram& p = c.prog;
-    Op(p, "neg", {Op(p, "mul", {p.Input(0), p.Input(1)})});
-    cs.push_back(c);
-  }
-  {  // every code
-    Case c{"all_codes", {{2, 301}, {2, 301}}, {}};
-    FusedProgram& p = c.prog;
-    const int x = p.Input(0), y = p.Input(1);
-    int acc = Op(p, "add", {x, Op(p, "scale", {y}, Attrs{{"mul", 0.5}, {"add", 0.25}})});
-    for (const auto& [op, a] : std::vector<std::pair<std::string, Attrs>>{
-             {"silu", {}},
-             {"gelu", {}},
-             {"gelu", Attrs{{"approximate", std::string("tanh")}}},
-             {"quick_gelu", {}},
-             {"leaky_relu", Attrs{{"negative_slope", 0.2}}},
-             {"elu", Attrs{{"alpha", 0.7}}},
-             {"sigmoid", {}},
-             {"neg", {}},
-             {"square", {}},
-             {"exp", {}},
-             {"sqrt", {}},
-             {"rsqrt", {}}})
-      acc = Op(p, op, {acc}, a);
-    for (const auto& [op, a] : std::vector<std::pair<std::string, Attrs>>{
-             {"silu_backward", {}},
-             {"gelu_backward", {}},
-             {"gelu_backward", Attrs{{"approximate", std::string("tanh")}}},
-             {"quick_gelu_backward", {}},
-             {"leaky_relu_backward", Attrs{{"negative_slope", 0.3}}},
-             {"elu_backward", Attrs{{"alpha", 1.5}}},
-             {"sigmoid_backward", {}}})
-      acc = Op(p, "add", {acc, Op(p, op, {x, y}, a)});
-    Op(p, "div", {acc, Op(p, "scale", {y}, Attrs{{"mul", 0.0}, {"add", 3.0}})});
-    cs.push_back(c);
-  }
+  cs.push_back(InnerBroadcastCase());
+  cs.push_back(AllCodes(Shape{2, 301}));
   return cs;
 }
 

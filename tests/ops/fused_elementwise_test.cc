@@ -9,23 +9,13 @@
 #include <vector>
 
 #include "ops/fused/fused_elementwise.h"
+#include "tests/ops/fused_test_cases.h"
 #include "tests/support/op_harness.h"
 
 namespace cf::testing {
 namespace {
 
-struct Case {
-  std::string name;
-  std::vector<Shape> shapes;
-  FusedProgram prog;
-};
-
-// Program builder for the tests: ops by name, CHECK-style on errors.
-int Op(FusedProgram& p, const std::string& op, std::vector<int> regs, const Attrs& attrs = {}) {
-  auto r = p.AddOp(op, attrs, regs);
-  EXPECT_TRUE(r.ok()) << r.status();
-  return r.ok() ? *r : 0;
-}
+using Case = FusedCase;
 
 // The program's ops one by one through their own kernels, in `dtype` (inputs cast to it).
 StatusOr<Tensor> RunUnfused(const FusedProgram& p, const std::vector<Tensor>& inputs, DType dtype) {
@@ -48,13 +38,7 @@ StatusOr<Tensor> RunUnfused(const FusedProgram& p, const std::vector<Tensor>& in
 
 std::vector<Case> Cases() {
   std::vector<Case> cs;
-  {  // (a + b) * sigmoid(c)
-    Case c{"gate", {{2, 5, 7}, {7}, {2, 1, 7}}, {}};
-    FusedProgram& p = c.prog;
-    const int a = p.Input(0), b = p.Input(1), g = p.Input(2);
-    Op(p, "mul", {Op(p, "add", {a, b}), Op(p, "sigmoid", {g})});
-    cs.push_back(c);
-  }
+  cs.push_back(GateCase());
   {  // x * 0.5 + y, rows longer than a block with a tail
     Case c{"scale_add", {{3, 613}, {3, 613}}, {}};
     FusedProgram& p = c.prog;
@@ -96,46 +80,8 @@ std::vector<Case> Cases() {
     Op(p, "add", {Op(p, "mul", {sb, p.Input(3)}), Op(p, "gelu_backward", {x, dy})});
     cs.push_back(c);
   }
-  {  // the innermost dimension broadcast: x [7, 1] + y [7, 9] -> per-row constants
-    Case c{"inner_bcast", {{7, 1}, {1, 9}}, {}};
-    FusedProgram& p = c.prog;
-    Op(p, "neg", {Op(p, "mul", {p.Input(0), p.Input(1)})});
-    cs.push_back(c);
-  }
+  cs.push_back(InnerBroadcastCase());
   return cs;
-}
-
-// Every instruction code once: the unary ones on (x + 0.5 y), each backward op on (x, dy = y).
-Case AllCodes() {
-  Case c{"all_codes", {{4, 131}, {4, 131}}, {}};
-  FusedProgram& p = c.prog;
-  const int x = p.Input(0), y = p.Input(1);
-  int acc = Op(p, "add", {x, Op(p, "scale", {y}, Attrs{{"mul", 0.5}, {"add", 0.25}})});
-  const std::vector<std::pair<std::string, Attrs>> unary = {
-      {"silu", {}},
-      {"gelu", {}},
-      {"gelu", Attrs{{"approximate", std::string("tanh")}}},
-      {"quick_gelu", {}},
-      {"leaky_relu", Attrs{{"negative_slope", 0.2}}},
-      {"elu", Attrs{{"alpha", 0.7}}},
-      {"sigmoid", {}},
-      {"neg", {}},
-      {"square", {}},
-      {"exp", {}},
-      {"sqrt", {}},
-      {"rsqrt", {}}};
-  for (const auto& [op, a] : unary) acc = Op(p, op, {acc}, a);
-  const std::vector<std::pair<std::string, Attrs>> backward = {
-      {"silu_backward", {}},
-      {"gelu_backward", {}},
-      {"gelu_backward", Attrs{{"approximate", std::string("tanh")}}},
-      {"quick_gelu_backward", {}},
-      {"leaky_relu_backward", Attrs{{"negative_slope", 0.3}}},
-      {"elu_backward", Attrs{{"alpha", 1.5}}},
-      {"sigmoid_backward", {}}};
-  for (const auto& [op, a] : backward) acc = Op(p, "add", {acc, Op(p, op, {x, y}, a)});
-  Op(p, "div", {acc, Op(p, "scale", {y}, Attrs{{"mul", 0.0}, {"add", 3.0}})});
-  return c;
 }
 
 std::vector<Tensor> Inputs(const Case& c, uint64_t seed) {
@@ -146,7 +92,7 @@ std::vector<Tensor> Inputs(const Case& c, uint64_t seed) {
 
 TEST(FusedElementwise, MatchesOpsOneByOne) {
   std::vector<Case> cs = Cases();
-  cs.push_back(AllCodes());
+  cs.push_back(AllCodes(Shape{4, 131}));
   uint64_t seed = 1;
   for (const Case& c : cs) {
     ASSERT_LE(c.prog.code().size(), size_t{fused::kMaxInstrs}) << c.name;
@@ -205,7 +151,7 @@ TEST(FusedElementwise, LongProgramReusesRows) {
 
 TEST(FusedElementwise, CostIsTheSumOfTheOpsItStandsFor) {
   std::vector<Case> cs = Cases();
-  cs.push_back(AllCodes());
+  cs.push_back(AllCodes(Shape{4, 131}));
   for (const Case& c : cs) {
     std::vector<TensorType> types;
     for (const Shape& s : c.shapes) types.push_back({s, DType::bf16});
