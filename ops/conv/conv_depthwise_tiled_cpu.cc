@@ -17,6 +17,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "ops/conv/conv_depthwise_tiled_kernels.h"
@@ -96,6 +98,15 @@ std::atomic<bool> g_force_portable{false};
 
 bool UseAvx512() { return !g_force_portable.load() && dw::HasAvx512(); }
 
+// CF_DEPTHWISE_WINOGRAD=0 in the environment keeps the direct taps.
+bool WinogradAllowed() {
+  static const bool allowed = [] {
+    const char* v = std::getenv("CF_DEPTHWISE_WINOGRAD");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return allowed;
+}
+
 template <typename T> const dw::IoKernels<T>& Io() {
   static const dw::IoKernels<T> portable{&PackPortable<T>, &StorePortable<T>};
   return UseAvx512() ? dw::Avx512Io<T>() : portable;
@@ -162,6 +173,7 @@ std::vector<float> PackTaps(const DwForwardArgs& a, int64_t cout, int64_t blocks
 }  // namespace
 
 template <typename T> void DepthwiseForwardTiledCpu(const DwForwardArgs& a, const T* x, T* y) {
+  if (UseAvx512() && WinogradAllowed() && dw::UseWinograd(a)) return dw::ForwardWinograd<T>(a, x, y);
   const bool gate = a.epilogue != DwEpilogue::kNone;
   const int64_t ho = a.ho(), wo = a.wo(), taps = a.kh * a.kw;
   const int64_t cout = gate ? a.c / 2 : a.c;  // output channels (gate: channel pairs)
@@ -252,6 +264,13 @@ void DepthwiseBackwardWeightTiledCpu(const DwForwardArgs& a, const T* x, const T
 const char* DepthwiseTiledPath() { return UseAvx512() ? "avx512" : "portable"; }
 
 bool ForceDepthwisePortable(bool force) { return g_force_portable.exchange(force); }
+
+bool EnableDepthwiseWinograd(bool enable) { return dw::EnableWinograd(enable); }
+
+const char* DepthwiseWideKernelPath() {
+  DwForwardArgs wide{.n = 1, .h = 16, .w = 16, .c = 16, .kh = 13, .kw = 13, .ph = 6, .pw = 6};
+  return UseAvx512() && WinogradAllowed() && dw::UseWinograd(wide) ? "winograd_f4x4" : "direct";
+}
 
 #define CF_DW_TILED_INSTANTIATE(T)                                                           \
   template void DepthwiseForwardTiledCpu<T>(const DwForwardArgs&, const T*, T*);              \

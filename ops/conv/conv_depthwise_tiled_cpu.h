@@ -56,4 +56,16 @@ const char* DepthwiseTiledPath();
 // was forced before. Not thread-safe against running convolutions.
 bool ForceDepthwisePortable(bool force);
 
+// Wide kernels (kw >= 9) on AVX-512 run the forward (and so the input
+// gradient, a forward with the flipped kernel) as a 1D Winograd F(4, 4)
+// along W: ~1.9x fewer multiplies at K = 13, ~2x at K = 25, and a rounding
+// error a few times the direct taps' (docs/ops/depthwise-winograd.md).
+// EnableDepthwiseWinograd(false) keeps every call on the direct taps (tests,
+// benchmarks, debugging); returns the previous setting. Also turned off by the
+// environment variable CF_DEPTHWISE_WINOGRAD=0. Not thread-safe against
+// running convolutions.
+bool EnableDepthwiseWinograd(bool enable);
+// "winograd_f4x4" when a kw >= 9 forward would take the Winograd path, "direct" otherwise.
+const char* DepthwiseWideKernelPath();
+
 }  // namespace cf

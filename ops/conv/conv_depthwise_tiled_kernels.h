@@ -45,4 +45,15 @@ bool HasAvx512();
 template <typename T> const IoKernels<T>& Avx512Io();
 const MathKernels& Avx512Math();
 
+// The Winograd F(4, 4) forward (conv_depthwise_winograd_avx512.cc): kernels
+// at least this wide take it, where fewer multiplies pay for the transforms.
+constexpr int64_t kWinogradMinKw = 9;
+// Whether the forward `a` takes the Winograd path (AVX-512, kw >= kWinogradMinKw,
+// an output at least 4 wide, not turned off).
+bool UseWinograd(const DwForwardArgs& a);
+// Turns the Winograd path on (the default) or off; returns the previous setting.
+bool EnableWinograd(bool enable);
+// DepthwiseForwardTiledCpu's contract, through Winograd (call when UseWinograd(a)).
+template <typename T> void ForwardWinograd(const DwForwardArgs& a, const T* x, T* y);
+
 }  // namespace cf::dw

@@ -1,0 +1,224 @@
+// The Winograd path of the tiled depthwise forward (conv_depthwise_tiled_cpu.h,
+// docs/ops/depthwise-winograd.md): wide kernels (kw >= kWinogradMinKw) on
+// AVX-512 take fewer multiplies than the direct taps.
+//
+// Each kernel row is a 1D correlation along W. Its kw taps are cut into
+// J = ceil(kw / 4) chunks of 4 (zero-padded) and every chunk is a 1D
+// Winograd minimal filter F(4, 4): 4 outputs from an input tile of 7
+// through 7 products, with y = Aᵀ[(G g) ⊙ (Bᵀ d)]. Because the tile stride
+// (4) equals the chunk length, output tile t with chunk j reads input tile
+// s = t + j: the transformed input tiles V = Bᵀ d of each input row are
+// made once and serve every chunk, kernel row and output tile that read
+// them. Per transformed component a (of 7) the products are then a direct
+// depthwise conv over tiles,
+//     M_a[oy, t] = Σ_{ky, j} U_a[ky, j] · V_a[oy + ky, t + j],   U = G g,
+// which is exactly the direct kernel's fwd_rows (kernel kh x J, "pixels" =
+// tiles), and y[oy, 4t + i] = bias + Σ_a Aᵀ[i, a] · M_a[oy, t].
+// Multiply-adds per output and channel: kh·J·7/4 (K = 13: 91; K = 25: 306)
+// against kh·kw (169; 625), plus the transforms (~8.5 per input pixel and
+// row of the window, 5.5 per output). The points are 0, ±1, ±2, 1/2 and ∞.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+#include "ops/conv/conv_depthwise_tiled_kernels.h"
+#include "ops/cpu_util.h"
+
+namespace cf::dw {
+namespace {
+
+constexpr int kM = 4, kAlpha = 7;  // F(4, 4): 4 outputs, 4 taps, 7 products
+
+// Bᵀ (7 x 7), G (7 x 4) and Aᵀ (4 x 7) of the points 0, 1, -1, 2, -2, 1/2,
+// ∞: G's rows evaluate the taps' polynomial at each point (∞: its leading
+// coefficient), Aᵀ[i][a] = p_a^i, and Bᵀ = V⁻ᵀ with V the 7 x 7 Vandermonde
+// matrix of the points (correlation is the transpose of the convolution
+// s = V⁻¹[(G g) ⊙ (Aᵀᵀ h)]).
+constexpr float kBT[kAlpha][kAlpha] = {
+    {1.f, -2.f, -5.f / 4, 5.f / 2, 1.f / 4, -1.f / 2, 0.f},
+    {0.f, -2.f / 3, 2.f / 3, 3.f / 2, -1.f / 6, -1.f / 3, 0.f},
+    {0.f, -2.f / 9, 2.f / 3, -7.f / 18, -1.f / 6, 1.f / 9, 0.f},
+    {0.f, 1.f / 36, -1.f / 24, -1.f / 18, 1.f / 24, 1.f / 36, 0.f},
+    {0.f, 1.f / 60, -1.f / 24, 0.f, 1.f / 24, -1.f / 60, 0.f},
+    {0.f, 128.f / 45, 0.f, -32.f / 9, 0.f, 32.f / 45, 0.f},
+    {0.f, -2.f, 4.f, 5.f / 2, -5.f, -1.f / 2, 1.f},
+};
+constexpr double kPoints[kAlpha - 1] = {0.0, 1.0, -1.0, 2.0, -2.0, 0.5};
+
+double GCoef(int a, int k) {  // G[a][k]
+  if (a == kAlpha - 1) return k == kM - 1 ? 1.0 : 0.0;
+  double v = 1.0;
+  for (int i = 0; i < k; ++i) v *= kPoints[a];
+  return v;
+}
+constexpr float ACoef(int i, int a) {  // Aᵀ[i][a]
+  if (a == kAlpha - 1) return i == kM - 1 ? 1.f : 0.f;
+  double v = 1.0;
+  for (int q = 0; q < i; ++q) v *= kPoints[a];
+  return static_cast<float>(v);
+}
+
+#define CF_DWW_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+// V[a][r][s][16] = Σ_b Bᵀ[a][b] · win[r][4s + b][16] for r < rows, s < nti.
+CF_DWW_TARGET void InputTransform(const float* win, int64_t rows, int64_t cols, int64_t nti, float* v) {
+  const int64_t plane = rows * nti * kLanes;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* wr = win + r * cols * kLanes;
+    for (int64_t s = 0; s < nti; ++s) {
+      __m512 d[kAlpha];
+#pragma GCC unroll 7
+      for (int b = 0; b < kAlpha; ++b) d[b] = _mm512_loadu_ps(wr + (kM * s + b) * kLanes);
+      float* dst = v + (r * nti + s) * kLanes;
+#pragma GCC unroll 7
+      for (int a = 0; a < kAlpha; ++a) {
+        __m512 acc = _mm512_setzero_ps();
+#pragma GCC unroll 7
+        for (int b = 0; b < kAlpha; ++b)
+          if (kBT[a][b] != 0.f) acc = _mm512_fmadd_ps(_mm512_set1_ps(kBT[a][b]), d[b], acc);
+        _mm512_storeu_ps(dst + a * plane, acc);
+      }
+    }
+  }
+}
+
+// out[q][p][16] = bias + Σ_a Aᵀ[p % 4][a] · m[a][q][p / 4][16] for rows q < nrows, pixels p < tw
+// (m[a] holds 2 rows of nto tiles).
+CF_DWW_TARGET void OutputTransform(const float* m, int64_t nto, int nrows, int64_t tw, const float* bias,
+                                   float* out) {
+  const int64_t plane = 2 * nto * kLanes;
+  const __m512 b0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+  for (int q = 0; q < nrows; ++q)
+    for (int64_t t = 0; t < nto; ++t) {
+      __m512 mv[kAlpha];
+#pragma GCC unroll 7
+      for (int a = 0; a < kAlpha; ++a) mv[a] = _mm512_loadu_ps(m + a * plane + (q * nto + t) * kLanes);
+#pragma GCC unroll 4
+      for (int i = 0; i < kM; ++i) {
+        if (kM * t + i >= tw) break;
+        __m512 acc = b0;
+#pragma GCC unroll 7
+        for (int a = 0; a < kAlpha; ++a)
+          if (ACoef(i, a) != 0.f) acc = _mm512_fmadd_ps(_mm512_set1_ps(ACoef(i, a)), mv[a], acc);
+        _mm512_storeu_ps(out + (q * tw + kM * t + i) * kLanes, acc);
+      }
+    }
+}
+
+std::atomic<bool> g_enabled{true};
+
+// This thread's f32 scratch of at least n floats, 64-byte aligned.
+float* Scratch(int64_t n) {
+  thread_local std::vector<float> buf;
+  if (static_cast<int64_t>(buf.size()) < n + kLanes) buf.resize(n + kLanes);
+  const uintptr_t p = reinterpret_cast<uintptr_t>(buf.data());
+  return reinterpret_cast<float*>((p + 63) & ~uintptr_t{63});
+}
+
+// Per (part, block): U[a][ky][j][16] = Σ_k G[a][k] · wt[(ky·kw + 4j + k)·c + ch] (taps past kw are 0),
+// then the bias [16] (0 without one). G's entries are 0, ±1 and powers of 2,
+// so each product is exact and U rounds like a 4-term f32 sum.
+std::vector<float> TransformTaps(const DwForwardArgs& a, int64_t cout, int64_t blocks, int parts, int64_t J) {
+  const int64_t per = kAlpha * a.kh * J * kLanes + kLanes;
+  float g[kAlpha][kM];
+  for (int al = 0; al < kAlpha; ++al)
+    for (int k = 0; k < kM; ++k) g[al][k] = static_cast<float>(GCoef(al, k));
+  std::vector<float> u(parts * blocks * per, 0.f);
+  ParallelFor(0, parts * blocks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t pb = lo; pb < hi; ++pb) {
+      const int64_t blk = pb % blocks, c0 = blk * kLanes + pb / blocks * cout;
+      const int64_t nc = std::min<int64_t>(kLanes, cout - blk * kLanes);
+      float* d = u.data() + pb * per;
+      for (int64_t ky = 0; ky < a.kh; ++ky)
+        for (int64_t j = 0; j < J; ++j)
+          for (int k = 0; k < kM && kM * j + k < a.kw; ++k) {
+            const float* w = a.wt + (ky * a.kw + kM * j + k) * a.c + c0;
+            for (int al = 0; al < kAlpha; ++al) {
+              if (g[al][k] == 0.f) continue;
+              float* dst = d + ((al * a.kh + ky) * J + j) * kLanes;
+              for (int64_t l = 0; l < nc; ++l) dst[l] += g[al][k] * w[l];
+            }
+          }
+      if (a.bias) std::copy_n(a.bias + c0, nc, d + kAlpha * a.kh * J * kLanes);
+    }
+  });
+  return u;
+}
+
+}  // namespace
+
+bool UseWinograd(const DwForwardArgs& a) {
+  return g_enabled.load() && a.kw >= kWinogradMinKw && a.wo() >= kM && HasAvx512();
+}
+
+bool EnableWinograd(bool enable) { return g_enabled.exchange(enable); }
+
+template <typename T> void ForwardWinograd(const DwForwardArgs& a, const T* x, T* y) {
+  const bool gate = a.epilogue != DwEpilogue::kNone;
+  const int64_t ho = a.ho(), wo = a.wo();
+  const int64_t cout = gate ? a.c / 2 : a.c;
+  const int64_t stride = a.y_pixel_stride > 0 ? a.y_pixel_stride : cout;
+  const int64_t blocks = (cout + kLanes - 1) / kLanes;
+  if (a.n <= 0 || ho <= 0 || wo <= 0 || cout <= 0) return;
+  const int parts = gate ? 2 : 1;
+  const int64_t J = (a.kw + kM - 1) / kM;
+  // Tiles of <= 128 columns (a multiple of 4 when split) and as many rows as
+  // keep the window, V and the products of all parts within ~640 KiB of L2.
+  const int64_t ntx = (wo + 127) / 128;
+  const int64_t tw = ntx == 1 ? wo : ((wo + ntx - 1) / ntx + kM - 1) / kM * kM;
+  const int64_t nto = (tw + kM - 1) / kM, nti = nto + J - 1, cols = kM * nti + kAlpha - kM;
+  const int64_t per_row = (cols + kAlpha * nti) * kLanes * parts;
+  int64_t th = std::clamp<int64_t>((160 * 1024) / per_row - (a.kh - 1), 2, ho);
+  auto tasks = [&] { return a.n * ((wo + tw - 1) / tw) * ((ho + th - 1) / th) * blocks; };
+  while (th >= 8 && tasks() < 16) th = (th + 1) / 2;
+  const int64_t nty = (ho + th - 1) / th, tiles = nty * ((wo + tw - 1) / tw);
+  const int64_t rows_w = th + a.kh - 1;
+  const std::vector<float> u = TransformTaps(a, cout, blocks, parts, J);
+  const int64_t u_n = kAlpha * a.kh * J * kLanes + kLanes, u_plane = a.kh * J * kLanes;
+  const int64_t win_n = rows_w * cols * kLanes, v_n = kAlpha * rows_w * nti * kLanes;
+  const int64_t m_n = kAlpha * 2 * nto * kLanes, out_n = 2 * tw * kLanes;
+  const int64_t part_n = win_n + v_n + m_n + out_n;
+  const IoKernels<T>& io = Avx512Io<T>();
+  const MathKernels& math = Avx512Math();
+  ParallelFor(0, a.n * tiles * blocks, 1, [&](int64_t lo, int64_t hi) {
+    float* s = Scratch(parts * part_n);
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t blk = task % blocks, tile = task / blocks % tiles, n = task / blocks / tiles;
+      const int64_t oy0 = tile / (tiles / nty) * th, ox0 = tile % (tiles / nty) * tw;
+      const int64_t th_t = std::min(th, ho - oy0), tw_t = std::min(tw, wo - ox0);
+      const int nc = static_cast<int>(std::min<int64_t>(kLanes, cout - blk * kLanes));
+      const T* img = x + n * a.h * a.w * a.c;
+      for (int q = 0; q < parts; ++q) {
+        float* win = s + q * part_n;
+        io.pack(img, a.h, a.w, a.c, blk * kLanes + q * cout, nc, oy0 - a.ph, th_t + a.kh - 1, ox0 - a.pw, cols, win);
+        InputTransform(win, th_t + a.kh - 1, cols, nti, win + win_n);
+      }
+      const int64_t vplane = (th_t + a.kh - 1) * nti * kLanes;  // V's rows are packed densely per tile
+      for (int64_t r = 0; r < th_t; r += 2) {
+        const int rows = static_cast<int>(std::min<int64_t>(2, th_t - r));
+        for (int q = 0; q < parts; ++q) {
+          float* base = s + q * part_n;
+          const float* uq = u.data() + (q * blocks + blk) * u_n;
+          float* m = base + win_n + v_n;
+          for (int al = 0; al < kAlpha; ++al)
+            math.fwd_rows(base + win_n + al * vplane + r * nti * kLanes, nti, a.kh, J, uq + al * u_plane, nullptr,
+                          nto, rows, m + al * 2 * nto * kLanes);
+          OutputTransform(m, nto, rows, tw_t, a.bias ? uq + kAlpha * u_plane : nullptr, m + m_n);
+        }
+        for (int i = 0; i < rows; ++i) {
+          T* dst = y + ((n * ho + oy0 + r + i) * wo + ox0) * stride + blk * kLanes;
+          const float* o0 = s + win_n + v_n + m_n + i * tw_t * kLanes;
+          io.store(o0, gate ? o0 + part_n : nullptr, tw_t, nc, a.epilogue, a.factor, dst, stride);
+        }
+      }
+    }
+  });
+}
+
+template void ForwardWinograd<float>(const DwForwardArgs&, const float*, float*);
+template void ForwardWinograd<f16_t>(const DwForwardArgs&, const f16_t*, f16_t*);
+template void ForwardWinograd<bf16_t>(const DwForwardArgs&, const bf16_t*, bf16_t*);
+
+}  // namespace cf::dw
