@@ -164,13 +164,16 @@ template <typename T> void ForwardWinograd(const DwForwardArgs& a, const T* x, T
   if (a.n <= 0 || ho <= 0 || wo <= 0 || cout <= 0) return;
   const int parts = gate ? 2 : 1;
   const int64_t J = (a.kw + kM - 1) / kM;
-  // Tiles of <= 128 columns (a multiple of 4 when split) and as many rows as
-  // keep the window, V and the products of all parts within ~640 KiB of L2.
+  // Tiles of <= 128 columns (a multiple of 4 when split) and ~2048 output
+  // pixels, as the direct driver's: the window costs kh - 1 halo rows of
+  // transforms per tile, so short tiles pay them again and again (a budget
+  // that kept all of V in L2 cut K = 25 with a gate to 2 rows, slower than
+  // the direct taps). V need not stay in L2: each fwd_rows call reads one
+  // component's kh + 1 rows (~36 KiB at K = 25, 64 wide).
   const int64_t ntx = (wo + 127) / 128;
   const int64_t tw = ntx == 1 ? wo : ((wo + ntx - 1) / ntx + kM - 1) / kM * kM;
   const int64_t nto = (tw + kM - 1) / kM, nti = nto + J - 1, cols = kM * nti + kAlpha - kM;
-  const int64_t per_row = (cols + kAlpha * nti) * kLanes * parts;
-  int64_t th = std::clamp<int64_t>((160 * 1024) / per_row - (a.kh - 1), 2, ho);
+  int64_t th = std::clamp<int64_t>((2048 + tw - 1) / tw, 2, ho);
   auto tasks = [&] { return a.n * ((wo + tw - 1) / tw) * ((ho + th - 1) / th) * blocks; };
   while (th >= 8 && tasks() < 16) th = (th + 1) / 2;
   const int64_t nty = (ho + th - 1) / th, tiles = nty * ((wo + tw - 1) / tw);
