@@ -1,6 +1,7 @@
 // The tiled depthwise conv of the CPU backend (ops/conv/conv_depthwise_tiled_cpu.h)
-// against float64 loops written here, on both paths (AVX-512 where the CPU
-// has it, and the portable one, forced): the tiled forward with every
+// against float64 loops written here, on every path (AVX-512 where the CPU
+// has it, with and without the Winograd path for wide kernels, and the
+// portable one, forced): the tiled forward with every
 // epilogue, bias or none, a pixel stride wider than dense (untouched
 // channels must keep their values), cropping (negative) padding; conv2d's
 // three depthwise ops end to end through the executor (stride 1, dilation 1
@@ -9,7 +10,9 @@
 // padding 0 / K/2 / K-1 / above K-1; NaN propagation; f32/f16/bf16.
 #include "ops/conv/conv_depthwise_tiled_cpu.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -74,12 +77,22 @@ template <typename F> void WithStorage(DType t, F&& fn) {
 
 constexpr DType kStorage[] = {DType::f32, DType::f16, DType::bf16};
 
-// The paths to test: the automatic one and the forced portable one (the
+// The paths to test: the automatic one (AVX-512 with Winograd for kw >= 9),
+// AVX-512 with the direct taps only, and the forced portable one (all the
 // same where the CPU has no AVX-512).
-struct ScopedPortable {
-  explicit ScopedPortable(bool force) : before(ForceDepthwisePortable(force)) {}
-  ~ScopedPortable() { ForceDepthwisePortable(before); }
-  bool before;
+enum class Path { kAuto, kDirect, kPortable };
+constexpr Path kPaths[] = {Path::kAuto, Path::kDirect, Path::kPortable};
+struct ScopedPath {
+  explicit ScopedPath(Path p)
+      : portable(ForceDepthwisePortable(p == Path::kPortable)), winograd(EnableDepthwiseWinograd(p == Path::kAuto)) {}
+  ~ScopedPath() {
+    ForceDepthwisePortable(portable);
+    EnableDepthwiseWinograd(winograd);
+  }
+  bool portable, winograd;
+};
+struct ScopedPortable : ScopedPath {
+  explicit ScopedPortable(bool force) : ScopedPath(force ? Path::kPortable : Path::kAuto) {}
 };
 
 std::vector<float> RandomFloats(int64_t n, uint64_t seed, double scale = 1.0) {
@@ -143,6 +156,12 @@ std::vector<DwCase> TiledCases() {
       {1, 6, 150, 16, 5, 5, 2, 2},     // wo > 128: two column tiles
       {1, 3, 3, 16, 1, 1, 0, 0},       // 1 x 1
       {1, 10, 12, 18, 3, 3, -1, -2},   // negative padding crops (backward input with p > k - 1)
+      // Winograd (kw >= 9): wo not a multiple of 4, wo < 4 (direct), kw not a multiple of 4, tiles split.
+      {2, 11, 23, 40, 9, 9, 4, 4},
+      {1, 8, 14, 16, 11, 11, 5, 3},    // wo = 6
+      {1, 9, 3, 16, 3, 9, 1, 4},       // wo = 3 < 4: the direct taps
+      {1, 5, 140, 34, 7, 17, 3, 8},    // wo = 140: two column tiles
+      {1, 20, 20, 16, 13, 13, -2, 3},  // cropping rows (ho = 4), padded columns
   };
 }
 
@@ -156,8 +175,8 @@ TEST(DepthwiseTiledCpu, ForwardEveryEpilogueBothPaths) {
                               {DwEpilogue::kProduct, true, 7},  {DwEpilogue::kProduct, false, 0},
                               {DwEpilogue::kSigmoid, false, 0}, {DwEpilogue::kSigmoid, true, 4}};
   uint64_t seed = 1;
-  for (bool portable : {false, true}) {
-    ScopedPortable path(portable);
+  for (Path p : kPaths) {
+    ScopedPath path(p);
     for (const DwCase& g : TiledCases())
       for (DType t : kStorage)
         for (const Variant& v : variants) CheckTiledForward(g, t, v.ep, v.bias, v.extra, seed += 3);
@@ -311,8 +330,8 @@ std::vector<Geo> OpCases() {
 
 TEST(DepthwiseTiledCpu, Conv2dOpsBothPaths) {
   uint64_t seed = 1000;
-  for (bool portable : {false, true}) {
-    ScopedPortable path(portable);
+  for (Path p : kPaths) {
+    ScopedPath path(p);
     for (const Geo& g : OpCases())
       for (DType t : kStorage) CheckOps(g, t, seed += 5);
   }
@@ -329,7 +348,41 @@ TEST(DepthwiseTiledCpu, AgreesWithF64DirectLoops) {
   EXPECT_TRUE(AllClose(ToDoubles(y32), ToDoubles(y64), 1e-5, 1e-5 * std::sqrt(13.0 * 11.0)));
 }
 
+// The Winograd F(4, 4) path's rounding at a ConvBlock-like magnitude (unit
+// inputs, taps ~ 1/K as trained kernels), against float64 and against the
+// direct taps' error on the same values: every odd K from 9 to 31. Its error
+// stays within a small multiple of the direct path's.
+TEST(DepthwiseTiledCpu, WinogradErrorNearDirect) {
+  if (std::string(DepthwiseWideKernelPath()) != "winograd_f4x4") GTEST_SKIP() << "no Winograd path on this CPU";
+  for (int64_t k = 9; k <= 31; k += 2) {
+    const DwCase g{2, 37, 45, 48, k, k, k / 2, k / 2};
+    SCOPED_TRACE(g.str());
+    const Tensor x = RandomTensor(Shape{g.n, g.h, g.w, g.c}, DType::f32, 7 + k);
+    const std::vector<float> wt = RandomFloats(k * k * g.c, 8 + k, 2.0 / static_cast<double>(k));
+    const std::vector<double> want = RefDepthwise(g, ToDoubles(x), wt, nullptr);
+    auto run = [&](bool winograd) {
+      const bool before = EnableDepthwiseWinograd(winograd);
+      std::vector<float> y(want.size());
+      DwForwardArgs a{.n = g.n, .h = g.h, .w = g.w, .c = g.c, .kh = k, .kw = k, .ph = g.ph, .pw = g.pw};
+      a.wt = wt.data();
+      DepthwiseForwardTiledCpu<float>(a, x.data<float>(), y.data());
+      EnableDepthwiseWinograd(before);
+      double err = 0.0;
+      for (size_t i = 0; i < y.size(); ++i) err = std::max(err, std::abs(y[i] - want[i]));
+      return err;
+    };
+    const double mag = MaxAbs(want), direct = run(false), wino = run(true);
+    std::printf("K = %2lld: max |d| %.3f, max error direct %.2e, Winograd %.2e (%.1fx)\n",
+                static_cast<long long>(k), mag, direct, wino, wino / direct);
+    EXPECT_LE(wino, 1e-5 * mag) << "relative to the output's magnitude";
+    EXPECT_LE(wino, 16 * direct + 1e-7 * mag) << "against the direct taps' error";
+  }
+}
+
 TEST(DepthwiseTiledCpu, PathSwitch) {
+  const bool before_w = EnableDepthwiseWinograd(false);
+  EXPECT_STREQ(DepthwiseWideKernelPath(), "direct");
+  EnableDepthwiseWinograd(before_w);
   const bool before = ForceDepthwisePortable(true);
   EXPECT_STREQ(DepthwiseTiledPath(), "portable");
   EXPECT_TRUE(ForceDepthwisePortable(before));
