@@ -13,6 +13,7 @@
 #include "bench/support/bench_harness.h"
 #include "ops/conv/conv_cpu.h"
 #include "ops/conv/conv_depthwise_tiled_cpu.h"
+#include "ops/conv/conv_winograd_cpu.h"
 
 namespace cf::bench {
 namespace {
@@ -106,16 +107,18 @@ BENCHMARK(BM_CpuConvSd)
     ->Repetitions(3)->ReportAggregatesOnly(true)
     ->ComputeStatistics("min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
 
-// The same forward and backward input with the packed weight kept across
-// calls, as the executor keeps it for a parameter weight (KernelContext::
-// state): the conv's CPU kernel called directly with a state slot. Args n,
-// hw, c (in and out), stride, kind (0 or 1).
+// The same forward and backward input with the packed (or Winograd-
+// transformed) weight kept across calls, as the executor keeps it for a
+// parameter weight (KernelContext::state): the conv's CPU kernel called
+// directly with a state slot. Args n, hw, c (in and out), stride, kind (0 or
+// 1), path (0: implicit GEMM, 1: Winograd F(4x4, 3x3), stride 1 only).
 void BM_CpuConvSdKeptWeight(benchmark::State& state) {
   ConvParams p;
   p.n = state.range(0), p.h = p.w = state.range(1), p.cin = p.cout = state.range(2);
   p.kh = p.kw = 3, p.sh = p.sw = state.range(3), p.ph = p.pw = 1;
   p.ho = p.wo = (p.h + 2 - 3) / p.sh + 1;
   const Kind kind = static_cast<Kind>(state.range(4));
+  const bool winograd = state.range(5) == 1;
   auto values = [](int64_t count, uint64_t seed) {
     std::vector<float> v(count);
     for (int64_t i = 0; i < count; ++i) v[i] = static_cast<float>((i * 7919 + seed * 104729) % 2001) / 1000.0f - 1.0f;
@@ -129,22 +132,35 @@ void BM_CpuConvSdKeptWeight(benchmark::State& state) {
   extras.weight_state = &slot;
   for (auto _ : state) {
     if (kind == Kind::kForward) {
-      ConvForwardGemmCpu<float>(p, x.data(), w.data(), bias.data(), out.data(), extras);
+      if (winograd) {
+        ConvForwardWinogradCpu(p, x.data(), w.data(), bias.data(), out.data(), extras);
+      } else {
+        ConvForwardGemmCpu<float>(p, x.data(), w.data(), bias.data(), out.data(), extras);
+      }
+    } else if (winograd) {
+      ConvBackwardInputWinogradCpu(p, dy.data(), w.data(), out.data(), extras);
     } else {
       ConvBackwardInputGemmCpu<float>(p, dy.data(), w.data(), out.data(), extras);
     }
     benchmark::DoNotOptimize(out.data());
   }
+  // The direct conv's FLOPs (as everywhere): the Winograd path's rate is "effective".
   state.counters["FLOP/s"] =
       benchmark::Counter(2.0 * static_cast<double>(p.macs()), benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(kind == Kind::kForward ? "conv2d f32, kept weight" : "conv2d_backward_input f32, kept weight");
+  state.SetLabel(absl::StrCat(kind == Kind::kForward ? "conv2d" : "conv2d_backward_input", " f32, kept weight, ",
+                              winograd ? "winograd_f4x4" : "implicit_gemm"));
 }
 BENCHMARK(BM_CpuConvSdKeptWeight)
-    ->ArgsProduct({{1, 2}, {64, 32}, {320, 640, 1280}, {1}, {0, 1}})
-    ->Args({2, 64, 320, 2, 0})->Args({2, 64, 320, 2, 1})->Args({2, 32, 640, 2, 0})->Args({2, 32, 640, 2, 1})
-    ->Args({2, 16, 1280, 2, 0})->Args({2, 16, 1280, 2, 1})
-    ->ArgNames({"n", "hw", "c", "stride", "kind"})->Unit(benchmark::kMillisecond)->MinTime(0.3)->UseRealTime()
-    ->Repetitions(3)->ReportAggregatesOnly(true)
+    ->ArgsProduct({{1, 2}, {64, 32}, {320, 640, 1280}, {1}, {0, 1}, {0, 1}})
+    ->Args({2, 64, 320, 2, 0, 0})->Args({2, 64, 320, 2, 1, 0})->Args({2, 32, 640, 2, 0, 0})
+    ->Args({2, 32, 640, 2, 1, 0})->Args({2, 16, 1280, 2, 0, 0})->Args({2, 16, 1280, 2, 1, 0})
+    ->Args({2, 16, 1280, 1, 0, 0})->Args({2, 16, 1280, 1, 0, 1})->Args({2, 16, 640, 1, 0, 0})
+    ->Args({2, 16, 640, 1, 0, 1})->Args({2, 8, 1280, 1, 0, 0})->Args({2, 8, 1280, 1, 0, 1})
+    // Few tiles (the gate's threshold): 16 and 8 at 640 channels, 8 and 4 at 320.
+    ->Args({1, 16, 640, 1, 0, 0})->Args({1, 16, 640, 1, 0, 1})->Args({2, 8, 640, 1, 0, 0})->Args({2, 8, 640, 1, 0, 1})
+    ->Args({2, 8, 320, 1, 0, 0})->Args({2, 8, 320, 1, 0, 1})->Args({1, 8, 320, 1, 0, 0})->Args({1, 8, 320, 1, 0, 1})
+    ->ArgNames({"n", "hw", "c", "stride", "kind", "path"})->Unit(benchmark::kMillisecond)->MinTime(0.3)
+    ->UseRealTime()->Repetitions(3)->ReportAggregatesOnly(true)
     ->ComputeStatistics("min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
 
 // Depthwise K x K, stride 1, padding K/2, no bias (the ConvBlock's convs), f32,

@@ -6,6 +6,7 @@
 
 #include "ops/conv/conv_cpu.h"
 #include "ops/conv/conv_params.h"
+#include "ops/conv/conv_winograd_cpu.h"
 #include "ops/cpu_util.h"
 #include "ops/elementwise/elementwise.h"
 #include "ops/elementwise/value_util.h"
@@ -151,6 +152,9 @@ Status ConvCpu(KernelContext& ctx) {
         ConvCpuExtras<T> extras;
         extras.weight_state = StableInputSlot(ctx, 1);
         if (residual_in_gemm) extras.residual = residual + i0 * out_img;
+        if constexpr (std::is_same_v<T, float>) {
+          if (ConvWinogradApplies(q)) return ConvForwardWinogradCpu(q, x + i0 * in_img, w, b, y + i0 * out_img, extras);
+        }
         ConvForwardGemmCpu<T>(q, x + i0 * in_img, w, b, y + i0 * out_img, extras);
       }
     };
@@ -203,6 +207,12 @@ Status BackwardInputCpu(KernelContext& ctx) {
     } else {
       ConvCpuExtras<T> extras;
       extras.weight_state = StableInputSlot(ctx, 1);
+      if constexpr (std::is_same_v<T, float>) {
+        if (ConvWinogradApplies(p, /*backward_input=*/true)) {
+          ConvBackwardInputWinogradCpu(p, dy, w, dx, extras);
+          return absl::OkStatus();
+        }
+      }
       ConvBackwardInputGemmCpu<T>(p, dy, w, dx, extras);
     }
     return absl::OkStatus();

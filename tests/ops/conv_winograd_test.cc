@@ -1,0 +1,226 @@
+// The Winograd F(4x4, 3x3) conv path (ops/conv/conv_winograd_cpu.h) against
+// the float64 references of tests/support/conv_reference.h: partial tiles
+// (sizes not multiples of 4, maps smaller than a tile), padding 0 / 1 / 2
+// and unequal, channel counts with vector tails, bias and residual (also in
+// place), several tile blocks (against the implicit GEMM), the backward
+// input, the kept transformed weight, the op-level dispatch and its gate,
+// and the rounding error against the implicit GEMM's.
+#include "ops/conv/conv_winograd_cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "ops/vec_math_avx512.h"
+#include "tests/support/conv_geometry.h"
+#include "tests/support/conv_reference.h"
+#include "tests/support/op_harness.h"
+
+namespace cf::testing {
+namespace {
+
+using Geo = ConvGeometry;
+
+// The largest error allowed, as a fraction of the reference's largest
+// magnitude: 8 float32 epsilons times the square root of the products
+// summed per output (9·Cin; 9·Cout for the backward input: the larger). F(4x4, 3x3) rounds ~5-10x more than the direct
+// sum (its transforms carry coefficients up to 8 and 1/30): measured 3.8e-6
+// at Cin = 128 against this bound's 1.6e-5, the implicit GEMM's 5e-7
+// (WinogradErrorNearDirect).
+double RelTol(const Geo& g) {
+  return 8 * 5.96e-8 * std::sqrt(9.0 * static_cast<double>(std::max(g.cin, g.cout)));
+}
+
+Geo Padded(Geo g, int64_t ph, int64_t pw) {
+  g.ph = ph, g.pw = pw;
+  return g;
+}
+
+std::vector<Geo> Cases() {
+  return {
+      Padded(SquareConv(2, 7, 9, 16, 17, 3), 1, 1),   // odd W, Cout one past a vector
+      Padded(SquareConv(1, 13, 11, 33, 20, 3), 1, 1),  // Cin two vectors and a tail
+      Padded(SquareConv(1, 6, 5, 19, 40, 3), 0, 0),    // no padding: a 4x3 output
+      Padded(SquareConv(2, 9, 8, 24, 16, 3), 2, 2),    // padding 2: 11x10 outputs
+      Padded(SquareConv(1, 3, 2, 16, 16, 3), 1, 1),    // one partial tile
+      Padded(SquareConv(1, 10, 7, 5, 3, 3), 1, 0),     // fewer channels than a vector, unequal padding
+      Padded(SquareConv(3, 4, 4, 18, 21, 3), 1, 2),    // several images
+  };
+}
+
+std::vector<float> Floats(const Tensor& t) { return {t.data<float>(), t.data<float>() + t.numel()}; }
+std::vector<double> Doubles(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+struct Inputs {
+  Tensor x, w, bias, dy, r;
+  Inputs(const Geo& g, uint64_t seed)
+      : x(RandomTensor(g.x(), DType::f32, seed)),
+        w(RandomTensor(g.wt(), DType::f32, seed + 1)),
+        bias(RandomTensor(Shape{g.cout}, DType::f32, seed + 2)),
+        dy(RandomTensor(g.y(), DType::f32, seed + 3)),
+        r(RandomTensor(g.y(), DType::f32, seed + 4)) {}
+};
+
+::testing::AssertionResult Near(const std::vector<float>& got, const std::vector<double>& want, const Geo& g) {
+  return AllClose(Doubles(got), want, 0.0, RelTol(g) * MaxAbs(want));
+}
+
+TEST(ConvWinograd, ForwardMatchesReference) {
+  uint64_t seed = 10;
+  for (const Geo& g : Cases()) {
+    SCOPED_TRACE(g.str());
+    Inputs in(g, seed += 7);
+    const ConvParams p = ParamsOf(g);
+    const std::vector<double> xv = ToDoubles(in.x), wv = ToDoubles(in.w), bv = ToDoubles(in.bias);
+    std::vector<float> y(g.y().numel(), std::nanf(""));
+    ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), nullptr, y.data());
+    EXPECT_TRUE(Near(y, RefForward(g, xv, wv, nullptr), g)) << "no bias";
+    std::fill(y.begin(), y.end(), std::nanf(""));
+    ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), in.bias.data<float>(), y.data());
+    const std::vector<double> want = RefForward(g, xv, wv, &bv);
+    EXPECT_TRUE(Near(y, want, g)) << "bias";
+
+    // + residual, from another buffer and in place (the residual is y itself).
+    std::vector<double> want_r = want;
+    const std::vector<double> rv = ToDoubles(in.r);
+    for (size_t i = 0; i < want_r.size(); ++i) want_r[i] += rv[i];
+    ConvCpuExtras<float> extras;
+    extras.residual = in.r.data<float>();
+    std::fill(y.begin(), y.end(), std::nanf(""));
+    ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), in.bias.data<float>(), y.data(), extras);
+    EXPECT_TRUE(Near(y, want_r, g)) << "residual";
+    y = Floats(in.r);
+    extras.residual = y.data();
+    ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), in.bias.data<float>(), y.data(), extras);
+    EXPECT_TRUE(Near(y, want_r, g)) << "residual in place";
+  }
+}
+
+TEST(ConvWinograd, BackwardInputMatchesReference) {
+  uint64_t seed = 100;
+  for (const Geo& g : Cases()) {
+    SCOPED_TRACE(g.str());
+    Inputs in(g, seed += 7);
+    std::vector<float> dx(g.x().numel(), std::nanf(""));
+    ConvBackwardInputWinogradCpu(ParamsOf(g), in.dy.data<float>(), in.w.data<float>(), dx.data());
+    EXPECT_TRUE(Near(dx, RefBackwardInput(g, ToDoubles(in.dy), ToDoubles(in.w)), g));
+  }
+}
+
+// 132 tiles of 256 -> 240 channels: two blocks (112 + 20 tiles), against the
+// implicit GEMM (itself tested against the float64 reference in conv_test).
+TEST(ConvWinograd, SeveralBlocksMatchImplicitGemm) {
+  const Geo g = Padded(SquareConv(1, 48, 44, 256, 240, 3), 1, 1);
+  Inputs in(g, 300);
+  const ConvParams p = ParamsOf(g);
+  std::vector<float> y(g.y().numel()), y_gemm(y.size()), dx(g.x().numel()), dx_gemm(dx.size());
+  ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), in.bias.data<float>(), y.data());
+  ConvForwardGemmCpu<float>(p, in.x.data<float>(), in.w.data<float>(), in.bias.data<float>(), y_gemm.data());
+  EXPECT_TRUE(Near(y, Doubles(y_gemm), g)) << "forward";
+  ConvBackwardInputWinogradCpu(p, in.dy.data<float>(), in.w.data<float>(), dx.data());
+  ConvBackwardInputGemmCpu<float>(p, in.dy.data<float>(), in.w.data<float>(), dx_gemm.data());
+  EXPECT_TRUE(Near(dx, Doubles(dx_gemm), g)) << "backward input";
+}
+
+// The transformed weight kept in a state slot gives a fresh transform's
+// results, is reused by later calls, and is rebuilt for another weight.
+TEST(ConvWinograd, KeptTransformedWeight) {
+  const Geo g = Padded(SquareConv(2, 9, 10, 20, 24, 3), 1, 1);
+  Inputs in(g, 400);
+  const ConvParams p = ParamsOf(g);
+  std::vector<float> y0(g.y().numel()), y1(y0.size()), dx0(g.x().numel()), dx1(dx0.size());
+  ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), nullptr, y0.data());
+  ConvBackwardInputWinogradCpu(p, in.dy.data<float>(), in.w.data<float>(), dx0.data());
+  std::shared_ptr<void> fwd_state, bwd_state;
+  ConvCpuExtras<float> fwd, bwd;
+  fwd.weight_state = &fwd_state;
+  bwd.weight_state = &bwd_state;
+  const void* kept = nullptr;
+  for (int run = 0; run < 2; ++run) {
+    std::fill(y1.begin(), y1.end(), std::nanf(""));
+    std::fill(dx1.begin(), dx1.end(), std::nanf(""));
+    ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), nullptr, y1.data(), fwd);
+    ConvBackwardInputWinogradCpu(p, in.dy.data<float>(), in.w.data<float>(), dx1.data(), bwd);
+    EXPECT_EQ(y0, y1) << "run " << run;
+    EXPECT_EQ(dx0, dx1) << "run " << run;
+    if (run == 0) kept = fwd_state.get();
+  }
+  EXPECT_EQ(fwd_state.get(), kept) << "rebuilt although nothing changed";
+  // Another weight (another address): a new transform with that weight's results.
+  Tensor w2 = RandomTensor(g.wt(), DType::f32, 401);
+  ConvForwardWinogradCpu(p, in.x.data<float>(), w2.data<float>(), nullptr, y1.data(), fwd);
+  EXPECT_TRUE(Near(y1, RefForward(g, ToDoubles(in.x), ToDoubles(w2), nullptr), g));
+}
+
+// conv2d and conv2d_backward_input take the Winograd path where the gate
+// says so, and the implicit GEMM when it is turned off; both match the reference.
+TEST(ConvWinograd, OpDispatch) {
+  if (!vm::HasAvx512()) GTEST_SKIP() << "the Winograd path needs AVX-512";
+  const Geo g = Padded(SquareConv(1, 32, 32, 16, 16, 3), 1, 1);  // 64 tiles: the smallest the gate takes
+  Inputs in(g, 500);
+  const std::vector<double> want = RefForward(g, ToDoubles(in.x), ToDoubles(in.w), nullptr);
+  const std::vector<double> want_dx = RefBackwardInput(g, ToDoubles(in.dy), ToDoubles(in.w));
+  for (bool on : {true, false}) {
+    SCOPED_TRACE(on ? "winograd" : "implicit gemm");
+    const bool before = EnableConvWinograd(on);
+    EXPECT_STREQ(ConvForwardPath(ParamsOf(g)), on ? "winograd_f4x4" : "implicit_gemm");
+    EXPECT_EQ(ConvWinogradApplies(ParamsOf(g), true), on);
+    CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("conv2d", {in.x, in.w}, g.attrs()));
+    EXPECT_TRUE(AllClose(ToDoubles(y), want, 0.0, RelTol(g) * MaxAbs(want)));
+    CF_ASSERT_OK_AND_ASSIGN(Tensor dx, RunOp1("conv2d_backward_input", {in.dy, in.w}, g.backward_input_attrs()));
+    EXPECT_TRUE(AllClose(ToDoubles(dx), want_dx, 0.0, RelTol(g) * MaxAbs(want_dx)));
+    EnableConvWinograd(before);
+  }
+}
+
+TEST(ConvWinograd, GateRefusesOtherGeometries) {
+  if (!vm::HasAvx512()) GTEST_SKIP() << "the Winograd path needs AVX-512";
+  const Geo base = Padded(SquareConv(2, 64, 64, 320, 320, 3), 1, 1);
+  EXPECT_TRUE(ConvWinogradApplies(ParamsOf(base)));
+  auto refused = [&](Geo g, const char* why, bool backward = false) {
+    EXPECT_FALSE(ConvWinogradApplies(ParamsOf(g), backward)) << why;
+  };
+  Geo g = base;
+  g.sh = g.sw = 2;
+  refused(g, "stride 2");
+  g = base;
+  g.dh = g.dw = 2;
+  refused(g, "dilation 2");
+  g = base;
+  g.groups = 2;
+  refused(g, "groups 2");
+  refused(Padded(SquareConv(2, 64, 64, 320, 320, 5), 2, 2), "5x5");
+  refused(Padded(SquareConv(2, 64, 64, 8, 320, 3), 1, 1), "8 input channels");
+  refused(Padded(SquareConv(2, 8, 8, 320, 320, 3), 1, 1), "8 tiles");
+  refused(Padded(SquareConv(2, 64, 64, 1500, 1500, 3), 1, 1), "a 309 MiB transformed weight");
+  refused(Padded(base, 3, 3), "padding 3 (backward)", true);
+}
+
+// The path's rounding error next to the implicit GEMM's on a realistic
+// layer, both against float64: within 12x, and within RelTol of the magnitude.
+TEST(ConvWinograd, WinogradErrorNearDirect) {
+  const Geo g = Padded(SquareConv(1, 16, 16, 128, 64, 3), 1, 1);
+  Inputs in(g, 600);
+  const ConvParams p = ParamsOf(g);
+  const std::vector<double> want = RefForward(g, ToDoubles(in.x), ToDoubles(in.w), nullptr);
+  std::vector<float> yw(want.size()), yd(want.size());
+  ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), nullptr, yw.data());
+  ConvForwardGemmCpu<float>(p, in.x.data<float>(), in.w.data<float>(), nullptr, yd.data());
+  double ew = 0, ed = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    ew = std::max(ew, std::abs(yw[i] - want[i]));
+    ed = std::max(ed, std::abs(yd[i] - want[i]));
+  }
+  const double scale = MaxAbs(want);
+  RecordProperty("winograd_rel_error", std::to_string(ew / scale));
+  RecordProperty("direct_rel_error", std::to_string(ed / scale));
+  EXPECT_LE(ew, 12 * ed) << "winograd " << ew / scale << " direct " << ed / scale << " of " << scale;
+  EXPECT_LE(ew, RelTol(g) * scale);
+  if (vm::HasAvx512()) {
+    EXPECT_NE(yw, yd) << "the same roundings as the implicit GEMM: the Winograd path did not run";
+  }
+}
+
+}  // namespace
+}  // namespace cf::testing
