@@ -153,7 +153,7 @@ Status ConvCpu(KernelContext& ctx) {
         extras.weight_state = StableInputSlot(ctx, 1);
         if (residual_in_gemm) extras.residual = residual + i0 * out_img;
         if constexpr (std::is_same_v<T, float>) {
-          if (ConvWinogradApplies(q)) return ConvForwardWinogradCpu(q, x + i0 * in_img, w, b, y + i0 * out_img, extras);
+          if (ConvWinogradApplies(q, false, extras.weight_state != nullptr)) return ConvForwardWinogradCpu(q, x + i0 * in_img, w, b, y + i0 * out_img, extras);
         }
         ConvForwardGemmCpu<T>(q, x + i0 * in_img, w, b, y + i0 * out_img, extras);
       }
@@ -208,7 +208,7 @@ Status BackwardInputCpu(KernelContext& ctx) {
       ConvCpuExtras<T> extras;
       extras.weight_state = StableInputSlot(ctx, 1);
       if constexpr (std::is_same_v<T, float>) {
-        if (ConvWinogradApplies(p, /*backward_input=*/true)) {
+        if (ConvWinogradApplies(p, /*backward_input=*/true, extras.weight_state != nullptr)) {
           ConvBackwardInputWinogradCpu(p, dy, w, dx, extras);
           return absl::OkStatus();
         }

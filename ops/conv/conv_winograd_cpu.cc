@@ -71,9 +71,12 @@ constexpr float kAT[kM][kA] = {
 // the 32 MiB L3 beside the transformed weight's panels being streamed.
 constexpr int64_t kBlockBytes = int64_t{8} << 20;
 constexpr int64_t kMr = 14;  // the AVX-512 GEMM's rows per micro-panel: blocks are multiples
-// Below this many output tiles the transforms and the per-block weight
-// stream cost more than the multiplies save (bench/ops/conv_bench.cc).
-constexpr int64_t kMinTiles = 64;
+// Output tiles below which the implicit GEMM is faster (BM_CpuConvSd and
+// BM_CpuConvSdKeptWeight of bench/ops/conv_bench.cc, 2026-12-03): with the
+// transformed weight kept, 4 tiles of 320 channels already win (0.64 against
+// 0.76 ms); transformed at every call (~6 ms at 320 -> 320, ~15 at 640 ->
+// 640) it pays from ~128 tiles (2x32x32: 14.9 against 20.3 ms).
+constexpr int64_t kMinTilesKept = 4, kMinTiles = 128;
 constexpr int64_t kMaxWeightBytes = int64_t{64} << 20;
 
 std::atomic<bool>& Enabled() {
@@ -294,12 +297,12 @@ bool IsWinogradGeometry(const ConvParams& p) {
 
 }  // namespace
 
-bool ConvWinogradApplies(const ConvParams& p, bool backward_input) {
+bool ConvWinogradApplies(const ConvParams& p, bool backward_input, bool kept_weight) {
   if (!Enabled().load() || !vm::HasAvx512() || !IsWinogradGeometry(p)) return false;
   if (p.cin < kLanes || p.cout < kLanes) return false;
   if (backward_input && (p.ph > 2 || p.pw > 2)) return false;
   const int64_t tiles = backward_input ? Tiles(p.n, p.h, p.w) : Tiles(p.n, p.ho, p.wo);
-  return tiles >= kMinTiles && int64_t{kXi} * p.cin * p.cout * 4 <= kMaxWeightBytes;
+  return tiles >= (kept_weight ? kMinTilesKept : kMinTiles) && int64_t{kXi} * p.cin * p.cout * 4 <= kMaxWeightBytes;
 }
 
 void ConvForwardWinogradCpu(const ConvParams& p, const float* x, const float* w, const float* bias, float* y,
@@ -328,8 +331,8 @@ void ConvBackwardInputWinogradCpu(const ConvParams& p, const float* dy, const fl
 
 bool EnableConvWinograd(bool enable) { return Enabled().exchange(enable); }
 
-const char* ConvForwardPath(const ConvParams& p) {
-  return ConvWinogradApplies(p) ? "winograd_f4x4" : "implicit_gemm";
+const char* ConvForwardPath(const ConvParams& p, bool kept_weight) {
+  return ConvWinogradApplies(p, false, kept_weight) ? "winograd_f4x4" : "implicit_gemm";
 }
 
 }  // namespace cf

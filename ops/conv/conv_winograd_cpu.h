@@ -15,10 +15,12 @@ namespace cf {
 // Whether conv2d (forward, or backward input when `backward_input`) of
 // geometry p in f32 runs on the Winograd path: EnableConvWinograd is on,
 // the CPU has AVX-512, the conv is 3x3 / stride 1 / dilation 1 / groups 1
-// with >= 16 channels on each side, padding <= 2 (backward input), enough
-// output tiles to pay for the transforms, and its transformed weight (36 ·
-// Cin · Cout floats) at most 64 MiB.
-bool ConvWinogradApplies(const ConvParams& p, bool backward_input = false);
+// with >= 16 channels on each side, padding <= 2 (backward input), its
+// transformed weight (36 · Cin · Cout floats) is at most 64 MiB, and it has
+// enough 4x4 output tiles to pay for the transforms: 4 when the transformed
+// weight is kept across calls (`kept_weight`: a parameter weight), 128 when
+// it is made at every call.
+bool ConvWinogradApplies(const ConvParams& p, bool backward_input = false, bool kept_weight = false);
 
 // y = conv(x, w) + bias + residual as ConvForwardGemmCpu, for any 3x3,
 // stride-1, dilation-1, groups-1 geometry and padding (the caller checks
@@ -39,6 +41,6 @@ void ConvBackwardInputWinogradCpu(const ConvParams& p, const float* dy, const fl
 // convs.
 bool EnableConvWinograd(bool enable);
 // "winograd_f4x4" or "implicit_gemm": the path conv2d's forward takes for p in f32.
-const char* ConvForwardPath(const ConvParams& p);
+const char* ConvForwardPath(const ConvParams& p, bool kept_weight = false);
 
 }  // namespace cf

@@ -157,7 +157,8 @@ TEST(ConvWinograd, KeptTransformedWeight) {
 // says so, and the implicit GEMM when it is turned off; both match the reference.
 TEST(ConvWinograd, OpDispatch) {
   if (!vm::HasAvx512()) GTEST_SKIP() << "the Winograd path needs AVX-512";
-  const Geo g = Padded(SquareConv(1, 32, 32, 16, 16, 3), 1, 1);  // 64 tiles: the smallest the gate takes
+  // 128 tiles: the fewest the gate takes for a weight transformed at every call (a one-node graph's input).
+  const Geo g = Padded(SquareConv(2, 32, 32, 16, 16, 3), 1, 1);
   Inputs in(g, 500);
   const std::vector<double> want = RefForward(g, ToDoubles(in.x), ToDoubles(in.w), nullptr);
   const std::vector<double> want_dx = RefBackwardInput(g, ToDoubles(in.dy), ToDoubles(in.w));
@@ -192,7 +193,11 @@ TEST(ConvWinograd, GateRefusesOtherGeometries) {
   refused(g, "groups 2");
   refused(Padded(SquareConv(2, 64, 64, 320, 320, 5), 2, 2), "5x5");
   refused(Padded(SquareConv(2, 64, 64, 8, 320, 3), 1, 1), "8 input channels");
-  refused(Padded(SquareConv(2, 8, 8, 320, 320, 3), 1, 1), "8 tiles");
+  refused(Padded(SquareConv(2, 16, 16, 320, 320, 3), 1, 1), "32 tiles, weight transformed per call");
+  EXPECT_TRUE(ConvWinogradApplies(ParamsOf(Padded(SquareConv(2, 16, 16, 320, 320, 3), 1, 1)), false, true))
+      << "32 tiles, weight kept";
+  EXPECT_FALSE(ConvWinogradApplies(ParamsOf(Padded(SquareConv(1, 4, 8, 320, 320, 3), 1, 1)), false, true))
+      << "2 tiles, weight kept";
   refused(Padded(SquareConv(2, 64, 64, 1500, 1500, 3), 1, 1), "a 309 MiB transformed weight");
   refused(Padded(base, 3, 3), "padding 3 (backward)", true);
 }
