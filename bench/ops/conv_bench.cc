@@ -14,6 +14,7 @@
 #include "ops/conv/conv_cpu.h"
 #include "ops/conv/conv_depthwise_tiled_cpu.h"
 #include "ops/conv/conv_winograd_cpu.h"
+#include "ops/cpu_util.h"
 
 namespace cf::bench {
 namespace {
@@ -112,7 +113,7 @@ BENCHMARK(BM_CpuConvSd)
 // parameter weight (KernelContext::state): the conv's CPU kernel called
 // directly with a state slot. Args n, hw, c (in and out), stride, kind (0 or
 // 1), path (0: implicit GEMM, 1: Winograd F(4x4, 3x3), stride 1 only).
-void BM_CpuConvSdKeptWeight(benchmark::State& state) {
+template <typename T> void KeptWeightConv(benchmark::State& state) {
   ConvParams p;
   p.n = state.range(0), p.h = p.w = state.range(1), p.cin = p.cout = state.range(2);
   p.kh = p.kw = 3, p.sh = p.sw = state.range(3), p.ph = p.pw = 1;
@@ -120,36 +121,39 @@ void BM_CpuConvSdKeptWeight(benchmark::State& state) {
   const Kind kind = static_cast<Kind>(state.range(4));
   const bool winograd = state.range(5) == 1;
   auto values = [](int64_t count, uint64_t seed) {
-    std::vector<float> v(count);
-    for (int64_t i = 0; i < count; ++i) v[i] = static_cast<float>((i * 7919 + seed * 104729) % 2001) / 1000.0f - 1.0f;
+    std::vector<T> v(count);
+    for (int64_t i = 0; i < count; ++i)
+      v[i] = FromAcc<T>(static_cast<float>((i * 7919 + seed * 104729) % 2001) / 1000.0f - 1.0f);
     return v;
   };
-  const std::vector<float> x = values(p.n * p.h * p.w * p.cin, 1), w = values(p.cout * 9 * p.cin, 2);
-  const std::vector<float> bias = values(p.cout, 3), dy = values(p.n * p.ho * p.wo * p.cout, 4);
-  std::vector<float> out(kind == Kind::kForward ? dy.size() : x.size());
+  const std::vector<T> x = values(p.n * p.h * p.w * p.cin, 1), w = values(p.cout * 9 * p.cin, 2);
+  const std::vector<T> bias = values(p.cout, 3), dy = values(p.n * p.ho * p.wo * p.cout, 4);
+  std::vector<T> out(kind == Kind::kForward ? dy.size() : x.size());
   std::shared_ptr<void> slot;
-  ConvCpuExtras<float> extras;
+  ConvCpuExtras<T> extras;
   extras.weight_state = &slot;
   for (auto _ : state) {
     if (kind == Kind::kForward) {
       if (winograd) {
-        ConvForwardWinogradCpu(p, x.data(), w.data(), bias.data(), out.data(), extras);
+        ConvForwardWinogradCpu<T>(p, x.data(), w.data(), bias.data(), out.data(), extras);
       } else {
-        ConvForwardGemmCpu<float>(p, x.data(), w.data(), bias.data(), out.data(), extras);
+        ConvForwardGemmCpu<T>(p, x.data(), w.data(), bias.data(), out.data(), extras);
       }
     } else if (winograd) {
-      ConvBackwardInputWinogradCpu(p, dy.data(), w.data(), out.data(), extras);
+      ConvBackwardInputWinogradCpu<T>(p, dy.data(), w.data(), out.data(), extras);
     } else {
-      ConvBackwardInputGemmCpu<float>(p, dy.data(), w.data(), out.data(), extras);
+      ConvBackwardInputGemmCpu<T>(p, dy.data(), w.data(), out.data(), extras);
     }
     benchmark::DoNotOptimize(out.data());
   }
   // The direct conv's FLOPs (as everywhere): the Winograd path's rate is "effective".
   state.counters["FLOP/s"] =
       benchmark::Counter(2.0 * static_cast<double>(p.macs()), benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(absl::StrCat(kind == Kind::kForward ? "conv2d" : "conv2d_backward_input", " f32, kept weight, ",
+  state.SetLabel(absl::StrCat(kind == Kind::kForward ? "conv2d" : "conv2d_backward_input", " ",
+                              DTypeName(DTypeOf<T>::value), ", kept weight, ",
                               winograd ? "winograd_f4x4" : "implicit_gemm"));
 }
+void BM_CpuConvSdKeptWeight(benchmark::State& state) { KeptWeightConv<float>(state); }
 BENCHMARK(BM_CpuConvSdKeptWeight)
     ->ArgsProduct({{1, 2}, {64, 32}, {320, 640, 1280}, {1}, {0, 1}, {0, 1}})
     ->Args({2, 64, 320, 2, 0, 0})->Args({2, 64, 320, 2, 1, 0})->Args({2, 32, 640, 2, 0, 0})
@@ -159,6 +163,15 @@ BENCHMARK(BM_CpuConvSdKeptWeight)
     // Few tiles (the gate's threshold): 16 and 8 at 640 channels, 8 and 4 at 320.
     ->Args({1, 16, 640, 1, 0, 0})->Args({1, 16, 640, 1, 0, 1})->Args({2, 8, 640, 1, 0, 0})->Args({2, 8, 640, 1, 0, 1})
     ->Args({2, 8, 320, 1, 0, 0})->Args({2, 8, 320, 1, 0, 1})->Args({1, 8, 320, 1, 0, 0})->Args({1, 8, 320, 1, 0, 1})
+    ->ArgNames({"n", "hw", "c", "stride", "kind", "path"})->Unit(benchmark::kMillisecond)->MinTime(0.3)
+    ->UseRealTime()->Repetitions(3)->ReportAggregatesOnly(true)
+    ->ComputeStatistics("min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
+
+// The same in bf16 storage: the implicit GEMM multiplies with VDPBF16PS where
+// the CPU has it; the Winograd path transforms to f32 and multiplies in f32.
+void BM_CpuConvSdKeptWeightBf16(benchmark::State& state) { KeptWeightConv<bf16_t>(state); }
+BENCHMARK(BM_CpuConvSdKeptWeightBf16)
+    ->ArgsProduct({{2}, {64, 32}, {320, 640}, {1}, {0, 1}, {0, 1}})
     ->ArgNames({"n", "hw", "c", "stride", "kind", "path"})->Unit(benchmark::kMillisecond)->MinTime(0.3)
     ->UseRealTime()->Repetitions(3)->ReportAggregatesOnly(true)
     ->ComputeStatistics("min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });

@@ -152,8 +152,9 @@ Status ConvCpu(KernelContext& ctx) {
         ConvCpuExtras<T> extras;
         extras.weight_state = StableInputSlot(ctx, 1);
         if (residual_in_gemm) extras.residual = residual + i0 * out_img;
-        if constexpr (std::is_same_v<T, float>) {
-          if (ConvWinogradApplies(q, false, extras.weight_state != nullptr)) return ConvForwardWinogradCpu(q, x + i0 * in_img, w, b, y + i0 * out_img, extras);
+        if constexpr (!std::is_same_v<T, double>) {
+          if (ConvWinogradApplies(q, false, extras.weight_state != nullptr))
+            return ConvForwardWinogradCpu<T>(q, x + i0 * in_img, w, b, y + i0 * out_img, extras);
         }
         ConvForwardGemmCpu<T>(q, x + i0 * in_img, w, b, y + i0 * out_img, extras);
       }
@@ -207,9 +208,9 @@ Status BackwardInputCpu(KernelContext& ctx) {
     } else {
       ConvCpuExtras<T> extras;
       extras.weight_state = StableInputSlot(ctx, 1);
-      if constexpr (std::is_same_v<T, float>) {
+      if constexpr (!std::is_same_v<T, double>) {
         if (ConvWinogradApplies(p, /*backward_input=*/true, extras.weight_state != nullptr)) {
-          ConvBackwardInputWinogradCpu(p, dy, w, dx, extras);
+          ConvBackwardInputWinogradCpu<T>(p, dy, w, dx, extras);
           return absl::OkStatus();
         }
       }

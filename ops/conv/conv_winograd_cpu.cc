@@ -107,8 +107,8 @@ struct WeightKey {
 // rows r and lanes l are (o, i) unflipped and (i, o) flipped, the tap at
 // src + r·rs + tap_off[tap] + l, and U_ξ is stored [rows, lanes]
 // (u + (ξ·rows + r)·lanes + l), so the GEMM's B is U_ξ transposed or as it is.
-struct TapSource {
-  const float* src;
+template <typename T> struct TapSource {
+  const T* src;
   int64_t rows, lanes, rs;
   int64_t tap_off[9];
 };
@@ -118,14 +118,15 @@ struct TapSource {
 // reports (a false positive in the system header).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-CF_WINO_TARGET void TransformRows(const TapSource& s, int64_t r0, int64_t r1, float* u) {
+template <typename T>
+CF_WINO_TARGET void TransformRows(const TapSource<T>& s, int64_t r0, int64_t r1, float* u) {
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t l = 0; l < s.lanes; l += 8) {
       const __mmask8 mask = l + 8 <= s.lanes ? __mmask8(0xFF) : __mmask8((1u << (s.lanes - l)) - 1);
       __m512d g[9], t[kA][3];
 #pragma GCC unroll 9
       for (int tap = 0; tap < 9; ++tap)
-        g[tap] = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(mask, s.src + r * s.rs + s.tap_off[tap] + l));
+        g[tap] = _mm512_cvtps_pd(_mm512_castps512_ps256(vm::Load(s.src + r * s.rs + s.tap_off[tap] + l, mask)));
 #pragma GCC unroll 6
       for (int a = 0; a < kA; ++a)
 #pragma GCC unroll 3
@@ -146,8 +147,8 @@ CF_WINO_TARGET void TransformRows(const TapSource& s, int64_t r0, int64_t r1, fl
 }
 #pragma GCC diagnostic pop
 
-Transformed TransformWeights(const float* w, int64_t cin, int64_t cout, bool flipped) {
-  TapSource s{w, flipped ? cin : cout, flipped ? cout : cin, 9 * (flipped ? cout : cin), {}};
+template <typename T> Transformed TransformWeights(const T* w, int64_t cin, int64_t cout, bool flipped) {
+  TapSource<T> s{w, flipped ? cin : cout, flipped ? cout : cin, 9 * (flipped ? cout : cin), {}};
   for (int tap = 0; tap < 9; ++tap) s.tap_off[tap] = (flipped ? 8 - tap : tap) * s.lanes;
   ScratchBuffer ubuf(int64_t{kXi} * cin * cout * 4);
   float* u = ubuf.as<float>();  // every element written by TransformRows
@@ -162,8 +163,8 @@ Transformed TransformWeights(const float* w, int64_t cin, int64_t cout, bool fli
   return packed;
 }
 
-const Transformed& KeptWeights(std::shared_ptr<void>* slot, const WeightKey& key, Transformed& local,
-                               const float* w) {
+template <typename T>
+const Transformed& KeptWeights(std::shared_ptr<void>* slot, const WeightKey& key, Transformed& local, const T* w) {
   auto make = [&] { return TransformWeights(w, key.cin, key.cout, key.flipped); };
   if (const Transformed* kept = KeptState<Transformed>(slot, key, make)) return *kept;
   local = make();
@@ -187,11 +188,11 @@ struct TileGeo {
 };
 
 // V[ξ][slot][c] = (Bᵀ d B)[a][b] of tile t, for every input channel.
-CF_WINO_TARGET void InputTile(const ConvParams& p, const TileGeo& tg, const float* x, int64_t t, int64_t slot,
-                              float* v) {
+template <typename T>
+CF_WINO_TARGET void InputTile(const ConvParams& p, const TileGeo& tg, const T* x, int64_t t, int64_t slot, float* v) {
   const int64_t n = t / (tg.th * tg.tw), r = t % (tg.th * tg.tw);
   const int64_t iy0 = (r / tg.tw) * kM - p.ph, ix0 = (r % tg.tw) * kM - p.pw;
-  const float* px[kA][kA];  // the window's pixels, null outside the image
+  const T* px[kA][kA];  // the window's pixels, null outside the image
   for (int i = 0; i < kA; ++i)
     for (int j = 0; j < kA; ++j) {
       const int64_t iy = iy0 + i, ix = ix0 + j;
@@ -199,13 +200,13 @@ CF_WINO_TARGET void InputTile(const ConvParams& p, const TileGeo& tg, const floa
     }
   const int64_t plane = tg.block * p.cin;
   for (int64_t c = 0; c < p.cin; c += kLanes) {
-    const __mmask16 mask = c + kLanes <= p.cin ? __mmask16(0xFFFF) : __mmask16((1u << (p.cin - c)) - 1);
+    const __mmask16 mask = vm::FirstLanes(p.cin - c);
     alignas(64) float tmp[kA][kA][kLanes];  // Bᵀ d: tmp[a][j]
 #pragma GCC unroll 6
     for (int j = 0; j < kA; ++j) {
       __m512 d[kA];
 #pragma GCC unroll 6
-      for (int i = 0; i < kA; ++i) d[i] = px[i][j] ? _mm512_maskz_loadu_ps(mask, px[i][j] + c) : _mm512_setzero_ps();
+      for (int i = 0; i < kA; ++i) d[i] = px[i][j] ? vm::Load(px[i][j] + c, mask) : _mm512_setzero_ps();
 #pragma GCC unroll 6
       for (int a = 0; a < kA; ++a) _mm512_store_ps(tmp[a][j], Combine(kBT, a, d));
     }
@@ -223,16 +224,17 @@ CF_WINO_TARGET void InputTile(const ConvParams& p, const TileGeo& tg, const floa
 
 // y of tile t = Aᵀ M A + bias (+ residual, which may be y itself), the
 // outputs inside the image only.
+template <typename T>
 CF_WINO_TARGET void OutputTile(const ConvParams& p, const TileGeo& tg, const float* m, int64_t t, int64_t slot,
-                               const float* bias, const float* residual, float* y) {
+                               const T* bias, const T* residual, T* y) {
   const int64_t n = t / (tg.th * tg.tw), r = t % (tg.th * tg.tw);
   const int64_t oy0 = (r / tg.tw) * kM, ox0 = (r % tg.tw) * kM;
   const int rows = static_cast<int>(std::min<int64_t>(kM, p.ho - oy0));
   const int cols = static_cast<int>(std::min<int64_t>(kM, p.wo - ox0));
   const int64_t plane = tg.block * p.cout;
   for (int64_t c = 0; c < p.cout; c += kLanes) {
-    const __mmask16 mask = c + kLanes <= p.cout ? __mmask16(0xFFFF) : __mmask16((1u << (p.cout - c)) - 1);
-    const __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias + c) : _mm512_setzero_ps();
+    const __mmask16 mask = vm::FirstLanes(p.cout - c);
+    const __m512 b = bias ? vm::Load(bias + c, mask) : _mm512_setzero_ps();
     alignas(64) float tmp[kA][kM][kLanes];  // M A: tmp[a][j]
 #pragma GCC unroll 6
     for (int a = 0; a < kA; ++a) {
@@ -250,8 +252,8 @@ CF_WINO_TARGET void OutputTile(const ConvParams& p, const TileGeo& tg, const flo
       for (int i = 0; i < rows; ++i) {
         const int64_t at = ((n * p.ho + oy0 + i) * p.wo + ox0 + j) * p.cout + c;
         __m512 out = _mm512_add_ps(Combine(kAT, i, e), b);
-        if (residual) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask, residual + at));
-        _mm512_mask_storeu_ps(y + at, mask, out);
+        if (residual) out = _mm512_add_ps(out, vm::Load(residual + at, mask));
+        vm::Store(y + at, out, mask);
       }
     }
   }
@@ -265,8 +267,8 @@ int64_t BlockTiles(int64_t cin, int64_t cout, int64_t tiles) {
 }
 
 // The forward conv of geometry p (3x3, stride 1, dilation 1, groups 1) with U.
-void Run(const ConvParams& p, const float* x, const Transformed& u, const float* bias, const float* residual,
-         float* y) {
+template <typename T>
+void Run(const ConvParams& p, const T* x, const Transformed& u, const T* bias, const T* residual, T* y) {
   TileGeo tg;
   tg.th = (p.ho + kM - 1) / kM;
   tg.tw = (p.wo + kM - 1) / kM;
@@ -305,20 +307,22 @@ bool ConvWinogradApplies(const ConvParams& p, bool backward_input, bool kept_wei
   return tiles >= (kept_weight ? kMinTilesKept : kMinTiles) && int64_t{kXi} * p.cin * p.cout * 4 <= kMaxWeightBytes;
 }
 
-void ConvForwardWinogradCpu(const ConvParams& p, const float* x, const float* w, const float* bias, float* y,
-                            const ConvCpuExtras<float>& extras) {
+template <typename T>
+void ConvForwardWinogradCpu(const ConvParams& p, const T* x, const T* w, const T* bias, T* y,
+                            const ConvCpuExtras<T>& extras) {
   if (!IsWinogradGeometry(p) || !vm::HasAvx512() || p.cin == 0 || p.cout == 0 || p.n * p.ho * p.wo == 0)
-    return ConvForwardGemmCpu<float>(p, x, w, bias, y, extras);
+    return ConvForwardGemmCpu<T>(p, x, w, bias, y, extras);
   Transformed local;
   const Transformed& u = KeptWeights(extras.weight_state, WeightKey{w, p.cin, p.cout, false}, local, w);
   Run(p, x, u, bias, extras.residual, y);
 }
 
-void ConvBackwardInputWinogradCpu(const ConvParams& p, const float* dy, const float* w, float* dx,
-                                  const ConvCpuExtras<float>& extras) {
+template <typename T>
+void ConvBackwardInputWinogradCpu(const ConvParams& p, const T* dy, const T* w, T* dx,
+                                  const ConvCpuExtras<T>& extras) {
   if (!IsWinogradGeometry(p) || !vm::HasAvx512() || p.ph > 2 || p.pw > 2 || p.cin == 0 || p.cout == 0 ||
       p.n * p.h * p.w == 0)
-    return ConvBackwardInputGemmCpu<float>(p, dy, w, dx, extras);
+    return ConvBackwardInputGemmCpu<T>(p, dy, w, dx, extras);
   // dx[iy, ix, i] = Σ dy[iy + ph − ky, ix + pw − kx, o] · w[o, ky, kx, i]: with ky' = 2 − ky, the
   // forward conv of dy with padding 2 − ph and the weight w'[i, ky', kx', o] = w[o, 2 − ky', 2 − kx', i].
   ConvParams q;
@@ -326,8 +330,17 @@ void ConvBackwardInputWinogradCpu(const ConvParams& p, const float* dy, const fl
   q.ph = 2 - p.ph, q.pw = 2 - p.pw, q.ho = p.h, q.wo = p.w;
   Transformed local;
   const Transformed& u = KeptWeights(extras.weight_state, WeightKey{w, q.cin, q.cout, true}, local, w);
-  Run(q, dy, u, nullptr, nullptr, dx);
+  Run<T>(q, dy, u, nullptr, nullptr, dx);
 }
+
+#define CF_CONV_WINOGRAD_INSTANTIATE(T)                                                                 \
+  template void ConvForwardWinogradCpu<T>(const ConvParams&, const T*, const T*, const T*, T*,          \
+                                          const ConvCpuExtras<T>&);                                     \
+  template void ConvBackwardInputWinogradCpu<T>(const ConvParams&, const T*, const T*, T*, const ConvCpuExtras<T>&);
+CF_CONV_WINOGRAD_INSTANTIATE(float)
+CF_CONV_WINOGRAD_INSTANTIATE(f16_t)
+CF_CONV_WINOGRAD_INSTANTIATE(bf16_t)
+#undef CF_CONV_WINOGRAD_INSTANTIATE
 
 bool EnableConvWinograd(bool enable) { return Enabled().exchange(enable); }
 

@@ -1,5 +1,6 @@
 // The Winograd F(4x4, 3x3) conv path (ops/conv/conv_winograd_cpu.h) against
-// the float64 references of tests/support/conv_reference.h: partial tiles
+// the float64 references of tests/support/conv_reference.h, in f32, f16 and
+// bf16 storage: partial tiles
 // (sizes not multiples of 4, maps smaller than a tile), padding 0 / 1 / 2
 // and unequal, channel counts with vector tails, bias and residual (also in
 // place), several tile blocks (against the implicit GEMM), the backward
@@ -49,7 +50,6 @@ std::vector<Geo> Cases() {
   };
 }
 
-std::vector<float> Floats(const Tensor& t) { return {t.data<float>(), t.data<float>() + t.numel()}; }
 std::vector<double> Doubles(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
 struct Inputs {
@@ -66,45 +66,71 @@ struct Inputs {
   return AllClose(Doubles(got), want, 0.0, RelTol(g) * MaxAbs(want));
 }
 
+// The output of dtype T as doubles; outputs start as NaN.
+template <typename T> struct Out {
+  Tensor t;
+  explicit Out(const Shape& shape) : t(FromDoubles(std::vector<double>(shape.numel(), std::nan("")), shape, DTypeOf<T>::value)) {}
+  T* data() { return t.data<T>(); }
+  std::vector<double> values() const { return ToDoubles(t); }
+};
+
+// f32: the Winograd bound alone; f16 / bf16: also one rounding of the output.
+::testing::AssertionResult NearT(DType t, const std::vector<double>& got, const std::vector<double>& want,
+                                 const Geo& g) {
+  return AllClose(got, want, t == DType::f32 ? 0.0 : kStorageTol(t), RelTol(g) * MaxAbs(want));
+}
+
+template <typename T> void CheckForward(const Geo& g, uint64_t seed) {
+  const DType t = DTypeOf<T>::value;
+  SCOPED_TRACE(g.str() + " " + DTypeName(t));
+  Tensor x = RandomTensor(g.x(), t, seed), w = RandomTensor(g.wt(), t, seed + 1);
+  Tensor bias = RandomTensor(Shape{g.cout}, t, seed + 2), r = RandomTensor(g.y(), t, seed + 4);
+  const ConvParams p = ParamsOf(g);
+  const std::vector<double> xv = ToDoubles(x), wv = ToDoubles(w), bv = ToDoubles(bias), rv = ToDoubles(r);
+  Out<T> y0(g.y()), y1(g.y()), y2(g.y());
+  ConvForwardWinogradCpu<T>(p, x.data<T>(), w.data<T>(), nullptr, y0.data());
+  EXPECT_TRUE(NearT(t, y0.values(), RefForward(g, xv, wv, nullptr), g)) << "no bias";
+  ConvForwardWinogradCpu<T>(p, x.data<T>(), w.data<T>(), bias.data<T>(), y1.data());
+  const std::vector<double> want = RefForward(g, xv, wv, &bv);
+  EXPECT_TRUE(NearT(t, y1.values(), want, g)) << "bias";
+
+  // + residual, from another buffer and in place (the residual is y itself).
+  std::vector<double> want_r = want;
+  for (size_t i = 0; i < want_r.size(); ++i) want_r[i] += rv[i];
+  ConvCpuExtras<T> extras;
+  extras.residual = r.data<T>();
+  ConvForwardWinogradCpu<T>(p, x.data<T>(), w.data<T>(), bias.data<T>(), y2.data(), extras);
+  EXPECT_TRUE(NearT(t, y2.values(), want_r, g)) << "residual";
+  Tensor inplace = FromDoubles(rv, g.y(), t);
+  extras.residual = inplace.data<T>();
+  ConvForwardWinogradCpu<T>(p, x.data<T>(), w.data<T>(), bias.data<T>(), inplace.data<T>(), extras);
+  EXPECT_TRUE(NearT(t, ToDoubles(inplace), want_r, g)) << "residual in place";
+}
+
+template <typename T> void CheckBackwardInput(const Geo& g, uint64_t seed) {
+  const DType t = DTypeOf<T>::value;
+  SCOPED_TRACE(g.str() + " " + DTypeName(t));
+  Tensor dy = RandomTensor(g.y(), t, seed), w = RandomTensor(g.wt(), t, seed + 1);
+  Out<T> dx(g.x());
+  ConvBackwardInputWinogradCpu<T>(ParamsOf(g), dy.data<T>(), w.data<T>(), dx.data());
+  EXPECT_TRUE(NearT(t, dx.values(), RefBackwardInput(g, ToDoubles(dy), ToDoubles(w)), g));
+}
+
 TEST(ConvWinograd, ForwardMatchesReference) {
   uint64_t seed = 10;
   for (const Geo& g : Cases()) {
-    SCOPED_TRACE(g.str());
-    Inputs in(g, seed += 7);
-    const ConvParams p = ParamsOf(g);
-    const std::vector<double> xv = ToDoubles(in.x), wv = ToDoubles(in.w), bv = ToDoubles(in.bias);
-    std::vector<float> y(g.y().numel(), std::nanf(""));
-    ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), nullptr, y.data());
-    EXPECT_TRUE(Near(y, RefForward(g, xv, wv, nullptr), g)) << "no bias";
-    std::fill(y.begin(), y.end(), std::nanf(""));
-    ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), in.bias.data<float>(), y.data());
-    const std::vector<double> want = RefForward(g, xv, wv, &bv);
-    EXPECT_TRUE(Near(y, want, g)) << "bias";
-
-    // + residual, from another buffer and in place (the residual is y itself).
-    std::vector<double> want_r = want;
-    const std::vector<double> rv = ToDoubles(in.r);
-    for (size_t i = 0; i < want_r.size(); ++i) want_r[i] += rv[i];
-    ConvCpuExtras<float> extras;
-    extras.residual = in.r.data<float>();
-    std::fill(y.begin(), y.end(), std::nanf(""));
-    ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), in.bias.data<float>(), y.data(), extras);
-    EXPECT_TRUE(Near(y, want_r, g)) << "residual";
-    y = Floats(in.r);
-    extras.residual = y.data();
-    ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), in.bias.data<float>(), y.data(), extras);
-    EXPECT_TRUE(Near(y, want_r, g)) << "residual in place";
+    CheckForward<float>(g, seed += 7);
+    CheckForward<f16_t>(g, seed += 7);
+    CheckForward<bf16_t>(g, seed += 7);
   }
 }
 
 TEST(ConvWinograd, BackwardInputMatchesReference) {
   uint64_t seed = 100;
   for (const Geo& g : Cases()) {
-    SCOPED_TRACE(g.str());
-    Inputs in(g, seed += 7);
-    std::vector<float> dx(g.x().numel(), std::nanf(""));
-    ConvBackwardInputWinogradCpu(ParamsOf(g), in.dy.data<float>(), in.w.data<float>(), dx.data());
-    EXPECT_TRUE(Near(dx, RefBackwardInput(g, ToDoubles(in.dy), ToDoubles(in.w)), g));
+    CheckBackwardInput<float>(g, seed += 7);
+    CheckBackwardInput<f16_t>(g, seed += 7);
+    CheckBackwardInput<bf16_t>(g, seed += 7);
   }
 }
 
@@ -115,10 +141,10 @@ TEST(ConvWinograd, SeveralBlocksMatchImplicitGemm) {
   Inputs in(g, 300);
   const ConvParams p = ParamsOf(g);
   std::vector<float> y(g.y().numel()), y_gemm(y.size()), dx(g.x().numel()), dx_gemm(dx.size());
-  ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), in.bias.data<float>(), y.data());
+  ConvForwardWinogradCpu<float>(p, in.x.data<float>(), in.w.data<float>(), in.bias.data<float>(), y.data());
   ConvForwardGemmCpu<float>(p, in.x.data<float>(), in.w.data<float>(), in.bias.data<float>(), y_gemm.data());
   EXPECT_TRUE(Near(y, Doubles(y_gemm), g)) << "forward";
-  ConvBackwardInputWinogradCpu(p, in.dy.data<float>(), in.w.data<float>(), dx.data());
+  ConvBackwardInputWinogradCpu<float>(p, in.dy.data<float>(), in.w.data<float>(), dx.data());
   ConvBackwardInputGemmCpu<float>(p, in.dy.data<float>(), in.w.data<float>(), dx_gemm.data());
   EXPECT_TRUE(Near(dx, Doubles(dx_gemm), g)) << "backward input";
 }
@@ -130,8 +156,8 @@ TEST(ConvWinograd, KeptTransformedWeight) {
   Inputs in(g, 400);
   const ConvParams p = ParamsOf(g);
   std::vector<float> y0(g.y().numel()), y1(y0.size()), dx0(g.x().numel()), dx1(dx0.size());
-  ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), nullptr, y0.data());
-  ConvBackwardInputWinogradCpu(p, in.dy.data<float>(), in.w.data<float>(), dx0.data());
+  ConvForwardWinogradCpu<float>(p, in.x.data<float>(), in.w.data<float>(), nullptr, y0.data());
+  ConvBackwardInputWinogradCpu<float>(p, in.dy.data<float>(), in.w.data<float>(), dx0.data());
   std::shared_ptr<void> fwd_state, bwd_state;
   ConvCpuExtras<float> fwd, bwd;
   fwd.weight_state = &fwd_state;
@@ -140,8 +166,8 @@ TEST(ConvWinograd, KeptTransformedWeight) {
   for (int run = 0; run < 2; ++run) {
     std::fill(y1.begin(), y1.end(), std::nanf(""));
     std::fill(dx1.begin(), dx1.end(), std::nanf(""));
-    ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), nullptr, y1.data(), fwd);
-    ConvBackwardInputWinogradCpu(p, in.dy.data<float>(), in.w.data<float>(), dx1.data(), bwd);
+    ConvForwardWinogradCpu<float>(p, in.x.data<float>(), in.w.data<float>(), nullptr, y1.data(), fwd);
+    ConvBackwardInputWinogradCpu<float>(p, in.dy.data<float>(), in.w.data<float>(), dx1.data(), bwd);
     EXPECT_EQ(y0, y1) << "run " << run;
     EXPECT_EQ(dx0, dx1) << "run " << run;
     if (run == 0) kept = fwd_state.get();
@@ -149,7 +175,7 @@ TEST(ConvWinograd, KeptTransformedWeight) {
   EXPECT_EQ(fwd_state.get(), kept) << "rebuilt although nothing changed";
   // Another weight (another address): a new transform with that weight's results.
   Tensor w2 = RandomTensor(g.wt(), DType::f32, 401);
-  ConvForwardWinogradCpu(p, in.x.data<float>(), w2.data<float>(), nullptr, y1.data(), fwd);
+  ConvForwardWinogradCpu<float>(p, in.x.data<float>(), w2.data<float>(), nullptr, y1.data(), fwd);
   EXPECT_TRUE(Near(y1, RefForward(g, ToDoubles(in.x), ToDoubles(w2), nullptr), g));
 }
 
@@ -210,7 +236,7 @@ TEST(ConvWinograd, WinogradErrorNearDirect) {
   const ConvParams p = ParamsOf(g);
   const std::vector<double> want = RefForward(g, ToDoubles(in.x), ToDoubles(in.w), nullptr);
   std::vector<float> yw(want.size()), yd(want.size());
-  ConvForwardWinogradCpu(p, in.x.data<float>(), in.w.data<float>(), nullptr, yw.data());
+  ConvForwardWinogradCpu<float>(p, in.x.data<float>(), in.w.data<float>(), nullptr, yw.data());
   ConvForwardGemmCpu<float>(p, in.x.data<float>(), in.w.data<float>(), nullptr, yd.data());
   double ew = 0, ed = 0;
   for (size_t i = 0; i < want.size(); ++i) {
