@@ -13,7 +13,7 @@
 // of the two transforms (memory-bound, ~10 FLOPs per element) and a larger
 // rounding error (the transform coefficients reach 8 and 1/30).
 //
-// Tiles go in blocks whose V and M stay in the caches: each block is
+// Tiles go in blocks of at most 64 MiB of V and M (kBlockBytes): each block is
 // input-transformed (threads over tiles), multiplied (threads over ξ, each
 // GEMM single-threaded) and output-transformed (threads over tiles) with
 // the bias and residual, before the next block starts.
@@ -67,9 +67,13 @@ constexpr float kAT[kM][kA] = {
     {0, 1, -1, 0.125f, -8, 1},
 };
 
-// One block's V and M together (36 · tiles · (Cin + Cout) floats): within
-// the 32 MiB L3 beside the transformed weight's panels being streamed.
-constexpr int64_t kBlockBytes = int64_t{8} << 20;
+// One block's V and M together (36 · tiles · (Cin + Cout) floats). Measured
+// (BM_CpuConvSdKeptWeight, 2026-12-03): 8 MiB, within the L3, was slower
+// (2x64x64 at 320 channels 34 against 25 ms: more GEMM calls of fewer rows,
+// each streaming all of U_ξ); 32, 64, 128 and 512 MiB were within the noise
+// of each other at 320-1280 channels. So the GEMMs' efficiency matters more
+// than keeping V and M in the cache; 64 MiB bounds the scratch memory.
+constexpr int64_t kBlockBytes = int64_t{64} << 20;
 constexpr int64_t kMr = 14;  // the AVX-512 GEMM's rows per micro-panel: blocks are multiples
 // Output tiles below which the implicit GEMM is faster (BM_CpuConvSd and
 // BM_CpuConvSdKeptWeight of bench/ops/conv_bench.cc, 2026-12-03): with the
@@ -77,7 +81,14 @@ constexpr int64_t kMr = 14;  // the AVX-512 GEMM's rows per micro-panel: blocks 
 // 0.76 ms); transformed at every call (~6 ms at 320 -> 320, ~15 at 640 ->
 // 640) it pays from ~128 tiles (2x32x32: 14.9 against 20.3 ms).
 constexpr int64_t kMinTilesKept = 4, kMinTiles = 128;
-constexpr int64_t kMaxWeightBytes = int64_t{64} << 20;
+// The largest transformed weight (4x the f32 weight) a conv may keep: 1280 ->
+// 1280 (225 MiB) is in, 2560 -> 1280 (450 MiB) is not. One above 64 MiB
+// only with >= 64 tiles, where it buys >= ~10 ms per call (1x32x32 at 1280
+// channels: 45 against 147 ms): SD1.5's 16x16 and 8x8 convs at 1280
+// channels (32 and 8 tiles at batch 2) would keep ~4 GB for ~0.4 s of a
+// 7 s step (measured: peak RSS of the f32 step 14.9 GB against ~7 GB).
+constexpr int64_t kMaxWeightBytes = int64_t{256} << 20, kLargeWeightBytes = int64_t{64} << 20;
+constexpr int64_t kMinTilesLargeWeight = 64;
 
 std::atomic<bool>& Enabled() {
   static std::atomic<bool> on{[] {
@@ -304,7 +315,10 @@ bool ConvWinogradApplies(const ConvParams& p, bool backward_input, bool kept_wei
   if (p.cin < kLanes || p.cout < kLanes) return false;
   if (backward_input && (p.ph > 2 || p.pw > 2)) return false;
   const int64_t tiles = backward_input ? Tiles(p.n, p.h, p.w) : Tiles(p.n, p.ho, p.wo);
-  return tiles >= (kept_weight ? kMinTilesKept : kMinTiles) && int64_t{kXi} * p.cin * p.cout * 4 <= kMaxWeightBytes;
+  const int64_t bytes = int64_t{kXi} * p.cin * p.cout * 4;
+  int64_t min_tiles = kept_weight ? kMinTilesKept : kMinTiles;
+  if (bytes > kLargeWeightBytes) min_tiles = std::max(min_tiles, kMinTilesLargeWeight);
+  return tiles >= min_tiles && bytes <= kMaxWeightBytes;
 }
 
 template <typename T>

@@ -16,10 +16,11 @@ namespace cf {
 // geometry p in f32, f16 or bf16 runs on the Winograd path: EnableConvWinograd is on,
 // the CPU has AVX-512, the conv is 3x3 / stride 1 / dilation 1 / groups 1
 // with >= 16 channels on each side, padding <= 2 (backward input), its
-// transformed weight (36 · Cin · Cout floats) is at most 64 MiB, and it has
+// transformed weight (36 · Cin · Cout floats) is at most 256 MiB, and it has
 // enough 4x4 output tiles to pay for the transforms: 4 when the transformed
 // weight is kept across calls (`kept_weight`: a parameter weight), 128 when
-// it is made at every call.
+// it is made at every call, and at least 64 for a transformed weight above
+// 64 MiB (the memory it keeps must buy enough time).
 bool ConvWinogradApplies(const ConvParams& p, bool backward_input = false, bool kept_weight = false);
 
 // y = conv(x, w) + bias + residual as ConvForwardGemmCpu, for any 3x3,

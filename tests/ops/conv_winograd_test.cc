@@ -224,7 +224,12 @@ TEST(ConvWinograd, GateRefusesOtherGeometries) {
       << "32 tiles, weight kept";
   EXPECT_FALSE(ConvWinogradApplies(ParamsOf(Padded(SquareConv(1, 4, 8, 320, 320, 3), 1, 1)), false, true))
       << "2 tiles, weight kept";
-  refused(Padded(SquareConv(2, 64, 64, 1500, 1500, 3), 1, 1), "a 309 MiB transformed weight");
+  refused(Padded(SquareConv(2, 64, 64, 2560, 1280, 3), 1, 1), "a 450 MiB transformed weight");
+  EXPECT_TRUE(ConvWinogradApplies(ParamsOf(Padded(SquareConv(2, 32, 32, 1280, 1280, 3), 1, 1)))) << "225 MiB";
+  EXPECT_FALSE(ConvWinogradApplies(ParamsOf(Padded(SquareConv(2, 16, 16, 1280, 1280, 3), 1, 1)), false, true))
+      << "225 MiB for 32 tiles";
+  EXPECT_TRUE(ConvWinogradApplies(ParamsOf(Padded(SquareConv(2, 16, 16, 640, 640, 3), 1, 1)), false, true))
+      << "56 MiB for 32 tiles";
   refused(Padded(base, 3, 3), "padding 3 (backward)", true);
 }
 
