@@ -143,6 +143,13 @@ const char* Bf16KernelName();
 // so tests and benchmarks compare both bf16 paths in one run; returns the
 // previous setting. Not thread-safe against running GEMMs.
 bool EnableBf16Kernel(bool enable);
+// Lets the AVX-512 f32 kernel read an f32 A given as a row-major view where
+// it lies, instead of packing it into panels first (on by default;
+// CF_GEMM_UNPACKED_A=0 in the environment starts it off), so tests and
+// benchmarks compare both; returns the previous setting. Rows whose stride
+// would crowd the L1 sets (lda a multiple of 512 floats, ...) are packed
+// anyway. Not thread-safe against running GEMMs.
+bool EnableUnpackedA(bool enable);
 // ForceKernel("generic_4x8") when force, ForceKernel("auto") otherwise;
 // returns whether the generic kernel was forced before.
 bool ForceGenericKernel(bool force);

@@ -84,25 +84,40 @@ bool HasBf16Kernel() {
          __builtin_cpu_supports("avx512bf16");
 }
 
-// Every way a GEMM of T can be packed on this CPU: each float kernel forced,
-// and for bf16 also the automatic choice (the k-pair kernel where there is one).
+class ScopedUnpackedA {
+ public:
+  explicit ScopedUnpackedA(bool on) : prev_(gemm::EnableUnpackedA(on)) {}
+  ~ScopedUnpackedA() { gemm::EnableUnpackedA(prev_); }
+
+ private:
+  bool prev_;
+};
+
+// Every way a GEMM of T can be packed on this CPU: each float kernel forced
+// (the AVX-512 one also with every A packed, not read in place), and for
+// bf16 also the automatic choice (the k-pair kernel where there is one).
 struct KernelChoice {
-  std::string name;   // ForceKernel argument ("auto": nothing forced)
-  bool bf16 = false;  // the k-pair kernel allowed
+  std::string name;        // ForceKernel argument ("auto": nothing forced)
+  bool bf16 = false;       // the k-pair kernel allowed
+  bool unpacked_a = true;  // EnableUnpackedA
 };
 template <typename T> std::vector<KernelChoice> Choices() {
   std::vector<KernelChoice> v;
-  for (const std::string& n : gemm::FloatKernelNames()) v.push_back({n, false});
-  if (std::is_same_v<T, bf16_t> && HasBf16Kernel()) v.push_back({"auto", true});
+  for (const std::string& n : gemm::FloatKernelNames()) {
+    v.push_back({n, false, true});
+    if (n == "avx512_14x32") v.push_back({n, false, false});
+  }
+  if (std::is_same_v<T, bf16_t> && HasBf16Kernel()) v.push_back({"auto", true, true});
   return v;
 }
 class ScopedChoice {
  public:
-  explicit ScopedChoice(const KernelChoice& c) : kernel_(c.name), bf16_(c.bf16) {}
+  explicit ScopedChoice(const KernelChoice& c) : kernel_(c.name), bf16_(c.bf16), unpacked_(c.unpacked_a) {}
 
  private:
   ScopedKernel kernel_;
   ScopedBf16 bf16_;
+  ScopedUnpackedA unpacked_;
 };
 
 // ---- indirect operands -----------------------------------------------------------
@@ -155,8 +170,8 @@ template <typename T> void CheckIndirectA(uint64_t seed) {
     IndirectCase<T> a = MakeIndirect<T>(sh.m, sh.taps, sh.seg, 4, seed++);
     const std::vector<T> b = RandomVec<T>(k * sh.n, seed++);
     for (const KernelChoice& kc : Choices<T>()) {
-      SCOPED_TRACE(kc.name + (kc.bf16 ? " bf16" : "") + " m=" + std::to_string(sh.m) + " taps=" +
-                   std::to_string(sh.taps) + " seg=" + std::to_string(sh.seg));
+      SCOPED_TRACE(kc.name + (kc.bf16 ? " bf16" : "") + (kc.unpacked_a ? "" : " A packed") + " m=" +
+                   std::to_string(sh.m) + " taps=" + std::to_string(sh.taps) + " seg=" + std::to_string(sh.seg));
       ScopedChoice choice(kc);
       const gemm::PackedB<float> pb = gemm::PackB<T, float>(k, sh.n, gemm::RowMajor(b.data(), sh.n));
       std::vector<float> want(sh.m * sh.n, -3.0f), got(sh.m * sh.n, -5.0f);
@@ -409,9 +424,9 @@ TEST(CpuGemm, AccumulateAndStridedViewsEveryKernel) {
         for (int64_t q = 0; q < k; ++q) s += double(a[i * lda + a_off + q]) * double(bt[j * k + q]);
       want[i * ldc + j] = s;
     }
-  for (const std::string& name : gemm::FloatKernelNames()) {
-    SCOPED_TRACE(name);
-    ScopedKernel force(name);
+  for (const KernelChoice& choice : Choices<float>()) {
+    SCOPED_TRACE(choice.name + (choice.unpacked_a ? "" : ", A packed"));
+    ScopedChoice force(choice);
     std::vector<float> c = c0;
     gemm::Epilogue<float> ep;
     ep.accumulate = true;
