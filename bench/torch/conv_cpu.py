@@ -16,8 +16,8 @@ counts). Threads: --threads (default 2).
 A shape is NxHWxCINxCOUTxSTRIDE (3x3 kernel, padding 1; HW is the input side).
 """
 import argparse
-import statistics
-import time
+
+from timing import timed_calls
 
 import torch
 import torch.nn.functional as F
@@ -28,17 +28,6 @@ DEFAULT_SHAPES = ",".join(
     [f"{n}x{hw}x{c}x{c}x1" for c in (320, 640, 1280) for hw in (64, 32) for n in (1, 2)]
     + ["2x64x320x320x2", "2x32x640x640x2", "2x16x1280x1280x2"])
 PASSES = ("fwd", "bwd_input", "bwd_weight")
-
-
-def timed(fn, repeats, min_seconds):
-    fn()  # warm-up (oneDNN primitive creation)
-    times = []
-    start = time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - start < min_seconds:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times), len(times)
 
 
 def main():
@@ -77,7 +66,7 @@ def main():
             }
             with torch.no_grad():
                 for name in args.passes.split(","):
-                    lo, med, calls = timed(passes[name], args.repeats, args.min_seconds)
+                    lo, med, calls = timed_calls(passes[name], args.repeats, warmup=1, min_seconds=args.min_seconds)
                     print(f"{spec:>20s} {layout:>13s} {name:>10s} {lo * 1e3:9.2f} {med * 1e3:9.2f} "
                           f"{flops / lo / 1e9:11.1f} {flops / med / 1e9:11.1f} {calls:5d}", flush=True)
 
