@@ -85,8 +85,9 @@ constexpr int64_t kMinTilesKept = 4, kMinTiles = 128;
 // 1280 (225 MiB) is in, 2560 -> 1280 (450 MiB) is not. One above 64 MiB
 // only with >= 64 tiles, where it buys >= ~10 ms per call (1x32x32 at 1280
 // channels: 45 against 147 ms): SD1.5's 16x16 and 8x8 convs at 1280
-// channels (32 and 8 tiles at batch 2) would keep ~4 GB for ~0.4 s of a
-// 7 s step (measured: peak RSS of the f32 step 14.9 GB against ~7 GB).
+// channels (32 and 8 tiles at batch 2) would keep ~6 GB more for ~0.4 s of a
+// 7 s step (measured: peak RSS of the f32 step 14.9 GB, against 8.9 GB with
+// this rule).
 constexpr int64_t kMaxWeightBytes = int64_t{256} << 20, kLargeWeightBytes = int64_t{64} << 20;
 constexpr int64_t kMinTilesLargeWeight = 64;
 
