@@ -42,6 +42,15 @@ const T* KeptState(std::shared_ptr<void>* slot, const Key& key, Make&& make) {
   return &held->value;
 }
 
+// KeptState's value when `slot` keeps one, else make() stored in `local`
+// (the caller's, alive for this call): the value either way.
+template <typename T, typename Key, typename Make>
+const T& KeptOrMade(std::shared_ptr<void>* slot, const Key& key, T& local, Make&& make) {
+  if (const T* kept = KeptState<T>(slot, key, make)) return *kept;
+  local = make();
+  return local;
+}
+
 // The state slot of the node when input `input` is stable (the same values
 // at every run), else null.
 inline std::shared_ptr<void>* StableInputSlot(KernelContext& ctx, int input) {

@@ -4,8 +4,9 @@
 #include <cstdlib>
 #include <mutex>
 #include <new>
-#include <string_view>
 #include <vector>
+
+#include "runtime/env.h"
 
 namespace cf {
 namespace {
@@ -40,10 +41,7 @@ void* AlignedNew(int64_t bytes) {
 // CF_SCRATCH_POOL=0 serves every block from malloc, as before the pool (to
 // measure what it saves).
 bool PoolEnabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("CF_SCRATCH_POOL");
-    return v == nullptr || std::string_view(v) != "0";
-  }();
+  static const bool on = EnvSwitch("CF_SCRATCH_POOL");
   return on;
 }
 

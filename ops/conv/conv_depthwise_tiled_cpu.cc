@@ -23,6 +23,7 @@
 
 #include "ops/conv/conv_depthwise_tiled_kernels.h"
 #include "ops/cpu_util.h"
+#include "runtime/env.h"
 
 namespace cf {
 namespace {
@@ -100,10 +101,7 @@ bool UseAvx512() { return !g_force_portable.load() && dw::HasAvx512(); }
 
 // CF_DEPTHWISE_WINOGRAD=0 in the environment keeps the direct taps.
 bool WinogradAllowed() {
-  static const bool allowed = [] {
-    const char* v = std::getenv("CF_DEPTHWISE_WINOGRAD");
-    return v == nullptr || std::string(v) != "0";
-  }();
+  static const bool allowed = EnvSwitch("CF_DEPTHWISE_WINOGRAD");
   return allowed;
 }
 

@@ -138,13 +138,6 @@ struct WeightKey {
   int64_t k = 0, n = 0, groups = 0, kh = 0, kw = 0, sh = 0, sw = 0;
   bool operator==(const WeightKey&) const = default;
 };
-template <typename F, typename Make>
-const PackedGroups<F>& PackedWeight(std::shared_ptr<void>* slot, const WeightKey& key, PackedGroups<F>& local,
-                                    Make make) {
-  if (const PackedGroups<F>* kept = KeptState<PackedGroups<F>>(slot, key, make)) return *kept;
-  local = make();
-  return local;
-}
 
 }  // namespace
 
@@ -155,7 +148,7 @@ void ConvForwardGemmCpu(const ConvParams& p, const T* x, const T* w, const T* bi
   const int64_t cog = p.cout_g(), cig = p.cin_g(), kdim = p.kdim(), taps = p.kh * p.kw;
   // B_g(k, co) = w[(g·Cout/g + co)·K + k]: the weight read transposed, packed once.
   PackedGroups<F> local;
-  const PackedGroups<F>& wp = PackedWeight<F>(
+  const PackedGroups<F>& wp = KeptOrMade(
       extras.weight_state, WeightKey{w, kdim, cog, p.groups, p.kh, p.kw, 0, 0}, local, [&] {
         PackedGroups<F> packed;
         for (int64_t g = 0; g < p.groups; ++g)
@@ -197,7 +190,7 @@ void ConvBackwardInputGemmCpu(const ConvParams& p, const T* dy, const T* w, T* d
   const int64_t cog = p.cout_g(), cig = p.cin_g(), kdim = p.kdim(), taps = p.kh * p.kw;
   if (IsPointwise(p)) {  // dx = dy · W_g, W_g [Cout/g, Cin/g] as stored
     PackedGroups<F> local;
-    const PackedGroups<F>& wp = PackedWeight<F>(
+    const PackedGroups<F>& wp = KeptOrMade(
         extras.weight_state, WeightKey{w, cog, kdim, p.groups, 1, 1, 1, 1}, local, [&] {
           PackedGroups<F> packed;
           for (int64_t g = 0; g < p.groups; ++g)
@@ -212,7 +205,7 @@ void ConvBackwardInputGemmCpu(const ConvParams& p, const T* dy, const T* w, T* d
   // W'_g of each phase: row u·Cout/g + co is w[g·Cout/g + co, taps[u], :],
   // read through a row table (a B with indirect K rows).
   PackedGroups<F> local;
-  const PackedGroups<F>& wp = PackedWeight<F>(
+  const PackedGroups<F>& wp = KeptOrMade(
       extras.weight_state, WeightKey{w, taps * cog, cig, p.groups, p.kh, p.kw, p.sh, p.sw}, local, [&] {
         PackedGroups<F> packed;
         std::vector<const T*> rows;

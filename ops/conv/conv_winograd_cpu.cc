@@ -23,14 +23,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <string>
 #include <vector>
 
 #include "ops/cpu_util.h"
 #include "ops/kernel_state.h"
 #include "ops/matmul/cpu_gemm.h"
 #include "ops/vec_math_avx512.h"
+#include "runtime/env.h"
 #include "runtime/scratch.h"
 
 namespace cf {
@@ -92,10 +91,7 @@ constexpr int64_t kMaxWeightBytes = int64_t{256} << 20, kLargeWeightBytes = int6
 constexpr int64_t kMinTilesLargeWeight = 64;
 
 std::atomic<bool>& Enabled() {
-  static std::atomic<bool> on{[] {
-    const char* v = std::getenv("CF_CONV_WINOGRAD");
-    return v == nullptr || std::string(v) != "0";
-  }()};
+  static std::atomic<bool> on{EnvSwitch("CF_CONV_WINOGRAD")};
   return on;
 }
 
@@ -177,10 +173,7 @@ template <typename T> Transformed TransformWeights(const T* w, int64_t cin, int6
 
 template <typename T>
 const Transformed& KeptWeights(std::shared_ptr<void>* slot, const WeightKey& key, Transformed& local, const T* w) {
-  auto make = [&] { return TransformWeights(w, key.cin, key.cout, key.flipped); };
-  if (const Transformed* kept = KeptState<Transformed>(slot, key, make)) return *kept;
-  local = make();
-  return local;
+  return KeptOrMade(slot, key, local, [&] { return TransformWeights(w, key.cin, key.cout, key.flipped); });
 }
 
 // Row r of the constant matrix m times the vectors d (zero coefficients skipped;

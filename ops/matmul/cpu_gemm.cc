@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -26,6 +25,7 @@
 #include "ops/cpu_util.h"
 #include "ops/matmul/cpu_gemm_pack.h"
 #include "ops/vec_math_avx512.h"
+#include "runtime/env.h"
 #include "runtime/thread_pool.h"
 
 namespace cf::gemm {
@@ -47,10 +47,7 @@ std::atomic<int> g_forced{-1};
 // 7-16% on f32 GEMMs with K = 320 / 640 (BM_CpuLinearPacked, 2026-12-03:
 // 4096 x 320 -> 320 4.99 -> 4.24 ms, 77 x 320 -> 320 0.125 -> 0.105), and
 // 8-15% on the Winograd conv's GEMMs.
-std::atomic<bool> g_unpacked_a{[] {
-  const char* v = std::getenv("CF_GEMM_UNPACKED_A");
-  return v == nullptr || v[0] != '0';
-}()};
+std::atomic<bool> g_unpacked_a{EnvSwitch("CF_GEMM_UNPACKED_A")};
 std::atomic<bool> g_bf16{true};
 
 // ---- micro-kernels ------------------------------------------------------------
@@ -128,37 +125,39 @@ __attribute__((target("avx2,fma"))) void MicroAvx2_6x16(int64_t kc, const float*
 // AVX-512F version, MR x 32: 2·MR zmm accumulators, 2 zmm of B per k step and
 // A broadcast straight from memory into the FMA ({1to16} operand), so 14 rows
 // use 30 of the 32 zmm registers. Same target-attribute rule as AVX2.
-// MicroAvx512 reading A where it lies (row-major, row stride lda) instead of
-// from a packed panel: for f32 A views whose 14 rows do not crowd the L1
-// sets (UnpackedARowsOk), so the A packer's copy is skipped.
-__attribute__((target("avx512f"))) void MicroAvx512Rows14(int64_t kc, const float* __restrict a, int64_t lda,
-                                                          const float* __restrict b, float* __restrict c,
-                                                          int64_t ldc, bool first) {
-  constexpr int MR = 14;
+// kInPlace: A is read where it lies (row-major, element (i, k) at
+// a[i·lda + k]) instead of from a packed panel (a[k·MR + i]); the driver
+// uses it for f32 A views whose 14 rows do not crowd the L1 sets
+// (UnpackedARowsOk), so the A packer's copy is skipped.
+template <int MR, bool kInPlace>
+__attribute__((target("avx512f"))) inline void MicroAvx512Body(int64_t kc, const float* __restrict a, int64_t lda,
+                                                               const float* __restrict b, float* __restrict c,
+                                                               int64_t ldc, bool first) {
   __m512 acc[MR][2];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    const float* ak = kInPlace ? a + k : a + k * MR;
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i * lda + k]);
+      const __m512 ai = _mm512_set1_ps(ak[kInPlace ? i * lda : i]);
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
     b += 32;
   }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * ldc;
-    __m512 lo = acc[i][0], hi = acc[i][1];
-    if (!first) {
-      lo = _mm512_add_ps(lo, _mm512_loadu_ps(ci));
-      hi = _mm512_add_ps(hi, _mm512_loadu_ps(ci + 16));
-    }
-    _mm512_storeu_ps(ci, lo);
-    _mm512_storeu_ps(ci + 16, hi);
-  }
+  internal::StoreAccumulators<MR>(acc, c, ldc, first);
+}
+template <int MR>
+__attribute__((target("avx512f"))) void MicroAvx512(int64_t kc, const float* __restrict a, const float* __restrict b,
+                                                    float* __restrict c, int64_t ldc, bool first) {
+  MicroAvx512Body<MR, false>(kc, a, 0, b, c, ldc, first);
+}
+__attribute__((target("avx512f"))) void MicroAvx512Rows14(int64_t kc, const float* __restrict a, int64_t lda,
+                                                          const float* __restrict b, float* __restrict c,
+                                                          int64_t ldc, bool first) {
+  MicroAvx512Body<14, true>(kc, a, lda, b, c, ldc, first);
 }
 
 // Whether 14 rows lda floats apart fall in enough distinct L1 sets (64-byte
@@ -168,36 +167,6 @@ bool UnpackedARowsOk(int64_t lda) {
   for (int64_t i = 0; i < 14; ++i)
     if (++per_set[(i * lda * 4 / 64) % 64] > 2) return false;
   return true;
-}
-
-template <int MR>
-__attribute__((target("avx512f"))) void MicroAvx512(int64_t kc, const float* __restrict a, const float* __restrict b,
-                                                    float* __restrict c, int64_t ldc, bool first) {
-  __m512 acc[MR][2];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
-      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-    }
-    a += MR;
-    b += 32;
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * ldc;
-    __m512 lo = acc[i][0], hi = acc[i][1];
-    if (!first) {
-      lo = _mm512_add_ps(lo, _mm512_loadu_ps(ci));
-      hi = _mm512_add_ps(hi, _mm512_loadu_ps(ci + 16));
-    }
-    _mm512_storeu_ps(ci, lo);
-    _mm512_storeu_ps(ci + 16, hi);
-  }
 }
 
 template <typename Acc> struct KernelInfo {

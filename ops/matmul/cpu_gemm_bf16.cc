@@ -48,17 +48,7 @@ __attribute__((target("avx512f,avx512bf16"))) void MicroBf16_14x32(int64_t kp, c
     a += MR;
     b += 32;
   }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * ldc;
-    __m512 lo = acc[i][0], hi = acc[i][1];
-    if (!first) {
-      lo = _mm512_add_ps(lo, _mm512_loadu_ps(ci));
-      hi = _mm512_add_ps(hi, _mm512_loadu_ps(ci + 16));
-    }
-    _mm512_storeu_ps(ci, lo);
-    _mm512_storeu_ps(ci + 16, hi);
-  }
+  StoreAccumulators<MR>(acc, c, ldc, first);
 }
 
 // In-register transpose instead of gathers (Zen 4: the two vpgatherqd per

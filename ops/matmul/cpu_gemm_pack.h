@@ -3,6 +3,8 @@
 // k-pair path shares with the driver. Not an API.
 #pragma once
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -10,6 +12,24 @@
 #include "ops/matmul/cpu_gemm.h"
 
 namespace cf::gemm::internal {
+
+// The MR x 32 f32 accumulators of an AVX-512 micro-kernel (f32 or k-pair) to
+// C (row stride ldc): stored when `first`, added to C otherwise.
+template <int MR>
+__attribute__((target("avx512f"))) inline void StoreAccumulators(const __m512 (&acc)[MR][2], float* c, int64_t ldc,
+                                                                 bool first) {
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    __m512 lo = acc[i][0], hi = acc[i][1];
+    if (!first) {
+      lo = _mm512_add_ps(lo, _mm512_loadu_ps(ci));
+      hi = _mm512_add_ps(hi, _mm512_loadu_ps(ci + 16));
+    }
+    _mm512_storeu_ps(ci, lo);
+    _mm512_storeu_ps(ci + 16, hi);
+  }
+}
 
 // An operand as the packers see it: a strided view, or indirect rows (when
 // ind.rows is set). "Rows" are A's M rows, or B's K rows.
