@@ -62,23 +62,24 @@ struct Inputs {
         r(RandomTensor(g.y(), DType::f32, seed + 4)) {}
 };
 
+// Within the Winograd bound of the reference (f16 / bf16 storage: also one
+// rounding of the output).
+::testing::AssertionResult Near(const std::vector<double>& got, const std::vector<double>& want, const Geo& g,
+                                DType t = DType::f32) {
+  return AllClose(got, want, t == DType::f32 ? 0.0 : kStorageTol(t), RelTol(g) * MaxAbs(want));
+}
 ::testing::AssertionResult Near(const std::vector<float>& got, const std::vector<double>& want, const Geo& g) {
-  return AllClose(Doubles(got), want, 0.0, RelTol(g) * MaxAbs(want));
+  return Near(Doubles(got), want, g);
 }
 
 // The output of dtype T as doubles; outputs start as NaN.
 template <typename T> struct Out {
   Tensor t;
-  explicit Out(const Shape& shape) : t(FromDoubles(std::vector<double>(shape.numel(), std::nan("")), shape, DTypeOf<T>::value)) {}
+  explicit Out(const Shape& shape)
+      : t(FromDoubles(std::vector<double>(shape.numel(), std::nan("")), shape, DTypeOf<T>::value)) {}
   T* data() { return t.data<T>(); }
   std::vector<double> values() const { return ToDoubles(t); }
 };
-
-// f32: the Winograd bound alone; f16 / bf16: also one rounding of the output.
-::testing::AssertionResult NearT(DType t, const std::vector<double>& got, const std::vector<double>& want,
-                                 const Geo& g) {
-  return AllClose(got, want, t == DType::f32 ? 0.0 : kStorageTol(t), RelTol(g) * MaxAbs(want));
-}
 
 template <typename T> void CheckForward(const Geo& g, uint64_t seed) {
   const DType t = DTypeOf<T>::value;
@@ -89,10 +90,10 @@ template <typename T> void CheckForward(const Geo& g, uint64_t seed) {
   const std::vector<double> xv = ToDoubles(x), wv = ToDoubles(w), bv = ToDoubles(bias), rv = ToDoubles(r);
   Out<T> y0(g.y()), y1(g.y()), y2(g.y());
   ConvForwardWinogradCpu<T>(p, x.data<T>(), w.data<T>(), nullptr, y0.data());
-  EXPECT_TRUE(NearT(t, y0.values(), RefForward(g, xv, wv, nullptr), g)) << "no bias";
+  EXPECT_TRUE(Near(y0.values(), RefForward(g, xv, wv, nullptr), g, t)) << "no bias";
   ConvForwardWinogradCpu<T>(p, x.data<T>(), w.data<T>(), bias.data<T>(), y1.data());
   const std::vector<double> want = RefForward(g, xv, wv, &bv);
-  EXPECT_TRUE(NearT(t, y1.values(), want, g)) << "bias";
+  EXPECT_TRUE(Near(y1.values(), want, g, t)) << "bias";
 
   // + residual, from another buffer and in place (the residual is y itself).
   std::vector<double> want_r = want;
@@ -100,11 +101,11 @@ template <typename T> void CheckForward(const Geo& g, uint64_t seed) {
   ConvCpuExtras<T> extras;
   extras.residual = r.data<T>();
   ConvForwardWinogradCpu<T>(p, x.data<T>(), w.data<T>(), bias.data<T>(), y2.data(), extras);
-  EXPECT_TRUE(NearT(t, y2.values(), want_r, g)) << "residual";
+  EXPECT_TRUE(Near(y2.values(), want_r, g, t)) << "residual";
   Tensor inplace = FromDoubles(rv, g.y(), t);
   extras.residual = inplace.data<T>();
   ConvForwardWinogradCpu<T>(p, x.data<T>(), w.data<T>(), bias.data<T>(), inplace.data<T>(), extras);
-  EXPECT_TRUE(NearT(t, ToDoubles(inplace), want_r, g)) << "residual in place";
+  EXPECT_TRUE(Near(ToDoubles(inplace), want_r, g, t)) << "residual in place";
 }
 
 template <typename T> void CheckBackwardInput(const Geo& g, uint64_t seed) {
@@ -113,7 +114,7 @@ template <typename T> void CheckBackwardInput(const Geo& g, uint64_t seed) {
   Tensor dy = RandomTensor(g.y(), t, seed), w = RandomTensor(g.wt(), t, seed + 1);
   Out<T> dx(g.x());
   ConvBackwardInputWinogradCpu<T>(ParamsOf(g), dy.data<T>(), w.data<T>(), dx.data());
-  EXPECT_TRUE(NearT(t, dx.values(), RefBackwardInput(g, ToDoubles(dy), ToDoubles(w)), g));
+  EXPECT_TRUE(Near(dx.values(), RefBackwardInput(g, ToDoubles(dy), ToDoubles(w)), g, t));
 }
 
 TEST(ConvWinograd, ForwardMatchesReference) {
@@ -194,9 +195,9 @@ TEST(ConvWinograd, OpDispatch) {
     EXPECT_STREQ(ConvForwardPath(ParamsOf(g)), on ? "winograd_f4x4" : "implicit_gemm");
     EXPECT_EQ(ConvWinogradApplies(ParamsOf(g), true), on);
     CF_ASSERT_OK_AND_ASSIGN(Tensor y, RunOp1("conv2d", {in.x, in.w}, g.attrs()));
-    EXPECT_TRUE(AllClose(ToDoubles(y), want, 0.0, RelTol(g) * MaxAbs(want)));
+    EXPECT_TRUE(Near(ToDoubles(y), want, g));
     CF_ASSERT_OK_AND_ASSIGN(Tensor dx, RunOp1("conv2d_backward_input", {in.dy, in.w}, g.backward_input_attrs()));
-    EXPECT_TRUE(AllClose(ToDoubles(dx), want_dx, 0.0, RelTol(g) * MaxAbs(want_dx)));
+    EXPECT_TRUE(Near(ToDoubles(dx), want_dx, g));
     EnableConvWinograd(before);
   }
 }

@@ -69,29 +69,23 @@ class ScopedKernel {
   explicit ScopedKernel(const std::string& name) { EXPECT_TRUE(gemm::ForceKernel(name)) << name; }
   ~ScopedKernel() { gemm::ForceKernel("auto"); }
 };
-// Turns the bf16 k-pair kernel on or off for a scope.
-class ScopedBf16 {
+// Sets one of the GEMM's on/off switches (Enable*: returns the previous
+// setting) for a scope, and restores it.
+template <bool (*kEnable)(bool)> class ScopedSwitch {
  public:
-  explicit ScopedBf16(bool on) : prev_(gemm::EnableBf16Kernel(on)) {}
-  ~ScopedBf16() { gemm::EnableBf16Kernel(prev_); }
+  explicit ScopedSwitch(bool on) : prev_(kEnable(on)) {}
+  ~ScopedSwitch() { kEnable(prev_); }
 
  private:
   bool prev_;
 };
+using ScopedBf16 = ScopedSwitch<&gemm::EnableBf16Kernel>;       // the bf16 k-pair kernel
+using ScopedUnpackedA = ScopedSwitch<&gemm::EnableUnpackedA>;  // A read in place
 
 bool HasBf16Kernel() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512bf16");
 }
-
-class ScopedUnpackedA {
- public:
-  explicit ScopedUnpackedA(bool on) : prev_(gemm::EnableUnpackedA(on)) {}
-  ~ScopedUnpackedA() { gemm::EnableUnpackedA(prev_); }
-
- private:
-  bool prev_;
-};
 
 // Every way a GEMM of T can be packed on this CPU: each float kernel forced
 // (the AVX-512 one also with every A packed, not read in place), and for
