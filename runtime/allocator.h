@@ -1,4 +1,5 @@
-// Allocators: aligned CPU memory, and a caching allocator per CUDA device.
+// Allocators: aligned CPU memory that keeps large freed blocks, and a caching
+// allocator per CUDA device.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +30,8 @@ class Allocator {
   virtual Device device() const = 0;
   virtual AllocatorStats stats() const = 0;
   virtual void ResetPeak() = 0;
-  // Returns cached, unused memory to the system (no-op for the CPU).
+  // Returns cached, unused memory to the system (the CPU allocator keeps freed
+  // blocks of 1 MiB and more for reuse; the CUDA one keeps all).
   virtual void EmptyCache() {}
 };
 

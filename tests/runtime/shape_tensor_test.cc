@@ -185,6 +185,47 @@ TEST(AllocatorTest, CpuStatsAreExact) {
   EXPECT_EQ(a->stats().bytes_allocated, s0.bytes_allocated);
 }
 
+// Blocks of 1 MiB and more are kept after Free and served again for about
+// the same size, so a tensor allocated every run touches no new pages.
+TEST(AllocatorTest, CpuKeepsLargeBlocksForReuse) {
+  Allocator* a = CpuAllocator();
+  a->EmptyCache();
+  const AllocatorStats s0 = a->stats();
+  ASSERT_EQ(s0.bytes_reserved, s0.bytes_allocated) << "EmptyCache leaves only live blocks";
+  const int64_t mib = int64_t{1} << 20;
+  auto p1 = a->Allocate(3 * mib);
+  ASSERT_TRUE(p1.ok());
+  a->Free(*p1);
+  AllocatorStats s1 = a->stats();
+  EXPECT_EQ(s1.bytes_allocated, s0.bytes_allocated);
+  EXPECT_EQ(s1.bytes_reserved - s0.bytes_reserved, 3 * mib) << "the freed block stays";
+
+  auto p2 = a->Allocate(3 * mib - 1000);  // same size class: the same block, no system call
+  ASSERT_TRUE(p2.ok());
+  EXPECT_EQ(*p2, *p1);
+  AllocatorStats s2 = a->stats();
+  EXPECT_EQ(s2.num_device_allocs, s1.num_device_allocs);
+  EXPECT_EQ(s2.bytes_allocated - s0.bytes_allocated, 3 * mib) << "counted at the block's size";
+
+  auto p3 = a->Allocate(2 * mib);  // the leased block is not handed out twice
+  ASSERT_TRUE(p3.ok());
+  EXPECT_NE(*p3, *p2);
+  a->Free(*p2);
+  a->Free(*p3);
+  // A much smaller request does not take a larger cached block (at most 1/8 slack).
+  auto p4 = a->Allocate(mib + mib / 2);
+  ASSERT_TRUE(p4.ok());
+  EXPECT_NE(*p4, *p1);
+  EXPECT_NE(*p4, *p3);
+  EXPECT_EQ(a->stats().num_device_allocs - s2.num_device_allocs, 2);
+  a->Free(*p4);
+  EXPECT_EQ(a->stats().bytes_allocated, s0.bytes_allocated);
+  a->EmptyCache();
+  const AllocatorStats s5 = a->stats();
+  EXPECT_EQ(s5.bytes_reserved, s0.bytes_reserved);
+  EXPECT_EQ(s5.bytes_allocated, s0.bytes_allocated);
+}
+
 TEST(DeviceTest, NamesAndAvailability) {
   EXPECT_EQ(Device::CPU().ToString(), "cpu");
   EXPECT_EQ(Device::CUDA(1).ToString(), "cuda:1");
