@@ -142,6 +142,9 @@ void TorchShapes(benchmark::internal::Benchmark* b) {
   for (int64_t dtype = 0; dtype < 3; ++dtype)
     for (int64_t tokens : {4096, 1024, 256, 77})
       for (int64_t c : {320, 640, 1280}) b->Args({tokens, c, c, 0, dtype})->Args({tokens, c, 4 * c, 0, dtype});
+  // The ConvBlock's projections at SD1.5's top level, B = 2 at 512x512:
+  // conv_up C -> C' and conv_out C' -> C (docs/convblock.md).
+  for (int64_t dtype = 0; dtype < 3; ++dtype) b->Args({8192, 320, 160, 0, dtype})->Args({8192, 160, 320, 0, dtype});
 }
 BENCHMARK(BM_CpuLinear)->Apply(CpuShapes)
     ->ArgNames({"tokens", "in", "out", "kernel", "dtype"})->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();

@@ -19,13 +19,17 @@
 #include <type_traits>
 #include <utility>
 
-#include "ops/attention/exp2_avx512.h"
+#include "ops/conv/conv_depthwise_avx512_vec.h"
 #include "ops/conv/conv_depthwise_tiled_kernels.h"
 
 namespace cf::dw {
 namespace {
 
-#define CF_DW_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+using avx512::Epilogue;
+using avx512::LaneMask;
+using avx512::LoadVec;
+using avx512::StoreVec;
+
 // The FMA kernels: -O3's predictive commoning would carry the overlapping
 // input vectors of consecutive taps in registers, paying a zmm move per
 // reuse on the FMA ports; the loads it saves are cheaper (2 a cycle).
@@ -36,39 +40,6 @@ namespace {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
-CF_DW_TARGET inline __mmask16 LaneMask(int nc) {
-  return static_cast<__mmask16>(nc >= kLanes ? 0xffffu : (1u << nc) - 1u);
-}
-
-// 16 channels of T as f32 (masked-out lanes 0, never read).
-template <typename T> CF_DW_TARGET inline __m512 LoadVec(const T* p, __mmask16 m) {
-  if constexpr (std::is_same_v<T, float>) {
-    return _mm512_maskz_loadu_ps(m, p);
-  } else if constexpr (std::is_same_v<T, f16_t>) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
-  } else {
-    const __m512i u = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
-  }
-}
-
-// The f32 -> T rounding of runtime/dtype.h (nearest even; NaN quiet).
-template <typename T> CF_DW_TARGET inline void StoreVec(T* p, __mmask16 m, __m512 v) {
-  if constexpr (std::is_same_v<T, float>) {
-    _mm512_mask_storeu_ps(p, m, v);
-  } else if constexpr (std::is_same_v<T, f16_t>) {
-    _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  } else {
-    const __m512i u = _mm512_castps_si512(v);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                                  _mm512_set1_epi32(0x7f800000));
-    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
-    _mm512_mask_cvtepi32_storeu_epi16(p, m, r);
-  }
-}
 
 template <typename T>
 CF_DW_TARGET void Pack(const T* img, int64_t h, int64_t w, int64_t c, int64_t c0, int nc, int64_t y0, int64_t rows,
@@ -92,31 +63,25 @@ CF_DW_TARGET void Pack(const T* img, int64_t h, int64_t w, int64_t c, int64_t c0
   }
 }
 
+
+template <typename T, DwEpilogue E>
+CF_DW_TARGET void StoreAs(const float* a, const float* b, int64_t npix, __mmask16 m, __m512 f, T* y, int64_t stride) {
+  for (int64_t p = 0; p < npix; ++p) {
+    const __m512 av = _mm512_loadu_ps(a + p * kLanes);
+    const __m512 bv = E == DwEpilogue::kNone ? av : _mm512_loadu_ps(b + p * kLanes);
+    StoreVec(y + p * stride, m, Epilogue<E>(av, bv, f));
+  }
+}
+
 template <typename T>
 CF_DW_TARGET void Store(const float* a, const float* b, int64_t npix, int nc, DwEpilogue ep, float factor, T* y,
                         int64_t stride) {
   const __mmask16 m = LaneMask(nc);
+  const __m512 f = _mm512_set1_ps(factor);
   switch (ep) {
-    case DwEpilogue::kNone:
-      for (int64_t p = 0; p < npix; ++p) StoreVec(y + p * stride, m, _mm512_loadu_ps(a + p * kLanes));
-      break;
-    case DwEpilogue::kProduct: {
-      const __m512 f = _mm512_set1_ps(factor);
-      for (int64_t p = 0; p < npix; ++p) {
-        const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(a + p * kLanes), _mm512_loadu_ps(b + p * kLanes));
-        StoreVec(y + p * stride, m, _mm512_mul_ps(v, f));
-      }
-      break;
-    }
-    case DwEpilogue::kSigmoid: {
-      // a * sigmoid(b) = a / (1 + 2^(-b·log2 e)).
-      const __m512 nlog2e = _mm512_set1_ps(-1.4426950408889634f), one = _mm512_set1_ps(1.f);
-      for (int64_t p = 0; p < npix; ++p) {
-        const __m512 e = attention_simd::Exp2Avx512(_mm512_mul_ps(_mm512_loadu_ps(b + p * kLanes), nlog2e));
-        StoreVec(y + p * stride, m, _mm512_div_ps(_mm512_loadu_ps(a + p * kLanes), _mm512_add_ps(one, e)));
-      }
-      break;
-    }
+    case DwEpilogue::kNone: return StoreAs<T, DwEpilogue::kNone>(a, b, npix, m, f, y, stride);
+    case DwEpilogue::kProduct: return StoreAs<T, DwEpilogue::kProduct>(a, b, npix, m, f, y, stride);
+    case DwEpilogue::kSigmoid: return StoreAs<T, DwEpilogue::kSigmoid>(a, b, npix, m, f, y, stride);
   }
 }
 

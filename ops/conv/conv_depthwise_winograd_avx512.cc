@@ -23,6 +23,7 @@
 #include <atomic>
 #include <vector>
 
+#include "ops/conv/conv_depthwise_avx512_vec.h"
 #include "ops/conv/conv_depthwise_tiled_kernels.h"
 #include "ops/cpu_util.h"
 #include "runtime/scratch.h"
@@ -61,18 +62,48 @@ constexpr float ACoef(int i, int a) {  // Aᵀ[i][a]
   return static_cast<float>(v);
 }
 
-#define CF_DWW_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define CF_DWW_TARGET CF_DW_TARGET
+using avx512::Epilogue;
+using avx512::LaneMask;
+using avx512::LoadVec;
+using avx512::StoreVec;
 
-// V[a][r][s][16] = Σ_b Bᵀ[a][b] · win[r][4s + b][16] for r < rows, s < nti.
-CF_DWW_TARGET void InputTransform(const float* win, int64_t rows, int64_t cols, int64_t nti, float* v) {
+// GCC 12's AVX-512 headers pass undefined vectors as unused sources
+// (-W(maybe-)uninitialized false positives in the system header).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// V[a][r][s][16] = Σ_b Bᵀ[a][b] · d[r][4s + b][16] for r < rows, s < nti, where
+// d[r][j] = img[y0 + r][x0 + j][c0 .. c0 + nc) as f32, 0 outside the image and
+// past nc. Read straight from the image: a packed copy of the window first
+// cost more than the transform (its writes, then its reads).
+template <typename T>
+CF_DWW_TARGET void InputTransform(const T* img, int64_t h, int64_t w, int64_t c, int64_t c0, int nc, int64_t y0,
+                                  int64_t rows, int64_t x0, int64_t nti, float* v) {
+  const __mmask16 mask = LaneMask(nc);
   const int64_t plane = rows * nti * kLanes;
+  const __m512 zero = _mm512_setzero_ps();
   for (int64_t r = 0; r < rows; ++r) {
-    const float* wr = win + r * cols * kLanes;
+    const int64_t iy = y0 + r;
+    float* vr = v + r * nti * kLanes;
+    if (iy < 0 || iy >= h) {
+      for (int a = 0; a < kAlpha; ++a)
+        for (int64_t s = 0; s < nti; ++s) _mm512_storeu_ps(vr + a * plane + s * kLanes, zero);
+      continue;
+    }
+    const T* src = img + iy * w * c + c0;  // column x at src + x·c
     for (int64_t s = 0; s < nti; ++s) {
+      const int64_t xb = x0 + kM * s;
       __m512 d[kAlpha];
+      if (xb >= 0 && xb + kAlpha <= w) {
 #pragma GCC unroll 7
-      for (int b = 0; b < kAlpha; ++b) d[b] = _mm512_loadu_ps(wr + (kM * s + b) * kLanes);
-      float* dst = v + (r * nti + s) * kLanes;
+        for (int b = 0; b < kAlpha; ++b) d[b] = LoadVec(src + (xb + b) * c, mask);
+      } else {
+#pragma GCC unroll 7
+        for (int b = 0; b < kAlpha; ++b) d[b] = xb + b >= 0 && xb + b < w ? LoadVec(src + (xb + b) * c, mask) : zero;
+      }
+      float* dst = vr + s * kLanes;
 #pragma GCC unroll 7
       for (int a = 0; a < kAlpha; ++a) {
         __m512 acc = _mm512_setzero_ps();
@@ -85,12 +116,17 @@ CF_DWW_TARGET void InputTransform(const float* win, int64_t rows, int64_t cols, 
   }
 }
 
-// out[q][p][16] = bias + Σ_a Aᵀ[p % 4][a] · m[a][q][p / 4][16] for rows q < nrows, pixels p < tw
-// (m[a] holds 2 rows of nto tiles).
+// y[q·pitch + p·stride + l] = Epilogue(half[q][p][l], out[q][p][l]) for rows
+// q < nrows, pixels p < tw and lanes l < nc, where out[q][p] = bias + Σ_a
+// Aᵀ[p % 4][a] · m[a][q][p / 4] (m[a] holds 2 rows of nto tiles) and half
+// (kNone: unused) is the gate's first half as f32 [nrows][tw][16]. Storing
+// straight into y saves a pass over an f32 copy of the output.
+template <typename T, DwEpilogue E>
 CF_DWW_TARGET void OutputTransform(const float* m, int64_t nto, int nrows, int64_t tw, const float* bias,
-                                   float* out) {
+                                   const float* half, int nc, float factor, T* y, int64_t pitch, int64_t stride) {
   const int64_t plane = 2 * nto * kLanes;
-  const __m512 b0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+  const __mmask16 mask = LaneMask(nc);
+  const __m512 b0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps(), f = _mm512_set1_ps(factor);
   for (int q = 0; q < nrows; ++q)
     for (int64_t t = 0; t < nto; ++t) {
       __m512 mv[kAlpha];
@@ -98,14 +134,28 @@ CF_DWW_TARGET void OutputTransform(const float* m, int64_t nto, int nrows, int64
       for (int a = 0; a < kAlpha; ++a) mv[a] = _mm512_loadu_ps(m + a * plane + (q * nto + t) * kLanes);
 #pragma GCC unroll 4
       for (int i = 0; i < kM; ++i) {
-        if (kM * t + i >= tw) break;
+        const int64_t p = kM * t + i;
+        if (p >= tw) break;
         __m512 acc = b0;
 #pragma GCC unroll 7
         for (int a = 0; a < kAlpha; ++a)
           if (ACoef(i, a) != 0.f) acc = _mm512_fmadd_ps(_mm512_set1_ps(ACoef(i, a)), mv[a], acc);
-        _mm512_storeu_ps(out + (q * tw + kM * t + i) * kLanes, acc);
+        const __m512 first = E == DwEpilogue::kNone ? acc : _mm512_loadu_ps(half + (q * tw + p) * kLanes);
+        StoreVec(y + q * pitch + p * stride, mask, E == DwEpilogue::kNone ? acc : Epilogue<E>(first, acc, f));
       }
     }
+}
+
+template <typename T>
+using OutputFn = void (*)(const float*, int64_t, int, int64_t, const float*, const float*, int, float, T*, int64_t,
+                          int64_t);
+template <typename T> OutputFn<T> OutputFor(DwEpilogue e) {
+  switch (e) {
+    case DwEpilogue::kNone: return &OutputTransform<T, DwEpilogue::kNone>;
+    case DwEpilogue::kProduct: return &OutputTransform<T, DwEpilogue::kProduct>;
+    case DwEpilogue::kSigmoid: return &OutputTransform<T, DwEpilogue::kSigmoid>;
+  }
+  return nullptr;
 }
 
 std::atomic<bool> g_enabled{true};
@@ -126,7 +176,7 @@ float* Scratch(int64_t n) {
 // 32x32 K = 13 forward as a scalar loop into a fresh zeroed vector.
 CF_DWW_TARGET void TransformBlock(const DwForwardArgs& a, const float (&g)[kAlpha][kM], int64_t c0, int nc,
                                   int64_t J, float* d) {
-  const __mmask16 mask = static_cast<__mmask16>(nc >= kLanes ? 0xffffu : (1u << nc) - 1u);
+  const __mmask16 mask = LaneMask(nc);
   for (int64_t ky = 0; ky < a.kh; ++ky)
     for (int64_t j = 0; j < J; ++j) {
       __m512 w[kM];
@@ -161,6 +211,8 @@ ScratchBuffer TransformTaps(const DwForwardArgs& a, int64_t cout, int64_t blocks
   return u;
 }
 
+#pragma GCC diagnostic pop
+
 }  // namespace
 
 bool UseWinograd(const DwForwardArgs& a) {
@@ -186,7 +238,7 @@ template <typename T> void ForwardWinograd(const DwForwardArgs& a, const T* x, T
   // component's kh + 1 rows (~36 KiB at K = 25, 64 wide).
   const int64_t ntx = (wo + 127) / 128;
   const int64_t tw = ntx == 1 ? wo : ((wo + ntx - 1) / ntx + kM - 1) / kM * kM;
-  const int64_t nto = (tw + kM - 1) / kM, nti = nto + J - 1, cols = kM * nti + kAlpha - kM;
+  const int64_t nto = (tw + kM - 1) / kM, nti = nto + J - 1;
   int64_t th = std::clamp<int64_t>((2048 + tw - 1) / tw, 2, ho);
   auto tasks = [&] { return a.n * ((wo + tw - 1) / tw) * ((ho + th - 1) / th) * blocks; };
   while (th >= 8 && tasks() < 16) th = (th + 1) / 2;
@@ -195,40 +247,40 @@ template <typename T> void ForwardWinograd(const DwForwardArgs& a, const T* x, T
   const ScratchBuffer ub = TransformTaps(a, cout, blocks, parts, J);
   const float* u = ub.as<float>();
   const int64_t u_n = kAlpha * a.kh * J * kLanes + kLanes, u_plane = a.kh * J * kLanes;
-  const int64_t win_n = rows_w * cols * kLanes, v_n = kAlpha * rows_w * nti * kLanes;
-  const int64_t m_n = kAlpha * 2 * nto * kLanes, out_n = 2 * tw * kLanes;
-  const int64_t part_n = win_n + v_n + m_n + out_n;
-  const IoKernels<T>& io = Avx512Io<T>();
+  // Per part: V, the products M of two output rows, and (the gate's first
+  // half only) its two output rows in f32.
+  const int64_t v_n = kAlpha * rows_w * nti * kLanes, m_n = kAlpha * 2 * nto * kLanes, half_n = 2 * tw * kLanes;
+  const int64_t part_n = v_n + m_n;
+  const OutputFn<T> store = OutputFor<T>(a.epilogue);
   const MathKernels& math = Avx512Math();
   ParallelFor(0, a.n * tiles * blocks, 1, [&](int64_t lo, int64_t hi) {
-    float* s = Scratch(parts * part_n);
+    float* s = Scratch(parts * part_n + half_n);
+    float* half = s + parts * part_n;
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t blk = task % blocks, tile = task / blocks % tiles, n = task / blocks / tiles;
       const int64_t oy0 = tile / (tiles / nty) * th, ox0 = tile % (tiles / nty) * tw;
       const int64_t th_t = std::min(th, ho - oy0), tw_t = std::min(tw, wo - ox0);
       const int nc = static_cast<int>(std::min<int64_t>(kLanes, cout - blk * kLanes));
       const T* img = x + n * a.h * a.w * a.c;
-      for (int q = 0; q < parts; ++q) {
-        float* win = s + q * part_n;
-        io.pack(img, a.h, a.w, a.c, blk * kLanes + q * cout, nc, oy0 - a.ph, th_t + a.kh - 1, ox0 - a.pw, cols, win);
-        InputTransform(win, th_t + a.kh - 1, cols, nti, win + win_n);
-      }
+      for (int q = 0; q < parts; ++q)
+        InputTransform(img, a.h, a.w, a.c, blk * kLanes + q * cout, nc, oy0 - a.ph, th_t + a.kh - 1, ox0 - a.pw, nti,
+                       s + q * part_n);
       const int64_t vplane = (th_t + a.kh - 1) * nti * kLanes;  // V's rows are packed densely per tile
       for (int64_t r = 0; r < th_t; r += 2) {
         const int rows = static_cast<int>(std::min<int64_t>(2, th_t - r));
+        T* dst = y + ((n * ho + oy0 + r) * wo + ox0) * stride + blk * kLanes;
         for (int q = 0; q < parts; ++q) {
-          float* base = s + q * part_n;
+          float* m = s + q * part_n + v_n;
           const float* uq = u + (q * blocks + blk) * u_n;
-          float* m = base + win_n + v_n;
           for (int al = 0; al < kAlpha; ++al)
-            math.fwd_rows(base + win_n + al * vplane + r * nti * kLanes, nti, a.kh, J, uq + al * u_plane, nullptr,
+            math.fwd_rows(s + q * part_n + al * vplane + r * nti * kLanes, nti, a.kh, J, uq + al * u_plane, nullptr,
                           nto, rows, m + al * 2 * nto * kLanes);
-          OutputTransform(m, nto, rows, tw_t, a.bias ? uq + kAlpha * u_plane : nullptr, m + m_n);
-        }
-        for (int i = 0; i < rows; ++i) {
-          T* dst = y + ((n * ho + oy0 + r + i) * wo + ox0) * stride + blk * kLanes;
-          const float* o0 = s + win_n + v_n + m_n + i * tw_t * kLanes;
-          io.store(o0, gate ? o0 + part_n : nullptr, tw_t, nc, a.epilogue, a.factor, dst, stride);
+          const float* bias = a.bias ? uq + kAlpha * u_plane : nullptr;
+          if (q + 1 < parts)  // the gate's first half, kept in f32 for the second's epilogue
+            OutputTransform<float, DwEpilogue::kNone>(m, nto, rows, tw_t, bias, nullptr, kLanes, 1.f, half,
+                                                      tw_t * kLanes, kLanes);
+          else
+            store(m, nto, rows, tw_t, bias, half, nc, a.factor, dst, wo * stride, stride);
         }
       }
     }
