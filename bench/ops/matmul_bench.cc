@@ -137,10 +137,11 @@ void CpuShapes(benchmark::internal::Benchmark* b) {
   }
 }
 // The SD1.5 linear shapes of bench/torch/linear_cpu.py (tokens x C -> C and
-// C -> 4C, C = 320/640/1280), the automatic kernel, f32 and both bf16 paths.
+// C -> 4C, C = 320/640/1280; 64x64 and 32x32 maps at B = 1 and 2, and the
+// text's 77 tokens), the automatic kernel, f32 and both bf16 paths.
 void TorchShapes(benchmark::internal::Benchmark* b) {
   for (int64_t dtype = 0; dtype < 3; ++dtype)
-    for (int64_t tokens : {4096, 1024, 256, 77})
+    for (int64_t tokens : {8192, 4096, 2048, 1024, 256, 77})
       for (int64_t c : {320, 640, 1280}) b->Args({tokens, c, c, 0, dtype})->Args({tokens, c, 4 * c, 0, dtype});
   // The ConvBlock's projections at SD1.5's top level, B = 2 at 512x512:
   // conv_up C -> C' and conv_out C' -> C (docs/convblock.md).
